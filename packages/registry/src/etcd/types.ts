@@ -1,0 +1,116 @@
+/**
+ * The interface of the etcd wrapper: the only code in the project that talks to etcd3.
+ * Revisions are bigint everywhere (etcd3 hands them out as decimal strings).
+ */
+
+export interface KvEntry {
+  key: string;
+  value: Buffer;
+  createRevision: bigint;
+  modRevision: bigint;
+  version: bigint;
+  lease: string;
+}
+
+export type WatchEvent =
+  | { type: 'put'; key: string; value: Buffer; createRevision: bigint; modRevision: bigint }
+  | { type: 'delete'; key: string; modRevision: bigint };
+
+export interface EtcdOptions {
+  endpoints: string[];
+  /** How long one unary call may take before it fails (ms). */
+  callTimeoutMs?: number;
+}
+
+export type Compare =
+  | { key: string; target: 'version' | 'create' | 'mod'; op: '=' | '!=' | '<' | '>'; value: bigint }
+  | { key: string; target: 'value'; op: '=' | '!='; value: string };
+
+export type TxnOp = { put: string; value: string; lease?: string } | { delete: string };
+
+export interface TxnResult {
+  succeeded: boolean;
+  revision: bigint;
+}
+
+export interface MirrorHandlers {
+  /** A full (re)list at one revision: build a new state from `entries` and swap it in. */
+  onSnapshot(entries: KvEntry[], revision: bigint): void;
+  /** Every event of one etcd revision, in order; called once per revision, in revision order. */
+  onRevision(events: WatchEvent[], revision: bigint): void;
+  /** A progress notification: nothing in the range changed up to and including `revision`. */
+  onProgress?(revision: bigint): void;
+  /** The watch stream was lost and the mirror is listing again; `reason` says why. */
+  onResync?(reason: string): void;
+  /** etcd became reachable (true) or unreachable (false). */
+  onConnection?(connected: boolean): void;
+  /** A handler above threw, or a list failed; the mirror carries on. */
+  onError?(err: unknown): void;
+}
+
+export interface MirrorOptions {
+  /** Half-open key range [start, end). */
+  start: string;
+  end: string;
+  /** Keys per range page; a single range response over 4 MiB fails in grpc-js. */
+  pageSize?: number;
+  /** start() rejects with a message naming the endpoints when the first list has not succeeded by then. */
+  startTimeoutMs?: number;
+}
+
+export interface Mirror {
+  /** Lists, delivers the first snapshot, starts watching; resolves once the snapshot was delivered. */
+  start(): Promise<void>;
+  /** Drops the watch and lists again now (e.g. a digest mismatch was noticed). */
+  resync(reason: string): void;
+  close(): Promise<void>;
+}
+
+export interface LeasedKey {
+  /** Writes the value on this key's lease (granting one when there is none or it was lost). */
+  set(value: string): Promise<void>;
+  /** Stops keep-alives; with revoke the lease is revoked so the key disappears at once. */
+  close(opts?: { revoke?: boolean }): Promise<void>;
+}
+
+export interface Lock {
+  /** The key's create revision: a fencing token. */
+  readonly revision: bigint;
+  readonly lease: string;
+  release(): Promise<void>;
+  /** Resolves (never rejects) when the lock's lease is lost. */
+  readonly lost: Promise<void>;
+}
+
+export type LockResult = { ok: true; lock: Lock } | { ok: false; holder: string };
+
+export interface Etcd {
+  readonly endpoints: string[];
+  get(key: string): Promise<KvEntry | undefined>;
+  /** Every key in [start, end) at one revision, read in pages. */
+  list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint }): Promise<{ entries: KvEntry[]; revision: bigint }>;
+  /** Convenience over list() for a key prefix. */
+  listPrefix(prefix: string, opts?: { pageSize?: number; revision?: bigint }): Promise<{ entries: KvEntry[]; revision: bigint }>;
+  put(key: string, value: string, opts?: { lease?: string }): Promise<bigint>;
+  delete(key: string): Promise<bigint>;
+  txn(compares: Compare[], success: TxnOp[], failure?: TxnOp[]): Promise<TxnResult>;
+  currentRevision(): Promise<bigint>;
+  /** List-then-watch of a key range, resyncing on compaction, error or a lost stream. */
+  mirror(opts: MirrorOptions, handlers: MirrorHandlers): Mirror;
+  leasedKey(key: string, ttlSeconds: number): LeasedKey;
+  /** Takes `key` if nobody holds it (a lease-backed key, gone when its holder dies). */
+  tryLock(key: string, holder: string, ttlSeconds: number): Promise<LockResult>;
+  close(): Promise<void>;
+}
+
+/** Helpers for the end of a prefix range (etcd's "range_end" for a prefix). */
+export function prefixEnd(prefix: string): string {
+  const buf = Buffer.from(prefix);
+  for (let i = buf.length - 1; i >= 0; i--) {
+    if (buf[i]! < 0xff) {
+      buf[i]! += 1;
+      return buf.subarray(0, i + 1).toString('latin1');
+    }
+  }
+  return '\0';
+}

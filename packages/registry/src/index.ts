@@ -1,0 +1,5 @@
+export * from './keys.js';
+export * from './schema.js';
+export * from './parse.js';
+export * from './etcd/types.js';
+export { connectEtcd } from './etcd/connect.js';

@@ -1,0 +1,113 @@
+/**
+ * The etcd key layout of the contract. Every key lives under one prefix (default `/paas`).
+ * Routers watch the single range [apps/, overrides/ + '\xff') which covers apps/, instances/
+ * and overrides/ but never routers/ (lexical order: apps < instances < overrides < routers), so
+ * one watch stream delivers every watched revision whole and status writes wake no router.
+ */
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+const NAME_RE = new RegExp(NAME_PATTERN);
+
+export type KeyRef =
+  | { kind: 'app'; app: string }
+  | { kind: 'instance'; app: string; id: string }
+  | { kind: 'override'; host: string }
+  | { kind: 'router'; id: string }
+  | { kind: 'rollout'; app: string };
+
+export type KeyParse = { ok: true; ref: KeyRef } | { ok: false; error: string };
+
+export function isName(s: string): boolean {
+  return NAME_RE.test(s);
+}
+
+export function normalizePrefix(prefix: string): string {
+  if (!prefix.startsWith('/')) throw new Error(`prefix must start with "/": ${JSON.stringify(prefix)}`);
+  const p = prefix.replace(/\/+$/, '');
+  if (p === '') throw new Error('prefix must not be "/" alone');
+  return p;
+}
+
+export class KeyLayout {
+  readonly prefix: string;
+  constructor(prefix = '/paas') {
+    this.prefix = normalizePrefix(prefix);
+  }
+
+  get appsDir(): string { return `${this.prefix}/apps/`; }
+  get instancesDir(): string { return `${this.prefix}/instances/`; }
+  get overridesDir(): string { return `${this.prefix}/overrides/`; }
+  get routersDir(): string { return `${this.prefix}/routers/`; }
+  /** Deployer locks; "rollouts" sorts after "overrides/" so routers never watch it. */
+  get rolloutsDir(): string { return `${this.prefix}/rollouts/`; }
+
+  app(app: string): string { return `${this.prefix}/apps/${app}`; }
+  instancesOf(app: string): string { return `${this.prefix}/instances/${app}/`; }
+  instance(app: string, id: string): string { return `${this.prefix}/instances/${app}/${id}`; }
+  override(host: string): string { return `${this.prefix}/overrides/${host}`; }
+  router(id: string): string { return `${this.prefix}/routers/${id}`; }
+  lock(app: string): string { return `${this.prefix}/rollouts/${app}`; }
+
+  /** The half-open key range a router watches: apps/, instances/ and overrides/, not routers/. */
+  watchedRange(): { start: string; end: string } {
+    return { start: this.appsDir, end: `${this.prefix}/overrides0` };
+  }
+
+  /** Classifies a key under the prefix; an unrecognised or ill-named key is an error to report. */
+  parse(key: string): KeyParse {
+    if (!key.startsWith(this.prefix + '/')) return { ok: false, error: 'key is outside the prefix' };
+    const parts = key.slice(this.prefix.length + 1).split('/');
+    const [dir, a, b] = parts;
+    switch (dir) {
+      case 'apps':
+        if (parts.length !== 2 || !a) return { ok: false, error: 'expected apps/<app>' };
+        if (!isName(a)) return { ok: false, error: `app name ${JSON.stringify(a)} does not match ${NAME_PATTERN}` };
+        return { ok: true, ref: { kind: 'app', app: a } };
+      case 'instances':
+        if (parts.length !== 3 || !a || !b) return { ok: false, error: 'expected instances/<app>/<id>' };
+        if (!isName(a)) return { ok: false, error: `app name ${JSON.stringify(a)} does not match ${NAME_PATTERN}` };
+        if (!isName(b)) return { ok: false, error: `instance id ${JSON.stringify(b)} does not match ${NAME_PATTERN}` };
+        return { ok: true, ref: { kind: 'instance', app: a, id: b } };
+      case 'overrides': {
+        if (parts.length !== 2 || !a) return { ok: false, error: 'expected overrides/<host>' };
+        const err = hostError(a, false);
+        if (err) return { ok: false, error: err };
+        return { ok: true, ref: { kind: 'override', host: a } };
+      }
+      case 'routers':
+        if (parts.length !== 2 || !a) return { ok: false, error: 'expected routers/<router-id>' };
+        return { ok: true, ref: { kind: 'router', id: a } };
+      case 'rollouts':
+        if (parts.length !== 2 || !a || !isName(a)) return { ok: false, error: 'expected rollouts/<app>' };
+        return { ok: true, ref: { kind: 'rollout', app: a } };
+      default:
+        return { ok: false, error: `unknown directory ${JSON.stringify(dir)}` };
+    }
+  }
+}
+
+const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Why a host is not a lower-case DNS name (IDNs in punycode), or undefined when it is one.
+ * `wildcard` allows a leading `*.` label.
+ */
+export function hostError(host: string, wildcard: boolean): string | undefined {
+  if (host.length === 0) return 'host is empty';
+  if (host.length > 253) return 'host is longer than 253 characters';
+  let name = host;
+  if (host.startsWith('*.')) {
+    if (!wildcard) return `host ${JSON.stringify(host)}: a wildcard is not allowed here`;
+    name = host.slice(2);
+  }
+  if (name !== name.toLowerCase()) return `host ${JSON.stringify(host)} must be lower-case`;
+  const labels = name.split('.');
+  if (wildcard && host.startsWith('*.') && labels.length < 2) {
+    return `host ${JSON.stringify(host)}: a wildcard needs a suffix of at least two labels`;
+  }
+  for (const label of labels) {
+    if (!LABEL_RE.test(label)) {
+      return `host ${JSON.stringify(host)} is not a lower-case DNS name (label ${JSON.stringify(label)}; IDNs go in punycode)`;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,141 @@
+/**
+ * Turns an etcd key and its raw value into a typed record, or a reason it was rejected.
+ * Never throws: every failure is a string naming what is wrong, so the caller can report it
+ * with the key and keep the last good value.
+ */
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { TSchema } from '@sinclair/typebox';
+import { hostError, type KeyLayout } from './keys.js';
+import {
+  AppRecordSchema,
+  InstanceRecordSchema,
+  OverrideRecordSchema,
+  RouterStatusRecordSchema,
+  type AppRecord,
+  type InstanceRecord,
+  type OverrideRecord,
+  type RouterStatusRecord,
+} from './schema.js';
+
+/** Larger values are rejected before JSON parsing: no legitimate record comes near it. */
+export const MAX_VALUE_BYTES = 64 * 1024;
+
+export type ParsedRecord =
+  | { kind: 'app'; app: string; value: AppRecord }
+  | { kind: 'instance'; app: string; id: string; value: InstanceRecord }
+  | { kind: 'override'; host: string; value: OverrideRecord };
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const checkApp = TypeCompiler.Compile(AppRecordSchema);
+const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
+const checkOverride = TypeCompiler.Compile(OverrideRecordSchema);
+const checkRouterStatus = TypeCompiler.Compile(RouterStatusRecordSchema);
+
+function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
+  const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
+  if (size > MAX_VALUE_BYTES) return { ok: false, error: `value is ${size} bytes, over the ${MAX_VALUE_BYTES}-byte limit` };
+  const text = typeof raw === 'string' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (err) {
+    return { ok: false, error: `not valid JSON: ${(err as Error).message}` };
+  }
+}
+
+function check<T>(compiled: TypeCheck<TSchema>, value: unknown): ParseResult<T> {
+  if (compiled.Check(value)) return { ok: true, value: value as T };
+  const first = compiled.Errors(value).First();
+  const where = first?.path ? first.path.slice(1).replaceAll('/', '.') : 'value';
+  return { ok: false, error: `${where || 'value'}: ${first?.message ?? 'does not match the schema'}` };
+}
+
+function validateApp(value: AppRecord): string | undefined {
+  for (let i = 0; i < value.routes.length; i++) {
+    const route = value.routes[i]!;
+    if (route.host !== undefined) {
+      const err = hostError(route.host, true);
+      if (err) return `routes.${i}.host: ${err}`;
+    }
+  }
+  return undefined;
+}
+
+/** The instance url must be a bare origin with an explicit port: nothing the proxy would have to drop. */
+export function instanceUrlError(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `url: ${JSON.stringify(url)} is not a URL`;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `url: scheme must be http or https, not ${u.protocol.slice(0, -1)}`;
+  if (u.username || u.password) return 'url: must not carry credentials';
+  if (u.search || u.hash || url.includes('?') || url.includes('#')) return 'url: must not have a query or fragment';
+  if (u.pathname !== '/' || /^[a-z]+:\/\/[^/]+\/./i.test(url)) return 'url: must not have a path';
+  // URL drops a port equal to the scheme's default, so look at the text itself.
+  if (!/:\d{1,5}\/?$/.test(url)) return 'url: must give an explicit port (http://host:port)';
+  if (u.hostname === '') return 'url: host is empty';
+  return undefined;
+}
+
+export function parseAppRecord(raw: Uint8Array | string): ParseResult<AppRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<AppRecord>(checkApp, json.value);
+  if (!typed.ok) return typed;
+  const err = validateApp(typed.value);
+  return err ? { ok: false, error: err } : typed;
+}
+
+export function parseInstanceRecord(raw: Uint8Array | string): ParseResult<InstanceRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<InstanceRecord>(checkInstance, json.value);
+  if (!typed.ok) return typed;
+  const err = instanceUrlError(typed.value.url);
+  return err ? { ok: false, error: err } : typed;
+}
+
+export function parseOverrideRecord(raw: Uint8Array | string): ParseResult<OverrideRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const v = json.value as Record<string, unknown> | null;
+  if (v && typeof v === 'object' && 'maintenance' in v && 'app' in v) {
+    return { ok: false, error: 'an override has either "maintenance" or "app", not both' };
+  }
+  return check<OverrideRecord>(checkOverride, json.value);
+}
+
+export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<RouterStatusRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  return check<RouterStatusRecord>(checkRouterStatus, json.value);
+}
+
+/**
+ * Parses one watched key and value. Router status keys are not records a router applies and
+ * are reported as errors here, since they never fall in the watched range.
+ */
+export function parseEntry(layout: KeyLayout, key: string, raw: Uint8Array | string): ParseResult<ParsedRecord> {
+  const ref = layout.parse(key);
+  if (!ref.ok) return ref;
+  const r = ref.ref;
+  switch (r.kind) {
+    case 'app': {
+      const p = parseAppRecord(raw);
+      return p.ok ? { ok: true, value: { kind: 'app', app: r.app, value: p.value } } : p;
+    }
+    case 'instance': {
+      const p = parseInstanceRecord(raw);
+      return p.ok ? { ok: true, value: { kind: 'instance', app: r.app, id: r.id, value: p.value } } : p;
+    }
+    case 'override': {
+      const p = parseOverrideRecord(raw);
+      return p.ok ? { ok: true, value: { kind: 'override', host: r.host, value: p.value } } : p;
+    }
+    case 'router':
+    case 'rollout':
+      return { ok: false, error: `${r.kind} keys are not routing records` };
+  }
+}

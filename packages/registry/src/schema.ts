@@ -1,0 +1,105 @@
+/**
+ * The record shapes of the contract: one TypeBox schema per key kind. The TypeScript types, the
+ * validator (parse.ts) and the examples in docs/CONTRACT.md all come from here; a test checks the
+ * docs against these examples. Objects allow unknown fields (forward compatibility).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { NAME_PATTERN } from './keys.js';
+
+const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name, 1-63 chars' });
+
+export const BALANCE_STRATEGIES = ['round-robin', 'least-connections', 'random'] as const;
+export const INSTANCE_STATES = ['starting', 'ready', 'draining'] as const;
+
+export const RouteSchema = Type.Object({
+  host: Type.Optional(Type.String({ maxLength: 253, description: 'exact host, or *.suffix for any subdomain' })),
+  path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[^?#\\s]*$', description: 'path prefix, default /' })),
+});
+
+export const HealthCheckSchema = Type.Object({
+  path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[^#\\s]*$', default: '/healthz' })),
+  intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000, default: 2000 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 })),
+});
+
+export const AppRecordSchema = Type.Object(
+  {
+    routes: Type.Array(RouteSchema, { maxItems: 1000 }),
+    balance: Type.Optional(Type.Union(BALANCE_STRATEGIES.map((s) => Type.Literal(s)), { default: 'round-robin' })),
+    healthCheck: Type.Optional(HealthCheckSchema),
+  },
+  {
+    examples: [
+      {
+        routes: [{ host: 'www.mango.com' }, { host: '*.mango.com', path: '/api' }, { path: '/mango' }],
+        balance: 'round-robin',
+        healthCheck: { path: '/healthz', intervalMs: 2000 },
+      },
+    ],
+  },
+);
+
+export const InstanceRecordSchema = Type.Object(
+  {
+    url: Type.String({ maxLength: 2048, description: 'http:// or https:// origin with a port' }),
+    state: Type.Union(INSTANCE_STATES.map((s) => Type.Literal(s))),
+    release: Type.Optional(Type.String({ maxLength: 256 })),
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 1 })),
+  },
+  { examples: [{ url: 'http://10.0.0.3:8080', state: 'ready', release: 'v2', weight: 1 }] },
+);
+
+export const MaintenanceSchema = Type.Object({
+  status: Type.Integer({ minimum: 200, maximum: 599 }),
+  message: Type.String({ maxLength: 4096 }),
+});
+
+export const OverrideRecordSchema = Type.Union(
+  [
+    Type.Object({ maintenance: MaintenanceSchema }),
+    Type.Object({ app: Name }),
+  ],
+  { examples: [{ maintenance: { status: 503, message: 'Back at 14:00' } }, { app: 'mango-canary' }] },
+);
+
+export const RejectedSchema = Type.Object({
+  key: Type.String(),
+  revision: Type.String(),
+  error: Type.String(),
+});
+
+export const RouterStatusRecordSchema = Type.Object(
+  {
+    revision: Type.String({ pattern: '^[0-9]+$', description: 'etcd revision fully applied' }),
+    digest: Type.String({ description: 'hash of the applied table; equal on routers with equal records' }),
+    routes: Type.Integer({ minimum: 0 }),
+    rejected: Type.Array(RejectedSchema),
+    inflight: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
+      description: '"<app>/<id>" -> open requests and WebSockets, always present for draining instances',
+    }),
+    conflicts: Type.Optional(Type.Array(Type.Object({ host: Type.String(), path: Type.String(), app: Type.String(), winner: Type.String() }))),
+    startedAt: Type.Optional(Type.String()),
+    updatedAt: Type.Optional(Type.String()),
+  },
+  {
+    examples: [
+      {
+        revision: '1042',
+        digest: '9f2c4e1a7b3d5f60',
+        routes: 3,
+        rejected: [{ key: '/paas/instances/mango/web-3', revision: '1040', error: 'url: must be an http:// or https:// origin with a port' }],
+        inflight: { 'mango/web-1': 0 },
+      },
+    ],
+  },
+);
+
+export type Route = Static<typeof RouteSchema>;
+export type HealthCheck = Static<typeof HealthCheckSchema>;
+export type AppRecord = Static<typeof AppRecordSchema>;
+export type BalanceStrategy = (typeof BALANCE_STRATEGIES)[number];
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+export type InstanceRecord = Static<typeof InstanceRecordSchema>;
+export type OverrideRecord = Static<typeof OverrideRecordSchema>;
+export type RouterStatusRecord = Static<typeof RouterStatusRecordSchema>;
+export type Rejected = Static<typeof RejectedSchema>;

@@ -1,0 +1,194 @@
+/**
+ * Command line and environment → RouterConfig. Every flag has an environment variable; a bad
+ * value stops start-up with one line naming the flag, the variable and what was wrong.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { isName, normalizePrefix } from '@paas/registry';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface RouterConfig {
+  etcdEndpoints: string[];
+  prefix: string;
+  listen: ListenAddress;
+  admin: ListenAddress;
+  id: string;
+  leaseTtlSeconds: number;
+  startTimeoutMs: number;
+  connectTimeoutMs: number;
+  upstreamTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  drainWaitMs: number;
+  retryAfterSeconds: number;
+  maxAttempts: number;
+  accessLog: boolean;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+interface FlagSpec {
+  env: string;
+  default?: string;
+  help: string;
+  boolean?: boolean;
+}
+
+export const FLAGS: Record<string, FlagSpec> = {
+  etcd: { env: 'ETCD_ENDPOINTS', default: 'http://127.0.0.1:2379', help: 'etcd endpoints, comma-separated' },
+  prefix: { env: 'PAAS_PREFIX', default: '/paas', help: 'key prefix in etcd' },
+  listen: { env: 'ROUTER_LISTEN', default: '0.0.0.0:8080', help: 'traffic listener host:port' },
+  admin: { env: 'ROUTER_ADMIN', default: '127.0.0.1:9090', help: 'admin listener host:port (/healthz /readyz /status /metrics)' },
+  id: { env: 'ROUTER_ID', help: 'router id in <prefix>/routers/<id> (default: host name)' },
+  'lease-ttl': { env: 'ROUTER_LEASE_TTL', default: '10s', help: 'TTL of the lease under the status record' },
+  'start-timeout': { env: 'ROUTER_START_TIMEOUT', default: '30s', help: 'give up when the first load from etcd has not succeeded by then' },
+  'connect-timeout': { env: 'ROUTER_CONNECT_TIMEOUT', default: '2s', help: 'upstream connect timeout' },
+  'upstream-timeout': { env: 'ROUTER_UPSTREAM_TIMEOUT', default: '60s', help: 'time an instance has to send response headers (then 504), and between body chunks' },
+  'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this; keep it below the instances\' own' },
+  'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, how long in-flight requests may run before connections are cut' },
+  'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
+  'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
+  'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
+  'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
+  'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+};
+
+export function helpText(): string {
+  const lines = [
+    'Usage: paas-router [flags]',
+    '',
+    'Loads every record under <prefix> in etcd, watches it, and routes HTTP and WebSocket',
+    'traffic by host and path to app instances.',
+    '',
+    'Flags (each also read from the environment variable shown; flags win):',
+  ];
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
+    lines.push(`  --${name.padEnd(18)} ${spec.env.padEnd(26)} ${spec.help}${def}`);
+  }
+  lines.push('  --help                                          this text');
+  return lines.join('\n');
+}
+
+/** "250ms", "5s", "2m" or a bare number of milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 2m)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+}
+
+function parseAddress(text: string, what: string): ListenAddress {
+  const m = /^(\[[0-9a-f:]+\]|[a-zA-Z0-9.-]*):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`${what}: ${JSON.stringify(text)} is not host:port`);
+  const host = m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0';
+  return { host, port };
+}
+
+function parseEndpoints(text: string, what: string): string[] {
+  const list = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError(`${what}: no endpoint given`);
+  for (const e of list) {
+    let u: URL;
+    try {
+      u = new URL(e);
+    } catch {
+      throw new ConfigError(`${what}: ${JSON.stringify(e)} is not a URL (e.g. http://127.0.0.1:2379)`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${what}: ${JSON.stringify(e)} must be http:// or https://`);
+  }
+  return list;
+}
+
+function parseInteger(text: string, what: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new ConfigError(`${what}: ${JSON.stringify(text)} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function parseBoolean(text: string, what: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(text)) return true;
+  if (/^(0|false|no|off)$/i.test(text)) return false;
+  throw new ConfigError(`${what}: ${JSON.stringify(text)} must be true or false`);
+}
+
+function defaultId(): string {
+  const h = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  return isName(h) ? h : 'router';
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const [name, spec] of Object.entries(FLAGS)) options[name] = { type: spec.boolean ? 'boolean' : 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (see --help)`);
+  }
+  if (values.help) return { help: true };
+
+  const raw = (name: string): { text: string | undefined; what: string } => {
+    const spec = FLAGS[name]!;
+    const flag = values[name];
+    if (flag !== undefined) return { text: String(flag), what: `--${name}` };
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== '') return { text: fromEnv, what: spec.env };
+    return { text: spec.default, what: `--${name}` };
+  };
+  const get = <T>(name: string, parse: (text: string, what: string) => T): T => {
+    const { text, what } = raw(name);
+    return parse(text ?? '', what);
+  };
+
+  const idRaw = raw('id');
+  const id = idRaw.text ?? defaultId();
+  if (!isName(id)) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
+
+  const config: RouterConfig = {
+    etcdEndpoints: get('etcd', parseEndpoints),
+    prefix: get('prefix', (t, w) => {
+      try {
+        return normalizePrefix(t);
+      } catch (err) {
+        throw new ConfigError(`${w}: ${(err as Error).message}`);
+      }
+    }),
+    listen: get('listen', parseAddress),
+    admin: get('admin', parseAddress),
+    id,
+    leaseTtlSeconds: get('lease-ttl', (t, w) => {
+      const ms = parseDuration(t, w);
+      if (ms < 2000 || ms > 600_000) throw new ConfigError(`${w}: lease TTL must be between 2s and 10m`);
+      return Math.round(ms / 1000);
+    }),
+    startTimeoutMs: get('start-timeout', parseDuration),
+    connectTimeoutMs: get('connect-timeout', parseDuration),
+    upstreamTimeoutMs: get('upstream-timeout', parseDuration),
+    keepAliveTimeoutMs: get('keepalive-timeout', parseDuration),
+    shutdownTimeoutMs: get('shutdown-timeout', parseDuration),
+    drainWaitMs: get('drain-wait', parseDuration),
+    retryAfterSeconds: get('retry-after', (t, w) => parseInteger(t, w, 0, 86_400)),
+    maxAttempts: get('max-attempts', (t, w) => parseInteger(t, w, 1, 10)),
+    accessLog: get('access-log', parseBoolean),
+    logLevel: get('log-level', (t, w) => {
+      if (!LOG_LEVELS.has(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${[...LOG_LEVELS].join(', ')}`);
+      return t;
+    }),
+  };
+  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout']] as const) {
+    if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);
+  }
+  return { help: false, config };
+}

@@ -1,0 +1,124 @@
+/**
+ * Wires etcd → records → table → proxy together and owns the router's lifecycle: start-up
+ * (admin first, then the first full load, then the traffic listener), and a graceful stop.
+ */
+import { connectEtcd, KeyLayout } from '@paas/registry';
+import type { Logger } from 'pino';
+import { createAdminServer } from './admin/server.js';
+import { RouterMetrics } from './admin/metrics.js';
+import type { RouterConfig } from './config.js';
+import { ActiveHealthChecker } from './health/active.js';
+import { createProxyServer } from './proxy/server.js';
+import { TableSync } from './records/table-sync.js';
+import { StatusReporter } from './status/reporter.js';
+import { statusRecord } from './status/status-record.js';
+
+export interface RunningRouter {
+  readonly sync: TableSync;
+  /** Stops taking traffic, lets in-flight requests finish (bounded), revokes the status lease. */
+  stop(): Promise<void>;
+}
+
+export async function startRouter(config: RouterConfig, log: Logger): Promise<RunningRouter> {
+  const layout = new KeyLayout(config.prefix);
+  const etcd = connectEtcd({ endpoints: config.etcdEndpoints });
+  const metrics = new RouterMetrics();
+  const startedAt = new Date().toISOString();
+  let ready = false;
+  let reporter: StatusReporter | undefined;
+  let checker: ActiveHealthChecker | undefined;
+
+  const sync: TableSync = new TableSync(layout, log, {
+    onApplied(kind, ms) {
+      if (kind === 'snapshot') metrics.tableSwaps.inc();
+      else metrics.tableChanges.observe(ms / 1000);
+      metrics.appliedRevision.set(Number(sync.revision));
+      metrics.routes.set(sync.table.routeCount());
+      metrics.rejectedNow.set(sync.records.rejectedCount);
+      checker?.sync();
+      reporter?.schedule();
+    },
+    onRejected() {
+      metrics.rejectedRecords.inc();
+    },
+    onResync() {
+      metrics.resyncs.inc();
+    },
+    onConnection(connected) {
+      metrics.etcdConnected.set(connected ? 1 : 0);
+    },
+  });
+
+  const status = () => ({
+    id: config.id,
+    ready,
+    ...statusRecord(sync, startedAt),
+    etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
+  });
+
+  const admin = createAdminServer({ metrics, isReady: () => ready, status });
+  await admin.listen({ host: config.admin.host, port: config.admin.port });
+  log.info({ admin: `${config.admin.host}:${config.admin.port}` }, 'admin listening');
+
+  const mirror = etcd.mirror({ ...layout.watchedRange(), startTimeoutMs: config.startTimeoutMs }, sync);
+  try {
+    await mirror.start();
+  } catch (err) {
+    await admin.close();
+    await etcd.close();
+    throw err;
+  }
+
+  checker = new ActiveHealthChecker({ getTable: () => sync.table, logger: log });
+  checker.sync();
+
+  reporter = new StatusReporter(
+    etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds),
+    () => statusRecord(sync, startedAt),
+    log,
+    Math.max(1000, Math.min(5000, (config.leaseTtlSeconds * 1000) / 3)),
+  );
+  const statusReporter = reporter;
+
+  const { server: proxy, agent } = createProxyServer({
+    getTable: () => sync.table,
+    metrics,
+    log,
+    connectTimeoutMs: config.connectTimeoutMs,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    retryAfterSeconds: config.retryAfterSeconds,
+    maxAttempts: config.maxAttempts,
+    accessLog: config.accessLog,
+    onDrained: () => statusReporter.schedule(),
+  });
+  await proxy.listen({ host: config.listen.host, port: config.listen.port });
+  ready = true;
+  statusReporter.start();
+  log.info({ listen: `${config.listen.host}:${config.listen.port}`, revision: sync.revision.toString() }, 'router ready');
+
+  let stopping: Promise<void> | undefined;
+  async function stop(): Promise<void> {
+    ready = false;
+    log.info({ drainWaitMs: config.drainWaitMs, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'stopping: readyz now 503');
+    if (config.drainWaitMs > 0) await new Promise((r) => setTimeout(r, config.drainWaitMs));
+    const cutOff = setTimeout(() => {
+      log.warn({}, 'shutdown timeout: closing the connections still open');
+      proxy.server.closeAllConnections();
+    }, config.shutdownTimeoutMs);
+    await proxy.close();
+    clearTimeout(cutOff);
+    checker?.stop();
+    await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));
+    await mirror.close();
+    await etcd.close();
+    await agent.close();
+    await admin.close();
+    log.info({}, 'stopped');
+  }
+
+  return {
+    sync,
+    stop: () => (stopping ??= stop()),
+  };
+}

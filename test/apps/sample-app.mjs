@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// A sample app instance for tests and the demo: a plain node:http server with a WebSocket echo.
+// Usage: sample-app.mjs --port 0 --name mango-1 --release v1 [--host 127.0.0.1] [--unhealthy]
+// Prints one JSON line {"event":"listening","port":N} on stdout once it accepts connections.
+//   GET  /healthz          200 "ok" (503 when started with --unhealthy or after POST /admin/unhealthy)
+//   GET  /slow?ms=N        answers after N ms (in-flight requests during a drain)
+//   ANY  /echo             JSON of method, url and request headers
+//   ANY  anything else     JSON {"app","instance","release","path"} (~100 bytes)
+//   WebSocket upgrade      echoes every message back, prefixed by nothing
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { WebSocketServer } from 'ws';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: process.env.PORT ?? '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    name: { type: 'string', default: process.env.INSTANCE_NAME ?? 'app' },
+    app: { type: 'string', default: process.env.APP_NAME ?? 'app' },
+    release: { type: 'string', default: process.env.RELEASE ?? 'v1' },
+    unhealthy: { type: 'boolean', default: false },
+  },
+});
+
+let healthy = !values.unhealthy;
+const ident = { app: values.app, instance: values.name, release: values.release };
+
+const server = http.createServer((req, res) => {
+  const q = req.url.indexOf('?');
+  const path = q >= 0 ? req.url.slice(0, q) : req.url;
+  if (path === '/healthz') {
+    res.writeHead(healthy ? 200 : 503, { 'content-type': 'text/plain' });
+    res.end(healthy ? 'ok' : 'unhealthy');
+    return;
+  }
+  if (path === '/admin/unhealthy' && req.method === 'POST') {
+    healthy = false;
+    res.end('ok');
+    return;
+  }
+  if (path === '/slow') {
+    const ms = Number(new URLSearchParams(req.url.slice(q + 1)).get('ms') ?? '1000');
+    const timer = setTimeout(() => reply(res, { ...ident, path, sleptMs: ms }), ms);
+    res.on('close', () => clearTimeout(timer));
+    return;
+  }
+  if (path === '/echo') {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => (body += c));
+    req.on('end', () => reply(res, { ...ident, method: req.method, url: req.url, headers: req.headers, body }));
+    return;
+  }
+  req.resume();
+  reply(res, { ...ident, path });
+});
+
+function reply(res, obj) {
+  const body = JSON.stringify(obj);
+  res.writeHead(200, { 'content-type': 'application/json', 'x-instance': ident.instance, 'x-release': ident.release });
+  res.end(body);
+}
+
+const wss = new WebSocketServer({ server });
+wss.on('connection', (ws, req) => {
+  ws.send(JSON.stringify({ hello: ident.instance, release: ident.release, headers: req.headers }));
+  ws.on('message', (data, binary) => ws.send(data, { binary }));
+});
+
+server.keepAliveTimeout = 65_000;
+server.listen(Number(values.port), values.host, () => {
+  process.stdout.write(JSON.stringify({ event: 'listening', port: server.address().port, ...ident }) + '\n');
+});
+
+function shutdown() {
+  for (const c of wss.clients) c.terminate();
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

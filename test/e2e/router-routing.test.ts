@@ -1,0 +1,196 @@
+/**
+ * The router as a real child process against a real etcd, with real sample-app processes:
+ * the routing cases of the contract, operator edits with etcdctl, and the proxy's headers.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { request } from 'undici';
+import { connectEtcd, type Etcd } from '@paas/registry';
+import { ProcessGroup, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
+import { uniquePrefix } from '../harness/etcd.js';
+import { waitFor } from '../harness/wait.js';
+import { etcdctl } from '../harness/etcdctl.js';
+
+const endpoints = inject('etcdEndpoints');
+const prefix = uniquePrefix('routing');
+const group = new ProcessGroup();
+let etcd: Etcd;
+let router: RouterProcess;
+const apps: Record<string, SampleApp> = {};
+
+async function get(path: string, host: string, headers: Record<string, string> = {}) {
+  const res = await request(`${router.url}${path}`, { headers: { host, ...headers } });
+  const text = await res.body.text();
+  return { status: res.statusCode, text, headers: res.headers, json: () => JSON.parse(text) as Record<string, unknown> };
+}
+
+async function putJson(key: string, value: unknown): Promise<void> {
+  await etcdctl(endpoints, ['put', key, JSON.stringify(value)]);
+}
+
+async function appliedRevision(): Promise<bigint> {
+  const res = await request(`${router.adminUrl}/status`);
+  const s = (await res.body.json()) as { revision: string };
+  return BigInt(s.revision);
+}
+
+/** Waits until the router has applied everything etcd holds now. */
+async function settled(): Promise<void> {
+  const rev = await etcd.currentRevision();
+  await waitFor(async () => (await appliedRevision()) >= rev, { timeoutMs: 10_000, message: `router to apply revision ${rev}` });
+}
+
+beforeAll(async () => {
+  etcd = connectEtcd({ endpoints });
+  for (const [name, app, release] of [
+    ['mango-1', 'mango', 'v1'],
+    ['apple-1', 'apple', 'v1'],
+    ['files-1', 'files', 'v1'],
+    ['api-1', 'api', 'v1'],
+    ['api-2', 'api', 'v1'],
+  ] as const) {
+    apps[name] = await startSampleApp(group, { app, name, release });
+  }
+  await putJson(`${prefix}/apps/mango`, { routes: [{ host: 'www.mango.com' }, { path: '/mango' }] });
+  await putJson(`${prefix}/apps/apple`, { routes: [{ host: 'www.apple.com' }, { path: '/apple' }] });
+  await putJson(`${prefix}/instances/mango/mango-1`, { url: apps['mango-1']!.url, state: 'ready', release: 'v1' });
+  await putJson(`${prefix}/instances/apple/apple-1`, { url: apps['apple-1']!.url, state: 'ready', release: 'v1' });
+  await putJson(`${prefix}/apps/files`, { routes: [{ host: 'cloud.example.com', path: '/files' }] });
+  await putJson(`${prefix}/apps/api`, { routes: [{ host: 'cloud.example.com' }] });
+  await putJson(`${prefix}/instances/files/files-1`, { url: apps['files-1']!.url, state: 'ready' });
+  await putJson(`${prefix}/instances/api/api-1`, { url: apps['api-1']!.url, state: 'ready' });
+  await putJson(`${prefix}/instances/api/api-2`, { url: apps['api-2']!.url, state: 'ready' });
+  router = await startRouter(group, { etcdEndpoints: endpoints, prefix, id: 'routing-1' });
+});
+
+afterAll(async () => {
+  await group.stopAll();
+  await etcd?.close();
+});
+
+describe('routing by host and path (testdriven cases)', () => {
+  it.each([
+    ['www.mango.com', '/', 200, 'mango'],
+    ['www.apple.com', '/', 200, 'apple'],
+    ['www.notmango.com', '/', 404, undefined],
+    ['anything.example', '/mango', 200, 'mango'],
+    ['anything.example', '/apple/x', 200, 'apple'],
+    ['anything.example', '/notmango', 404, undefined],
+    ['anything.example', '/mangox', 404, undefined],
+  ])('%s%s → %i %s', async (host, path, status, app) => {
+    const res = await get(path, host);
+    expect(res.status).toBe(status);
+    if (app) expect(res.json().app).toBe(app);
+    else expect(res.text).toBe('Not Found');
+  });
+
+  it('sends /files to object storage and everything else round-robin over two api instances', async () => {
+    expect((await get('/files/a.txt', 'cloud.example.com')).json().app).toBe('files');
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      const res = await get(`/users/${i}`, 'cloud.example.com');
+      expect(res.status).toBe(200);
+      const instance = String(res.json().instance);
+      seen.set(instance, (seen.get(instance) ?? 0) + 1);
+    }
+    expect(seen).toEqual(new Map([['api-1', 5], ['api-2', 5]]));
+  });
+
+  it('answers 503 with Retry-After when no api instance is ready, and serves again once one is', async () => {
+    await putJson(`${prefix}/instances/api/api-1`, { url: apps['api-1']!.url, state: 'starting' });
+    await putJson(`${prefix}/instances/api/api-2`, { url: apps['api-2']!.url, state: 'draining' });
+    await settled();
+    const res = await get('/users/1', 'cloud.example.com');
+    expect(res.status).toBe(503);
+    expect(res.text).toBe('Service Unavailable');
+    expect(res.headers['retry-after']).toBeDefined();
+    expect((await get('/files/x', 'cloud.example.com')).status).toBe(200);
+    await putJson(`${prefix}/instances/api/api-1`, { url: apps['api-1']!.url, state: 'ready' });
+    await putJson(`${prefix}/instances/api/api-2`, { url: apps['api-2']!.url, state: 'ready' });
+    await settled();
+    expect((await get('/users/1', 'cloud.example.com')).status).toBe(200);
+  });
+});
+
+describe('what the instance sees', () => {
+  it('gets X-Forwarded-For/Proto/Host and X-Request-Id, the client Host, and no hop-by-hop headers', async () => {
+    const res = await get('/echo', 'www.mango.com', { 'x-request-id': 'abc-123', 'keep-alive': 'timeout=5', 'x-forwarded-for': '203.0.113.9' });
+    expect(res.status).toBe(200);
+    const headers = res.json().headers as Record<string, string>;
+    expect(headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
+    expect(headers['x-forwarded-proto']).toBe('http');
+    expect(headers['x-forwarded-host']).toBe('www.mango.com');
+    expect(headers['x-request-id']).toBe('abc-123');
+    expect(headers.host).toBe('www.mango.com');
+    expect(headers['keep-alive']).toBeUndefined();
+    expect(res.headers['x-request-id']).toBe('abc-123');
+  });
+
+  it('replaces an insane X-Request-Id with its own', async () => {
+    const res = await get('/echo', 'www.mango.com', { 'x-request-id': 'bad id with spaces' });
+    const id = (res.json().headers as Record<string, string>)['x-request-id'];
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('operator edits with etcdctl', () => {
+  it('serves a new app after put, and 404 after del', async () => {
+    await putJson(`${prefix}/apps/kiwi`, { routes: [{ host: 'kiwi.example.com' }] });
+    await putJson(`${prefix}/instances/kiwi/k1`, { url: apps['apple-1']!.url, state: 'ready' });
+    await waitFor(async () => (await get('/', 'kiwi.example.com')).status === 200, { timeoutMs: 5000, message: 'kiwi served' });
+    await etcdctl(endpoints, ['del', `${prefix}/apps/kiwi`]);
+    await waitFor(async () => (await get('/', 'kiwi.example.com')).status === 404, { timeoutMs: 5000, message: 'kiwi gone' });
+    await etcdctl(endpoints, ['del', `${prefix}/instances/kiwi/k1`]);
+  });
+
+  it('answers a maintenance override with its status and message, and stops when it is deleted', async () => {
+    await putJson(`${prefix}/overrides/www.apple.com`, { maintenance: { status: 503, message: 'Back at 14:00' } });
+    await waitFor(async () => (await get('/', 'www.apple.com')).text === 'Back at 14:00', { timeoutMs: 5000, message: 'maintenance page' });
+    expect((await get('/', 'www.apple.com')).status).toBe(503);
+    await etcdctl(endpoints, ['del', `${prefix}/overrides/www.apple.com`]);
+    await waitFor(async () => (await get('/', 'www.apple.com')).status === 200, { timeoutMs: 5000, message: 'maintenance over' });
+  });
+
+  it('sends a host to another app with an app override', async () => {
+    await putJson(`${prefix}/overrides/www.apple.com`, { app: 'mango' });
+    await waitFor(async () => (await get('/', 'www.apple.com')).json().app === 'mango', { timeoutMs: 5000, message: 'override to mango' });
+    await etcdctl(endpoints, ['del', `${prefix}/overrides/www.apple.com`]);
+    await waitFor(async () => (await get('/', 'www.apple.com')).json().app === 'apple', { timeoutMs: 5000, message: 'back to apple' });
+  });
+
+  it('rejects a bad value loudly, keeps the last good one, and keeps serving the rest', async () => {
+    const key = `${prefix}/instances/mango/mango-1`;
+    await etcdctl(endpoints, ['put', key, '{"url": "ftp://nope", "state": "ready"}']);
+    await etcdctl(endpoints, ['put', `${prefix}/apps/broken`, 'not json']);
+    await settled();
+    const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { rejected: Array<{ key: string; error: string }> };
+    const keys = status.rejected.map((r) => r.key).sort();
+    expect(keys).toEqual([`${prefix}/apps/broken`, key]);
+    expect(status.rejected.find((r) => r.key === key)!.error).toMatch(/scheme must be http or https/);
+    expect((await get('/', 'www.mango.com')).json().instance).toBe('mango-1');
+    expect((await get('/', 'www.apple.com')).status).toBe(200);
+    const record = JSON.parse(await etcdctl(endpoints, ['get', `${prefix}/routers/routing-1`, '--print-value-only'])) as { rejected: unknown[] };
+    expect(record.rejected).toHaveLength(2);
+    await putJson(key, { url: apps['mango-1']!.url, state: 'ready', release: 'v1' });
+    await etcdctl(endpoints, ['del', `${prefix}/apps/broken`]);
+    await settled();
+    const after = (await (await request(`${router.adminUrl}/status`)).body.json()) as { rejected: unknown[] };
+    expect(after.rejected).toEqual([]);
+  });
+});
+
+describe('router status record', () => {
+  it('reports the applied revision, digest, routes and in-flight counts in etcd', async () => {
+    await settled();
+    const rev = await etcd.currentRevision();
+    const entry = await etcd.get(`${prefix}/routers/routing-1`);
+    expect(entry).toBeDefined();
+    const rec = JSON.parse(entry!.value.toString()) as { revision: string; digest: string; routes: number; inflight: object };
+    await waitFor(async () => {
+      const e = await etcd.get(`${prefix}/routers/routing-1`);
+      return BigInt((JSON.parse(e!.value.toString()) as { revision: string }).revision) >= rev;
+    }, { timeoutMs: 5000, message: 'status record to catch up' });
+    expect(rec.digest).toMatch(/^[0-9a-f]{16}$/);
+    expect(rec.routes).toBeGreaterThanOrEqual(6);
+    expect(entry!.lease).not.toBe('0');
+  });
+});
