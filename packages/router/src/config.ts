@@ -24,6 +24,7 @@ export interface RouterConfig {
   keepAliveTimeoutMs: number;
   shutdownTimeoutMs: number;
   drainWaitMs: number;
+  digestCheckMs: number;
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
@@ -52,6 +53,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this; keep it below the instances\' own' },
   'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, how long in-flight requests may run before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
+  'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
   'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
   'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
@@ -179,6 +181,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     keepAliveTimeoutMs: get('keepalive-timeout', parseDuration),
     shutdownTimeoutMs: get('shutdown-timeout', parseDuration),
     drainWaitMs: get('drain-wait', parseDuration),
+    digestCheckMs: get('digest-check', parseDuration),
     retryAfterSeconds: get('retry-after', (t, w) => parseInteger(t, w, 0, 86_400)),
     maxAttempts: get('max-attempts', (t, w) => parseInteger(t, w, 1, 10)),
     accessLog: get('access-log', parseBoolean),
@@ -187,7 +190,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
       return t;
     }),
   };
-  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout']] as const) {
+  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check']] as const) {
     if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);
   }
   return { help: false, config };

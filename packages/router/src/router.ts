@@ -10,6 +10,7 @@ import type { RouterConfig } from './config.js';
 import { ActiveHealthChecker } from './health/active.js';
 import { createProxyServer } from './proxy/server.js';
 import { TableSync } from './records/table-sync.js';
+import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { StatusReporter } from './status/reporter.js';
 import { statusRecord } from './status/status-record.js';
 
@@ -92,9 +93,21 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
     accessLog: config.accessLog,
     onDrained: () => statusReporter.schedule(),
   });
+  const digestCheck = new PeerDigestCheck({
+    etcd,
+    layout,
+    selfId: config.id,
+    sync,
+    log,
+    resync: (reason) => mirror.resync(reason),
+    intervalMs: config.digestCheckMs,
+    minResyncIntervalMs: 60_000,
+  });
+
   await proxy.listen({ host: config.listen.host, port: config.listen.port });
   ready = true;
   statusReporter.start();
+  digestCheck.start();
   log.info({ listen: `${config.listen.host}:${config.listen.port}`, revision: sync.revision.toString() }, 'router ready');
 
   let stopping: Promise<void> | undefined;
@@ -109,6 +122,7 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
     await proxy.close();
     clearTimeout(cutOff);
     checker?.stop();
+    digestCheck.stop();
     await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));
     await mirror.close();
     await etcd.close();

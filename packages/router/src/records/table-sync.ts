@@ -58,6 +58,7 @@ export class TableSync implements MirrorHandlers {
   loaded = false;
   etcdConnected = false;
   etcdDownSince: Date | undefined = new Date();
+  private carryOver = true;
 
   constructor(
     private readonly layout: KeyLayout,
@@ -65,9 +66,15 @@ export class TableSync implements MirrorHandlers {
     private readonly events: SyncEvents,
   ) {}
 
+  /** The next snapshot starts clean: rejected keys do not keep a last good value from before. */
+  dropCarryOverOnNextSnapshot(): void {
+    this.carryOver = false;
+  }
+
   onSnapshot(entries: KvEntry[], revision: bigint): void {
     const started = performance.now();
-    const previous = this.records;
+    const previous = this.carryOver ? this.records : new RecordStore();
+    this.carryOver = true;
     const table = new RoutingTable({ previous: this.table });
     const records = new RecordStore();
     for (const e of entries) {

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, helpText, parseConfig, parseDuration } from '../src/config.js';
+
+const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+  const r = parseConfig(argv, env);
+  if (r.help) throw new Error('unexpected help');
+  return r.config;
+};
+
+describe('router command line', () => {
+  it('has the contract defaults', () => {
+    const c = parse(['--id', 'r1']);
+    expect(c.etcdEndpoints).toEqual(['http://127.0.0.1:2379']);
+    expect(c.prefix).toBe('/paas');
+    expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9090 });
+  });
+
+  it('reads every flag from its environment variable, and flags win', () => {
+    const env = { ETCD_ENDPOINTS: 'http://a:1,http://b:2', PAAS_PREFIX: '/x/', ROUTER_LISTEN: '127.0.0.1:81', ROUTER_ID: 'from-env', ROUTER_ACCESS_LOG: 'true' };
+    const c = parse([], env);
+    expect(c.etcdEndpoints).toEqual(['http://a:1', 'http://b:2']);
+    expect(c.prefix).toBe('/x');
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 81 });
+    expect(c.id).toBe('from-env');
+    expect(c.accessLog).toBe(true);
+    expect(parse(['--id', 'from-flag'], env).id).toBe('from-flag');
+  });
+
+  it.each([
+    [['--listen', 'nope'], '--listen: "nope" is not host:port'],
+    [['--etcd', 'localhost:2379'], '--etcd: "localhost:2379" must be http:// or https://'],
+    [['--prefix', 'paas'], '--prefix: prefix must start with "/": "paas"'],
+    [['--id', 'Router_1'], '--id: "Router_1" must match'],
+    [['--connect-timeout', 'soon'], '--connect-timeout: "soon" is not a duration'],
+    [['--lease-ttl', '1s'], '--lease-ttl: lease TTL must be between 2s and 10m'],
+    [['--log-level', 'loud'], '--log-level: "loud" is not one of'],
+    [['--bogus'], "Unknown option '--bogus'"],
+  ])('rejects %j with one clear line', (argv, message) => {
+    expect(() => parse(argv)).toThrow(ConfigError);
+    expect(() => parse(argv)).toThrow(message);
+  });
+
+  it('names the environment variable when the bad value came from there', () => {
+    expect(() => parse([], { ROUTER_RETRY_AFTER: '-1' })).toThrow('ROUTER_RETRY_AFTER: "-1" must be an integer from 0 to 86400');
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('250ms', 'x')).toBe(250);
+    expect(parseDuration('5s', 'x')).toBe(5000);
+    expect(parseDuration('2m', 'x')).toBe(120000);
+    expect(parseDuration('100', 'x')).toBe(100);
+  });
+
+  it('answers --help with every flag and variable', () => {
+    expect(parseConfig(['--help'], {})).toEqual({ help: true });
+    const text = helpText();
+    for (const v of ['ETCD_ENDPOINTS', 'PAAS_PREFIX', 'ROUTER_LISTEN', 'ROUTER_ADMIN', 'ROUTER_ID', '--etcd', '--listen', '--admin', '--id', '--prefix']) {
+      expect(text).toContain(v);
+    }
+  });
+});
