@@ -7,10 +7,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import WebSocket from 'ws';
-import { ProcessGroup, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
-import { uniquePrefix } from '../harness/etcd.js';
+import { processes, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
+import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { waitFor } from '../harness/wait.js';
-import { etcdctl } from '../harness/etcdctl.js';
 
 const endpoints = inject('etcdEndpoints');
 const ROUTER_BIN = new URL('../../packages/router/bin/paas-router.js', import.meta.url).pathname;
@@ -26,21 +25,20 @@ async function status(router: RouterProcess): Promise<{ revision: string; inflig
 
 describe('a router with two instances of one app', () => {
   const prefix = uniquePrefix('life');
-  const group = new ProcessGroup();
-  let router: RouterProcess;
+    let router: RouterProcess;
   let a: SampleApp;
   let b: SampleApp;
   const host = 'life.example.com';
 
   beforeAll(async () => {
-    a = await startSampleApp(group, { app: 'life', name: 'a', release: 'v1' });
-    b = await startSampleApp(group, { app: 'life', name: 'b', release: 'v1' });
+    a = await startSampleApp({ app: 'life', name: 'a', release: 'v1' });
+    b = await startSampleApp({ app: 'life', name: 'b', release: 'v1' });
     await putJson(`${prefix}/apps/life`, { routes: [{ host }] });
     await putJson(`${prefix}/instances/life/a`, { url: a.url, state: 'ready' });
     await putJson(`${prefix}/instances/life/b`, { url: b.url, state: 'ready' });
-    router = await startRouter(group, { etcdEndpoints: endpoints, prefix, id: 'life-1' });
+    router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'life-1' });
   });
-  afterAll(() => group.stopAll());
+  afterAll(() => processes.stopAll());
 
   it('proxies a WebSocket echo to an instance and counts it in flight while open', async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${router.port}/socket`, { headers: { host, cookie: 'session=42' } });
@@ -86,11 +84,11 @@ describe('a router with two instances of one app', () => {
   });
 
   it('moves requests off an instance that refuses connections, then answers 502 when all do', async () => {
-    const dead = await startSampleApp(group, { app: 'life', name: 'dead', release: 'v1' });
+    const dead = await startSampleApp({ app: 'life', name: 'dead', release: 'v1' });
     await putJson(`${prefix}/instances/life/dead`, { url: dead.url, state: 'ready' });
-    const rev = BigInt(JSON.parse(await etcdctl(endpoints, ['get', `${prefix}/instances/life/dead`, '-w', 'json'])).header.revision);
+    const rev = BigInt(JSON.parse(await etcdctl(endpoints, ['get', `${prefix}/instances/life/dead`, '-w', 'json'])).kvs[0].mod_revision);
     await waitFor(async () => BigInt((await status(router)).revision) >= rev, { timeoutMs: 5000, message: 'dead instance applied' });
-    await dead.stop();
+    await dead.proc.stop();
     for (let i = 0; i < 9; i++) {
       const res = await request(`${router.url}/`, { headers: { host } });
       expect(res.statusCode).toBe(200);
@@ -99,8 +97,8 @@ describe('a router with two instances of one app', () => {
     const metrics = await (await request(`${router.adminUrl}/metrics`)).body.text();
     expect(metrics).toMatch(/router_upstream_failures_total\{reason="ECONNREFUSED"\} [1-9]/);
 
-    await a.stop();
-    await b.stop();
+    await a.proc.stop();
+    await b.proc.stop();
     const res = await request(`${router.url}/`, { headers: { host } });
     expect(res.statusCode).toBe(502);
     expect(await res.body.text()).toBe('Bad Gateway');
@@ -127,12 +125,11 @@ describe('start-up and shutdown', () => {
 
   it('on SIGTERM turns /readyz 503, finishes the request in flight, revokes its lease and exits 0', async () => {
     const prefix = uniquePrefix('term');
-    const group = new ProcessGroup();
-    try {
-      const app = await startSampleApp(group, { app: 'term', name: 't1', release: 'v1' });
+        try {
+      const app = await startSampleApp({ app: 'term', name: 't1', release: 'v1' });
       await putJson(`${prefix}/apps/term`, { routes: [{ host: 'term.example.com' }] });
       await putJson(`${prefix}/instances/term/t1`, { url: app.url, state: 'ready' });
-      const router = await startRouter(group, { etcdEndpoints: endpoints, prefix, id: 'term-1', extraArgs: ['--drain-wait', '300ms'] });
+      const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'term-1', extraArgs: ['--drain-wait', '300ms'] });
       await waitFor(async () => (await etcdctl(endpoints, ['get', `${prefix}/routers/term-1`, '--print-value-only'])) !== '', { timeoutMs: 5000, message: 'status record written' });
       const slow = request(`${router.url}/slow?ms=1200`, { headers: { host: 'term.example.com' } });
       await waitFor(async () => (await status(router)).inflight['term/t1'] === 1, { timeoutMs: 5000, message: 'request in flight' });
@@ -141,10 +138,9 @@ describe('start-up and shutdown', () => {
       const res = await slow;
       expect(res.statusCode).toBe(200);
       await res.body.dump();
-      expect(await router.proc.exited).toBe(0);
+      expect((await router.proc.exited).code).toBe(0);
       expect(await etcdctl(endpoints, ['get', `${prefix}/routers/term-1`, '--print-value-only'])).toBe('');
     } finally {
-      await group.stopAll();
-    }
+        }
   });
 });

@@ -81,7 +81,7 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
   );
   const statusReporter = reporter;
 
-  const { server: proxy, agent } = createProxyServer({
+  const proxy = createProxyServer({
     getTable: () => sync.table,
     metrics,
     log,
@@ -104,7 +104,7 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
     minResyncIntervalMs: 60_000,
   });
 
-  await proxy.listen({ host: config.listen.host, port: config.listen.port });
+  await proxy.server.listen({ host: config.listen.host, port: config.listen.port });
   ready = true;
   statusReporter.start();
   digestCheck.start();
@@ -117,7 +117,7 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
     if (config.drainWaitMs > 0) await new Promise((r) => setTimeout(r, config.drainWaitMs));
     const cutOff = setTimeout(() => {
       log.warn({}, 'shutdown timeout: closing the connections still open');
-      proxy.server.closeAllConnections();
+      proxy.server.server.closeAllConnections();
     }, config.shutdownTimeoutMs);
     await proxy.close();
     clearTimeout(cutOff);
@@ -126,7 +126,7 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
     await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));
     await mirror.close();
     await etcd.close();
-    await agent.close();
+    await proxy.agent.close();
     await admin.close();
     log.info({}, 'stopped');
   }

@@ -59,9 +59,12 @@ export interface MirrorOptions {
 }
 
 export interface Mirror {
-  /** Lists, delivers the first snapshot, starts watching; resolves once the snapshot was delivered. */
+  /**
+   * Lists, delivers the first snapshot, starts watching; resolves once the snapshot was delivered.
+   * When it rejects (startTimeoutMs) the mirror keeps trying in the background until close().
+   */
   start(): Promise<void>;
-  /** Drops the watch and lists again now (e.g. a digest mismatch was noticed). */
+  /** Drops the watch and lists again now (e.g. a digest mismatch was noticed); no-op before start(). */
   resync(reason: string): void;
   close(): Promise<void>;
 }

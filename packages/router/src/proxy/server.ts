@@ -53,9 +53,21 @@ type TrackedResponse = ServerResponse & { [kRequest]?: FastifyRequest };
 /** WebDAV and other methods apps use that fastify does not route by default. */
 const EXTRA_METHODS = ['PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'SEARCH', 'REPORT', 'MKCALENDAR', 'PURGE', 'LINK', 'UNLINK'];
 
-export function createProxyServer(opts: ProxyOptions): { server: FastifyInstance; agent: Agent } {
+export interface ProxyServer {
+  server: FastifyInstance;
+  agent: Agent;
+  /**
+   * Stops accepting and resolves once every request and WebSocket in flight has ended. Answers
+   * sent meanwhile carry `Connection: close`, and connections that fall idle are closed, since
+   * Node closes idle keep-alive connections only once, when close() is called.
+   */
+  close(): Promise<void>;
+}
+
+export function createProxyServer(opts: ProxyOptions): ProxyServer {
   const { getTable, metrics, log } = opts;
   const retryAfter = String(opts.retryAfterSeconds);
+  let closing = false;
 
   // TLS verification stays on (reply-from's own Agent turns it off); keep-alive stays below the
   // instances' own so the router never writes to a connection the instance is closing.
@@ -118,6 +130,7 @@ export function createProxyServer(opts: ProxyOptions): { server: FastifyInstance
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.raw.on('close', onResponseClosed);
+    if (closing) reply.header('connection', 'close');
     (reply.raw as TrackedResponse)[kRequest] = request;
     const target = getTable().lookup(normalizeHost(request.headers.host), request.url);
     if (target === undefined) return answer(reply, 404);
@@ -138,6 +151,7 @@ export function createProxyServer(opts: ProxyOptions): { server: FastifyInstance
     if (backend.consecutiveFailures > 0) recordSuccess(backend);
     metrics.observeUpstream(request.pool!.name, (performance.now() - request.dispatchedAt) / 1000);
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
     reply.send(res.stream);
   }
 
@@ -186,5 +200,15 @@ export function createProxyServer(opts: ProxyOptions): { server: FastifyInstance
     wsClientOptions: { rewriteRequestHeaders: upstreamWebSocketHeaders, handshakeTimeout: opts.connectTimeoutMs },
   } as Parameters<typeof httpProxy>[1]);
 
-  return { server: app, agent };
+  async function close(): Promise<void> {
+    closing = true;
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+    try {
+      await app.close();
+    } finally {
+      clearInterval(sweep);
+    }
+  }
+
+  return { server: app, agent, close };
 }

@@ -1,0 +1,387 @@
+/**
+ * The etcd wrapper (packages/registry/src/etcd) against a real etcd: the shared one for plain
+ * reads and writes, an own one for what stops, compacts or slows etcd down.
+ */
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { connectEtcd, KeyLayout, type Etcd, type KvEntry, type MirrorHandlers, type WatchEvent } from '@paas/registry';
+import { runEtcdctl, sharedEtcdEndpoints, startEtcd, uniquePrefix, type EtcdProcess } from '../harness/etcd.js';
+import { freePort } from '../harness/ports.js';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
+import { waitFor } from '../harness/wait.js';
+
+type Call =
+  | { kind: 'snapshot'; entries: KvEntry[]; revision: bigint }
+  | { kind: 'revision'; events: WatchEvent[]; revision: bigint }
+  | { kind: 'progress'; revision: bigint }
+  | { kind: 'resync'; reason: string }
+  | { kind: 'connection'; connected: boolean }
+  | { kind: 'error'; err: unknown };
+
+/** MirrorHandlers that record every call, in order. */
+function recorder(overrides: Partial<MirrorHandlers> = {}) {
+  const calls: Call[] = [];
+  const handlers: MirrorHandlers = {
+    onSnapshot: (entries, revision) => {
+      calls.push({ kind: 'snapshot', entries, revision });
+      overrides.onSnapshot?.(entries, revision);
+    },
+    onRevision: (events, revision) => {
+      calls.push({ kind: 'revision', events, revision });
+      overrides.onRevision?.(events, revision);
+    },
+    onProgress: (revision) => calls.push({ kind: 'progress', revision }),
+    onResync: (reason) => calls.push({ kind: 'resync', reason }),
+    onConnection: (connected) => calls.push({ kind: 'connection', connected }),
+    onError: (err) => calls.push({ kind: 'error', err }),
+  };
+  const of = <K extends Call['kind']>(kind: K) => calls.filter((c): c is Extract<Call, { kind: K }> => c.kind === kind);
+  /** Every key delivered by revisions, in order. */
+  const revisionKeys = () => of('revision').flatMap((c) => c.events.map((e) => e.key));
+  return { calls, handlers, of, revisionKeys };
+}
+
+const summary = (entries: KvEntry[]) => entries.map((e) => [e.key, e.value.toString(), e.modRevision]);
+
+const clients: Etcd[] = [];
+function connect(endpoints: string[], callTimeoutMs = 2_000): Etcd {
+  const etcd = connectEtcd({ endpoints, callTimeoutMs });
+  clients.push(etcd);
+  return etcd;
+}
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+
+describe('on the shared etcd', () => {
+  const endpoints = sharedEtcdEndpoints();
+
+  test('list reads every page at one revision; a write racing between pages does not appear', async () => {
+    const etcd = connect(endpoints);
+    const writer = connect(endpoints);
+    const p = uniquePrefix('list-pages');
+    for (let i = 0; i < 50; i++) await etcd.put(`${p}/k/${String(i).padStart(3, '0')}`, `v${i}`);
+
+    // A second client keeps creating keys at the end of the range (read by the last pages) and
+    // rewriting the first key (read by the first page) while the list pages through.
+    const raced: Array<{ key: string; revision: bigint; doneBeforeList: boolean }> = [];
+    let listing = true;
+    const racing = (async () => {
+      for (let n = 0; listing; n++) {
+        const key = n % 2 === 0 ? `${p}/k/zzz-${n}` : `${p}/k/000`;
+        const revision = await writer.put(key, `raced-${n}`);
+        raced.push({ key, revision, doneBeforeList: listing });
+      }
+    })();
+    const { entries, revision } = await etcd.listPrefix(`${p}/k/`, { pageSize: 2 });
+    listing = false;
+    await racing;
+
+    // The race really happened: writes at revisions after R finished while the list went on.
+    expect(raced.some((w) => w.revision > revision && w.doneBeforeList)).toBe(true);
+    expect(entries.every((e) => e.modRevision <= revision)).toBe(true);
+    const keys = entries.map((e) => e.key);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys).toEqual([...keys].sort());
+    for (const w of raced) {
+      if (w.key.includes('zzz')) expect(keys.includes(w.key)).toBe(w.revision <= revision);
+    }
+    const lastFirstKeyWrite = raced.filter((w) => w.key.endsWith('/000') && w.revision <= revision).at(-1);
+    const first = entries.find((e) => e.key === `${p}/k/000`);
+    expect(first?.value.toString()).toBe(lastFirstKeyWrite ? `raced-${raced.indexOf(lastFirstKeyWrite)}` : 'v0');
+    // Same answer as one read at R.
+    expect(summary(entries)).toEqual(summary((await etcd.listPrefix(`${p}/k/`, { revision, pageSize: 1000 })).entries));
+  });
+
+  test('mirror: a 3-key txn is one onRevision with 3 events; routers/ keys are never delivered', async () => {
+    const etcd = connect(endpoints);
+    const layout = new KeyLayout(uniquePrefix('mirror-txn'));
+    await etcd.put(layout.app('mango'), '{"routes":[]}');
+    const rec = recorder();
+    const mirror = etcd.mirror(layout.watchedRange(), rec.handlers);
+    await mirror.start();
+    const [snapshot] = rec.of('snapshot');
+    expect(snapshot?.entries.map((e) => e.key)).toEqual([layout.app('mango')]);
+
+    const txn = await etcd.txn(
+      [{ key: layout.app('kiwi'), target: 'create', op: '=', value: 0n }],
+      [
+        { put: layout.app('kiwi'), value: '{}' },
+        { put: layout.instance('kiwi', 'k1'), value: '{"url":"http://127.0.0.1:1","state":"ready"}' },
+        { put: layout.override('www.kiwi.com'), value: '{"app":"kiwi"}' },
+      ],
+    );
+    expect(txn.succeeded).toBe(true);
+    await etcd.put(layout.router('r1'), '{"revision":"1"}');
+    const last = await etcd.delete(layout.app('mango'));
+
+    await waitFor(() => rec.of('revision').some((c) => c.revision === last), { message: 'the delete to be delivered' });
+    const revisions = rec.of('revision');
+    expect(revisions.map((c) => c.revision)).toEqual([txn.revision, last]);
+    expect(revisions[0]!.events.map((e) => [e.type, e.key, e.modRevision])).toEqual([
+      ['put', layout.app('kiwi'), txn.revision],
+      ['put', layout.instance('kiwi', 'k1'), txn.revision],
+      ['put', layout.override('www.kiwi.com'), txn.revision],
+    ]);
+    expect(revisions[1]!.events).toEqual([{ type: 'delete', key: layout.app('mango'), modRevision: last }]);
+    expect(rec.revisionKeys().some((k) => k.startsWith(layout.routersDir))).toBe(false);
+    expect(rec.of('error')).toEqual([]);
+    await mirror.close();
+  });
+
+  test('a handler that throws reaches onError, and the mirror carries on', async () => {
+    const etcd = connect(endpoints);
+    const p = uniquePrefix('throwing-handler');
+    const boom = new Error('handler bug');
+    let thrown = false;
+    const rec = recorder({
+      onRevision: () => {
+        if (thrown) return;
+        thrown = true;
+        throw boom;
+      },
+    });
+    const mirror = etcd.mirror({ start: `${p}/`, end: `${p}0` }, rec.handlers);
+    await mirror.start();
+    await etcd.put(`${p}/a`, '1');
+    const second = await etcd.put(`${p}/b`, '2');
+    await waitFor(() => rec.of('revision').some((c) => c.revision === second), { message: 'the second revision' });
+    expect(rec.of('error').map((c) => c.err)).toEqual([boom]);
+    expect(rec.revisionKeys()).toEqual([`${p}/a`, `${p}/b`]);
+    await mirror.close();
+  });
+
+  test('txn maps compares and ops; get, delete and currentRevision agree', async () => {
+    const etcd = connect(endpoints);
+    const p = uniquePrefix('txn');
+    const created = await etcd.put(`${p}/a`, 'one');
+    const entry = await etcd.get(`${p}/a`);
+    expect(entry).toMatchObject({ key: `${p}/a`, createRevision: created, modRevision: created, version: 1n, lease: '0' });
+    expect(entry?.value).toEqual(Buffer.from('one'));
+
+    const failed = await etcd.txn(
+      [{ key: `${p}/a`, target: 'value', op: '=', value: 'two' }],
+      [{ put: `${p}/b`, value: 'never' }],
+      [{ put: `${p}/c`, value: 'instead' }],
+    );
+    expect(failed.succeeded).toBe(false);
+    const ok = await etcd.txn(
+      [
+        { key: `${p}/a`, target: 'mod', op: '=', value: created },
+        { key: `${p}/a`, target: 'version', op: '<', value: 2n },
+        { key: `${p}/c`, target: 'create', op: '>', value: 0n },
+      ],
+      [{ delete: `${p}/c` }, { put: `${p}/a`, value: 'two' }],
+    );
+    expect(ok.succeeded).toBe(true);
+    expect(await etcd.currentRevision()).toBeGreaterThanOrEqual(ok.revision);
+    expect((await etcd.listPrefix(`${p}/`)).entries.map((e) => [e.key, e.value.toString()])).toEqual([[`${p}/a`, 'two']]);
+    expect(await etcd.delete(`${p}/a`)).toBeGreaterThan(ok.revision);
+    expect(await etcd.get(`${p}/a`)).toBeUndefined();
+  });
+
+  test('leasedKey is written again after its lease is revoked, and gone at once after close({ revoke: true })', async () => {
+    const etcd = connect(endpoints);
+    const key = `${uniquePrefix('leased-key')}/routers/r1`;
+    const leased = etcd.leasedKey(key, 2);
+    await leased.set('{"revision":"1"}');
+    const before = await etcd.get(key);
+    expect(before?.lease).not.toBe('0');
+    await leased.set('{"revision":"2"}');
+
+    await runEtcdctl(endpoints, ['lease', 'revoke', BigInt(before!.lease).toString(16)]);
+    const after = await waitFor(
+      async () => {
+        const entry = await etcd.get(key);
+        return entry && entry.lease !== before!.lease ? entry : undefined;
+      },
+      { timeoutMs: 5_000, message: 'the key to be rewritten on a new lease' },
+    );
+    expect(after.value.toString()).toBe('{"revision":"2"}');
+
+    await leased.close({ revoke: true });
+    expect(await etcd.get(key)).toBeUndefined();
+    await leased.close({ revoke: true }); // twice is fine
+  });
+
+  test('tryLock: one holder at a time; free again after release or when the holder loses its lease', async () => {
+    const etcd = connect(endpoints);
+    const key = `${uniquePrefix('lock')}/locks/mango`;
+    const a = await etcd.tryLock(key, 'deployer-a', 5);
+    if (!a.ok) throw new Error(`first tryLock failed: ${a.holder}`);
+    expect(a.lock.revision).toBe((await etcd.get(key))!.createRevision);
+    expect(await etcd.tryLock(key, 'deployer-b', 5)).toEqual({ ok: false, holder: 'deployer-a' });
+
+    await a.lock.release();
+    await a.lock.lost; // resolves on release too
+    expect(await etcd.get(key)).toBeUndefined();
+    const b = await etcd.tryLock(key, 'deployer-b', 3);
+    if (!b.ok) throw new Error(`tryLock after release failed: ${b.holder}`);
+    expect(b.lock.revision).toBeGreaterThan(a.lock.revision);
+
+    await runEtcdctl(endpoints, ['lease', 'revoke', BigInt(b.lock.lease).toString(16)]);
+    await b.lock.lost; // etcd3 notices at the next keep-alive, TTL/3 = 1 s
+    const c = await etcd.tryLock(key, 'deployer-c', 5);
+    expect(c.ok).toBe(true);
+    if (c.ok) await c.lock.release();
+  });
+
+  test('start() against an endpoint where nothing listens rejects in time, naming it', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const etcd = connect([dead], 500);
+    const rec = recorder();
+    const mirror = etcd.mirror({ start: '/paas/apps/', end: '/paas/overrides0', startTimeoutMs: 1_500 }, rec.handlers);
+    const started = Date.now();
+    const error = await mirror.start().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(new RegExp(`^could not list \\[/paas/apps/, /paas/overrides0\\) from etcd at ${dead} within 1500 ms: .+`));
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(rec.of('connection')).toEqual([{ kind: 'connection', connected: false }]);
+    await mirror.close();
+  });
+
+  test('a unary call to an etcd that never answers fails at its deadline', async () => {
+    // A TCP server that accepts and then says nothing: the HTTP/2 handshake never completes.
+    const held: net.Socket[] = [];
+    const blackHole = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    try {
+      const etcd = connect([`http://127.0.0.1:${(blackHole.address() as net.AddressInfo).port}`], 700);
+      const started = Date.now();
+      await expect(etcd.put('/x', 'y')).rejects.toThrow(/deadline/i);
+      expect(Date.now() - started).toBeLessThan(2_500);
+    } finally {
+      for (const socket of held) socket.destroy();
+      blackHole.close();
+    }
+  });
+});
+
+describe('on an etcd of its own', () => {
+  let server: EtcdProcess;
+  beforeAll(async () => {
+    server = await startEtcd({ extraArgs: ['--experimental-watch-progress-notify-interval=500ms'] });
+  });
+  afterAll(async () => {
+    await server?.cleanup();
+  });
+
+  test('progress notifications arrive as onProgress while nothing changes', async () => {
+    const etcd = connect(server.endpoints);
+    const p = uniquePrefix('progress');
+    const rec = recorder();
+    const mirror = etcd.mirror({ start: `${p}/`, end: `${p}0` }, rec.handlers);
+    await mirror.start();
+    const revision = rec.of('snapshot')[0]!.revision;
+    await waitFor(() => rec.of('progress').length > 0, { timeoutMs: 5_000, message: 'a progress notification' });
+    expect(rec.of('progress')[0]!.revision).toBeGreaterThanOrEqual(revision);
+    await mirror.close();
+  });
+
+  test('etcd stopped and restarted: onConnection(false), then true, a resync, and later writes arrive', async () => {
+    const etcd = connect(server.endpoints);
+    const p = uniquePrefix('restart');
+    await etcd.put(`${p}/before`, '1');
+    const rec = recorder();
+    const mirror = etcd.mirror({ start: `${p}/`, end: `${p}0` }, rec.handlers);
+    await mirror.start();
+
+    await server.stop();
+    await waitFor(() => rec.of('connection').some((c) => !c.connected), { message: 'onConnection(false)' });
+    // Enough failed calls to open the circuit breaker: etcd3's default one then refuses every
+    // call for 5 s, ours lets a probe through after 1 s.
+    for (let i = 0; i < 4; i++) await expect(etcd.put(`${p}/down`, 'x')).rejects.toThrow();
+    await server.restart();
+    const restartedAt = Date.now();
+
+    await waitFor(() => etcd.put(`${p}/after`, '2'), { timeoutMs: 2_000, message: 'a put to succeed after the restart' });
+    const unaryRecoveryMs = Date.now() - restartedAt;
+    // The mirror lists again on its back-off (100 ms doubling to at most 5 s, ±20 %).
+    await waitFor(() => rec.of('connection').at(-1)?.connected === true, { timeoutMs: 7_000, message: 'onConnection(true)' });
+    const mirrorRecoveryMs = Date.now() - restartedAt;
+    console.log(`recovery after the etcd restart: unary call ${unaryRecoveryMs} ms, mirror ${mirrorRecoveryMs} ms`);
+
+    await waitFor(() => rec.calls.some((c) => (c.kind === 'snapshot' && c.entries.some((e) => e.key === `${p}/after`)) || (c.kind === 'revision' && c.events.some((e) => e.key === `${p}/after`))), {
+      message: `${p}/after to be delivered`,
+    });
+    const late = await etcd.put(`${p}/late`, '3');
+    await waitFor(() => rec.of('revision').some((c) => c.revision === late), { message: 'a write after the resync to arrive' });
+
+    expect(rec.of('resync').length).toBeGreaterThan(0);
+    expect(rec.of('connection').map((c) => c.connected)).toEqual([true, false, true]);
+    await mirror.close();
+  });
+
+  test('a compaction past the watcher while it was cut off: the resync snapshot equals a fresh list', async () => {
+    const proxy: TcpProxy = await startTcpProxy(server.endpoints[0]!);
+    try {
+      const etcd = connect([proxy.url]);
+      const direct = connect(server.endpoints);
+      const p = uniquePrefix('compaction');
+      const range = { start: `${p}/`, end: `${p}0` };
+      await direct.put(`${p}/a`, '1');
+      await direct.put(`${p}/b`, '1');
+      const rec = recorder();
+      const mirror = etcd.mirror(range, rec.handlers);
+      await mirror.start();
+      const watched = await direct.put(`${p}/c`, '1');
+      await waitFor(() => rec.of('revision').some((c) => c.revision === watched), { message: 'the watch to be live' });
+
+      proxy.cut();
+      await waitFor(() => rec.of('resync').length > 0, { message: 'the mirror to notice the cut' });
+      await direct.put(`${p}/a`, '2');
+      await direct.delete(`${p}/b`);
+      await direct.put(`${p}/d`, '1');
+      const compactTo = await direct.currentRevision();
+      await server.etcdctl('compact', compactTo.toString());
+      const snapshotsBefore = rec.of('snapshot').length;
+      proxy.restore();
+
+      await waitFor(() => rec.of('snapshot').length > snapshotsBefore, { timeoutMs: 8_000, message: 'the resync snapshot' });
+      const resynced = rec.of('snapshot').at(-1)!;
+      const fresh = await direct.list(range.start, range.end);
+      expect(resynced.revision).toBeGreaterThanOrEqual(compactTo);
+      expect(summary(resynced.entries)).toEqual(summary(fresh.entries));
+      // Nothing older than the snapshot is delivered after it.
+      const after = rec.calls.slice(rec.calls.indexOf(resynced));
+      expect(after.filter((c) => c.kind === 'revision' && c.revision <= resynced.revision)).toEqual([]);
+      await mirror.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a watch cancelled by etcd for compaction resyncs instead of dying', async () => {
+    const etcd = connect(server.endpoints);
+    const p = uniquePrefix('compacted-watch');
+    await etcd.put(`${p}/a`, '1');
+    // Inside the first onSnapshot (before the watch is created from R+1) write and compact past
+    // R+1, synchronously: etcd then creates the watch and cancels it as compacted.
+    let compactedTo = 0n;
+    const rec = recorder({
+      onSnapshot: () => {
+        if (compactedTo !== 0n) return;
+        const etcdctl = (...args: string[]) =>
+          execFileSync('etcdctl', ['--endpoints', server.endpoints.join(','), ...args], { env: { ...process.env, ETCDCTL_API: '3' } }).toString();
+        etcdctl('put', `${p}/b`, '1');
+        etcdctl('put', `${p}/c`, '1');
+        const status = JSON.parse(etcdctl('endpoint', 'status', '-w', 'json')) as Array<{ Status: { header: { revision: number } } }>;
+        compactedTo = BigInt(status[0]!.Status.header.revision);
+        etcdctl('compact', compactedTo.toString());
+      },
+    });
+    const mirror = etcd.mirror({ start: `${p}/`, end: `${p}0` }, rec.handlers);
+    await mirror.start();
+    await waitFor(() => rec.of('snapshot').length >= 2, { message: 'a second snapshot after the compaction' });
+    expect(rec.of('resync')[0]!.reason).toMatch(/cancel/);
+    expect(rec.of('snapshot')[1]!.entries.map((e) => e.key)).toEqual([`${p}/a`, `${p}/b`, `${p}/c`]);
+    expect(rec.of('revision')).toEqual([]);
+    const d = await etcd.put(`${p}/d`, '1');
+    await waitFor(() => rec.of('revision').some((c) => c.revision === d), { message: 'watching to go on after the resync' });
+    await mirror.close();
+  });
+});
