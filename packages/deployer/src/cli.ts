@@ -1,0 +1,95 @@
+/**
+ * paas-deploy: the command line over the library. Parses argv and the environment, connects to etcd,
+ * runs one command with live progress, prints a summary, and sets process.exitCode:
+ * 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.
+ */
+import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
+import { setApp } from './app-set.js';
+import { asDeployError, DeployError, UsageError } from './errors.js';
+import { redeploy } from './redeploy.js';
+import { register } from './register.js';
+import { retire } from './retire.js';
+import { collectStatus, formatStatus, statusJson } from './status.js';
+import { formatAppSetSummary, formatFailure, formatRedeploySummary, formatRegisterSummary, formatRetireSummary } from './summary.js';
+import { parseCommandLine, type Command, type ParsedCommandLine } from './cli/parse.js';
+import { createReporter, type Output } from './cli/reporter.js';
+
+export interface Io {
+  stdout: Output & { isTTY?: boolean };
+  stderr: Output;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
+  process.exitCode = await run(argv, env, io);
+}
+
+/** Runs one command line and returns its exit code (main() sets process.exitCode from it). */
+export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  let parsed: ParsedCommandLine;
+  try {
+    parsed = parseCommandLine(argv, env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`paas-deploy: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  if (parsed.kind === 'help') {
+    io.stdout.write(parsed.text + '\n');
+    return EXIT_OK;
+  }
+
+  const { command, global } = parsed;
+  const label = command.name === 'app set' ? `app set ${command.args.app}` : `${command.name}${'app' in command.args && command.args.app ? ` ${command.args.app}` : ''}`;
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+    io.stderr.write(`paas-deploy: ${sig}: stopping (rolling back what this run wrote); ${sig} again to quit at once\n`);
+    abort.abort(new DeployError('aborted', `interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const reporter = createReporter(io.stdout, command.name !== 'status' && io.stdout.isTTY === true);
+  let etcd: Etcd | undefined;
+  try {
+    etcd = await connectEtcd({ endpoints: global.endpoints });
+    const layout = new KeyLayout(global.prefix);
+    const text = await execute(etcd, layout, command, reporter.listener, abort.signal);
+    reporter.stop();
+    io.stdout.write(text + '\n');
+    return EXIT_OK;
+  } catch (e) {
+    reporter.stop();
+    const err = asDeployError(e);
+    io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
+    return EXIT_FAILED;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await etcd?.close().catch(() => {});
+  }
+}
+
+async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress: Parameters<typeof redeploy>[3], signal: AbortSignal): Promise<string> {
+  switch (command.name) {
+    case 'redeploy':
+      return formatRedeploySummary(await redeploy(etcd, layout, { ...command.args, signal }, progress));
+    case 'register':
+      return formatRegisterSummary(await register(etcd, layout, { ...command.args, signal }, progress));
+    case 'retire':
+      return formatRetireSummary(await retire(etcd, layout, { ...command.args, signal }, progress));
+    case 'app set': {
+      const { routerTimeoutMs, ...rest } = command.args;
+      return formatAppSetSummary(await setApp(etcd, layout, { ...rest, ...(routerTimeoutMs !== undefined ? { routerTimeoutMs } : {}), signal }, progress));
+    }
+    case 'status': {
+      const status = await collectStatus(etcd, layout, command.args.app);
+      return command.args.json ? JSON.stringify(statusJson(status), null, 2) : formatStatus(status);
+    }
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The command line: every command, its positionals and flags, and the environment variable behind
+ * each flag. Help text is generated from here, so the two cannot disagree.
+ */
+
+export type FlagKind = 'string' | 'list' | 'boolean' | 'duration' | 'seconds' | 'integer';
+
+export interface FlagSpec {
+  name: string;
+  kind: FlagKind;
+  env: string;
+  /** Placeholder in help ("URL", "DURATION"). */
+  value?: string;
+  help: string;
+  /** Default as shown in help (the library holds the real defaults). */
+  default?: string;
+}
+
+export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status';
+
+export interface CommandSpec {
+  name: CommandName;
+  /** e.g. ['<app>'] or ['<app>', '<id>'] or ['[<app>]'] */
+  positionals: string[];
+  summary: string;
+  description: string[];
+  flags: FlagSpec[];
+}
+
+export const GLOBAL_FLAGS: FlagSpec[] = [
+  { name: 'etcd', kind: 'list', env: 'ETCD_ENDPOINTS', value: 'URL[,URL]', help: 'etcd endpoints (repeat or comma-separate)', default: 'http://127.0.0.1:2379' },
+  { name: 'prefix', kind: 'string', env: 'PAAS_PREFIX', value: 'PREFIX', help: 'key prefix of the routing data', default: '/paas' },
+];
+
+const routerTimeout: FlagSpec = {
+  name: 'router-timeout',
+  kind: 'duration',
+  env: 'PAAS_DEPLOY_ROUTER_TIMEOUT',
+  value: 'DURATION',
+  help: 'how long a live router may stay behind a change before the command fails naming it',
+  default: '10s',
+};
+const drainTimeout: FlagSpec = {
+  name: 'drain-timeout',
+  kind: 'duration',
+  env: 'PAAS_DEPLOY_DRAIN_TIMEOUT',
+  value: 'DURATION',
+  help: 'how long to wait for requests in flight to draining instances before deleting them anyway',
+  default: '30s',
+};
+const healthTimeout: FlagSpec = {
+  name: 'health-timeout',
+  kind: 'duration',
+  env: 'PAAS_DEPLOY_HEALTH_TIMEOUT',
+  value: 'DURATION',
+  help: "how long a new instance may take to answer 2xx on the app's health check path",
+  default: '30s',
+};
+const lockTtl: FlagSpec = {
+  name: 'lock-ttl',
+  kind: 'seconds',
+  env: 'PAAS_DEPLOY_LOCK_TTL',
+  value: 'DURATION',
+  help: "TTL of the app lock's lease: how long a crashed deployer blocks the next run",
+  default: '10s',
+};
+const allowNoRouters: FlagSpec = {
+  name: 'allow-no-routers',
+  kind: 'boolean',
+  env: 'PAAS_DEPLOY_ALLOW_NO_ROUTERS',
+  help: 'proceed when no router is live (nothing confirms the change)',
+};
+const release: FlagSpec = { name: 'release', kind: 'string', env: 'PAAS_DEPLOY_RELEASE', value: 'R', help: 'release label stored on the instances (and used in generated ids)' };
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: 'app set',
+    positionals: ['<app>'],
+    summary: 'create or update an app record (which hosts and paths go to the app)',
+    description: [
+      'Routes are every --host combined with every --path (a host alone without --path,',
+      'host-less routes with --path only). Without --host and --path the routes are kept.',
+      'Fields not given (balance, health check, unknown fields) are kept from the existing record.',
+      'The record is validated before writing, written with compare-and-swap, and the command',
+      'waits until the live routers have applied it.',
+    ],
+    flags: [
+      { name: 'host', kind: 'list', env: 'PAAS_APP_HOSTS', value: 'HOST', help: 'exact host or *.suffix (repeat, or comma-separate in the env)' },
+      { name: 'path', kind: 'list', env: 'PAAS_APP_PATHS', value: 'PATH', help: 'path prefix (repeat)' },
+      { name: 'balance', kind: 'string', env: 'PAAS_APP_BALANCE', value: 'STRATEGY', help: 'round-robin, least-connections or random' },
+      { name: 'health-check-path', kind: 'string', env: 'PAAS_APP_HEALTH_CHECK_PATH', value: 'PATH', help: 'path routers and the deployer check on instances', default: '/healthz' },
+      { name: 'health-check-interval', kind: 'duration', env: 'PAAS_APP_HEALTH_CHECK_INTERVAL', value: 'DURATION', help: "routers' active check interval" },
+      { name: 'health-check-timeout', kind: 'duration', env: 'PAAS_APP_HEALTH_CHECK_TIMEOUT', value: 'DURATION', help: 'timeout of one check' },
+      routerTimeout,
+    ],
+  },
+  {
+    name: 'register',
+    positionals: ['<app>'],
+    summary: 'add one instance (ready after its health check passes) and wait for the routers',
+    description: [
+      'Health-checks the instance, writes it (compare-and-swap), and waits until every live router',
+      'has applied it; a router that stays behind past --router-timeout fails the command and the',
+      'instance is removed again. An instance already registered with the same URL is reused.',
+    ],
+    flags: [
+      { name: 'url', kind: 'string', env: 'PAAS_DEPLOY_URL', value: 'URL', help: 'instance origin, http(s)://host:port' },
+      { name: 'id', kind: 'string', env: 'PAAS_DEPLOY_ID', value: 'ID', help: 'instance id (default: <release>-<random>)' },
+      release,
+      { name: 'weight', kind: 'integer', env: 'PAAS_DEPLOY_WEIGHT', value: 'N', help: 'balancing weight 1..100' },
+      { name: 'state', kind: 'string', env: 'PAAS_DEPLOY_STATE', value: 'STATE', help: 'ready (health-checked first) or starting (no traffic, no check)', default: 'ready' },
+      healthTimeout,
+      routerTimeout,
+      lockTtl,
+      allowNoRouters,
+    ],
+  },
+  {
+    name: 'redeploy',
+    positionals: ['<app>'],
+    summary: 'replace every instance of an app with new ones, with zero downtime',
+    description: [
+      'Steps: take the app lock; health-check the new instances; write them ready (one',
+      'compare-and-swap transaction, revision R1); wait until every live router reports R1;',
+      'mark every other instance draining (R2) and wait for the routers; wait until no router',
+      'reports a request in flight to them (bounded by --drain-timeout); delete them.',
+      'Any failure before the old instances are marked draining removes the new ones again.',
+      'Re-running after a crash finishes the job: instances with the same URL are reused and',
+      'instances left draining are drained and deleted.',
+    ],
+    flags: [
+      { name: 'url', kind: 'list', env: 'PAAS_DEPLOY_URLS', value: 'URL', help: 'new instance origin (repeat; comma-separate in the env)' },
+      release,
+      healthTimeout,
+      routerTimeout,
+      drainTimeout,
+      lockTtl,
+      allowNoRouters,
+    ],
+  },
+  {
+    name: 'retire',
+    positionals: ['<app>', '<id>'],
+    summary: 'drain one instance and delete it once nothing is in flight to it',
+    description: [
+      'Marks the instance draining, waits until every live router has applied that and reports',
+      'no request in flight to it (bounded by --drain-timeout), then deletes it.',
+      'Refuses to retire the last ready instance of an app unless --force is given.',
+    ],
+    flags: [
+      routerTimeout,
+      drainTimeout,
+      lockTtl,
+      allowNoRouters,
+      { name: 'force', kind: 'boolean', env: 'PAAS_DEPLOY_FORCE', help: 'retire even the last ready instance' },
+    ],
+  },
+  {
+    name: 'status',
+    positionals: ['[<app>]'],
+    summary: 'the fleet in one screen: routers, their revision, lag and digest; apps and instances',
+    description: [
+      'Routers: applied revision, lag behind etcd, table digest (marked "!" when it differs from',
+      'peers at the same revision), rejected records. Apps: routes, and each instance with its',
+      'state, release, URL and requests in flight summed over routers.',
+    ],
+    flags: [{ name: 'json', kind: 'boolean', env: 'PAAS_DEPLOY_JSON', help: 'print JSON instead of tables' }],
+  },
+];
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
+
+const HELP_FLAG = { left: '  -h, --help', help: 'this help' };
+
+/** Two columns: the flag and what it does; its env variable and default on the line below. */
+function flagLines(flags: FlagSpec[], extra: { left: string; help: string }[] = []): string[] {
+  const rows = [
+    ...flags.map((f) => ({
+      left: `  --${f.name}${f.value ? ` ${f.value}` : ''}`,
+      help: f.help,
+      more: [`env ${f.env}`, ...(f.default ? [`default ${f.default}`] : [])].join(', '),
+    })),
+    ...extra.map((e) => ({ ...e, more: '' })),
+  ];
+  const width = Math.max(...rows.map((r) => r.left.length)) + 2;
+  return rows.flatMap((r) => [`${r.left.padEnd(width)}${r.help}`, ...(r.more ? [`${' '.repeat(width)}${r.more}`] : [])]);
+}
+
+export function usageLine(c: CommandSpec): string {
+  const required = c.flags.filter((f) => (c.name === 'register' || c.name === 'redeploy') && f.name === 'url');
+  const req = required.map((f) => `--${f.name} ${f.value}${f.kind === 'list' ? ' [--url URL ...]' : ''}`);
+  return `paas-deploy ${c.name} ${[...c.positionals, ...req].join(' ')} [flags]`;
+}
+
+export function commandHelp(c: CommandSpec): string {
+  return [
+    `Usage: ${usageLine(c)}`,
+    '',
+    `${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.`,
+    ...c.description,
+    '',
+    'Flags:',
+    ...flagLines(c.flags),
+    '',
+    'Global flags:',
+    ...flagLines(GLOBAL_FLAGS, [HELP_FLAG]),
+    '',
+    'Durations: 500ms, 30s, 2m (a bare number is seconds). Boolean env: 1/true/yes or 0/false/no.',
+    'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.',
+  ].join('\n');
+}
+
+export function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    'Usage: paas-deploy [--etcd URL] [--prefix PREFIX] <command> [args] [flags]',
+    '',
+    'Registers and retires app instances with zero downtime, gated on what every router reports',
+    'having applied (the status records under <prefix>/routers/).',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    '',
+    'Global flags:',
+    ...flagLines(GLOBAL_FLAGS, [{ left: HELP_FLAG.left, help: 'this help; "paas-deploy <command> --help" for a command\'s flags' }]),
+    '',
+    'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.',
+  ].join('\n');
+}

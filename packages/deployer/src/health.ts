@@ -1,0 +1,89 @@
+/**
+ * Active health check of instances before they get traffic: GET <url><path> until it answers 2xx,
+ * each attempt bounded, the whole wait bounded.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { DeployError } from './errors.js';
+import type { ProgressListener } from './events.js';
+import { formatMs } from './duration.js';
+
+export interface HealthOptions {
+  /** Path checked on each instance (the app record's healthCheck.path, default /healthz). */
+  path: string;
+  /** How long one instance may take to become healthy (ms). */
+  timeoutMs: number;
+  /** How long one attempt may take (ms). */
+  attemptTimeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 1000;
+
+/** Resolves once `url` answers 2xx on the path; rejects with a DeployError('unhealthy') when time runs out. */
+export async function waitHealthy(url: string, opts: HealthOptions, emit: ProgressListener, agent: Agent): Promise<number> {
+  const t0 = performance.now();
+  const deadline = t0 + opts.timeoutMs;
+  const target = url.replace(/\/+$/, '') + opts.path;
+  let attempt = 0;
+  let retryMs = FIRST_RETRY_MS;
+  let last: string | undefined;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    attempt++;
+    const budget = Math.max(1, Math.ceil(Math.min(opts.attemptTimeoutMs, deadline - performance.now())));
+    const attemptSignal = AbortSignal.timeout(budget);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, attemptSignal]) : attemptSignal;
+    try {
+      const res = await request(target, { method: 'GET', dispatcher: agent, signal, headers: { 'user-agent': 'paas-deploy' } });
+      await res.body.dump();
+      last = `HTTP ${res.statusCode}`;
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      emit({ type: 'health', url, ok, attempt, answer: last });
+      if (ok) return performance.now() - t0;
+    } catch (err) {
+      opts.signal?.throwIfAborted();
+      // An attempt cut short by the overall deadline says nothing new: keep the previous answer.
+      const cutShort = attemptSignal.aborted && budget < opts.attemptTimeoutMs;
+      if (!cutShort || last === undefined) last = attemptSignal.aborted ? `no answer within ${formatMs(budget)}` : describeError(err);
+      emit({ type: 'health', url, ok: false, attempt, answer: last });
+    }
+    const wait = Math.ceil(Math.min(retryMs, deadline - performance.now()));
+    if (wait <= 0) {
+      throw new DeployError(
+        'unhealthy',
+        `instance ${url} did not pass its health check (GET ${opts.path}) within ${formatMs(opts.timeoutMs)}: ${last ?? 'no answer'} after ${attempt} attempt${attempt === 1 ? '' : 's'}`,
+      );
+    }
+    await sleep(wait, undefined, opts.signal ? { signal: opts.signal } : undefined);
+    retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+  }
+}
+
+/** Checks every URL in parallel; fails with the first instance that did not become healthy. */
+export async function waitAllHealthy(urls: string[], opts: HealthOptions, emit: ProgressListener): Promise<{ url: string; ms: number }[]> {
+  const agent = new Agent({ connect: { timeout: opts.attemptTimeoutMs }, pipelining: 0 });
+  const inner = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, inner.signal]) : inner.signal;
+  try {
+    return await Promise.all(
+      urls.map(async (url) => {
+        try {
+          return { url, ms: await waitHealthy(url, { ...opts, signal }, emit, agent) };
+        } catch (err) {
+          inner.abort(err); // one failure is enough: stop checking the others
+          throw err;
+        }
+      }),
+    );
+  } finally {
+    await agent.destroy().catch(() => {});
+  }
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: string }).code ?? (err.cause as { code?: string } | undefined)?.code;
+  return code ? `${code} (${err.message})` : err.message;
+}

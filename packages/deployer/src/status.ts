@@ -1,0 +1,215 @@
+/**
+ * status: the fleet in one screen. Everything is read in one list of the prefix at one revision:
+ * routers (applied revision, lag, digest, marking a digest that differs from its peers at the same
+ * revision), apps with their instances (state, release, in-flight summed over routers) and locks.
+ */
+import {
+  parseAppRecord,
+  parseInstanceRecord,
+  parseRouterStatusRecord,
+  prefixEnd,
+  type AppRecord,
+  type Etcd,
+  type KeyLayout,
+  type KvEntry,
+} from '@paas/registry';
+import { describeHolder } from './lock.js';
+import { table } from './table.js';
+
+export interface RouterStatusLine {
+  id: string;
+  revision: bigint | undefined;
+  /** etcd's current revision minus the applied one. */
+  lag: bigint | undefined;
+  /**
+   * The router has not applied a record still present under apps/, instances/ or overrides/
+   * (a lower bound: deletions are not visible in a listing).
+   */
+  missingChanges: boolean;
+  digest: string | undefined;
+  /** Its digest differs from the majority of routers at the same revision. */
+  digestMismatch: boolean;
+  routes: number | undefined;
+  rejected: number;
+  error: string | undefined;
+}
+
+export interface InstanceStatusLine {
+  id: string;
+  state: string | undefined;
+  release: string | undefined;
+  url: string | undefined;
+  /** Requests in flight summed over routers; undefined when no router reports it. */
+  inflight: number | undefined;
+  error: string | undefined;
+}
+
+export interface AppStatus {
+  name: string;
+  record: AppRecord | undefined;
+  /** Why the record is invalid, or that there is none. */
+  error: string | undefined;
+  instances: InstanceStatusLine[];
+  lock: string | undefined;
+}
+
+export interface FleetStatus {
+  prefix: string;
+  endpoints: string[];
+  revision: bigint;
+  newestChange: bigint;
+  routers: RouterStatusLine[];
+  apps: AppStatus[];
+}
+
+export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string): Promise<FleetStatus> {
+  const dir = `${layout.prefix}/`;
+  const { entries, revision } = await etcd.list(dir, prefixEnd(dir));
+  const routersRaw: KvEntry[] = [];
+  const appsRaw = new Map<string, KvEntry>();
+  const instancesRaw = new Map<string, { id: string; entry: KvEntry }[]>();
+  const locks = new Map<string, KvEntry>();
+  const watched = layout.watchedRange();
+  let newestChange = 0n;
+  for (const e of entries) {
+    if (e.key >= watched.start && e.key < watched.end && e.modRevision > newestChange) newestChange = e.modRevision;
+    if (e.key.startsWith(layout.routersDir)) routersRaw.push(e);
+    else if (e.key.startsWith(layout.rolloutsDir)) locks.set(e.key.slice(layout.rolloutsDir.length), e);
+    else if (e.key.startsWith(layout.appsDir)) appsRaw.set(e.key.slice(layout.appsDir.length), e);
+    else if (e.key.startsWith(layout.instancesDir)) {
+      const rest = e.key.slice(layout.instancesDir.length);
+      const slash = rest.indexOf('/');
+      const app = slash < 0 ? rest : rest.slice(0, slash);
+      const id = slash < 0 ? '' : rest.slice(slash + 1);
+      const list = instancesRaw.get(app) ?? [];
+      list.push({ id, entry: e });
+      instancesRaw.set(app, list);
+    }
+  }
+
+  const parsedRouters = routersRaw.map((e) => {
+    const id = e.key.slice(layout.routersDir.length);
+    const p = parseRouterStatusRecord(e.value);
+    return { id, status: p.ok ? p.value : undefined, error: p.ok ? undefined : p.error };
+  });
+  const mismatched = digestOutliers(parsedRouters.flatMap((r) => (r.status ? [{ id: r.id, revision: r.status.revision, digest: r.status.digest }] : [])));
+  const routers: RouterStatusLine[] = parsedRouters.map((r) => {
+    const rev = r.status ? BigInt(r.status.revision) : undefined;
+    return {
+      id: r.id,
+      revision: rev,
+      lag: rev === undefined ? undefined : revision - rev,
+      missingChanges: rev === undefined || rev < newestChange,
+      digest: r.status?.digest,
+      digestMismatch: mismatched.has(r.id),
+      routes: r.status?.routes,
+      rejected: r.status?.rejected.length ?? 0,
+      error: r.error,
+    };
+  });
+
+  const names = new Set([...appsRaw.keys(), ...instancesRaw.keys()]);
+  const apps: AppStatus[] = [];
+  for (const name of [...names].sort()) {
+    if (only !== undefined && name !== only) continue;
+    const appEntry = appsRaw.get(name);
+    const parsedApp = appEntry ? parseAppRecord(appEntry.value) : undefined;
+    const instances = (instancesRaw.get(name) ?? [])
+      .map(({ id, entry }): InstanceStatusLine => {
+        const p = parseInstanceRecord(entry.value);
+        let inflight: number | undefined;
+        for (const r of parsedRouters) {
+          const n = r.status?.inflight[`${name}/${id}`];
+          if (n !== undefined) inflight = (inflight ?? 0) + n;
+        }
+        return p.ok
+          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, error: undefined }
+          : { id, state: undefined, release: undefined, url: undefined, inflight, error: p.error };
+      })
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const lock = locks.get(name);
+    apps.push({
+      name,
+      record: parsedApp?.ok ? parsedApp.value : undefined,
+      error: !appEntry ? 'no app record' : parsedApp && !parsedApp.ok ? parsedApp.error : undefined,
+      instances,
+      lock: lock ? describeHolder(lock.value.toString('utf8')) : undefined,
+    });
+  }
+  if (only !== undefined && apps.length === 0) apps.push({ name: only, record: undefined, error: 'no app record', instances: [], lock: undefined });
+  return { prefix: layout.prefix, endpoints: [...etcd.endpoints], revision, newestChange, routers, apps };
+}
+
+/**
+ * Routers whose digest differs from their peers at the same revision: within each revision, every
+ * router not holding the most common digest (all of them when there is no single most common one).
+ */
+export function digestOutliers(routers: { id: string; revision: string; digest: string }[]): Set<string> {
+  const byRevision = new Map<string, { id: string; digest: string }[]>();
+  for (const r of routers) byRevision.set(r.revision, [...(byRevision.get(r.revision) ?? []), r]);
+  const out = new Set<string>();
+  for (const group of byRevision.values()) {
+    const counts = new Map<string, number>();
+    for (const r of group) counts.set(r.digest, (counts.get(r.digest) ?? 0) + 1);
+    if (counts.size <= 1) continue;
+    const sorted = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+    const top = sorted[0]!;
+    const tie = sorted[1]![1] === top[1];
+    for (const r of group) if (tie || r.digest !== top[0]) out.add(r.id);
+  }
+  return out;
+}
+
+export function formatStatus(s: FleetStatus): string {
+  const out: string[] = [];
+  out.push(`etcd ${s.endpoints.join(',') || '?'}  prefix ${s.prefix}  revision ${s.revision}`);
+  out.push('');
+  if (s.routers.length === 0) {
+    out.push('ROUTERS: none live (no status record under routers/)');
+  } else {
+    out.push(`ROUTERS (${s.routers.length})`);
+    const rows = s.routers.map((r) => [
+      r.id,
+      r.revision?.toString() ?? '?',
+      r.lag === undefined ? '?' : r.lag.toString() + (r.missingChanges ? '*' : ''),
+      (r.digest ?? '?') + (r.digestMismatch ? ' !' : ''),
+      r.routes?.toString() ?? '?',
+      r.rejected.toString(),
+      r.error ? `unreadable status: ${r.error}` : r.digestMismatch ? 'digest differs from peers at the same revision' : '',
+    ]);
+    out.push(...table(['ID', 'REVISION', 'LAG', 'DIGEST', 'ROUTES', 'REJECTED', 'NOTE'], rows, '  '));
+    out.push('  LAG counts every etcd revision since the one applied (router status writes included).');
+    if (s.routers.some((r) => r.missingChanges)) out.push(`  * has not applied a routing record still in etcd (changed at revision ${s.newestChange})`);
+  }
+  for (const app of s.apps) {
+    out.push('');
+    const routes = app.record ? app.record.routes.map((r) => `${r.host ?? '*'}${r.path ?? ''}`).join(', ') || '(no routes)' : '';
+    const head = [`APP ${app.name}`];
+    if (app.record) {
+      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, `health ${app.record.healthCheck?.path ?? '/healthz'}`);
+    } else head.push(`(${app.error})`);
+    out.push(head.join('  '));
+    if (app.lock) out.push(`  deployment in progress: lock held by ${app.lock}`);
+    if (app.instances.length === 0) {
+      out.push('  no instance');
+      continue;
+    }
+    const counts = new Map<string, number>();
+    for (const i of app.instances) counts.set(i.state ?? 'invalid', (counts.get(i.state ?? 'invalid') ?? 0) + 1);
+    const rows = app.instances.map((i) => [
+      i.id,
+      i.state ?? 'INVALID',
+      i.release ?? '-',
+      i.url ?? `(${i.error})`,
+      i.inflight === undefined ? '-' : String(i.inflight),
+    ]);
+    out.push(...table(['INSTANCE', 'STATE', 'RELEASE', 'URL', 'IN-FLIGHT'], rows, '  '));
+    out.push(`  ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
+  }
+  return out.join('\n');
+}
+
+/** The status as JSON-safe data (revisions as decimal strings). */
+export function statusJson(s: FleetStatus): unknown {
+  return JSON.parse(JSON.stringify(s, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
