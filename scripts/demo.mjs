@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// `make demo`: a local etcd (data under .data/), two router replicas, the mango and apple sample
-// apps (two instances each), records written with etcdctl as an operator would, requests through
-// both routers showing which instance answered; then everything it started is stopped.
+// `make demo`: a local etcd (data under .data/), two router replicas, the mango app (v1, three
+// instances) and the apple app (two), records written with etcdctl as an operator would, requests
+// through both routers showing which instance answered; then a zero-downtime redeploy of mango to
+// v2 with `paas-deploy redeploy` under a steady load through both routers, and a summary. Stops
+// everything it started; exits non-zero if any request of the load failed.
 import { spawn, execFile } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -94,9 +96,9 @@ async function main() {
   const endpoint = await startEtcd();
   console.log(`   etcd at ${endpoint}`);
 
-  console.log('== starting sample apps: mango and apple, two instances each');
+  console.log('== starting sample apps: mango v1 (three instances) and apple (two)');
   const apps = [];
-  for (const [app, name] of [['mango', 'mango-1'], ['mango', 'mango-2'], ['apple', 'apple-1'], ['apple', 'apple-2']]) {
+  for (const [app, name] of [['mango', 'mango-1'], ['mango', 'mango-2'], ['mango', 'mango-3'], ['apple', 'apple-1'], ['apple', 'apple-2']]) {
     apps.push({ app, name, ...(await startApp(app, name, 'v1')) });
   }
 
@@ -140,8 +142,78 @@ async function main() {
     const s = await (await request(`${r.adminUrl}/status`)).body.json();
     console.log(`   ${r.name}: revision ${s.revision}, digest ${s.digest}, ${s.routes} routes, ${s.rejected.length} rejected`);
   }
-  console.log(failures === 0 ? '== summary: every answer as expected' : `== summary: ${failures} unexpected answers`);
-  return failures === 0 ? 0 : 1;
+  if (failures > 0) {
+    console.log(`== ${failures} routing answers were not as expected`);
+    return 1;
+  }
+  return redeployUnderLoad(endpoint, routers, apps);
+}
+
+const LOAD_MS = 9000;
+const REDEPLOY_AT_MS = 2500;
+const WORKERS_PER_ROUTER = 8;
+const BUCKET_MS = 500;
+
+/** Steady load through both routers while `paas-deploy redeploy` replaces mango v1 with v2. */
+async function redeployUnderLoad(endpoint, routers, apps) {
+  console.log('== starting mango v2 (three new instances)');
+  const v2 = [];
+  for (const name of ['mango-v2-1', 'mango-v2-2', 'mango-v2-3']) v2.push(await startApp('mango', name, 'v2'));
+
+  console.log(`== steady load for ${LOAD_MS / 1000} s through both routers (${WORKERS_PER_ROUTER} clients each; every 10th request takes 400 ms); redeploy at ${REDEPLOY_AT_MS / 1000} s`);
+  const t0 = Date.now();
+  const stats = { sent: 0, byStatus: new Map(), errors: new Map(), buckets: [] };
+  const count = (map, key) => map.set(key, (map.get(key) ?? 0) + 1);
+  async function worker(router, n) {
+    for (let i = 0; Date.now() - t0 < LOAD_MS; i++) {
+      const path = (i + n) % 10 === 0 ? '/slow?ms=400' : '/';
+      stats.sent++;
+      try {
+        const res = await request(`${router.url}${path}`, { headers: { host: 'www.mango.com' } });
+        const text = await res.body.text();
+        count(stats.byStatus, res.statusCode);
+        const bucket = Math.floor((Date.now() - t0) / BUCKET_MS);
+        stats.buckets[bucket] ??= new Map();
+        count(stats.buckets[bucket], res.statusCode === 200 ? JSON.parse(text).release : String(res.statusCode));
+      } catch (err) {
+        count(stats.errors, err.code ?? err.message);
+      }
+    }
+  }
+  const load = Promise.all(routers.flatMap((r) => Array.from({ length: WORKERS_PER_ROUTER }, (_, n) => worker(r, n))));
+
+  await new Promise((r) => setTimeout(r, REDEPLOY_AT_MS));
+  const args = ['packages/deployer/bin/paas-deploy.js', '--etcd', endpoint, '--prefix', '/paas', 'redeploy', 'mango', ...v2.flatMap((a) => ['--url', a.url]), '--release', 'v2'];
+  console.log(`   $ paas-deploy redeploy mango ${v2.map((a) => `--url ${a.url}`).join(' ')} --release v2`);
+  const startedAt = Date.now();
+  const deploy = start('paas-deploy', 'node', args);
+  const deployCode = await deploy.exited;
+  const deployMs = Date.now() - startedAt;
+  for (const line of deploy.lines) console.log(`   | ${line}`);
+  await load;
+
+  console.log('== answers by release over time (each row: 0.5 s; v1 = old, v2 = new)');
+  for (let b = 0; b < stats.buckets.length; b++) {
+    const row = stats.buckets[b] ?? new Map();
+    const cells = [...row.entries()].sort().map(([k, v]) => `${k}:${v}`).join('  ');
+    const mark = b === Math.floor(REDEPLOY_AT_MS / BUCKET_MS) ? '  <- redeploy starts' : '';
+    console.log(`   ${(b * BUCKET_MS / 1000).toFixed(1).padStart(4)} s  ${cells}${mark}`);
+  }
+
+  const failed = stats.sent - (stats.byStatus.get(200) ?? 0);
+  const left = JSON.parse((await etcdctl(endpoint, 'get', '/paas/instances/mango/', '--prefix', '-w', 'json')).stdout).kvs ?? [];
+  const releasesLeft = left.map((kv) => JSON.parse(Buffer.from(kv.value, 'base64').toString()).release);
+  console.log('== summary');
+  console.log(`   requests sent:        ${stats.sent}`);
+  console.log(`   answers by status:    ${[...stats.byStatus.entries()].map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  console.log(`   connection errors:    ${[...stats.errors.values()].reduce((a, b) => a + b, 0)}${stats.errors.size ? ` (${[...stats.errors.entries()].map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`);
+  console.log(`   failed requests:      ${failed}`);
+  console.log(`   redeploy:             exit ${deployCode}, ${deployMs} ms from start to old instances deleted`);
+  console.log(`   mango instances now:  ${releasesLeft.join(', ')}`);
+  for (const a of apps.filter((x) => x.app === 'mango')) a.proc.kill('SIGTERM');
+  const ok = failed === 0 && deployCode === 0 && releasesLeft.length === 3 && releasesLeft.every((r) => r === 'v2');
+  console.log(ok ? '== zero-downtime redeploy: no request failed' : '== FAILED: see above');
+  return ok ? 0 : 1;
 }
 
 async function stopAll() {
