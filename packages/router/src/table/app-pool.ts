@@ -1,0 +1,76 @@
+import type { AppRecord, BalanceStrategy } from '@paas/registry';
+import type { Balancer } from '../balance/balancer.js';
+import { createBalancer } from '../balance/create-balancer.js';
+import type { Backend } from './backend.js';
+import type { RouteSlot } from './route-slot.js';
+
+const NONE: readonly Backend[] = Object.freeze([]);
+
+/**
+ * An app as the proxy sees it: its record (if any), its instances and the balancer that picks
+ * among them. Exists while a record, an instance or an override names the app. Only the
+ * RoutingTable calls the mutating methods.
+ */
+export class AppPool {
+  readonly kind = 'app';
+  readonly name: string;
+  /** Undefined when only instances (or an override) name the app. */
+  record: AppRecord | undefined = undefined;
+  /** Every instance of the app, ordered by id. Replaced on change, never mutated, so an iteration in progress is safe. */
+  backends: readonly Backend[] = NONE;
+  /** etcd create revision of the record: ranks the app's route claims against other apps'. */
+  createRevision = 0n;
+  /** The route slots this app's record claims, won or not. */
+  claims: RouteSlot[] = [];
+  /** How many overrides send a host to this app. */
+  overrideRefs = 0;
+  private ready: readonly Backend[] = NONE;
+  private balancer: Balancer = createBalancer('round-robin');
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** A backend for a new request, or undefined when no `ready` backend other than `exclude` exists. */
+  pick(now: number, exclude?: Backend): Backend | undefined {
+    return this.balancer.pick(now, exclude);
+  }
+
+  hasReady(): boolean {
+    return this.ready.length > 0;
+  }
+
+  /** Nothing names the app any more. */
+  get unused(): boolean {
+    return this.record === undefined && this.backends.length === 0 && this.overrideRefs === 0;
+  }
+
+  setRecord(record: AppRecord | undefined, createRevision: bigint): void {
+    this.record = record;
+    this.createRevision = createRevision;
+    const strategy: BalanceStrategy = record?.balance ?? 'round-robin';
+    if (strategy !== this.balancer.strategy) {
+      this.balancer = createBalancer(strategy);
+      this.balancer.reset(this.ready);
+    }
+  }
+
+  /** Keeps id order, so routers with the same records list and rotate instances alike. */
+  addBackend(backend: Backend): void {
+    const next = this.backends.slice();
+    let i = next.length;
+    while (i > 0 && next[i - 1]!.id > backend.id) i--;
+    next.splice(i, 0, backend);
+    this.backends = next;
+  }
+
+  removeBackend(backend: Backend): void {
+    this.backends = this.backends.filter((b) => b !== backend);
+  }
+
+  /** After backends were added, removed or changed state or weight: new ready list, fresh balancer state. */
+  instancesChanged(): void {
+    this.ready = this.backends.filter((b) => b.state === 'ready');
+    this.balancer.reset(this.ready);
+  }
+}

@@ -1,0 +1,51 @@
+import type { InstanceRecord, InstanceState } from '@paas/registry';
+
+/**
+ * One instance of an app. The object outlives record updates and table rebuilds (see
+ * RoutingTable's `previous`), because the proxy's in-flight count and the health verdicts live
+ * on it. Its origin never changes: an instance moved to another url gets a new Backend, so
+ * counters and ejections always describe the process they were measured on.
+ */
+export class Backend {
+  readonly key: string;
+  readonly app: string;
+  readonly id: string;
+  readonly origin: string;
+  state: InstanceState = 'starting';
+  weight = 1;
+  release: string | undefined = undefined;
+  /** Open requests and WebSockets, maintained by the proxy. */
+  inflight = 0;
+  /** Passive health (ms epoch): not preferred until then. */
+  ejectedUntil = 0;
+  consecutiveFailures = 0;
+  /** Active health verdict; stays true for apps without a healthCheck. */
+  checkHealthy = true;
+
+  constructor(app: string, id: string, origin: string) {
+    this.key = backendKey(app, id);
+    this.app = app;
+    this.id = id;
+    this.origin = origin;
+  }
+
+  apply(record: InstanceRecord): void {
+    this.state = record.state;
+    this.weight = record.weight ?? 1;
+    this.release = record.release;
+  }
+
+  /** Neither ejected by passive checks nor failed by active ones. */
+  isAvailable(now: number): boolean {
+    return this.checkHealthy && this.ejectedUntil <= now;
+  }
+}
+
+export function backendKey(app: string, id: string): string {
+  return `${app}/${id}`;
+}
+
+/** The registry accepts `http://host:port/`; the proxy appends paths to a bare origin. */
+export function originOf(record: InstanceRecord): string {
+  return record.url.endsWith('/') ? record.url.slice(0, -1) : record.url;
+}

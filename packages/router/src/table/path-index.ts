@@ -1,0 +1,106 @@
+import { HASH_SEED, forwardKey, mix, toKey } from './hash.js';
+import type { RouteSlot } from './route-slot.js';
+
+const SLASH = 0x2f;
+const QUESTION = 0x3f;
+
+/**
+ * The path prefixes routed for one host (or one wildcard suffix, or host-less routes).
+ *
+ * Matching hashes the request target left to right and, at every segment boundary ('/', '?' or
+ * the end), looks up the prefix read so far by its hash, so a lookup costs one pass over the
+ * path plus one Map probe per segment, whatever the number of routes, and cuts no substring.
+ */
+export class PathIndex {
+  /** The slot for path '/', which matches every request target. */
+  private root: RouteSlot | undefined = undefined;
+  /** Every other slot, chained on hash collisions; created with the first such slot (most hosts have none). */
+  private byKey: Map<number, RouteSlot> | undefined = undefined;
+  /** Longest path added since the index last had none: no boundary past it can match, so scanning stops there. */
+  private maxLength = 0;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(path: string): RouteSlot | undefined {
+    if (path === '/') return this.root;
+    for (let s = this.byKey?.get(forwardKey(path)); s !== undefined; s = s.next) {
+      if (s.path === path) return s;
+    }
+    return undefined;
+  }
+
+  /** The slot's path must not be in the index yet. */
+  add(slot: RouteSlot): void {
+    this.count++;
+    if (slot.path === '/') {
+      this.root = slot;
+      return;
+    }
+    this.byKey ??= new Map();
+    slot.next = this.byKey.get(slot.key);
+    this.byKey.set(slot.key, slot);
+    if (slot.path.length > this.maxLength) this.maxLength = slot.path.length;
+  }
+
+  remove(slot: RouteSlot): void {
+    if (slot.path === '/') {
+      if (this.root !== slot) return;
+      this.root = undefined;
+      this.count--;
+      return;
+    }
+    const byKey = this.byKey;
+    if (byKey === undefined) return;
+    let prev: RouteSlot | undefined;
+    for (let s = byKey.get(slot.key); s !== undefined; prev = s, s = s.next) {
+      if (s !== slot) continue;
+      if (prev !== undefined) prev.next = s.next;
+      else if (s.next !== undefined) byKey.set(slot.key, s.next);
+      else byKey.delete(slot.key);
+      slot.next = undefined;
+      this.count--;
+      if (byKey.size === 0) {
+        this.byKey = undefined;
+        this.maxLength = 0;
+      }
+      return;
+    }
+  }
+
+  /**
+   * The slot with the longest path that prefixes `url` on a segment boundary. `url` is the raw
+   * request target; only the part before '?' is compared.
+   */
+  match(url: string): RouteSlot | undefined {
+    const byKey = this.byKey;
+    if (byKey === undefined) return this.root;
+    const n = url.length;
+    const limit = n < this.maxLength ? n : this.maxLength;
+    let best = this.root;
+    let h = HASH_SEED;
+    let i = 0;
+    for (; i < limit; i++) {
+      const c = url.charCodeAt(i);
+      if (c === QUESTION) break;
+      if (c === SLASH && i > 1) best = this.find(byKey, h, url, i) ?? best;
+      h = mix(h, c);
+    }
+    // Paths other than '/' are at least 2 characters long; the prefix of length i ends on a
+    // boundary if the path part ends there or the next character starts a segment.
+    if (i > 1) {
+      const c = i === n ? QUESTION : url.charCodeAt(i);
+      if (c === QUESTION || c === SLASH) best = this.find(byKey, h, url, i) ?? best;
+    }
+    return best;
+  }
+
+  private find(byKey: Map<number, RouteSlot>, hash: number, url: string, length: number): RouteSlot | undefined {
+    for (let s = byKey.get(toKey(hash)); s !== undefined; s = s.next) {
+      if (s.path.length === length && url.startsWith(s.path)) return s;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,280 @@
+import type { AppRecord, InstanceRecord, OverrideRecord, Route } from '@paas/registry';
+import { AppPool } from './app-pool.js';
+import { Backend, backendKey, originOf } from './backend.js';
+import { forwardKey } from './hash.js';
+import { PathIndex } from './path-index.js';
+import { RouteSlot } from './route-slot.js';
+import { WildcardIndex } from './wildcard-index.js';
+
+export { AppPool } from './app-pool.js';
+
+export type Target = AppPool | MaintenanceTarget;
+
+export interface MaintenanceTarget {
+  readonly kind: 'maintenance';
+  readonly status: number;
+  readonly message: string;
+}
+
+/** `app` claims the route too but `winner` serves it. `host` is '' for a host-less route. */
+export interface RouteConflict {
+  host: string;
+  path: string;
+  app: string;
+  winner: string;
+}
+
+export interface RoutingTableOptions {
+  /**
+   * The table this one replaces. Its Backend objects are reused for instances with the same key
+   * and origin, so in-flight counts and ejections survive a full re-list.
+   */
+  previous?: RoutingTable;
+}
+
+/**
+ * The routes, apps and instances one router serves, kept in indexes that answer lookup() in
+ * time independent of the number of apps and change in time proportional to what changed.
+ * Records may arrive in any order: an instance or override may name an app before its record.
+ */
+export class RoutingTable {
+  private readonly poolsByName = new Map<string, AppPool>();
+  private readonly backendsByKey = new Map<string, Backend>();
+  private readonly exactHosts = new Map<string, PathIndex>();
+  private readonly wildcards = new WildcardIndex();
+  private readonly hostless = new PathIndex();
+  private readonly overrides = new Map<string, Target>();
+  /** Slots claimed by more than one app, so conflicts() need not scan the whole table. */
+  private readonly contested = new Set<RouteSlot>();
+  private readonly healthChecked = new Set<AppPool>();
+  /** The previous table's backends map, not the table itself: tables must not chain in memory. */
+  private readonly reusable: ReadonlyMap<string, Backend> | undefined;
+  private slotCount = 0;
+
+  constructor(opts: RoutingTableOptions = {}) {
+    this.reusable = opts.previous?.backendsByKey;
+  }
+
+  setApp(name: string, record: AppRecord, createRevision: bigint): void {
+    const pool = this.poolOrCreate(name);
+    this.releaseClaims(pool);
+    pool.setRecord(record, createRevision);
+    if (record.healthCheck !== undefined) this.healthChecked.add(pool);
+    else this.healthChecked.delete(pool);
+    for (const route of record.routes) this.claim(pool, route);
+  }
+
+  deleteApp(name: string): void {
+    const pool = this.poolsByName.get(name);
+    if (pool === undefined || pool.record === undefined) return;
+    this.releaseClaims(pool);
+    pool.setRecord(undefined, 0n);
+    this.healthChecked.delete(pool);
+    this.dropIfUnused(pool);
+  }
+
+  setInstance(app: string, id: string, record: InstanceRecord): void {
+    const key = backendKey(app, id);
+    const origin = originOf(record);
+    const pool = this.poolOrCreate(app);
+    let backend = this.backendsByKey.get(key);
+    if (backend !== undefined && backend.origin !== origin) {
+      pool.removeBackend(backend);
+      backend = undefined;
+    }
+    if (backend === undefined) {
+      backend = this.reusableBackend(key, origin) ?? new Backend(app, id, origin);
+      this.backendsByKey.set(key, backend);
+      pool.addBackend(backend);
+    }
+    backend.apply(record);
+    pool.instancesChanged();
+  }
+
+  deleteInstance(app: string, id: string): void {
+    const key = backendKey(app, id);
+    const backend = this.backendsByKey.get(key);
+    const pool = this.poolsByName.get(app);
+    if (backend === undefined || pool === undefined) return;
+    this.backendsByKey.delete(key);
+    pool.removeBackend(backend);
+    pool.instancesChanged();
+    this.dropIfUnused(pool);
+  }
+
+  setOverride(host: string, record: OverrideRecord): void {
+    let target: Target;
+    if ('maintenance' in record) {
+      const { status, message } = record.maintenance;
+      target = Object.freeze({ kind: 'maintenance', status, message });
+    } else {
+      const pool = this.poolOrCreate(record.app);
+      pool.overrideRefs++;
+      target = pool;
+    }
+    const old = this.overrides.get(host);
+    this.overrides.set(host, target);
+    if (old !== undefined) this.releaseOverride(old);
+  }
+
+  deleteOverride(host: string): void {
+    const old = this.overrides.get(host);
+    if (old === undefined) return;
+    this.overrides.delete(host);
+    this.releaseOverride(old);
+  }
+
+  /**
+   * Where a request goes; undefined means 404. `host`: lower-case, no port, no trailing dot.
+   * `url`: the raw request target; only the part before '?' is matched.
+   */
+  lookup(host: string, url: string): Target | undefined {
+    if (this.overrides.size !== 0) {
+      const override = this.overrides.get(host);
+      if (override !== undefined) return override;
+    }
+    const exact = this.exactHosts.get(host);
+    if (exact !== undefined) {
+      const slot = exact.match(url);
+      if (slot !== undefined) return slot.winner;
+    }
+    const wildcard = this.wildcards.match(host, url);
+    if (wildcard !== undefined) return wildcard.winner;
+    return this.hostless.match(url)?.winner;
+  }
+
+  /** Distinct (host, path) routes with an app serving them; overrides are not counted. */
+  routeCount(): number {
+    return this.slotCount;
+  }
+
+  /** Every losing claim, sorted by host, path and app so equal tables report alike. */
+  conflicts(): RouteConflict[] {
+    const out: RouteConflict[] = [];
+    for (const slot of this.contested) {
+      for (const loser of slot.losers()) {
+        out.push({ host: slot.host, path: slot.path, app: loser.name, winner: slot.winner.name });
+      }
+    }
+    return out.sort(compareConflicts);
+  }
+
+  pools(): IterableIterator<AppPool> {
+    return this.poolsByName.values();
+  }
+
+  pool(name: string): AppPool | undefined {
+    return this.poolsByName.get(name);
+  }
+
+  /** Apps whose record asks for an active health check. */
+  healthCheckedPools(): IterableIterator<AppPool> {
+    return this.healthChecked.values();
+  }
+
+  backends(): IterableIterator<Backend> {
+    return this.backendsByKey.values();
+  }
+
+  backend(key: string): Backend | undefined {
+    return this.backendsByKey.get(key);
+  }
+
+  private claim(pool: AppPool, route: Route): void {
+    const host = route.host ?? '';
+    const path = normalizePath(route.path);
+    const paths = this.pathsOrCreate(host);
+    const slot = paths.get(path);
+    if (slot === undefined) {
+      const created = new RouteSlot(host, path, forwardKey(path), pool);
+      paths.add(created);
+      this.slotCount++;
+      pool.claims.push(created);
+    } else if (!slot.claimedBy(pool)) {
+      slot.add(pool);
+      this.contested.add(slot);
+      pool.claims.push(slot);
+    }
+  }
+
+  private releaseClaims(pool: AppPool): void {
+    for (const slot of pool.claims) {
+      if (slot.remove(pool)) this.removeSlot(slot);
+      if (!slot.contested) this.contested.delete(slot);
+    }
+    pool.claims = [];
+  }
+
+  private pathsOrCreate(host: string): PathIndex {
+    if (host === '') return this.hostless;
+    if (isWildcard(host)) return this.wildcards.pathsOrCreate(host.slice(2));
+    let paths = this.exactHosts.get(host);
+    if (paths === undefined) {
+      paths = new PathIndex();
+      this.exactHosts.set(host, paths);
+    }
+    return paths;
+  }
+
+  private removeSlot(slot: RouteSlot): void {
+    this.slotCount--;
+    const host = slot.host;
+    if (host === '') {
+      this.hostless.remove(slot);
+    } else if (isWildcard(host)) {
+      const suffix = host.slice(2);
+      this.wildcards.paths(suffix)?.remove(slot);
+      this.wildcards.dropIfEmpty(suffix);
+    } else {
+      const paths = this.exactHosts.get(host);
+      paths?.remove(slot);
+      if (paths?.size === 0) this.exactHosts.delete(host);
+    }
+  }
+
+  private releaseOverride(target: Target): void {
+    if (target.kind !== 'app') return;
+    target.overrideRefs--;
+    this.dropIfUnused(target);
+  }
+
+  private poolOrCreate(name: string): AppPool {
+    let pool = this.poolsByName.get(name);
+    if (pool === undefined) {
+      pool = new AppPool(name);
+      this.poolsByName.set(name, pool);
+    }
+    return pool;
+  }
+
+  private dropIfUnused(pool: AppPool): void {
+    if (pool.unused) this.poolsByName.delete(pool.name);
+  }
+
+  private reusableBackend(key: string, origin: string): Backend | undefined {
+    const backend = this.reusable?.get(key);
+    return backend !== undefined && backend.origin === origin ? backend : undefined;
+  }
+}
+
+function isWildcard(host: string): boolean {
+  return host.startsWith('*.');
+}
+
+/**
+ * Missing means '/'. The registry rejects a trailing '/', but should one get here, '/api/' is
+ * treated as '/api': prefixes only ever match whole segments.
+ */
+function normalizePath(path: string | undefined): string {
+  let p = path ?? '/';
+  while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  return p;
+}
+
+function compareConflicts(a: RouteConflict, b: RouteConflict): number {
+  return compare(a.host, b.host) || compare(a.path, b.path) || compare(a.app, b.app);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
