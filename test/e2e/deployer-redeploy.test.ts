@@ -234,13 +234,19 @@ describe('redeploy through two real routers', () => {
     await serveV1(f, 1);
     const a = await apps(f, 'va', 1);
     const b = await apps(f, 'vb', 1);
-    const runs = [cli(f, ['redeploy', 'mango', '--url', a[0]!.url, '--release', 'va']), cli(f, ['redeploy', 'mango', '--url', b[0]!.url, '--release', 'vb'])];
-    const codes = await Promise.all(runs.map(async (p) => (await p.exited).code));
-    expect(codes.sort()).toEqual([0, 1]);
-    const loser = runs.find((p) => p.stderr.length > 0)!;
-    const winner = runs.find((p) => p !== loser)!;
-    expect(loser.stderr.join('\n')).toMatch(new RegExp(`another deployment of mango is running: the lock .* is held by pid ${winner.pid} on host`));
-    const url = winner === runs[0] ? a[0]!.url : b[0]!.url;
-    expect([...(await instances(f)).values()].map((i) => i.url)).toEqual([url]);
+    // Hold the first run inside its drain with a slow request on the old instance, so the second
+    // surely starts while the first holds the lock (not merely after it, which would succeed).
+    const slow = get(f.routers[0]!, '/slow?ms=3000');
+    await waitFor(async () => (await routerInflight(f.routers[0]!)) >= 1, { message: 'the slow request in flight' });
+    const first = cli(f, ['redeploy', 'mango', '--url', a[0]!.url, '--release', 'va']);
+    await first.waitForLine((l) => l.startsWith('[inflight] wait for in-flight requests'), { timeoutMs: 20_000 });
+    const started = performance.now();
+    const second = cli(f, ['redeploy', 'mango', '--url', b[0]!.url, '--release', 'vb']);
+    expect((await second.exited).code).toBe(1);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(second.stderr.join('\n')).toMatch(new RegExp(`another deployment of mango is running: the lock .* is held by pid ${first.pid} on host`));
+    expect((await first.exited).code, first.tail()).toBe(0);
+    expect((await slow).status).toBe(200);
+    expect([...(await instances(f)).values()].map((i) => i.url)).toEqual([a[0]!.url]);
   });
 });
