@@ -38,108 +38,88 @@ export function waitForRevision(fleet: RouterFleet, target: bigint, opts: ApplyW
   let known = new Set(fleet.list().map((r) => r.id));
   let lastPendingKey = '';
 
-  return new Promise<ApplyWaitReport>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    let unsubscribe: () => void = () => {};
-    const finish = (err: unknown, report?: ApplyWaitReport) => {
-      clearTimeout(timer);
-      unsubscribe();
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(report!);
-    };
-    const onAbort = () => finish(opts.signal?.reason ?? new DeployError('aborted', 'aborted'));
+  const check = (finish: Finish<ApplyWaitReport>) => {
+    const elapsed = performance.now() - t0;
+    const routers = fleet.list();
+    const ids = new Set(routers.map((r) => r.id));
+    for (const id of known) {
+      if (!ids.has(id)) {
+        gone.push(id);
+        emit({ type: 'router-gone', step: opts.step, router: id });
+      }
+    }
+    for (const id of ids) {
+      if (!known.has(id)) {
+        joined.push(id);
+        emit({ type: 'router-joined', step: opts.step, router: id });
+      }
+    }
+    known = ids;
 
-    const check = () => {
-      const elapsed = performance.now() - t0;
-      const routers = fleet.list();
-      const ids = new Set(routers.map((r) => r.id));
-      for (const id of known) {
-        if (!ids.has(id)) {
-          gone.push(id);
-          emit({ type: 'router-gone', step: opts.step, router: id });
-        }
-      }
-      for (const id of ids) {
-        if (!known.has(id)) {
-          joined.push(id);
-          emit({ type: 'router-joined', step: opts.step, router: id });
-        }
-      }
-      known = ids;
-
-      for (const r of routers) {
-        const rejected = r.status?.rejected.find((x) => keys.has(x.key) && safeBigInt(x.revision) >= target);
-        if (rejected) {
-          finish(new DeployError('rejected', `router ${r.id} rejected ${rejected.key} (revision ${rejected.revision}): ${rejected.error}`));
-          return;
-        }
-        if (r.revision >= target && !confirmedAt.has(r.id)) {
-          confirmedAt.set(r.id, elapsed);
-          emit({ type: 'router-applied', step: opts.step, router: r.id, revision: r.revision, ms: elapsed });
-        }
-      }
-      const pending = routers.filter((r) => r.revision < target);
-      if (routers.length === 0 && opts.allowNoRouters) {
-        finish(undefined, report());
+    for (const r of routers) {
+      const rejected = r.status?.rejected.find((x) => keys.has(x.key) && safeBigInt(x.revision) >= target);
+      if (rejected) {
+        finish(new DeployError('rejected', `router ${r.id} rejected ${rejected.key} (revision ${rejected.revision}): ${rejected.error}`));
         return;
       }
-      if (routers.length > 0 && pending.length === 0) {
-        finish(undefined, report());
-        return;
+      if (r.revision >= target && !confirmedAt.has(r.id)) {
+        confirmedAt.set(r.id, elapsed);
+        emit({ type: 'router-applied', step: opts.step, router: r.id, revision: r.revision, ms: elapsed });
       }
-      const pendingKey = pending.map((r) => `${r.id}@${r.revision}`).join(',');
-      if (pendingKey !== lastPendingKey) {
-        lastPendingKey = pendingKey;
-        emit({
-          type: 'routers-waiting',
-          step: opts.step,
-          target,
-          elapsedMs: elapsed,
-          pending: pending.map(progressOf),
-          applied: routers.length - pending.length,
-        });
-      }
-    };
-
-    const report = (): ApplyWaitReport => ({
-      target,
-      ms: performance.now() - t0,
-      routers: [...confirmedAt].filter(([id]) => known.has(id)).map(([id, ms]) => ({ id, ms })),
-      gone,
-      joined,
-    });
-
-    const onTimeout = () => {
-      const routers = fleet.list();
-      const pending = routers.filter((r) => r.revision < target);
-      if (routers.length === 0) {
-        finish(
-          new DeployError(
-            'no-routers',
-            `no live router confirmed revision ${target} within ${formatMs(opts.timeoutMs)}: no status record under the routers directory${gone.length ? ` (gone during the wait: ${gone.join(', ')})` : ''}`,
-          ),
-        );
-        return;
-      }
-      const named = pending.map((r) => describeBehind(r, target)).join('; ');
-      finish(
-        new DeployError(
-          'router-timeout',
-          `router${pending.length === 1 ? '' : 's'} ${pending.map((r) => r.id).join(', ')} did not apply revision ${target} within ${formatMs(opts.timeoutMs)}: ${named}${fleet.connected ? '' : ' (the deployer has lost etcd)'}`,
-        ),
-      );
-    };
-
-    if (opts.signal?.aborted) {
-      onAbort();
+    }
+    const pending = routers.filter((r) => r.revision < target);
+    if (routers.length === 0 && opts.allowNoRouters) {
+      finish(undefined, report());
       return;
     }
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(onTimeout, opts.timeoutMs);
-    unsubscribe = fleet.onChange(check);
-    check();
+    if (routers.length > 0 && pending.length === 0) {
+      finish(undefined, report());
+      return;
+    }
+    const pendingKey = pending.map((r) => `${r.id}@${r.revision}`).join(',');
+    if (pendingKey !== lastPendingKey) {
+      lastPendingKey = pendingKey;
+      emit({
+        type: 'routers-waiting',
+        step: opts.step,
+        target,
+        elapsedMs: elapsed,
+        pending: pending.map(progressOf),
+        applied: routers.length - pending.length,
+      });
+    }
+  };
+
+  const report = (): ApplyWaitReport => ({
+    target,
+    ms: performance.now() - t0,
+    routers: [...confirmedAt].filter(([id]) => known.has(id)).map(([id, ms]) => ({ id, ms })),
+    gone,
+    joined,
   });
+
+  const onTimeout = (finish: Finish<ApplyWaitReport>) => {
+    const routers = fleet.list();
+    const pending = routers.filter((r) => r.revision < target);
+    if (routers.length === 0) {
+      finish(
+        new DeployError(
+          'no-routers',
+          `no live router confirmed revision ${target} within ${formatMs(opts.timeoutMs)}: no status record under the routers directory${gone.length ? ` (gone during the wait: ${gone.join(', ')})` : ''}`,
+        ),
+      );
+      return;
+    }
+    const named = pending.map((r) => describeBehind(r, target)).join('; ');
+    finish(
+      new DeployError(
+        'router-timeout',
+        `router${pending.length === 1 ? '' : 's'} ${pending.map((r) => r.id).join(', ')} did not apply revision ${target} within ${formatMs(opts.timeoutMs)}: ${named}${fleet.connected ? '' : ' (the deployer has lost etcd)'}`,
+      ),
+    );
+  };
+
+  return waitOnFleet(fleet, opts.timeoutMs, opts.signal, check, onTimeout);
 }
 
 export interface DrainWaitOptions {
@@ -171,62 +151,81 @@ export function waitForDrain(fleet: RouterFleet, opts: DrainWaitOptions, emit: P
   const t0 = performance.now();
   let peak = 0;
   let lastKey = '';
-  return new Promise<DrainWaitReport>((resolve, reject) => {
+
+  const state = () => {
+    const remaining: InflightEntry[] = [];
+    const behind: string[] = [];
+    for (const r of fleet.list()) {
+      if (r.revision < opts.minRevision || !r.status) {
+        behind.push(r.id);
+        continue;
+      }
+      for (const instance of opts.instances) {
+        const count = r.status.inflight[instance] ?? 0;
+        if (count > 0) remaining.push({ router: r.id, instance, count });
+      }
+    }
+    return { remaining, behind };
+  };
+
+  const check = (finish: Finish<DrainWaitReport>) => {
+    const { remaining, behind } = state();
+    const total = remaining.reduce((n, e) => n + e.count, 0);
+    peak = Math.max(peak, total);
+    if (remaining.length === 0 && behind.length === 0) {
+      finish(undefined, { ms: performance.now() - t0, timedOut: false, remaining, behind, peak });
+      return;
+    }
+    const key = JSON.stringify([remaining, behind]);
+    if (key !== lastKey) {
+      lastKey = key;
+      emit({ type: 'inflight', elapsedMs: performance.now() - t0, total, remaining });
+    }
+  };
+
+  const onTimeout = (finish: Finish<DrainWaitReport>) => {
+    const { remaining, behind } = state();
+    finish(undefined, { ms: performance.now() - t0, timedOut: true, remaining, behind, peak });
+  };
+
+  return waitOnFleet(fleet, opts.timeoutMs, opts.signal, check, onTimeout);
+}
+
+type Finish<T> = (err: unknown, report?: T) => void;
+
+/**
+ * Runs `check` now and on every fleet change until one of them calls finish; `onTimeout` once
+ * the bound passes; an abort rejects. Listeners and the timer are released exactly once.
+ */
+function waitOnFleet<T>(
+  fleet: RouterFleet,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  check: (finish: Finish<T>) => void,
+  onTimeout: (finish: Finish<T>) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let unsubscribe: () => void = () => {};
-    const finish = (err: unknown, report?: DrainWaitReport) => {
+    let done = false;
+    const finish: Finish<T> = (err, report) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       unsubscribe();
-      opts.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(report!);
     };
-    const onAbort = () => finish(opts.signal?.reason ?? new DeployError('aborted', 'aborted'));
-
-    const state = () => {
-      const remaining: InflightEntry[] = [];
-      const behind: string[] = [];
-      for (const r of fleet.list()) {
-        if (r.revision < opts.minRevision || !r.status) {
-          behind.push(r.id);
-          continue;
-        }
-        for (const instance of opts.instances) {
-          const count = r.status.inflight[instance] ?? 0;
-          if (count > 0) remaining.push({ router: r.id, instance, count });
-        }
-      }
-      return { remaining, behind };
-    };
-
-    const check = () => {
-      const { remaining, behind } = state();
-      const total = remaining.reduce((n, e) => n + e.count, 0);
-      peak = Math.max(peak, total);
-      if (remaining.length === 0 && behind.length === 0) {
-        finish(undefined, { ms: performance.now() - t0, timedOut: false, remaining, behind, peak });
-        return;
-      }
-      const key = JSON.stringify([remaining, behind]);
-      if (key !== lastKey) {
-        lastKey = key;
-        emit({ type: 'inflight', elapsedMs: performance.now() - t0, total, remaining });
-      }
-    };
-
-    const onTimeout = () => {
-      const { remaining, behind } = state();
-      finish(undefined, { ms: performance.now() - t0, timedOut: true, remaining, behind, peak });
-    };
-
-    if (opts.signal?.aborted) {
+    const onAbort = () => finish(signal?.reason ?? new DeployError('aborted', 'aborted'));
+    if (signal?.aborted) {
       onAbort();
       return;
     }
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(onTimeout, opts.timeoutMs);
-    unsubscribe = fleet.onChange(check);
-    check();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(() => onTimeout(finish), timeoutMs);
+    unsubscribe = fleet.onChange(() => check(finish));
+    check(finish);
   });
 }
 

@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BALANCE_STRATEGIES, hostError, instanceUrlError, isName, normalizePrefix, type BalanceStrategy } from '@paas/registry';
+import type { AppSettings } from '../apps.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import { COMMANDS, commandHelp, findCommand, GLOBAL_FLAGS, mainHelp, type CommandSpec, type FlagSpec } from './spec.js';
@@ -48,14 +49,8 @@ export interface RetireArgs {
   force: boolean;
 }
 
-export interface AppSetArgs {
+export interface AppSetArgs extends AppSettings {
   app: string;
-  hosts: string[];
-  paths: string[];
-  balance?: BalanceStrategy | undefined;
-  healthPath?: string | undefined;
-  healthIntervalMs?: number | undefined;
-  healthTimeoutMs?: number | undefined;
   routerTimeoutMs?: number | undefined;
 }
 
