@@ -105,6 +105,33 @@ describe('a router with two instances of one app', () => {
   });
 });
 
+describe('active health checks', () => {
+  it('stops sending requests to an instance that fails its health check', async () => {
+    const prefix = uniquePrefix('health');
+    const good = await startSampleApp({ app: 'hc', name: 'good', release: 'v1' });
+    const sick = await startSampleApp({ app: 'hc', name: 'sick', release: 'v1' });
+    await putJson(`${prefix}/apps/hc`, { routes: [{ host: 'hc.example.com' }], healthCheck: { path: '/healthz', intervalMs: 200, timeoutMs: 500 } });
+    await putJson(`${prefix}/instances/hc/good`, { url: good.url, state: 'ready' });
+    await putJson(`${prefix}/instances/hc/sick`, { url: sick.url, state: 'ready' });
+    const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'hc-1' });
+    const answeredBy = async () => {
+      const res = await request(`${router.url}/`, { headers: { host: 'hc.example.com' } });
+      return ((await res.body.json()) as { instance: string }).instance;
+    };
+    const before = new Set<string>();
+    for (let i = 0; i < 4; i++) before.add(await answeredBy());
+    expect(before).toEqual(new Set(['good', 'sick']));
+
+    await (await request(`${sick.url}/admin/unhealthy`, { method: 'POST' })).body.dump();
+    // Two failed checks in a row take it out; then every request goes to the healthy one.
+    await waitFor(async () => {
+      for (let i = 0; i < 6; i++) if ((await answeredBy()) !== 'good') return false;
+      return true;
+    }, { timeoutMs: 5000, message: 'requests to avoid the instance failing its health check' });
+    await router.proc.stop();
+  });
+});
+
 describe('start-up and shutdown', () => {
   it('stops at once with one clear line on a bad flag or environment value', async () => {
     const bad = await run('node', [ROUTER_BIN, '--listen', 'nope']).catch((e: { code: number; stderr: string }) => e);
