@@ -35,7 +35,7 @@ const checkRouterStatus = TypeCompiler.Compile(RouterStatusRecordSchema);
 function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
   if (size > MAX_VALUE_BYTES) return { ok: false, error: `value is ${size} bytes, over the ${MAX_VALUE_BYTES}-byte limit` };
-  const text = typeof raw === 'string' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
+  const text = typeof raw === 'string' ? raw : Buffer.isBuffer(raw) ? raw.toString('utf8') : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (err) {
@@ -62,7 +62,18 @@ function validateApp(value: AppRecord): string | undefined {
 }
 
 /** The instance url must be a bare origin with an explicit port: nothing the proxy would have to drop. */
+/** The shape nearly every instance url has (scheme, a plain host name or IPv4, a port): no URL object needed. */
+const PLAIN_NAME_ORIGIN = /^https?:\/\/(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z](?:[a-z0-9-]*[a-z0-9])?:(\d{1,5})\/?$/;
+const PLAIN_IPV4_ORIGIN = /^https?:\/\/(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}:(\d{1,5})\/?$/;
+
+function isPlainOrigin(url: string): boolean {
+  const m = PLAIN_NAME_ORIGIN.exec(url) ?? PLAIN_IPV4_ORIGIN.exec(url);
+  // The port must also be one URL accepts; anything else takes the full check.
+  return m !== null && Number(m[m.length - 1]) <= 65535;
+}
+
 export function instanceUrlError(url: string): string | undefined {
+  if (isPlainOrigin(url)) return undefined;
   let u: URL;
   try {
     u = new URL(url);

@@ -29,6 +29,8 @@ export interface RouterConfig {
   maxAttempts: number;
   accessLog: boolean;
   logLevel: string;
+  /** Worker processes sharing the traffic port (node:cluster); 1 runs the router in this process. */
+  workers: number;
 }
 
 export class ConfigError extends Error {}
@@ -50,7 +52,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'start-timeout': { env: 'ROUTER_START_TIMEOUT', default: '30s', help: 'give up when the first load from etcd has not succeeded by then' },
   'connect-timeout': { env: 'ROUTER_CONNECT_TIMEOUT', default: '2s', help: 'upstream connect timeout' },
   'upstream-timeout': { env: 'ROUTER_UPSTREAM_TIMEOUT', default: '60s', help: 'time an instance has to send response headers (then 504), and between body chunks' },
-  'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this; keep it below the instances\' own' },
+  'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this (an instance that sends Keep-Alive: timeout=N gets N-2s, up to 60s); keep it below the instances\' own' },
   'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, how long in-flight requests may run before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
@@ -58,6 +60,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
   'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
 };
 
 export function helpText(): string {
@@ -189,7 +192,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
       if (!LOG_LEVELS.has(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${[...LOG_LEVELS].join(', ')}`);
       return t;
     }),
+    workers: get('workers', (t, w) => parseInteger(t, w, 1, 64)),
   };
+  if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check']] as const) {
     if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);
   }

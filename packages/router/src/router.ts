@@ -4,6 +4,7 @@
  */
 import { connectEtcd, KeyLayout } from '@paas/registry';
 import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from './admin/server.js';
 import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
@@ -20,7 +21,20 @@ export interface RunningRouter {
   stop(): Promise<void>;
 }
 
-export async function startRouter(config: RouterConfig, log: Logger): Promise<RunningRouter> {
+export interface StartOptions {
+  /**
+   * Run as worker k of a --workers cluster: no admin listener (the primary owns it and asks
+   * over IPC for status and metrics); config.id is already the worker's own id.
+   */
+  worker?: number;
+}
+
+/** IPC between the cluster primary and a worker (see cluster.ts). */
+export type WorkerMessage = { type: 'paas:ready' } | { type: 'paas:status'; seq: number; status: object };
+export type PrimaryMessage = { type: 'paas:status'; seq: number };
+
+export async function startRouter(config: RouterConfig, log: Logger, opts: StartOptions = {}): Promise<RunningRouter> {
+  const inWorker = opts.worker !== undefined && process.send !== undefined;
   const layout = new KeyLayout(config.prefix);
   const etcd = connectEtcd({ endpoints: config.etcdEndpoints });
   const metrics = new RouterMetrics();
@@ -57,9 +71,22 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 
-  const admin = createAdminServer({ metrics, isReady: () => ready, status });
-  await admin.listen({ host: config.admin.host, port: config.admin.port });
-  log.info({ admin: `${config.admin.host}:${config.admin.port}` }, 'admin listening');
+  let admin: { close(): Promise<unknown> };
+  if (inWorker) {
+    // Constructing one installs prom-client's answer to the primary's metrics requests.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    const onMessage = (msg: PrimaryMessage) => {
+      if (msg?.type === 'paas:status') process.send!({ type: 'paas:status', seq: msg.seq, status: status() } satisfies WorkerMessage);
+    };
+    process.on('message', onMessage);
+    admin = { close: async () => void process.off('message', onMessage) };
+  } else {
+    const server = createAdminServer({ metrics: { text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, isReady: () => ready, status });
+    await server.listen({ host: config.admin.host, port: config.admin.port });
+    log.info({ admin: `${config.admin.host}:${config.admin.port}` }, 'admin listening');
+    admin = server;
+  }
 
   const mirror = etcd.mirror({ ...layout.watchedRange(), startTimeoutMs: config.startTimeoutMs }, sync);
   try {
@@ -106,6 +133,7 @@ export async function startRouter(config: RouterConfig, log: Logger): Promise<Ru
 
   await proxy.server.listen({ host: config.listen.host, port: config.listen.port });
   ready = true;
+  if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();
   digestCheck.start();
   log.info({ listen: `${config.listen.host}:${config.listen.port}`, revision: sync.revision.toString() }, 'router ready');

@@ -45,6 +45,15 @@ describe('router command line', () => {
     expect(() => parse([], { ROUTER_RETRY_AFTER: '-1' })).toThrow('ROUTER_RETRY_AFTER: "-1" must be an integer from 0 to 86400');
   });
 
+  it('reads --workers / ROUTER_WORKERS (default 1) and keeps worker ids valid names', () => {
+    expect(parse(['--id', 'r1']).workers).toBe(1);
+    expect(parse(['--id', 'r1', '--workers', '2']).workers).toBe(2);
+    expect(parse(['--id', 'r1'], { ROUTER_WORKERS: '4' }).workers).toBe(4);
+    expect(() => parse(['--id', 'r1', '--workers', '0'])).toThrow('--workers: "0" must be an integer from 1 to 64');
+    expect(() => parse(['--id', 'r'.repeat(60), '--workers', '2'])).toThrow('must be at most 59 characters with --workers');
+    expect(parse(['--id', 'r'.repeat(60)]).workers).toBe(1);
+  });
+
   it('parses durations', () => {
     expect(parseDuration('250ms', 'x')).toBe(250);
     expect(parseDuration('5s', 'x')).toBe(5000);

@@ -38,6 +38,25 @@ describe('the record digest', () => {
     s.remove('/paas/apps/a');
     expect(s.digest()).toBe(before);
   });
+
+  it('is 16 hex digits, and the sum wraps and unwinds exactly over many records', () => {
+    const s = new RecordStore();
+    const empty = s.digest();
+    expect(empty).toMatch(/^[0-9a-f]{16}$/);
+    const rec = { kind: 'app' as const, app: 'a', value: { routes: [] } };
+    const digests: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      s.accept(`/paas/apps/a${i}`, rec, Buffer.from(`{"routes":[],"n":${i}}`), 1n);
+      digests.push(s.digest());
+      expect(s.digest()).toMatch(/^[0-9a-f]{16}$/);
+    }
+    expect(new Set(digests).size).toBe(2000);
+    for (let i = 1999; i >= 0; i--) {
+      expect(s.digest()).toBe(digests[i]);
+      s.remove(`/paas/apps/a${i}`);
+    }
+    expect(s.digest()).toBe(empty);
+  });
 });
 
 describe('table sync', () => {

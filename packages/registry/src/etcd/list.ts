@@ -1,13 +1,18 @@
 /**
  * Reading a whole key range at one revision, in pages: a single range response over 4 MiB
- * (~40k records) fails in grpc-js, and paging without a fixed revision would mix two states.
+ * (~40k records) fails in grpc-js by default, and paging without a fixed revision would mix two
+ * states.
+ *
+ * Page size: etcd counts every key left in [from, end) to fill in `count` on each limited range
+ * request, so a page costs time in proportion to the rest of the range: 300k keys in pages of
+ * 1,000 took 18.6 s here, in pages of 10,000 about 2.5 s (a page of ~10k records is ~2 MB).
  */
 import type { KVClient, IRangeResponse } from 'etcd3';
 import { toKvEntry } from './convert.js';
 import { isCompactedError } from './errors.js';
 import type { KvEntry } from './types.js';
 
-export const DEFAULT_PAGE_SIZE = 1_000;
+export const DEFAULT_PAGE_SIZE = 10_000;
 
 export type CallOptions = NonNullable<Parameters<KVClient['range']>[1]>;
 
@@ -15,6 +20,14 @@ export interface ListOptions {
   pageSize?: number;
   /** Read at this revision instead of the current one. */
   revision?: bigint;
+  /**
+   * Receive each page as it arrives instead of one array at the end (the result's `entries` is
+   * then empty). The next page is requested before this is called, so handling a page overlaps
+   * reading the next. A throw fails the list.
+   */
+  onPage?: (entries: KvEntry[], revision: bigint) => void;
+  /** The read starts over (compaction between two pages): pages delivered so far are void. */
+  onRestart?: () => void;
 }
 
 /**
@@ -35,6 +48,7 @@ export async function listRange(
     } catch (err) {
       const mayStartOver = opts.revision === undefined && isCompactedError(err) && attempt < 3;
       if (!mayStartOver) throw err;
+      opts.onRestart?.();
     }
   }
 }
@@ -48,18 +62,24 @@ async function listPages(
 ): Promise<{ entries: KvEntry[]; revision: bigint }> {
   const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
-  let revision = opts.revision;
-  let from = start;
+  const onPage = opts.onPage;
+  const read = (from: Buffer, at: bigint | undefined): Promise<IRangeResponse> =>
+    kv.range({ key: from, range_end: end, limit: pageSize, ...(at !== undefined && { revision: at.toString() }) }, callOptions());
   const entries: KvEntry[] = [];
+  let page = await read(start, opts.revision);
+  const revision = opts.revision ?? BigInt(page.header.revision);
   for (;;) {
-    const page: IRangeResponse = await kv.range(
-      { key: from, range_end: end, limit: pageSize, ...(revision !== undefined && { revision: revision.toString() }) },
-      callOptions(),
-    );
-    revision ??= BigInt(page.header.revision);
-    for (const item of page.kvs) entries.push(toKvEntry(item));
     const last = page.kvs.at(-1);
-    if (!page.more || !last) return { entries, revision };
-    from = Buffer.concat([last.key, Buffer.from([0])]); // the smallest key after `last`
+    const more = page.more && last !== undefined;
+    // Ask for the next page first, so etcd works on it while this one is converted and handled.
+    const next = more ? read(Buffer.concat([last.key, Buffer.from([0])]), revision) : undefined; // the smallest key after `last`
+    next?.catch(() => undefined); // awaited below; a failure while this page is handled must not go unhandled
+    const kvs = page.kvs;
+    const out: KvEntry[] = onPage ? new Array<KvEntry>(kvs.length) : entries;
+    const base = onPage ? 0 : entries.length;
+    for (let i = 0; i < kvs.length; i++) out[base + i] = toKvEntry(kvs[i]!);
+    if (onPage) onPage(out, revision);
+    if (next === undefined) return { entries, revision };
+    page = await next;
   }
 }

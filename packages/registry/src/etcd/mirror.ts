@@ -16,7 +16,7 @@ import { Backoff, Sleeper } from './backoff.js';
 import { groupByRevision } from './convert.js';
 import { EtcdTimeoutError, errorMessage, isConnectivityError } from './errors.js';
 import type { ListOptions } from './list.js';
-import type { KvEntry, Mirror, MirrorHandlers, MirrorOptions } from './types.js';
+import type { KvEntry, Mirror, MirrorHandlers, MirrorOptions, SnapshotBuilder } from './types.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 10_000;
 
@@ -110,9 +110,26 @@ export class RangeMirror implements Mirror {
     if (delayMs > 0) await this.sleeper.sleep(delayMs);
     while (this.isCurrent(generation)) {
       let listed: { entries: KvEntry[]; revision: bigint };
+      const paged = this.handlers.beginSnapshot !== undefined;
+      let builder: SnapshotBuilder | undefined;
       try {
-        listed = await this.deps.list(this.start_, this.end, { pageSize: this.opts.pageSize });
+        listed = await this.deps.list(this.start_, this.end, {
+          pageSize: this.opts.pageSize,
+          ...(paged && {
+            onPage: (entries: KvEntry[], revision: bigint) => {
+              // A newer sync (resync, close) took over: stop reading this one.
+              if (!this.isCurrent(generation)) throw new Error('list superseded');
+              builder ??= this.handlers.beginSnapshot!();
+              builder.page(entries, revision);
+            },
+            onRestart: () => {
+              builder?.abandon();
+              builder = undefined;
+            },
+          }),
+        });
       } catch (err) {
+        builder?.abandon();
         if (!this.isCurrent(generation)) return;
         this.lastListError = err;
         if (isConnectivityError(err)) this.setConnected(false);
@@ -120,10 +137,19 @@ export class RangeMirror implements Mirror {
         await this.sleeper.sleep(this.backoff.next());
         continue;
       }
-      if (!this.isCurrent(generation)) return;
+      if (!this.isCurrent(generation)) {
+        builder?.abandon();
+        return;
+      }
       this.setConnected(true);
       this.lastRevision = listed.revision;
-      this.guard(() => this.handlers.onSnapshot(listed.entries, listed.revision));
+      if (paged) {
+        // An empty range delivers no page.
+        const done = builder ?? this.handlers.beginSnapshot!();
+        this.guard(() => done.commit(listed.revision));
+      } else {
+        this.guard(() => this.handlers.onSnapshot(listed.entries, listed.revision));
+      }
       this.firstSnapshot.resolve();
       if (this.isCurrent(generation)) this.watchFrom(listed.revision + 1n, generation);
       return;

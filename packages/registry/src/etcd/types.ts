@@ -33,9 +33,24 @@ export interface TxnResult {
   revision: bigint;
 }
 
+/** A full list delivered page by page (see MirrorHandlers.beginSnapshot). */
+export interface SnapshotBuilder {
+  /** One page of the list, in key order; every page is at `revision`. */
+  page(entries: KvEntry[], revision: bigint): void;
+  /** The list is complete: swap the state built from the pages in. */
+  commit(revision: bigint): void;
+  /** The list failed or was started over: drop what was built. */
+  abandon(): void;
+}
+
 export interface MirrorHandlers {
   /** A full (re)list at one revision: build a new state from `entries` and swap it in. */
   onSnapshot(entries: KvEntry[], revision: bigint): void;
+  /**
+   * Optional, instead of onSnapshot: receive a full list page by page while the next page is
+   * being read, so a large range is never held as one array and parsing overlaps etcd's work.
+   */
+  beginSnapshot?(): SnapshotBuilder;
   /** Every event of one etcd revision, in order; called once per revision, in revision order. */
   onRevision(events: WatchEvent[], revision: bigint): void;
   /** A progress notification: nothing in the range changed up to and including `revision`. */

@@ -1,27 +1,88 @@
 /**
- * Prometheus metrics. Per-request counters are reached through cached label children so the
- * request path does two Map lookups and no allocation once an (app, status) pair has been seen.
+ * Prometheus metrics. The two per-request metrics do not go through prom-client on the request
+ * path (its label children hash their label object on every call: ~3% of a proxied request's
+ * CPU): requests are counted in plain per-(app, status) cells flushed into the prom-client
+ * counter when metrics are collected, and the upstream latency histogram is a small metric of
+ * our own with per-app bucket arrays. Both allocate nothing once an app has been seen.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 
-type CounterChild = ReturnType<Counter<'app' | 'status'>['labels']>;
-type HistogramChild = ReturnType<Histogram<'app'>['labels']>;
+interface CountCell {
+  n: number;
+  readonly app: string;
+  readonly status: string;
+}
+
+interface LatencyCell {
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** A histogram labelled by app, in prom-client's Metric shape (so registries and the cluster aggregate take it). */
+class AppLatencyHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly cells = new Map<string, LatencyCell>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(app: string, seconds: number): void {
+    let cell = this.cells.get(app);
+    if (cell === undefined) {
+      cell = { buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+      this.cells.set(app, cell);
+    }
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (seconds <= bounds[i]!) {
+        cell.buckets[i]!++;
+        break;
+      }
+    }
+    cell.sum += seconds;
+    cell.count++;
+  }
+
+  async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const values: MetricValueWithName<string>[] = [];
+    for (const [app, cell] of this.cells) {
+      let cumulative = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        cumulative += cell.buckets[i]!;
+        values.push({ labels: { le: this.bounds[i]!, app }, value: cumulative, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { le: '+Inf', app }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { app }, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { app }, value: cell.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type as never, aggregator: this.aggregator, values, collect: () => undefined };
+  }
+
+  reset(): void {
+    this.cells.clear();
+  }
+}
 
 export class RouterMetrics {
   readonly registry = new Registry();
-  private readonly requests = new Counter({
+  private readonly requestCells = new Map<string, Map<number, CountCell>>();
+  private readonly requests: Counter<'app' | 'status'> = new Counter({
     name: 'router_requests_total',
     help: 'Requests answered, by app ("" when no route matched) and status code',
     labelNames: ['app', 'status'] as const,
     registers: [this.registry],
+    collect: () => this.flushRequestCounts(),
   });
-  private readonly upstreamLatency = new Histogram({
-    name: 'router_upstream_duration_seconds',
-    help: 'Time from dispatch to an instance until its response headers arrived',
-    labelNames: ['app'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  private readonly upstreamLatency = new AppLatencyHistogram(
+    'router_upstream_duration_seconds',
+    'Time from dispatch to an instance until its response headers arrived',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
   readonly upstreamFailures = new Counter({
     name: 'router_upstream_failures_total',
     help: 'Connections to instances that failed (refused, reset, timed out), by reason',
@@ -52,51 +113,58 @@ export class RouterMetrics {
   readonly rejectedNow = new Gauge({
     name: 'router_rejected_records',
     help: 'Keys whose current value is rejected',
+    aggregator: 'max',
     registers: [this.registry],
   });
   readonly etcdConnected = new Gauge({
     name: 'router_etcd_connected',
     help: '1 when etcd is reachable',
+    aggregator: 'min',
     registers: [this.registry],
   });
   readonly appliedRevision = new Gauge({
     name: 'router_applied_revision',
     help: 'etcd revision fully applied to the table',
+    aggregator: 'min',
     registers: [this.registry],
   });
   readonly routes = new Gauge({
     name: 'router_routes',
     help: '(host, path) routes in the table',
+    aggregator: 'max',
     registers: [this.registry],
   });
 
-  private readonly requestChildren = new Map<string, Map<number, CounterChild>>();
-  private readonly latencyChildren = new Map<string, HistogramChild>();
-
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    this.registry.registerMetric(this.upstreamLatency as unknown as Metric);
   }
 
   countRequest(app: string, status: number): void {
-    let byStatus = this.requestChildren.get(app);
-    if (!byStatus) {
+    let byStatus = this.requestCells.get(app);
+    if (byStatus === undefined) {
       byStatus = new Map();
-      this.requestChildren.set(app, byStatus);
+      this.requestCells.set(app, byStatus);
     }
-    let child = byStatus.get(status);
-    if (!child) {
-      child = this.requests.labels(app, String(status));
-      byStatus.set(status, child);
+    let cell = byStatus.get(status);
+    if (cell === undefined) {
+      cell = { n: 0, app, status: String(status) };
+      byStatus.set(status, cell);
     }
-    child.inc();
+    cell.n++;
   }
 
   observeUpstream(app: string, seconds: number): void {
-    let child = this.latencyChildren.get(app);
-    if (!child) {
-      child = this.upstreamLatency.labels(app);
-      this.latencyChildren.set(app, child);
+    this.upstreamLatency.observe(app, seconds);
+  }
+
+  private flushRequestCounts(): void {
+    for (const byStatus of this.requestCells.values()) {
+      for (const cell of byStatus.values()) {
+        if (cell.n === 0) continue;
+        this.requests.inc({ app: cell.app, status: cell.status }, cell.n);
+        cell.n = 0;
+      }
     }
-    child.observe(seconds);
   }
 }

@@ -1,11 +1,11 @@
 /** The admin listener: liveness, readiness, Prometheus metrics and the router's status as JSON. */
 import fastify, { type FastifyInstance } from 'fastify';
-import type { RouterMetrics } from './metrics.js';
 
 export interface AdminOptions {
-  metrics: RouterMetrics;
+  /** Prometheus text exposition and its content type (one registry, or a cluster's aggregate). */
+  metrics: { text: () => Promise<string>; contentType: string };
   isReady: () => boolean;
-  status: () => object;
+  status: () => object | Promise<object>;
 }
 
 export function createAdminServer(opts: AdminOptions): FastifyInstance {
@@ -15,10 +15,10 @@ export function createAdminServer(opts: AdminOptions): FastifyInstance {
     const ready = opts.isReady();
     return reply.code(ready ? 200 : 503).type('text/plain').send(ready ? 'ready' : 'not ready');
   });
-  app.get('/status', async (_req, reply) => reply.send(opts.status()));
+  app.get('/status', async (_req, reply) => reply.send(await opts.status()));
   app.get('/metrics', async (_req, reply) => {
-    const body = await opts.metrics.registry.metrics();
-    return reply.type(opts.metrics.registry.contentType).send(body);
+    const body = await opts.metrics.text();
+    return reply.type(opts.metrics.contentType).send(body);
   });
   return app;
 }

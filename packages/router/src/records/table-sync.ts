@@ -3,7 +3,7 @@
  * routing table. A snapshot builds a new table and swaps it in with one assignment; a revision
  * mutates the live table in place, synchronously, so no request sees a transaction half-applied.
  */
-import type { KeyLayout, KvEntry, MirrorHandlers, ParsedRecord, WatchEvent } from '@paas/registry';
+import type { KeyLayout, KvEntry, MirrorHandlers, ParsedRecord, SnapshotBuilder, WatchEvent } from '@paas/registry';
 import { parseEntry } from '@paas/registry';
 import { RoutingTable } from '../table/routing-table.js';
 import { RecordStore } from './record-store.js';
@@ -72,31 +72,65 @@ export class TableSync implements MirrorHandlers {
   }
 
   onSnapshot(entries: KvEntry[], revision: bigint): void {
-    const started = performance.now();
+    const builder = this.beginSnapshot();
+    builder.page(entries, revision);
+    builder.commit(revision);
+  }
+
+  /**
+   * A full list, page by page: a new table and record store are built aside while the old
+   * table keeps serving, and swapped in with one assignment on commit.
+   */
+  beginSnapshot(): SnapshotBuilder {
+    let started = performance.now();
+    let buildMs = 0;
     const previous = this.carryOver ? this.records : new RecordStore();
-    this.carryOver = true;
-    const table = new RoutingTable({ previous: this.table });
-    const records = new RecordStore();
-    for (const e of entries) {
-      const parsed = parseEntry(this.layout, e.key, e.value);
-      if (parsed.ok) {
-        records.accept(e.key, parsed.value, e.value, e.createRevision, e.modRevision);
-        applyToTable(table, parsed.value, e.createRevision);
-        continue;
-      }
-      this.rejectKey(records, e.key, e.modRevision, parsed.error);
-      const kept = previous.get(e.key);
-      if (kept) {
-        records.keep(e.key, kept);
-        applyToTable(table, kept.record, kept.createRevision);
-      }
-    }
-    this.table = table;
-    this.records = records;
-    this.revision = revision;
-    this.loaded = true;
-    this.log.info({ revision: revision.toString(), records: entries.length, rejected: records.rejectedCount }, 'routing table loaded');
-    this.events.onApplied('snapshot', performance.now() - started);
+    let table: RoutingTable | undefined = new RoutingTable({ previous: this.table });
+    let records: RecordStore | undefined = new RecordStore();
+    let count = 0;
+    return {
+      page: (entries) => {
+        if (table === undefined || records === undefined) return;
+        const t0 = performance.now();
+        count += entries.length;
+        for (const e of entries) {
+          const parsed = parseEntry(this.layout, e.key, e.value);
+          if (parsed.ok) {
+            records.accept(e.key, parsed.value, e.value, e.createRevision);
+            applyToTable(table, parsed.value, e.createRevision);
+            continue;
+          }
+          this.rejectKey(records, e.key, e.modRevision, parsed.error);
+          const kept = previous.get(e.key);
+          if (kept) {
+            records.keep(e.key, kept);
+            applyToTable(table, kept.record, kept.createRevision);
+          }
+        }
+        buildMs += performance.now() - t0;
+      },
+      commit: (revision) => {
+        if (table === undefined || records === undefined) return;
+        this.carryOver = true;
+        this.table = table;
+        this.records = records;
+        this.revision = revision;
+        this.loaded = true;
+        table = undefined;
+        records = undefined;
+        const listMs = performance.now() - started;
+        this.log.info(
+          { revision: revision.toString(), records: count, rejected: this.records.rejectedCount, ms: Math.round(listMs), buildMs: Math.round(buildMs) },
+          'routing table loaded',
+        );
+        this.events.onApplied('snapshot', listMs);
+        started = 0;
+      },
+      abandon: () => {
+        table = undefined;
+        records = undefined;
+      },
+    };
   }
 
   onRevision(events: WatchEvent[], revision: bigint): void {
@@ -141,7 +175,7 @@ export class TableSync implements MirrorHandlers {
       return;
     }
     const old = this.records.get(key);
-    this.records.accept(key, parsed.value, value, createRevision, modRevision);
+    this.records.accept(key, parsed.value, value, createRevision);
     // An app record that is rewritten keeps its create revision, so its route claims keep their rank.
     if (old && old.record.kind !== parsed.value.kind) removeFromTable(this.table, old.record);
     applyToTable(this.table, parsed.value, createRevision);

@@ -6,6 +6,18 @@ import type { RouteSlot } from './route-slot.js';
 
 const NONE: readonly Backend[] = Object.freeze([]);
 
+/** Array.prototype.filter without spare capacity (and NONE when empty). */
+function exactFilter(list: readonly Backend[], keep: (b: Backend) => boolean): readonly Backend[] {
+  let n = 0;
+  for (const b of list) if (keep(b)) n++;
+  if (n === 0) return NONE;
+  if (n === list.length) return list;
+  const out = new Array<Backend>(n);
+  let i = 0;
+  for (const b of list) if (keep(b)) out[i++] = b;
+  return out;
+}
+
 /**
  * An app as the proxy sees it: its record (if any), its instances and the balancer that picks
  * among them. Exists while a record, an instance or an override names the app. Only the
@@ -57,20 +69,30 @@ export class AppPool {
 
   /** Keeps id order, so routers with the same records list and rotate instances alike. */
   addBackend(backend: Backend): void {
-    const next = this.backends.slice();
-    let i = next.length;
-    while (i > 0 && next[i - 1]!.id > backend.id) i--;
-    next.splice(i, 0, backend);
+    const old = this.backends;
+    let i = old.length;
+    while (i > 0 && old[i - 1]!.id > backend.id) i--;
+    // Built at its final length: arrays grown by push/splice keep spare capacity, which adds up
+    // over 100k apps.
+    const next = new Array<Backend>(old.length + 1);
+    for (let j = 0; j < i; j++) next[j] = old[j]!;
+    next[i] = backend;
+    for (let j = i; j < old.length; j++) next[j + 1] = old[j]!;
     this.backends = next;
   }
 
   removeBackend(backend: Backend): void {
-    this.backends = this.backends.filter((b) => b !== backend);
+    this.backends = exactFilter(this.backends, (b) => b !== backend);
   }
 
   /** After backends were added, removed or changed state or weight: new ready list, fresh balancer state. */
   instancesChanged(): void {
-    this.ready = this.backends.filter((b) => b.state === 'ready');
+    this.ready = exactFilter(this.backends, (b) => b.state === 'ready');
     this.balancer.reset(this.ready);
+  }
+
+  /** Route slots claimed, set by the table; stored at exact length. */
+  setClaims(claims: RouteSlot[]): void {
+    this.claims = claims.length === 0 ? [] : claims.slice();
   }
 }

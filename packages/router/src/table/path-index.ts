@@ -14,8 +14,10 @@ const QUESTION = 0x3f;
 export class PathIndex {
   /** The slot for path '/', which matches every request target. */
   private root: RouteSlot | undefined = undefined;
-  /** Every other slot, chained on hash collisions; created with the first such slot (most hosts have none). */
+  /** Every other slot, chained on hash collisions; created with the second such slot (most hosts have none or one). */
   private byKey: Map<number, RouteSlot> | undefined = undefined;
+  /** The only slot other than '/', while there is just one: a Map per host costs ~150 bytes, 100k hosts add up. */
+  private single: RouteSlot | undefined = undefined;
   /** Longest path added since the index last had none: no boundary past it can match, so scanning stops there. */
   private maxLength = 0;
   private count = 0;
@@ -26,7 +28,7 @@ export class PathIndex {
 
   get(path: string): RouteSlot | undefined {
     if (path === '/') return this.root;
-    for (let s = this.byKey?.get(forwardKey(path)); s !== undefined; s = s.next) {
+    for (let s = this.first(forwardKey(path)); s !== undefined; s = s.next) {
       if (s.path === path) return s;
     }
     return undefined;
@@ -39,10 +41,19 @@ export class PathIndex {
       this.root = slot;
       return;
     }
-    this.byKey ??= new Map();
+    if (slot.path.length > this.maxLength) this.maxLength = slot.path.length;
+    if (this.byKey === undefined) {
+      const single = this.single;
+      if (single === undefined) {
+        slot.next = undefined;
+        this.single = slot;
+        return;
+      }
+      this.single = undefined;
+      this.byKey = new Map([[single.key, single]]);
+    }
     slot.next = this.byKey.get(slot.key);
     this.byKey.set(slot.key, slot);
-    if (slot.path.length > this.maxLength) this.maxLength = slot.path.length;
   }
 
   remove(slot: RouteSlot): void {
@@ -50,6 +61,12 @@ export class PathIndex {
       if (this.root !== slot) return;
       this.root = undefined;
       this.count--;
+      return;
+    }
+    if (this.single === slot) {
+      this.single = undefined;
+      this.count--;
+      this.maxLength = 0;
       return;
     }
     const byKey = this.byKey;
@@ -75,8 +92,7 @@ export class PathIndex {
    * request target; only the part before '?' is compared.
    */
   match(url: string): RouteSlot | undefined {
-    const byKey = this.byKey;
-    if (byKey === undefined) return this.root;
+    if (this.byKey === undefined && this.single === undefined) return this.root;
     const n = url.length;
     const limit = n < this.maxLength ? n : this.maxLength;
     let best = this.root;
@@ -85,20 +101,28 @@ export class PathIndex {
     for (; i < limit; i++) {
       const c = url.charCodeAt(i);
       if (c === QUESTION) break;
-      if (c === SLASH && i > 1) best = this.find(byKey, h, url, i) ?? best;
+      if (c === SLASH && i > 1) best = this.find(h, url, i) ?? best;
       h = mix(h, c);
     }
     // Paths other than '/' are at least 2 characters long; the prefix of length i ends on a
     // boundary if the path part ends there or the next character starts a segment.
     if (i > 1) {
       const c = i === n ? QUESTION : url.charCodeAt(i);
-      if (c === QUESTION || c === SLASH) best = this.find(byKey, h, url, i) ?? best;
+      if (c === QUESTION || c === SLASH) best = this.find(h, url, i) ?? best;
     }
     return best;
   }
 
-  private find(byKey: Map<number, RouteSlot>, hash: number, url: string, length: number): RouteSlot | undefined {
-    for (let s = byKey.get(toKey(hash)); s !== undefined; s = s.next) {
+  /** The first slot chained under a hash key. */
+  private first(key: number): RouteSlot | undefined {
+    const byKey = this.byKey;
+    if (byKey !== undefined) return byKey.get(key);
+    const single = this.single;
+    return single !== undefined && single.key === key ? single : undefined;
+  }
+
+  private find(hash: number, url: string, length: number): RouteSlot | undefined {
+    for (let s = this.first(toKey(hash)); s !== undefined; s = s.next) {
       if (s.path.length === length && url.startsWith(s.path)) return s;
     }
     return undefined;

@@ -62,6 +62,7 @@ export class RoutingTable {
     if (record.healthCheck !== undefined) this.healthChecked.add(pool);
     else this.healthChecked.delete(pool);
     for (const route of record.routes) this.claim(pool, route);
+    pool.setClaims(pool.claims);
   }
 
   deleteApp(name: string): void {

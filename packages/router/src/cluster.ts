@@ -1,0 +1,152 @@
+/**
+ * `--workers N` (N > 1): a node:cluster primary and N workers sharing the traffic port.
+ *
+ * Each worker is a whole router with id `<id>-w<k>`: its own etcd list-then-watch, table, status
+ * record on its own lease, health checks and peer digest check. That is the simplest design
+ * that keeps every guarantee as it is: a worker's `revision` still means "in this worker's
+ * table", and a deployer that waits on every live status record and sums `inflight` across
+ * records is right for workers exactly as it is for separate routers. A crashed worker is
+ * isolated (its lease lapses, the primary forks it again); the cost is one watch per worker.
+ *
+ * Connections are accepted by the workers themselves (SCHED_NONE: the kernel spreads them), not
+ * handed out by the primary (node's default round-robin): with round-robin, a connection the
+ * primary hands to a worker that has just died is lost and the client hangs, and every new
+ * connection costs an IPC round trip through the primary.
+ *
+ * The primary takes no traffic. It owns the admin listener: /readyz is 200 once every worker
+ * has applied its first load (and while at least one is ready), 503 while stopping; /status
+ * asks each worker over IPC and lists them; /metrics is prom-client's cluster aggregate.
+ * SIGTERM goes to every worker, which drains as a single router would; the primary exits once
+ * they have.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
+import { createAdminServer } from './admin/server.js';
+import type { RouterConfig } from './config.js';
+import type { PrimaryMessage, WorkerMessage } from './router.js';
+
+/** Environment variable telling a forked worker its index k (1..N). */
+export const WORKER_ENV = 'PAAS_ROUTER_WORKER';
+
+export function workerId(id: string, k: number): string {
+  return `${id}-w${k}`;
+}
+
+interface Slot {
+  k: number;
+  worker: Worker | undefined;
+  ready: boolean;
+}
+
+const RESTART_DELAY_MS = 1000;
+const STATUS_TIMEOUT_MS = 2000;
+
+export interface RunningPrimary {
+  stop(): Promise<number>;
+}
+
+export async function startPrimary(config: RouterConfig, log: Logger): Promise<RunningPrimary> {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const slots: Slot[] = Array.from({ length: config.workers }, (_, i) => ({ k: i + 1, worker: undefined, ready: false }));
+  const aggregator = new AggregatorRegistry();
+  let started = false;
+  let stopping = false;
+  let seq = 0;
+  const pending = new Map<number, (status: object) => void>();
+  let startupFailed: ((err: Error) => void) | undefined;
+  let allReady: (() => void) | undefined;
+
+  function fork(slot: Slot): void {
+    const worker = cluster.fork({ [WORKER_ENV]: String(slot.k) });
+    slot.worker = worker;
+    slot.ready = false;
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg?.type === 'paas:ready') {
+        slot.ready = true;
+        if (!started && slots.every((s) => s.ready)) allReady?.();
+      } else if (msg?.type === 'paas:status') {
+        pending.get(msg.seq)?.(msg.status);
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      slot.ready = false;
+      slot.worker = undefined;
+      if (stopping) return;
+      if (!started) {
+        startupFailed?.(new Error(`worker ${workerId(config.id, slot.k)} exited during start-up (code ${code}, signal ${signal})`));
+        return;
+      }
+      log.error({ worker: workerId(config.id, slot.k), code, signal }, 'worker exited; starting it again');
+      setTimeout(() => {
+        if (!stopping) fork(slot);
+      }, RESTART_DELAY_MS).unref();
+    });
+  }
+
+  function askStatus(slot: Slot): Promise<object> {
+    const worker = slot.worker;
+    if (worker === undefined || !worker.isConnected()) return Promise.resolve({ id: workerId(config.id, slot.k), ready: false, error: 'worker not running' });
+    const n = ++seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        pending.delete(n);
+        resolve({ id: workerId(config.id, slot.k), ready: false, error: `no answer within ${STATUS_TIMEOUT_MS} ms` });
+      }, STATUS_TIMEOUT_MS);
+      pending.set(n, (status) => {
+        clearTimeout(timer);
+        pending.delete(n);
+        resolve({ ...status, pid: worker.process.pid });
+      });
+      worker.send({ type: 'paas:status', seq: n } satisfies PrimaryMessage);
+    });
+  }
+
+  const isReady = () => started && !stopping && slots.some((s) => s.ready);
+  const admin = createAdminServer({
+    metrics: { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
+    isReady,
+    status: async () => {
+      const workers = (await Promise.all(slots.map(askStatus))) as Array<{ revision?: string; etcd?: { connected?: boolean } }>;
+      // What every worker has applied: the lowest revision among them.
+      const revisions = workers.map((w) => (w.revision !== undefined ? BigInt(w.revision) : 0n));
+      const revision = revisions.reduce((a, b) => (b < a ? b : a));
+      return { id: config.id, ready: isReady(), revision: revision.toString(), etcd: { connected: workers.every((w) => w.etcd?.connected === true) }, workers };
+    },
+  });
+  await admin.listen({ host: config.admin.host, port: config.admin.port });
+  log.info({ admin: `${config.admin.host}:${config.admin.port}`, workers: config.workers }, 'admin listening; starting workers');
+
+  await new Promise<void>((resolve, reject) => {
+    allReady = resolve;
+    startupFailed = reject;
+    for (const slot of slots) fork(slot);
+  }).catch(async (err: Error) => {
+    stopping = true;
+    for (const s of slots) s.worker?.process.kill('SIGKILL');
+    await admin.close();
+    throw err;
+  });
+  started = true;
+  log.info({ listen: `${config.listen.host}:${config.listen.port}`, workers: config.workers }, 'router ready');
+
+  async function stop(): Promise<number> {
+    stopping = true;
+    log.info({ workers: config.workers }, 'stopping: readyz now 503; stopping workers');
+    const exits = slots.map(
+      (s) =>
+        new Promise<number>((resolve) => {
+          const w = s.worker;
+          if (w === undefined || w.isDead()) return resolve(0);
+          w.once('exit', (code) => resolve(code ?? 1));
+          w.process.kill('SIGTERM');
+        }),
+    );
+    const codes = await Promise.all(exits);
+    await admin.close();
+    log.info({ codes }, 'stopped');
+    return codes.every((c) => c === 0) ? 0 : 1;
+  }
+
+  return { stop };
+}
