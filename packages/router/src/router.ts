@@ -45,8 +45,9 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   const sync: TableSync = new TableSync(layout, log, {
     onApplied(kind, ms) {
+      // A progress notice changed nothing in the table: it only moves the applied revision.
       if (kind === 'snapshot') metrics.tableSwaps.inc();
-      else metrics.tableChanges.observe(ms / 1000);
+      else if (kind === 'revision') metrics.tableChanges.observe(ms / 1000);
       metrics.appliedRevision.set(Number(sync.revision));
       metrics.routes.set(sync.table.routeCount());
       metrics.rejectedNow.set(sync.records.rejectedCount);

@@ -16,7 +16,7 @@ export interface SyncLogger {
 
 export interface SyncEvents {
   /** After every applied snapshot or revision. */
-  onApplied(kind: 'snapshot' | 'revision', durationMs: number): void;
+  onApplied(kind: 'snapshot' | 'revision' | 'progress', durationMs: number): void;
   onRejected(key: string, error: string): void;
   onResync(reason: string): void;
   onConnection(connected: boolean): void;
@@ -146,7 +146,7 @@ export class TableSync implements MirrorHandlers {
   onProgress(revision: bigint): void {
     if (revision > this.revision) {
       this.revision = revision;
-      this.events.onApplied('revision', 0);
+      this.events.onApplied('progress', 0);
     }
   }
 
