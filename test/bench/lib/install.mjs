@@ -1,0 +1,42 @@
+/**
+ * wrk, haproxy and nginx from Debian when missing (we are root here). `apt-get update` once, then
+ * one install of all three. The package scripts cannot start the system services in this
+ * container (policy-rc.d denies it); we never use those services anyway: every proxy runs from
+ * a config we generate, in a temp dir, on free ports.
+ */
+import { accessSync, constants } from 'node:fs';
+import { run } from './procs.mjs';
+
+export function which(cmd) {
+  for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
+    try {
+      accessSync(`${dir}/${cmd}`, constants.X_OK);
+      return `${dir}/${cmd}`;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+/** Resolves { wrk, haproxy, nginx } paths (undefined when missing and not installable). */
+export async function ensureTools({ install = true, log = console.log, need = ['wrk', 'haproxy', 'nginx'] } = {}) {
+  const found = () => Object.fromEntries(need.map((t) => [t, which(t)]));
+  let tools = found();
+  const missing = need.filter((t) => !tools[t]);
+  if (missing.length === 0 || !install) return tools;
+  if (process.getuid?.() !== 0) {
+    log(`missing ${missing.join(', ')} and not root: those configurations are skipped`);
+    return tools;
+  }
+  log(`installing ${missing.join(', ')} from Debian (apt-get update, apt-get install -y wrk haproxy nginx)...`);
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  // Another apt may hold the dpkg lock (CI or a colleague installing): wait for it, bounded.
+  const lock = ['-o', 'DPkg::Lock::Timeout=180'];
+  const upd = await run('apt-get', [...lock, 'update', '-qq'], { env, timeoutMs: 300_000 });
+  if (upd.code !== 0) log(`apt-get update failed (${upd.code}): ${upd.stderr.trim().slice(-500)}`);
+  const inst = await run('apt-get', [...lock, 'install', '-y', '-qq', 'wrk', 'haproxy', 'nginx'], { env, timeoutMs: 600_000 });
+  if (inst.code !== 0) log(`apt-get install failed (${inst.code}): ${inst.stderr.trim().slice(-500)}`);
+  tools = found();
+  return tools;
+}

@@ -1,0 +1,205 @@
+/**
+ * Targets and the Markdown report. Targets are ratios against THIS run's HAProxy or absolute
+ * limits; each is "met", "missed" or "n/a" (with why) — printed, never an exit code.
+ */
+const f = (v, d = 2) => (v === undefined || v === null || Number.isNaN(v) ? '–' : !Number.isFinite(v) ? '∞' : Number(v).toFixed(d));
+const int = (v) => (v === undefined || !Number.isFinite(v) ? '–' : Math.round(v).toLocaleString('en-US'));
+
+function status(ok) {
+  return ok === undefined ? 'n/a' : ok ? '✅ met' : '❌ missed';
+}
+
+export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
+  const t = [];
+  const proxy = results.proxy?.rows ?? [];
+  const hap = proxy.find((r) => r.name === 'haproxy' && !r.skipped);
+  const rtr = proxy.find((r) => r.name === 'router' && !r.skipped);
+  if (results.proxy) {
+    const limit = hap?.reqPerProxyCpuS !== undefined ? 0.5 * hap.reqPerProxyCpuS : undefined;
+    t.push({
+      target: 'router requests per proxy CPU-second ≥ 0.5× HAProxy',
+      figure: rtr?.reqPerProxyCpuS !== undefined ? `${int(rtr.reqPerProxyCpuS)} (HAProxy ${hap ? int(hap.reqPerProxyCpuS) : '–'}; ${hap ? f(rtr.reqPerProxyCpuS / hap.reqPerProxyCpuS) : '–'}×)` : '–',
+      limit: limit !== undefined ? `≥ ${int(limit)}` : 'needs HAProxy',
+      status: status(limit !== undefined && rtr?.reqPerProxyCpuS !== undefined ? rtr.reqPerProxyCpuS >= limit : undefined),
+    });
+    const rw = proxy.find((r) => r.name === 'router-workers');
+    if (rw && !rw.skipped && limit !== undefined) {
+      t.push({ target: 'router --workers 2: same ratio', figure: `${int(rw.reqPerProxyCpuS)} (${f(rw.reqPerProxyCpuS / hap.reqPerProxyCpuS)}×)`, limit: `≥ ${int(limit)}`, status: status(rw.reqPerProxyCpuS >= limit) });
+    }
+  }
+  if (results.fixedRate) {
+    const rows = results.fixedRate.rows ?? [];
+    const h = rows.find((r) => r.name === 'haproxy' && !r.skipped);
+    const r = rows.find((x) => x.name === 'router' && !x.skipped);
+    const limit = h?.addedP99Ms !== undefined ? 1.5 * Math.max(0, h.addedP99Ms) + 1 : undefined;
+    t.push({
+      target: `fixed rate ${results.fixedRate.rate} req/s: router's added p99 ≤ 1.5× HAProxy's + 1 ms`,
+      figure: r?.addedP99Ms !== undefined ? `${f(r.addedP99Ms, 3)} ms (HAProxy ${h ? f(h.addedP99Ms, 3) : '–'} ms)` : '–',
+      limit: limit !== undefined ? `≤ ${f(limit, 3)} ms` : 'needs HAProxy',
+      status: status(limit !== undefined && r?.addedP99Ms !== undefined ? r.addedP99Ms <= limit : undefined),
+    });
+  }
+  const full = (apps) => (apps >= fullApps ? undefined : `n/a: ${apps} apps in this run`);
+  if (results.propagation?.levels?.length) {
+    const top = results.propagation.levels[results.propagation.levels.length - 1];
+    const why = full(top.apps);
+    t.push({
+      target: 'put → 200 on both replicas, p99 ≤ 10 ms at 100k apps',
+      figure: `${f(top.both.p99)} ms at ${int(top.apps)} apps`,
+      limit: '≤ 10 ms',
+      status: why ?? status(top.both.p99 <= 10),
+    });
+  }
+  const s = results.scale;
+  if (s && !s.error) {
+    const why = full(s.apps);
+    t.push({ target: 'cold start to /readyz ≤ 1.5 s (100k apps)', figure: `${f(s.coldStartMs / 1000)} s`, limit: '≤ 1.5 s', status: why ?? status(s.coldStartMs <= 1500) });
+    t.push({ target: 'RSS after load ≤ 350 MB (100k apps)', figure: `${int(s.rssAfterLoadMB)} MB`, limit: '≤ 350 MB', status: why ?? status(s.rssAfterLoadMB <= 350) });
+    t.push({
+      target: 'RSS peak during a full re-list ≤ 450 MB (100k apps)',
+      figure: `${int(s.relist?.peakMB)} MB${s.relist?.error ? ' (re-list not observed)' : ''}`,
+      limit: '≤ 450 MB',
+      status: why ?? (s.relist?.error ? 'n/a: re-list not observed' : status(s.relist.peakMB <= 450)),
+    });
+    t.push({
+      target: 'one applied change ≤ 1 ms (100k apps; judged on p99)',
+      figure: `p99 ~${f(s.change.p99Ms, 3)} ms, p50 ~${f(s.change.p50Ms, 3)} ms, mean ${f(s.change.meanMs, 3)} ms`,
+      limit: '≤ 1 ms',
+      status: why ?? status(s.change.p99Ms <= 1),
+    });
+  }
+  if (results.lookup?.rows?.length) {
+    const big = results.lookup.rows.filter((r) => r.apps === 100_000);
+    const worst = big.reduce((a, r) => (r['ns/op (mean)'] > (a?.['ns/op (mean)'] ?? -1) ? r : a), undefined);
+    t.push({
+      target: 'routing decision ≤ 1 µs at 100k apps (every case, mean)',
+      figure: worst ? `worst ${int(worst['ns/op (mean)'])} ns/op (${worst.case})` : '–',
+      limit: '≤ 1 000 ns',
+      status: status(worst ? worst['ns/op (mean)'] <= 1000 : undefined),
+    });
+  }
+  return t;
+}
+
+function table(headers, rows) {
+  return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function renderMarkdown(results) {
+  const m = results.meta;
+  const out = [];
+  out.push(`# Router benchmark — ${m.date}${m.quick ? ' (quick mode: short runs, small app counts)' : ''}`);
+  out.push('');
+  out.push(`Command: \`${m.command}\``);
+  out.push(`Machine: ${m.cpus} cores, Node ${m.node}, load average before ${f(m.loadBefore?.load1)} / after ${f(m.loadAfter?.load1)} (1 min). Router: \`${m.routerBin}\`${m.routerWorkers ? ', --workers available' : ', no --workers flag'}.`);
+  out.push(`Pinning: ${m.pinning}`);
+  out.push('');
+  out.push('## Targets');
+  out.push('');
+  out.push(table(['target', 'this run', 'limit', 'status'], results.targets.map((t) => [t.target, t.figure, t.limit, t.status])));
+  out.push('');
+  if (results.proxy) {
+    const p = results.proxy;
+    out.push(`## Proxy throughput and latency`);
+    out.push('');
+    if (p.error) out.push(`**failed:** ${p.error}`);
+    else {
+      out.push(`${p.client}, ${p.connections} connections, ${p.warmSeconds} s warm-up then ${p.measureSeconds} s measured, same node:http backend (99-byte body). A run during which other processes used over 0.25 cores was measured again (up to --noise-retries, default 2, more times) and the attempt with the most requests per proxy CPU-second kept (req/s for direct); all attempts are in the JSON.`);
+      out.push('');
+      out.push(
+        table(
+          ['configuration', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU-s', 'req per proxy CPU-s', 'proxy CPU use', 'errors', 'other processes (cores)', 'attempt kept', 'placement'],
+          p.rows.map((r) =>
+            r.skipped
+              ? [r.name, r.skipped, '', '', '', '', '', '', '', '', '']
+              : [r.name, int(r.rps), f(r.p50Ms), f(r.p99Ms), r.proxyCpuSeconds !== undefined ? f(r.proxyCpuSeconds) : '–', r.reqPerProxyCpuS !== undefined ? int(r.reqPerProxyCpuS) : '–', r.proxyCpuUtil !== undefined ? `${Math.round(r.proxyCpuUtil * 100)}% of a core` : '–', String(r.errors), f(r.otherCpuCores), r.attempts > 1 ? `${r.kept} of ${r.attempts}` : '1', `cpus ${r.cpus}; ${r.note}`],
+          ),
+        ),
+      );
+    }
+    out.push('');
+  }
+  if (results.fixedRate) {
+    const x = results.fixedRate;
+    out.push(`## Fixed-rate latency (${x.rate} req/s)`);
+    out.push('');
+    if (x.error) out.push(`**failed:** ${x.error}`);
+    else {
+      out.push(`${x.client}, ${x.seconds} s per configuration after a warm-up; "adds" = the same percentile minus backend direct. "generator stall": the longest time the load generator itself was late (its due requests are skipped, not burst); above 5 ms, or with other processes above 0.25 cores, the configuration was measured again (up to --noise-retries, default 2, more times) and the attempt with the lowest p99 kept among those that skipped under 0.5% of their requests; all attempts are in the JSON.`);
+      out.push('');
+      out.push(
+        table(
+          ['configuration', 'p50 ms', 'p99 ms', 'p99.9 ms', 'adds p50 ms', 'adds p99 ms', 'adds p99.9 ms', 'achieved req/s', 'errors', 'other processes (cores)', 'generator stall ms', 'attempt kept'],
+          x.rows.map((r) =>
+            r.skipped
+              ? [r.name, r.skipped, '', '', '', '', '', '', '', '', '', '']
+              : [r.name, f(r.p50Ms, 3), f(r.p99Ms, 3), f(r.p999Ms, 3), f(r.addedP50Ms, 3), f(r.addedP99Ms, 3), f(r.addedP999Ms, 3), int(r.achievedRps), String(r.errors + r.non2xx), f(r.otherCpuCores), f(r.maxLateMs, 1), r.attempts > 1 ? `${r.kept} of ${r.attempts}` : '1'],
+          ),
+        ),
+      );
+    }
+    out.push('');
+  }
+  if (results.propagation) {
+    const x = results.propagation;
+    out.push('## Propagation: put acknowledged → first 200 through each replica');
+    out.push('');
+    if (x.error) out.push(`**failed:** ${x.error}`);
+    if (x.levels?.length) {
+      out.push(
+        table(
+          ['apps', 'puts', 'r1 p50 / p99 / max ms', 'r2 p50 / p99 / max ms', 'both p50 / p99 / max ms', 'timeouts', 'replica cold start s', 'change cost r1 mean ms', 'other processes (cores)'],
+          x.levels.map((l) => [
+            int(l.apps),
+            String(l.iterations),
+            `${f(l.r1.p50)} / ${f(l.r1.p99)} / ${f(l.r1.max)}`,
+            `${f(l.r2.p50)} / ${f(l.r2.p99)} / ${f(l.r2.max)}`,
+            `${f(l.both.p50)} / ${f(l.both.p99)} / ${f(l.both.max)}`,
+            String(l.both.timeouts),
+            l.coldStartMs.map((v) => f(v / 1000)).join(', '),
+            f(l.changeR1.meanMs, 3),
+            f(l.otherCpuCores),
+          ]),
+        ),
+      );
+    }
+    out.push('');
+  }
+  if (results.scale) {
+    const s = results.scale;
+    out.push('## Scale');
+    out.push('');
+    if (s.error) out.push(`**failed:** ${s.error}`);
+    else {
+      out.push(
+        table(
+          ['figure', 'value', 'how'],
+          [
+            ['apps in etcd', int(s.apps), '2 instances each (+ the propagation apps)'],
+            ['cold start to /readyz', `${f(s.coldStartMs / 1000)} s`, `spawn → first 200 on /readyz, polled every 10 ms; other processes used ${f(s.otherCpuCoresStart)} cores meanwhile`],
+            ['RSS peak while starting', `${int(s.startPeakMB)} MB`, 'VmRSS sampled every 20 ms from spawn to ready'],
+            ['RSS after load', `${int(s.rssAfterLoadMB)} MB`, 'VmRSS 2 s after ready'],
+            ['RSS peak during a full re-list', `${int(s.relist.peakMB)} MB${s.relist.error ? ` (${s.relist.error})` : ''}`, `${s.relist.method}; VmRSS every 20 ms until router_table_swaps_total went up${s.relist.seconds ? ` (${f(s.relist.seconds, 1)} s)` : ''}`],
+            ['one applied change', `mean ${f(s.change.meanMs, 3)} ms, p50 ~${f(s.change.p50Ms, 3)} ms, p99 ~${f(s.change.p99Ms, 3)} ms`, `router_table_change_duration_seconds over ${s.change.count} app+instance txns (quantiles interpolated in buckets)`],
+          ],
+        ),
+      );
+    }
+    out.push('');
+  }
+  if (results.lookup) {
+    const l = results.lookup;
+    out.push('## Routing decision alone (test/bench/lookup.bench.ts)');
+    out.push('');
+    if (l.error) out.push(`**failed:** ${l.error}`);
+    else out.push(table(['apps', 'case', 'ns/op (mean)', 'ns/op (p99 of batches)'], l.rows.map((r) => [int(r.apps), r.case, int(r['ns/op (mean)']), int(r['ns/op (p99 of batches)'])])));
+    out.push('');
+  }
+  if (m.notes?.length) {
+    out.push('## Notes');
+    out.push('');
+    for (const n of m.notes) out.push(`- ${n}`);
+    out.push('');
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,86 @@
+/**
+ * Scale at 100k apps (two instances each):
+ * - cold start: spawn → /readyz 200 (polled every 10 ms), RSS sampled every 20 ms meanwhile;
+ * - RSS after load: VmRSS 2 s after ready;
+ * - one applied change: N app+instance transactions, the router's own
+ *   router_table_change_duration_seconds histogram before/after (p50/p99 interpolated in the
+ *   buckets, mean = sum/count);
+ * - re-list peak: etcd is restarted (same ports and data), which cuts the router's watch stream
+ *   so it lists the whole prefix again and swaps in a new table while the old one is still live;
+ *   RSS sampled every 20 ms until router_table_swaps_total goes up.
+ * The router is not pinned: its start and re-list use V8's GC helper threads, as in production.
+ */
+import { appOps } from '../lib/etcd-load.mjs';
+import { foreignCpuMeter, rssMB, rssSampler } from '../lib/cpu.mjs';
+import { waitFor } from '../lib/net.mjs';
+import { sleep } from '../lib/procs.mjs';
+import { spawnRouter, waitReady, metricsText, metricValue, histogram, histogramDiff, histogramQuantile } from '../lib/router.mjs';
+import { PREFIX } from './propagation.mjs';
+
+export async function scaleSuite(ctx) {
+  const apps = ctx.scaleApps;
+  const total = await ctx.ensureApps(apps);
+  const etcd = await ctx.etcd();
+  const etcdClient = await ctx.etcdClient();
+  const backend = await ctx.backend();
+  ctx.log(`  ${total} apps in etcd; cold start of one router`);
+  const router = await spawnRouter({ etcd: etcd.endpoint, prefix: PREFIX, id: 'scale' });
+  const startRss = rssSampler(router.proc.pid, 20);
+  // How much other work on the machine slowed the cold start (reported, not retried).
+  const foreign = foreignCpuMeter([router.proc.pid, etcd.pid, backend.proc.pid]);
+  try {
+    const coldStartMs = await waitReady(router, { timeoutMs: ctx.readyTimeoutMs, intervalMs: 10 });
+    const otherCpuCoresStart = foreign.stop();
+    const startPeak = startRss.stop();
+    await sleep(2000);
+    const rssAfterLoadMB = rssMB(router.proc.pid);
+    ctx.log(`  cold start ${coldStartMs.toFixed(0)} ms, RSS after load ${rssAfterLoadMB?.toFixed(0)} MB (peak while loading ${startPeak.peakMB.toFixed(0)} MB)${otherCpuCoresStart > 0.1 ? ` — other processes used ${otherCpuCoresStart.toFixed(2)} cores meanwhile` : ''}`);
+
+    // One applied change: sequential transactions, each waited for (applied revision reached).
+    const before = histogram(await metricsText(router), 'router_table_change_duration_seconds');
+    for (let i = 0; i < ctx.scaleChanges; i++) {
+      const name = `scale-${i}`;
+      const res = await etcdClient.txn([], appOps(PREFIX, name, `${name}.bench.local`, backend.url, 1));
+      await waitFor(async () => (metricValue(await metricsText(router), 'router_applied_revision') ?? 0) >= Number(res.revision), {
+        timeoutMs: 10_000,
+        intervalMs: 2,
+        message: `router to apply revision ${res.revision}`,
+        proc: router.proc,
+      });
+    }
+    const after = histogram(await metricsText(router), 'router_table_change_duration_seconds');
+    const d = histogramDiff(after, before);
+    const change = {
+      count: d.count,
+      meanMs: d.count ? (d.sum / d.count) * 1000 : NaN,
+      p50Ms: (histogramQuantile(d, 0.5) ?? NaN) * 1000,
+      p99Ms: (histogramQuantile(d, 0.99) ?? NaN) * 1000,
+    };
+    ctx.log(`  one change: mean ${change.meanMs.toFixed(3)} ms, p50 ~${change.p50Ms.toFixed(3)} ms, p99 ~${change.p99Ms.toFixed(3)} ms (${d.count} changes)`);
+
+    // Re-list: restart etcd, watch RSS until the router swapped in a freshly listed table.
+    const swaps0 = metricValue(await metricsText(router), 'router_table_swaps_total') ?? 0;
+    const relistRss = rssSampler(router.proc.pid, 20);
+    const t0 = performance.now();
+    let relist;
+    try {
+      await etcd.restart();
+      await waitFor(async () => (metricValue(await metricsText(router), 'router_table_swaps_total') ?? 0) > swaps0, {
+        timeoutMs: ctx.readyTimeoutMs,
+        intervalMs: 20,
+        message: 'router to re-list after the etcd restart',
+        proc: router.proc,
+      });
+      const peak = relistRss.stop();
+      relist = { method: 'etcd restart (watch stream lost → full re-list)', peakMB: peak.peakMB, samples: peak.samples, seconds: (performance.now() - t0) / 1000 };
+    } catch (err) {
+      const peak = relistRss.stop();
+      relist = { method: 'etcd restart', error: err.message.split('\n')[0], peakMB: peak.peakMB, samples: peak.samples };
+    }
+    ctx.log(`  re-list (${relist.method}): peak RSS ${relist.peakMB.toFixed(0)} MB${relist.seconds ? ` in ${relist.seconds.toFixed(1)} s` : ''}${relist.error ? ` — ${relist.error}` : ''}`);
+    return { apps: total, coldStartMs, otherCpuCoresStart, startPeakMB: startPeak.peakMB, rssAfterLoadMB, change, relist };
+  } finally {
+    startRss.stop();
+    await router.proc.stop();
+  }
+}
