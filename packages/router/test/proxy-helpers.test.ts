@@ -3,7 +3,6 @@ import type { IncomingMessage } from 'node:http';
 import { normalizeHost } from '../src/proxy/host.js';
 import { requestIdFor } from '../src/proxy/request-id.js';
 import { classifyUpstreamError, mayRetry } from '../src/proxy/upstream-errors.js';
-import { downstreamResponseHeaders } from '../src/proxy/headers.js';
 
 describe('normalizeHost', () => {
   it.each([
@@ -49,12 +48,5 @@ describe('upstream failures', () => {
     expect(mayRetry(reset, 'POST', false, false)).toBe(false);
     expect(mayRetry(reset, 'PUT', true, false)).toBe(false);
     expect(mayRetry(timeout, 'GET', false, false)).toBe(false);
-  });
-});
-
-describe('response headers', () => {
-  it('drops hop-by-hop headers and the ones Connection names', () => {
-    const h = downstreamResponseHeaders({ connection: 'keep-alive, x-private', 'keep-alive': 'timeout=5', 'x-private': '1', 'content-type': 'text/plain', upgrade: 'h2c' });
-    expect(h).toEqual({ 'content-type': 'text/plain' });
   });
 });

@@ -23,6 +23,7 @@ import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
 import { STATUS_TEXT } from './answers.js';
+import { HOP_BY_HOP } from './headers.js';
 import { normalizeHost } from './host.js';
 import { SANE_REQUEST_ID } from './request-id.js';
 import { classifyUpstreamError, mayRetry } from './upstream-errors.js';
@@ -51,15 +52,14 @@ const TEXT = 'text/plain; charset=utf-8';
 
 /** Request header names (lower-case) never copied upstream as they are. */
 const REQUEST_SKIP = new Set([
-  // RFC 9110 §7.6.1 hop-by-hop, plus legacy ones
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  ...HOP_BY_HOP,
   // answered by Node already (100 Continue); undici refuses it
   'expect',
   // rewritten by the router
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id',
 ]);
 
-const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const RESPONSE_SKIP = new Set(HOP_BY_HOP);
 
 /** Connection tokens that name no header. */
 const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade']);

@@ -1,12 +1,13 @@
 /**
- * Header rewriting at the proxy boundary: hop-by-hop headers go (both ways), the client's Host
- * is kept (as gorouter and Traefik do), and X-Forwarded-* and X-Request-Id are added.
+ * Headers of the WebSocket leg to an instance (plain HTTP builds its own in forward.ts): the
+ * client's headers go along minus hop-by-hop and handshake ones, the client's Host is kept (as
+ * gorouter and Traefik do), and X-Forwarded-* and X-Request-Id are added.
  */
 import type { FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones still seen in the wild. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 
 /** Handshake fields the WebSocket client library sets itself for the upstream leg. */
 const WS_HANDSHAKE = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept'];
@@ -33,13 +34,6 @@ function addForwarded(request: FastifyRequest, headers: IncomingHttpHeaders): vo
   headers['x-request-id'] = request.id;
 }
 
-/** For reply-from: `headers` is already reply-from's own copy, so it is edited in place. */
-export function upstreamRequestHeaders(request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  for (const name of HOP_BY_HOP) delete headers[name];
-  addForwarded(request, headers);
-  return headers;
-}
-
 /** For the WebSocket leg: the client's headers (cookies, auth) go along, minus the handshake's own. */
 export function upstreamWebSocketHeaders(_configured: Record<string, string>, request: FastifyRequest): IncomingHttpHeaders {
   const headers: IncomingHttpHeaders = { ...request.headers };
@@ -47,13 +41,5 @@ export function upstreamWebSocketHeaders(_configured: Record<string, string>, re
   for (const name of HOP_BY_HOP) delete headers[name];
   for (const name of WS_HANDSHAKE) delete headers[name];
   addForwarded(request, headers);
-  return headers;
-}
-
-export function downstreamResponseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  if (headers.connection !== undefined) dropConnectionListed(headers);
-  for (const name of HOP_BY_HOP) {
-    if (headers[name] !== undefined) delete headers[name];
-  }
   return headers;
 }

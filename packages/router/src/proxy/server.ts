@@ -13,14 +13,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Agent } from 'undici';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
 import type { Backend } from '../table/backend.js';
-import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { answer, answerMaintenance, answerUnavailable } from './answers.js';
 import { Forwarder } from './forward.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders, upstreamWebSocketHeaders } from './headers.js';
+import { upstreamWebSocketHeaders } from './headers.js';
 import { normalizeHost } from './host.js';
 import { requestIdFor } from './request-id.js';
-import { classifyUpstreamError, mayRetry } from './upstream-errors.js';
 
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
@@ -56,9 +54,6 @@ type TrackedResponse = ServerResponse & { [kRequest]?: FastifyRequest };
 
 /** The longest idle time an instance's own Keep-Alive announcement may give an upstream connection. */
 const MAX_ANNOUNCED_KEEPALIVE_MS = 60_000;
-
-/** WebDAV and other methods apps use that fastify does not route by default. */
-const EXTRA_METHODS = ['PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'SEARCH', 'REPORT', 'MKCALENDAR', 'PURGE', 'LINK', 'UNLINK'];
 
 export interface ProxyServer {
   server: FastifyInstance;
@@ -109,18 +104,13 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     acquire: (backend) => backend.inflight++,
     release,
   });
-  let supported: Set<string> | undefined;
 
   const app = fastify({
     logger: false,
-    // Plain HTTP requests take the lean path (forward.ts); fastify gets upgrades (its own
-    // 'upgrade' listener, for WebSockets) and methods it does not route (404).
-    serverFactory: (fastifyHandler) => {
-      const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-        supported ??= new Set(app.supportedMethods);
-        if (supported.has(req.method!)) forwarder.handle(req, res);
-        else fastifyHandler(req, res);
-      });
+    // Every plain HTTP request, whatever its method, takes the lean path (forward.ts); fastify
+    // and @fastify/http-proxy get only WebSocket upgrades, through their own 'upgrade' listener.
+    serverFactory: () => {
+      const server = createServer((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res));
       // What fastify sets on a server it creates itself.
       server.keepAliveTimeout = 72_000;
       server.requestTimeout = 0;
@@ -134,10 +124,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 8192 },
   });
-  for (const method of EXTRA_METHODS) {
-    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
-  }
-  // Reached only for a method fastify cannot route at all; the contract's 404 still applies.
+  // An upgrade request with a method other than GET: the contract's 404 still applies.
   app.setNotFoundHandler((_request, reply) => answer(reply, 404));
   app.decorateRequest('pool', null);
   app.decorateRequest('backend', null);
@@ -186,56 +173,14 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     return request.backend!.origin;
   }
 
-  function onUpstreamResponse(request: FastifyRequest, reply: FastifyReply, res: { stream: NodeJS.ReadableStream }): void {
-    const backend = request.backend!;
-    if (backend.consecutiveFailures > 0) recordSuccess(backend);
-    metrics.observeUpstream(request.pool!.name, (performance.now() - request.dispatchedAt) / 1000);
-    reply.header('x-request-id', request.id);
-    if (closing) reply.header('connection', 'close');
-    reply.send(res.stream);
-  }
-
-  function onUpstreamError(reply: FastifyReply, { error }: { error: Error }): void {
-    const request = reply.request;
-    const backend = request.backend!;
-    const verdict = classifyUpstreamError(error);
-    metrics.upstreamFailures.labels(verdict.reason).inc();
-    if (verdict.connectionFailure) recordFailure(backend, Date.now());
-    log.warn({ reqId: request.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: request.attempts }, 'upstream failed');
-
-    const raw = request.raw;
-    const hasBody = raw.headers['content-length'] !== undefined ? raw.headers['content-length'] !== '0' : raw.headers['transfer-encoding'] !== undefined;
-    if (request.attempts < opts.maxAttempts && mayRetry(verdict, request.method, hasBody, raw.readableDidRead)) {
-      const next = request.pool!.pick(Date.now(), backend);
-      if (next !== undefined && next !== backend) {
-        release(backend);
-        dispatchTo(request, reply, next);
-        const q = request.url.indexOf('?');
-        // reply-from's types allow HTTP/2 requests; this server is HTTP/1 only.
-        reply.from(q >= 0 ? request.url.slice(0, q) : request.url, replyOptions as unknown as Parameters<FastifyReply['from']>[1]);
-        return;
-      }
-    }
-    answer(reply, verdict.status);
-  }
-
-  const replyOptions = {
-    getUpstream,
-    rewriteRequestHeaders: upstreamRequestHeaders,
-    rewriteHeaders: downstreamResponseHeaders,
-    onResponse: onUpstreamResponse,
-    onError: onUpstreamError,
-    // reply-from retries GETs on a 503 up to ten times by default; an instance's 503 is its answer.
-    retryDelay: () => null,
-  };
+  // WebSocket upgrades read the instance chosen by the onRequest hook; plain HTTP never gets here.
+  const replyOptions = { getUpstream };
 
   app.register(httpProxy, {
     upstream: '',
     websocket: true,
     httpMethods: app.supportedMethods,
     internalRewriteLocationHeader: false,
-    undici: agent,
-    disableRequestLogging: true,
     replyOptions,
     wsClientOptions: { rewriteRequestHeaders: upstreamWebSocketHeaders, handshakeTimeout: opts.connectTimeoutMs },
   } as Parameters<typeof httpProxy>[1]);
