@@ -4,39 +4,18 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { connectEtcd } from '@paas/registry';
-import { acquireAppLock, commitChanges, DeployError, describeDrift, expectationOf, readInstances, redeploy, register, retire, type ProgressEvent } from '@paas/deployer';
-import { runEtcdctl, sharedEtcdEndpoints, uniquePrefix } from '../harness/etcd.js';
+import { acquireAppLock, commitChanges, describeDrift, expectationOf, readInstances, redeploy, register, retire, type ProgressEvent } from '@paas/deployer';
+import { runEtcdctl } from '../harness/etcd.js';
 import { waitFor } from '../harness/wait.js';
-import { World } from '../../packages/deployer/test/support/world.js';
+import type { World } from '../../packages/deployer/test/support/world.js';
+import { expectDeployError, mangoWorld, serveV1 } from '../../packages/deployer/test/support/scenario.js';
 
 let world: World;
 afterEach(async () => {
   await world?.close();
 });
 
-async function setup(name: string): Promise<World> {
-  world = new World(sharedEtcdEndpoints(), uniquePrefix(`deployer-${name}`));
-  await world.app('mango');
-  return world;
-}
-
-async function v1(w: World): Promise<string[]> {
-  const a = await w.instance();
-  const b = await w.instance();
-  await w.put('mango', 'v1-a', { url: a.url, state: 'ready', release: 'v1' });
-  await w.put('mango', 'v1-b', { url: b.url, state: 'ready', release: 'v1' });
-  return ['v1-a', 'v1-b'];
-}
-
-async function failure(p: Promise<unknown>): Promise<DeployError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DeployError);
-    return err as DeployError;
-  }
-  throw new Error('expected a failure');
-}
+const setup = async (name: string): Promise<World> => (world = await mangoWorld(name));
 
 function waitingIn(events: ProgressEvent[]): () => boolean {
   return () => events.some((e) => e.type === 'routers-waiting' && e.step === 'confirm');
@@ -45,7 +24,7 @@ function waitingIn(events: ProgressEvent[]): () => boolean {
 describe('the app lock', () => {
   test('a second redeploy of the same app fails fast naming the holder; the first one finishes', async () => {
     const w = await setup('contention');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -55,7 +34,7 @@ describe('the app lock', () => {
     await waitFor(waitingIn(events), { message: 'the first redeploy to wait on routers' });
 
     const t0 = performance.now();
-    const err = await failure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n2.url] }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n2.url] }));
     const ms = performance.now() - t0;
     expect(err.kind).toBe('lock-held');
     expect(err.message).toContain('pid 4242 on host ci-7 (redeploy mango)');
@@ -73,13 +52,13 @@ describe('the app lock', () => {
 
   test("a crashed deployer's lock expires with its lease, then the next run proceeds", async () => {
     const w = await setup('expires');
-    await v1(w);
+    await serveV1(w);
     await w.router('r1');
     const crashed = connectEtcd({ endpoints: w.endpoints });
     await acquireAppLock(crashed, w.layout, 'mango', 2, { host: 'dead-host', pid: 1, startedAt: new Date().toISOString() });
     await crashed.close(); // keep-alives stop; the lease expires after its TTL
     const n1 = await w.instance();
-    const err = await failure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url] }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url] }));
     expect(err.kind).toBe('lock-held');
     expect(err.message).toContain('dead-host');
     const t0 = performance.now();
@@ -91,7 +70,7 @@ describe('the app lock', () => {
 
   test('a lock lost mid-run stops the redeploy and rolls back its writes', async () => {
     const w = await setup('lost');
-    const old = await v1(w);
+    const old = await serveV1(w);
     const r1 = await w.router('r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -102,18 +81,18 @@ describe('the app lock', () => {
     expect(lockEntry).toBeDefined();
     await runEtcdctl(w.endpoints, ['lease', 'revoke', BigInt(lockEntry!.lease).toString(16)]);
     const t0 = performance.now();
-    const err = await failure(run);
+    const err = await expectDeployError(run);
     console.log(`[timing] lost lock noticed after ${(performance.now() - t0).toFixed(0)} ms`);
     expect(err.kind).toBe('lock-lost');
     expect(err.rollback?.removed).toHaveLength(1);
-    expect([...(await w.read('mango')).keys()].sort()).toEqual(old);
+    expect([...(await w.read('mango')).keys()].sort()).toEqual(old.ids);
   });
 });
 
 describe('compare-and-swap', () => {
   test('an etcdctl edit of an old instance during the redeploy is not overwritten: the redeploy fails and rolls back', async () => {
     const w = await setup('cas-edit');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -124,7 +103,7 @@ describe('compare-and-swap', () => {
     await runEtcdctl(w.endpoints, ['put', w.layout.instance('mango', 'v1-a'), edited]);
     await r1.resume();
 
-    const err = await failure(run);
+    const err = await expectDeployError(run);
     expect(err.kind).toBe('conflict');
     expect(err.message).toMatch(/v1-a was modified at revision \d+ \(now ready/);
     expect(err.rollback?.removed).toHaveLength(1);
@@ -136,7 +115,7 @@ describe('compare-and-swap', () => {
 
   test('an instance created by someone else during the redeploy is reported, nothing drained', async () => {
     const w = await setup('cas-create');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -145,7 +124,7 @@ describe('compare-and-swap', () => {
     await waitFor(waitingIn(events), { message: 'the redeploy to wait on routers' });
     await runEtcdctl(w.endpoints, ['put', w.layout.instance('mango', 'hotfix'), JSON.stringify({ url: 'http://127.0.0.1:9', state: 'ready' })]);
     await r1.resume();
-    const err = await failure(run);
+    const err = await expectDeployError(run);
     expect(err.kind).toBe('conflict');
     expect(err.message).toContain('hotfix was created');
     const now = await w.read('mango');
@@ -155,7 +134,7 @@ describe('compare-and-swap', () => {
 
   test('a write against a stale read fails instead of overwriting, and says what changed', async () => {
     const w = await setup('cas-stale');
-    await v1(w);
+    await serveV1(w);
     const snapshot = await readInstances(w.etcd, w.layout, 'mango');
     expect(snapshot.byId.size).toBe(2);
     // An operator edits v1-b with etcdctl between our read and our write.
@@ -174,7 +153,7 @@ describe('compare-and-swap', () => {
     // register with an explicit id that exists under another URL refuses rather than overwrite.
     await w.router('r1');
     const n1 = await w.instance();
-    const err = await failure(register(w.etcd, w.layout, { app: 'mango', url: n1.url, id: 'v1-b' }));
+    const err = await expectDeployError(register(w.etcd, w.layout, { app: 'mango', url: n1.url, id: 'v1-b' }));
     expect(err.kind).toBe('conflict');
     expect(err.message).toContain('already exists with url http://127.0.0.1:9');
   });
@@ -184,11 +163,11 @@ describe('compare-and-swap', () => {
     const a = await w.instance();
     await w.put('mango', 'only', { url: a.url, state: 'ready' });
     const r1 = await w.router('r1');
-    const err = await failure(retire(w.etcd, w.layout, { app: 'mango', id: 'only' }));
+    const err = await expectDeployError(retire(w.etcd, w.layout, { app: 'mango', id: 'only' }));
     expect(err.kind).toBe('invalid');
     expect(err.message).toContain('last ready instance');
     expect((await w.read('mango')).get('only')?.state).toBe('ready');
-    const missing = await failure(retire(w.etcd, w.layout, { app: 'mango', id: 'nope' }));
+    const missing = await expectDeployError(retire(w.etcd, w.layout, { app: 'mango', id: 'nope' }));
     expect(missing.kind).toBe('not-found');
 
     await r1.setInflight('mango', 'only', 1);
@@ -221,7 +200,7 @@ describe('compare-and-swap', () => {
 
     r1.freeze();
     const c = await w.instance();
-    const err = await failure(register(w.etcd, w.layout, { app: 'mango', url: c.url, routerTimeoutMs: 700 }));
+    const err = await expectDeployError(register(w.etcd, w.layout, { app: 'mango', url: c.url, routerTimeoutMs: 700 }));
     expect(err.kind).toBe('router-timeout');
     expect(err.message).toContain('r1');
     expect(err.rollback?.removed).toHaveLength(1);

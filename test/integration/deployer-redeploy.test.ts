@@ -4,52 +4,27 @@
  * router slow, stuck, dead or busy, and real HTTP instances for the health checks.
  */
 import { afterEach, describe, expect, test } from 'vitest';
-import { DeployError, redeploy, type ProgressEvent, type RedeployOptions } from '@paas/deployer';
-import { sharedEtcdEndpoints, uniquePrefix } from '../harness/etcd.js';
+import { redeploy, type ProgressEvent, type RedeployOptions } from '@paas/deployer';
 import { waitFor } from '../harness/wait.js';
-import { World } from '../../packages/deployer/test/support/world.js';
+import type { World } from '../../packages/deployer/test/support/world.js';
+import { expectDeployError, mangoWorld, serveV1 } from '../../packages/deployer/test/support/scenario.js';
 
 let world: World;
 afterEach(async () => {
   await world?.close();
 });
 
-async function setup(name: string): Promise<World> {
-  world = new World(sharedEtcdEndpoints(), uniquePrefix(`deployer-${name}`));
-  await world.app('mango');
-  return world;
-}
-
-/** Two v1 instances already serving, as a previous deployment left them. */
-async function v1(w: World): Promise<{ ids: string[]; revisions: bigint[] }> {
-  const a = await w.instance();
-  const b = await w.instance();
-  const revisions = [
-    await w.put('mango', 'v1-a', { url: a.url, state: 'ready', release: 'v1' }),
-    await w.put('mango', 'v1-b', { url: b.url, state: 'ready', release: 'v1' }),
-  ];
-  return { ids: ['v1-a', 'v1-b'], revisions };
-}
+const setup = async (name: string): Promise<World> => (world = await mangoWorld(name));
 
 function collect(): { events: ProgressEvent[]; listener: (e: ProgressEvent) => void } {
   const events: ProgressEvent[] = [];
   return { events, listener: (e) => events.push(e) };
 }
 
-async function expectFailure(p: Promise<unknown>): Promise<DeployError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(DeployError);
-    return err as DeployError;
-  }
-  throw new Error('expected the deployment to fail');
-}
-
 describe('redeploy', () => {
   test('replaces every old instance once every live router confirmed the new ones', async () => {
     const w = await setup('happy');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     const r2 = await w.router('r2');
     const n1 = await w.instance();
@@ -80,14 +55,14 @@ describe('redeploy', () => {
 
   test('a router that never advances fails the redeploy naming it; the new instances are removed, the old ones untouched', async () => {
     const w = await setup('stuck');
-    const old = await v1(w);
+    const old = await serveV1(w);
     await w.router('r1');
     const stuck = await w.router('r-stuck');
     stuck.freeze();
     const n1 = await w.instance();
     const t0 = performance.now();
 
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], release: 'v2', routerTimeoutMs: 1500 }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], release: 'v2', routerTimeoutMs: 1500 }));
 
     expect(err.kind).toBe('router-timeout');
     expect(err.message).toContain('r-stuck');
@@ -104,7 +79,7 @@ describe('redeploy', () => {
 
   test('a router that dies during the wait drops out when its lease expires, and the redeploy goes on', async () => {
     const w = await setup('dies');
-    await v1(w);
+    await serveV1(w);
     await w.router('r1');
     const doomed = await w.router('r-doomed', { ttlSeconds: 1 });
     doomed.freeze();
@@ -123,7 +98,7 @@ describe('redeploy', () => {
 
   test('a router that appears during the wait must confirm too', async () => {
     const w = await setup('joins');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -142,9 +117,9 @@ describe('redeploy', () => {
 
   test('with no live router nothing is written, unless --allow-no-routers', async () => {
     const w = await setup('norouters');
-    const old = await v1(w);
+    const old = await serveV1(w);
     const n1 = await w.instance();
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url] }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url] }));
     expect(err.kind).toBe('no-routers');
     expect([...(await w.read('mango')).keys()].sort()).toEqual(old.ids);
     expect(n1.checks).toBe(0);
@@ -156,12 +131,12 @@ describe('redeploy', () => {
 
   test('a new instance that never gets healthy: nothing written', async () => {
     const w = await setup('unhealthy');
-    const old = await v1(w);
+    const old = await serveV1(w);
     await w.router('r1');
     const good = await w.instance();
     const bad = await w.instance({ healthy: false });
     const before = await w.etcd.currentRevision();
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [good.url, bad.url], healthTimeoutMs: 800 }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [good.url, bad.url], healthTimeoutMs: 800 }));
     expect(err.kind).toBe('unhealthy');
     expect(err.message).toContain(bad.url);
     expect(err.message).toContain('HTTP 503');
@@ -174,11 +149,11 @@ describe('redeploy', () => {
 
   test('an unreachable new instance fails its health check too', async () => {
     const w = await setup('unreachable');
-    await v1(w);
+    await serveV1(w);
     await w.router('r1');
     const gone = await w.instance();
     await gone.close();
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [gone.url], healthTimeoutMs: 500 }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [gone.url], healthTimeoutMs: 500 }));
     expect(err.kind).toBe('unhealthy');
     expect(err.message).toMatch(/ECONNREFUSED/);
   });
@@ -188,7 +163,7 @@ describe('redeploy', () => {
     await w.app('mango', { routes: [{ host: 'mango.example.com' }], healthCheck: { path: '/ready' } });
     await w.router('r1');
     const n1 = await w.instance();
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'mango', urls: ['http://127.0.0.1:1'], healthTimeoutMs: 300 }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: ['http://127.0.0.1:1'], healthTimeoutMs: 300 }));
     expect(err.message).toContain('GET /ready');
     const ok = await redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url] });
     expect(ok.steps.find((s) => s.step === 'health')?.detail).toContain('/ready');
@@ -196,7 +171,7 @@ describe('redeploy', () => {
 
   test('waits for requests in flight to the draining instances before deleting them', async () => {
     const w = await setup('inflight');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     const r2 = await w.router('r2');
     await r1.setInflight('mango', 'v1-a', 2);
@@ -219,7 +194,7 @@ describe('redeploy', () => {
 
   test('deletes after the drain timeout when requests stay in flight, with a warning', async () => {
     const w = await setup('draintimeout');
-    await v1(w);
+    await serveV1(w);
     const r1 = await w.router('r1');
     await r1.setInflight('mango', 'v1-a', 5);
     const n1 = await w.instance();
@@ -233,7 +208,7 @@ describe('redeploy', () => {
 
   test('a router that rejects a new instance record fails the redeploy and rolls back', async () => {
     const w = await setup('rejected');
-    const old = await v1(w);
+    const old = await serveV1(w);
     const r1 = await w.router('r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -242,7 +217,7 @@ describe('redeploy', () => {
     const written = await waitFor(() => events.find((e) => e.type === 'written'), { message: 'the new instance to be written' });
     if (written.type !== 'written') throw new Error('unreachable');
     await r1.reject(w.layout.instance('mango', written.ids[0]!), written.revision, 'url: host not allowed here');
-    const err = await expectFailure(run);
+    const err = await expectDeployError(run);
     expect(err.kind).toBe('rejected');
     expect(err.message).toContain('r1');
     expect(err.message).toContain('host not allowed here');
@@ -253,7 +228,7 @@ describe('redeploy', () => {
     const w = await setup('noapp');
     await w.router('r1');
     const n1 = await w.instance();
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'kiwi', urls: [n1.url] }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'kiwi', urls: [n1.url] }));
     expect(err.kind).toBe('not-found');
     expect(err.message).toContain('paas-deploy app set kiwi');
     expect((await w.read('kiwi')).size).toBe(0);
@@ -285,7 +260,7 @@ describe('redeploy', () => {
     const drainingRev = await w.put('mango', 'prev', { url: b.url, state: 'draining', release: 'v1' });
     const stuck = await w.router('r-stuck');
     stuck.freeze();
-    const err = await expectFailure(redeploy(w.etcd, w.layout, { app: 'mango', urls: [b.url], routerTimeoutMs: 800 }));
+    const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [b.url], routerTimeoutMs: 800 }));
     expect(err.kind).toBe('router-timeout');
     expect(err.rollback?.restored).toEqual(['prev']);
     const now = await w.read('mango');
