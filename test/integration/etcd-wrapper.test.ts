@@ -94,6 +94,20 @@ describe('on the shared etcd', () => {
     expect(summary(entries)).toEqual(summary((await etcd.listPrefix(`${p}/k/`, { revision, pageSize: 1000 })).entries));
   });
 
+  test('list cut at boundaries into segments reads exactly the keys of a plain list, in order', async () => {
+    const etcd = connect(endpoints);
+    const layout = new KeyLayout(uniquePrefix('list-segments'));
+    // Names in many segments, and keys no segment of a first name character holds.
+    const keys = ['a1', 'b2', 'b3', 'z9', '0x', 'Mango', '_odd', '~tilde'].flatMap((n) => [layout.app(n), layout.instance(n, 'i1'), layout.instance(n, 'i2')]);
+    keys.push(layout.override('www.mango.com'), layout.override('Upper.example'), `${layout.appsDir}`, `${layout.overridesDir}{`);
+    for (const k of keys) await etcd.put(k, 'v');
+    const { start, end } = layout.watchedRange();
+    const plain = await etcd.list(start, end, { pageSize: 1000 });
+    const cut = await etcd.list(start, end, { pageSize: 2, revision: plain.revision, boundaries: layout.watchedBoundaries() });
+    expect(cut.entries.map((e) => e.key)).toEqual(plain.entries.map((e) => e.key));
+    expect(cut.entries.map((e) => e.key)).toEqual([...keys].sort());
+  });
+
   test('mirror: a 3-key txn is one onRevision with 3 events; routers/ keys are never delivered', async () => {
     const etcd = connect(endpoints);
     const layout = new KeyLayout(uniquePrefix('mirror-txn'));

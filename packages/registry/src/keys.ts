@@ -52,6 +52,21 @@ export class KeyLayout {
     return { start: this.appsDir, end: `${this.prefix}/overrides0` };
   }
 
+  /**
+   * Keys that cut the watched range into segments of roughly one directory and one first
+   * character of a name each (names and hosts start with [a-z0-9]), so that a paged list costs
+   * time in proportion to the keys read, not to the square of them (see etcd/list.ts).
+   */
+  watchedBoundaries(): string[] {
+    const out: string[] = [];
+    for (const dir of [this.appsDir, this.instancesDir, this.overridesDir]) {
+      out.push(dir + '0');
+      for (const c of '123456789abcdefghijklmnopqrstuvwxyz') out.push(dir + c);
+      out.push(dir + '{');
+    }
+    return out;
+  }
+
   /** Classifies a key under the prefix; an unrecognised or ill-named key is an error to report. */
   parse(key: string): KeyParse {
     if (!key.startsWith(this.prefix + '/')) return { ok: false, error: 'key is outside the prefix' };

@@ -89,7 +89,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     admin = server;
   }
 
-  const mirror = etcd.mirror({ ...layout.watchedRange(), startTimeoutMs: config.startTimeoutMs }, sync);
+  const mirror = etcd.mirror({ ...layout.watchedRange(), boundaries: layout.watchedBoundaries(), startTimeoutMs: config.startTimeoutMs }, sync);
   try {
     await mirror.start();
   } catch (err) {

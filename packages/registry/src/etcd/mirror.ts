@@ -115,6 +115,7 @@ export class RangeMirror implements Mirror {
       try {
         listed = await this.deps.list(this.start_, this.end, {
           pageSize: this.opts.pageSize,
+          ...(this.opts.boundaries && { boundaries: this.opts.boundaries }),
           ...(paged && {
             onPage: (entries: KvEntry[], revision: bigint) => {
               // A newer sync (resync, close) took over: stop reading this one.

@@ -69,6 +69,8 @@ export interface MirrorOptions {
   end: string;
   /** Keys per range page; a single range response over 4 MiB fails in grpc-js. */
   pageSize?: number;
+  /** Keys inside the range at which to cut it into separately paged segments (see list.ts). */
+  boundaries?: string[];
   /** start() rejects with a message naming the endpoints when the first list has not succeeded by then. */
   startTimeoutMs?: number;
 }
@@ -106,7 +108,7 @@ export interface Etcd {
   readonly endpoints: string[];
   get(key: string): Promise<KvEntry | undefined>;
   /** Every key in [start, end) at one revision, read in pages. */
-  list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint }): Promise<{ entries: KvEntry[]; revision: bigint }>;
+  list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint; boundaries?: string[] }): Promise<{ entries: KvEntry[]; revision: bigint }>;
   /** Convenience over list() for a key prefix. */
   listPrefix(prefix: string, opts?: { pageSize?: number; revision?: bigint }): Promise<{ entries: KvEntry[]; revision: bigint }>;
   put(key: string, value: string, opts?: { lease?: string }): Promise<bigint>;
