@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { connectEtcd } from '@paas/registry';
-import { acquireAppLock, commitChanges, describeDrift, expectationOf, readInstances, redeploy, register, retire, type ProgressEvent } from '@paas/deployer';
+import { acquireAppLock, commitChanges, describeDrift, expectationOf, readInstances, redeploy, register, retire, type ProgressEvent, type RedeployOptions } from '@paas/deployer';
 import { runEtcdctl } from '../harness/etcd.js';
 import { waitFor } from '../harness/wait.js';
 import type { World } from '../../packages/deployer/test/support/world.js';
@@ -21,17 +21,26 @@ function waitingIn(events: ProgressEvent[]): () => boolean {
   return () => events.some((e) => e.type === 'routers-waiting' && e.step === 'confirm');
 }
 
+/** Two v1 instances serving, and a redeploy to one new instance held at step 4 by a frozen router. */
+async function heldRedeploy(name: string, opts: Partial<RedeployOptions>) {
+  const w = await setup(name);
+  const old = await serveV1(w);
+  const r1 = await w.router('r1');
+  r1.freeze();
+  const n1 = await w.instance();
+  const events: ProgressEvent[] = [];
+  const run = redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], ...opts }, (e) => events.push(e));
+  await waitFor(waitingIn(events), { message: 'the redeploy to wait on routers' });
+  return { w, old, r1, n1, run };
+}
+
 describe('the app lock', () => {
   test('a second redeploy of the same app fails fast naming the holder; the first one finishes', async () => {
-    const w = await setup('contention');
-    await serveV1(w);
-    const r1 = await w.router('r1');
-    r1.freeze();
-    const n1 = await w.instance();
+    const { w, r1, n1, run: first } = await heldRedeploy('contention', {
+      routerTimeoutMs: 15_000,
+      holder: { host: 'ci-7', pid: 4242, startedAt: new Date().toISOString(), command: 'redeploy mango' },
+    });
     const n2 = await w.instance();
-    const events: ProgressEvent[] = [];
-    const first = redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], routerTimeoutMs: 15_000, holder: { host: 'ci-7', pid: 4242, startedAt: new Date().toISOString(), command: 'redeploy mango' } }, (e) => events.push(e));
-    await waitFor(waitingIn(events), { message: 'the first redeploy to wait on routers' });
 
     const t0 = performance.now();
     const err = await expectDeployError(redeploy(w.etcd, w.layout, { app: 'mango', urls: [n2.url] }));
@@ -69,14 +78,7 @@ describe('the app lock', () => {
   });
 
   test('a lock lost mid-run stops the redeploy and rolls back its writes', async () => {
-    const w = await setup('lost');
-    const old = await serveV1(w);
-    const r1 = await w.router('r1');
-    r1.freeze();
-    const n1 = await w.instance();
-    const events: ProgressEvent[] = [];
-    const run = redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], routerTimeoutMs: 30_000, lockTtlSeconds: 3 }, (e) => events.push(e));
-    await waitFor(waitingIn(events), { message: 'the redeploy to wait on routers' });
+    const { w, old, run } = await heldRedeploy('lost', { routerTimeoutMs: 30_000, lockTtlSeconds: 3 });
     const lockEntry = await w.etcd.get(w.layout.lock('mango'));
     expect(lockEntry).toBeDefined();
     await runEtcdctl(w.endpoints, ['lease', 'revoke', BigInt(lockEntry!.lease).toString(16)]);
@@ -91,14 +93,7 @@ describe('the app lock', () => {
 
 describe('compare-and-swap', () => {
   test('an etcdctl edit of an old instance during the redeploy is not overwritten: the redeploy fails and rolls back', async () => {
-    const w = await setup('cas-edit');
-    await serveV1(w);
-    const r1 = await w.router('r1');
-    r1.freeze();
-    const n1 = await w.instance();
-    const events: ProgressEvent[] = [];
-    const run = redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], routerTimeoutMs: 15_000 }, (e) => events.push(e));
-    await waitFor(waitingIn(events), { message: 'the redeploy to wait on routers' });
+    const { w, r1, run } = await heldRedeploy('cas-edit', { routerTimeoutMs: 15_000 });
     const edited = JSON.stringify({ url: (await w.read('mango')).get('v1-a')!.url, state: 'ready', release: 'v1', weight: 5 });
     await runEtcdctl(w.endpoints, ['put', w.layout.instance('mango', 'v1-a'), edited]);
     await r1.resume();
@@ -114,14 +109,7 @@ describe('compare-and-swap', () => {
   });
 
   test('an instance created by someone else during the redeploy is reported, nothing drained', async () => {
-    const w = await setup('cas-create');
-    await serveV1(w);
-    const r1 = await w.router('r1');
-    r1.freeze();
-    const n1 = await w.instance();
-    const events: ProgressEvent[] = [];
-    const run = redeploy(w.etcd, w.layout, { app: 'mango', urls: [n1.url], routerTimeoutMs: 15_000 }, (e) => events.push(e));
-    await waitFor(waitingIn(events), { message: 'the redeploy to wait on routers' });
+    const { w, r1, run } = await heldRedeploy('cas-create', { routerTimeoutMs: 15_000 });
     await runEtcdctl(w.endpoints, ['put', w.layout.instance('mango', 'hotfix'), JSON.stringify({ url: 'http://127.0.0.1:9', state: 'ready' })]);
     await r1.resume();
     const err = await expectDeployError(run);

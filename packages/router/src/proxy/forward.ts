@@ -23,7 +23,7 @@ import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
 import { STATUS_TEXT } from './answers.js';
-import { HOP_BY_HOP } from './headers.js';
+import { connectionListed, HOP_BY_HOP } from './headers.js';
 import { normalizeHost } from './host.js';
 import { SANE_REQUEST_ID } from './request-id.js';
 import { classifyUpstreamError, mayRetry } from './upstream-errors.js';
@@ -60,25 +60,6 @@ const REQUEST_SKIP = new Set([
 ]);
 
 const RESPONSE_SKIP = new Set(HOP_BY_HOP);
-
-/** Connection tokens that name no header. */
-const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade']);
-
-/** Header names listed in a Connection value (besides close/keep-alive), lower-case; undefined when none. */
-function connectionListed(value: string): Set<string> | undefined {
-  // The common values, as instances and clients send them, name no header.
-  if (value.length <= 10) {
-    const v = value.toLowerCase();
-    if (v === 'keep-alive' || v === 'close') return undefined;
-  }
-  let out: Set<string> | undefined;
-  for (const part of value.split(',')) {
-    const name = part.trim().toLowerCase();
-    if (name === '' || CONNECTION_OPTIONS.has(name) || name === 'host') continue;
-    (out ??= new Set()).add(name);
-  }
-  return out;
-}
 
 const kExchange = Symbol('paas.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };

@@ -12,13 +12,26 @@ export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'prox
 /** Handshake fields the WebSocket client library sets itself for the upstream leg. */
 const WS_HANDSHAKE = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept'];
 
-function dropConnectionListed(headers: IncomingHttpHeaders): void {
-  const listed = headers.connection;
-  if (typeof listed !== 'string') return;
-  for (const name of listed.split(',')) {
-    const n = name.trim().toLowerCase();
-    if (n) delete headers[n];
+/** Connection tokens that name no header. */
+const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade']);
+
+/**
+ * Header names a Connection value lists (lower-case, besides close/keep-alive/upgrade, and never
+ * Host): hop-by-hop for this connection only, so they are not forwarded. Undefined when none.
+ */
+export function connectionListed(value: string): Set<string> | undefined {
+  // The common values, as instances and clients send them, name no header.
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return undefined;
   }
+  let out: Set<string> | undefined;
+  for (const part of value.split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name === '' || CONNECTION_OPTIONS.has(name) || name === 'host') continue;
+    (out ??= new Set()).add(name);
+  }
+  return out;
 }
 
 function addForwarded(request: FastifyRequest, headers: IncomingHttpHeaders): void {
@@ -37,7 +50,9 @@ function addForwarded(request: FastifyRequest, headers: IncomingHttpHeaders): vo
 /** For the WebSocket leg: the client's headers (cookies, auth) go along, minus the handshake's own. */
 export function upstreamWebSocketHeaders(_configured: Record<string, string>, request: FastifyRequest): IncomingHttpHeaders {
   const headers: IncomingHttpHeaders = { ...request.headers };
-  dropConnectionListed(headers);
+  const connection = headers.connection;
+  const listed = typeof connection === 'string' ? connectionListed(connection) : undefined;
+  if (listed !== undefined) for (const name of listed) delete headers[name];
   for (const name of HOP_BY_HOP) delete headers[name];
   for (const name of WS_HANDSHAKE) delete headers[name];
   addForwarded(request, headers);

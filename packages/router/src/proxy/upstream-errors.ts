@@ -13,11 +13,12 @@ export interface FailureVerdict {
 
 const NOTHING_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-const TIMED_OUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT']);
+const TIMED_OUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 function codeOf(err: unknown): string {
   let e = err as { code?: unknown; cause?: unknown } | undefined;
-  // reply-from wraps undici's error; the useful code is on the innermost cause.
+  // A wrapped error (undici's connect errors carry the socket error as `cause`): the useful
+  // code is on the innermost cause.
   for (let depth = 0; e && depth < 4; depth++) {
     if (e.cause === undefined && typeof e.code === 'string') return e.code;
     if (e.cause === undefined) break;
