@@ -94,6 +94,34 @@ describe('on the shared etcd', () => {
     expect(summary(entries)).toEqual(summary((await etcd.listPrefix(`${p}/k/`, { revision, pageSize: 1000 })).entries));
   });
 
+  test('list decodes every field exactly as etcd3\'s generated client does (etcdctl writes, leases, odd values)', async () => {
+    const etcd = connect(endpoints);
+    const p = uniquePrefix('list-decode');
+    const big = 'x'.repeat(100_000);
+    await runEtcdctl(endpoints, ['put', `${p}/k/ascii`, '{"routes":[]}']);
+    await runEtcdctl(endpoints, ['put', `${p}/k/ünïcödé-ключ`, 'värde ✓']);
+    await runEtcdctl(endpoints, ['put', `${p}/k/big`, big]);
+    await etcd.put(`${p}/k/empty`, '');
+    await etcd.put(`${p}/k/twice`, 'one');
+    await etcd.put(`${p}/k/twice`, 'two');
+    const leased = etcd.leasedKey(`${p}/k/leased`, 30);
+    await leased.set('held');
+    try {
+      const paged = await etcd.listPrefix(`${p}/k/`, { pageSize: 2 });
+      expect(paged.entries.map((e) => e.key)).toEqual([`${p}/k/ascii`, `${p}/k/big`, `${p}/k/empty`, `${p}/k/leased`, `${p}/k/twice`, `${p}/k/ünïcödé-ключ`]);
+      for (const e of paged.entries) {
+        const one = await etcd.get(e.key);
+        expect({ ...e, value: e.value.toString() }).toEqual({ ...one!, value: one!.value.toString() });
+      }
+      const leasedEntry = paged.entries.find((e) => e.key.endsWith('/leased'))!;
+      expect(leasedEntry.lease).not.toBe('0');
+      expect(paged.entries.find((e) => e.key.endsWith('/twice'))!.version).toBe(2n);
+      expect(paged.entries.find((e) => e.key.endsWith('/big'))!.value.toString()).toBe(big);
+    } finally {
+      await leased.close({ revoke: true });
+    }
+  });
+
   test('list cut at boundaries into segments reads exactly the keys of a plain list, in order', async () => {
     const etcd = connect(endpoints);
     const layout = new KeyLayout(uniquePrefix('list-segments'));

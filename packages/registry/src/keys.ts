@@ -29,12 +29,14 @@ export function normalizePrefix(prefix: string): string {
 
 export class KeyLayout {
   readonly prefix: string;
+  readonly appsDir: string;
+  readonly instancesDir: string;
   constructor(prefix = '/paas') {
     this.prefix = normalizePrefix(prefix);
+    this.appsDir = `${this.prefix}/apps/`;
+    this.instancesDir = `${this.prefix}/instances/`;
   }
 
-  get appsDir(): string { return `${this.prefix}/apps/`; }
-  get instancesDir(): string { return `${this.prefix}/instances/`; }
   get overridesDir(): string { return `${this.prefix}/overrides/`; }
   get routersDir(): string { return `${this.prefix}/routers/`; }
   /** Deployer locks; "rollouts" sorts after "overrides/" so routers never watch it. */
@@ -69,6 +71,31 @@ export class KeyLayout {
 
   /** Classifies a key under the prefix; an unrecognised or ill-named key is an error to report. */
   parse(key: string): KeyParse {
+    return this.parseWellFormed(key) ?? this.parseAny(key);
+  }
+
+  /**
+   * The common case, apps/<app> and instances/<app>/<id> with valid names, without splitting the
+   * key: a full list parses every key. Undefined for anything else, which parseAny explains.
+   */
+  private parseWellFormed(key: string): KeyParse | undefined {
+    const apps = this.appsDir;
+    if (key.startsWith(apps)) {
+      const app = key.slice(apps.length);
+      return isName(app) ? { ok: true, ref: { kind: 'app', app } } : undefined;
+    }
+    const instances = this.instancesDir;
+    if (key.startsWith(instances)) {
+      const slash = key.indexOf('/', instances.length);
+      if (slash < 0) return undefined;
+      const app = key.slice(instances.length, slash);
+      const id = key.slice(slash + 1);
+      return isName(app) && isName(id) ? { ok: true, ref: { kind: 'instance', app, id } } : undefined;
+    }
+    return undefined;
+  }
+
+  private parseAny(key: string): KeyParse {
     if (!key.startsWith(this.prefix + '/')) return { ok: false, error: 'key is outside the prefix' };
     const parts = key.slice(this.prefix.length + 1).split('/');
     const [dir, a, b] = parts;
@@ -101,12 +128,16 @@ export class KeyLayout {
 }
 
 const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** A valid host in one test (hostError's rules, but for the wildcard's label count). */
+const HOST_RE = /^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
  * Why a host is not a lower-case DNS name (IDNs in punycode), or undefined when it is one.
  * `wildcard` allows a leading `*.` label.
  */
 export function hostError(host: string, wildcard: boolean): string | undefined {
+  // Nearly every host is valid: one regex test, no label split.
+  if (host.length <= 253 && HOST_RE.test(host) && (host.charCodeAt(0) !== 42 /* '*' */ || (wildcard && host.indexOf('.', 2) > 0))) return undefined;
   if (host.length === 0) return 'host is empty';
   if (host.length > 253) return 'host is longer than 253 characters';
   let name = host;

@@ -5,7 +5,7 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
-import { hostError, type KeyLayout } from './keys.js';
+import { hostError, type KeyLayout, type KeyRef } from './keys.js';
 import {
   AppRecordSchema,
   InstanceRecordSchema,
@@ -130,23 +130,26 @@ export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<R
  */
 export function parseEntry(layout: KeyLayout, key: string, raw: Uint8Array | string): ParseResult<ParsedRecord> {
   const ref = layout.parse(key);
-  if (!ref.ok) return ref;
-  const r = ref.ref;
-  switch (r.kind) {
+  return ref.ok ? parseRecord(ref.ref, raw) : ref;
+}
+
+/** parseEntry for a key already classified. */
+export function parseRecord(ref: KeyRef, raw: Uint8Array | string): ParseResult<ParsedRecord> {
+  switch (ref.kind) {
     case 'app': {
       const p = parseAppRecord(raw);
-      return p.ok ? { ok: true, value: { kind: 'app', app: r.app, value: p.value } } : p;
+      return p.ok ? { ok: true, value: { kind: 'app', app: ref.app, value: p.value } } : p;
     }
     case 'instance': {
       const p = parseInstanceRecord(raw);
-      return p.ok ? { ok: true, value: { kind: 'instance', app: r.app, id: r.id, value: p.value } } : p;
+      return p.ok ? { ok: true, value: { kind: 'instance', app: ref.app, id: ref.id, value: p.value } } : p;
     }
     case 'override': {
       const p = parseOverrideRecord(raw);
-      return p.ok ? { ok: true, value: { kind: 'override', host: r.host, value: p.value } } : p;
+      return p.ok ? { ok: true, value: { kind: 'override', host: ref.host, value: p.value } } : p;
     }
     case 'router':
     case 'rollout':
-      return { ok: false, error: `${r.kind} keys are not routing records` };
+      return { ok: false, error: `${ref.kind} keys are not routing records` };
   }
 }

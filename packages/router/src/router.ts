@@ -50,7 +50,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       else if (kind === 'revision') metrics.tableChanges.observe(ms / 1000);
       metrics.appliedRevision.set(Number(sync.revision));
       metrics.routes.set(sync.table.routeCount());
-      metrics.rejectedNow.set(sync.records.rejectedCount);
+      metrics.rejectedNow.set(sync.rejectedCount);
       checker?.sync();
       reporter?.schedule();
     },

@@ -162,7 +162,7 @@ describe('ActiveHealthChecker', () => {
     const moved = await startInstance();
     cleanups.push(() => stopServer(moved.server));
     moved.status = 500;
-    const next = new RoutingTable({ previous: t.table });
+    const next = new RoutingTable();
     next.setApp('web', checked, 1n);
     next.setInstance('web', 'ready', { url: moved.origin, state: 'ready' });
     t.table = next;

@@ -238,26 +238,3 @@ describe('instances and pools', () => {
     expect([...table.healthCheckedPools()]).toEqual([]);
   });
 });
-
-describe('new RoutingTable({ previous })', () => {
-  it('reuses backends with the same key and origin, so counters and ejections survive', () => {
-    const old = new RoutingTable();
-    old.setInstance('web', 'w1', instance(8001));
-    old.setInstance('web', 'w2', instance(8002));
-    const w1 = old.backend('web/w1')!;
-    const w2 = old.backend('web/w2')!;
-    w1.inflight = 4;
-    w1.ejectedUntil = 12345;
-    w1.consecutiveFailures = 2;
-
-    const next = new RoutingTable({ previous: old });
-    next.setInstance('web', 'w1', instance(8001, { state: 'draining' }));
-    next.setInstance('web', 'w2', instance(9002));
-    next.setInstance('web', 'w3', instance(8003));
-    expect(next.backend('web/w1')).toBe(w1);
-    expect(w1).toMatchObject({ inflight: 4, ejectedUntil: 12345, consecutiveFailures: 2, state: 'draining' });
-    expect(next.backend('web/w2')).not.toBe(w2);
-    expect(next.backend('web/w2')?.inflight).toBe(0);
-    expect(next.backend('web/w3')?.origin).toBe('http://127.0.0.1:8003');
-  });
-});

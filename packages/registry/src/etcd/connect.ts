@@ -1,11 +1,12 @@
 /**
  * connectEtcd: the Etcd interface over one etcd3 client. The only place that constructs etcd3.
  */
-import { Etcd3, type IRangeResponse, type Lease } from 'etcd3';
+import type { IRangeResponse, Lease } from 'etcd3';
 import { clientOptions, DEFAULT_CALL_TIMEOUT_MS } from './client-options.js';
 import { prefixRangeEnd, toKvEntry } from './convert.js';
 import { EtcdLeasedKey } from './leased-key.js';
-import { listRange, type CallOptions, type ListOptions } from './list.js';
+import { RegistryEtcd3, type CallOptions } from './etcd3-client.js';
+import { listRange, type ListOptions, type RangeCall } from './list.js';
 import { tryLock, type EtcdLock } from './lock.js';
 import { RangeMirror } from './mirror.js';
 import { toCompare, toRequestOp } from './txn.js';
@@ -33,7 +34,8 @@ type Shutdown = () => Promise<void>;
 
 class EtcdClient implements Etcd {
   readonly endpoints: string[];
-  private readonly client: Etcd3;
+  private readonly client: RegistryEtcd3;
+  private readonly range: RangeCall;
   private readonly callTimeoutMs: number;
   private readonly open = new Set<Shutdown>();
   private closing: Promise<void> | undefined;
@@ -42,7 +44,8 @@ class EtcdClient implements Etcd {
     if (opts.endpoints.length === 0) throw new Error('connectEtcd: no etcd endpoints given');
     this.endpoints = [...opts.endpoints];
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    this.client = new Etcd3(clientOptions(this.endpoints, this.callTimeoutMs));
+    this.client = new RegistryEtcd3(clientOptions(this.endpoints, this.callTimeoutMs));
+    this.range = (req, options) => this.client.rangePage(req, options);
   }
 
   async get(key: string): Promise<KvEntry | undefined> {
@@ -52,11 +55,11 @@ class EtcdClient implements Etcd {
   }
 
   list(start: string, end: string, opts?: ListOptions): Promise<{ entries: KvEntry[]; revision: bigint }> {
-    return listRange(this.client.kv, this.callOptions, Buffer.from(start), Buffer.from(end), opts);
+    return listRange(this.range, this.callOptions, Buffer.from(start), Buffer.from(end), opts);
   }
 
   listPrefix(prefix: string, opts?: ListOptions): Promise<{ entries: KvEntry[]; revision: bigint }> {
-    return listRange(this.client.kv, this.callOptions, Buffer.from(prefix), prefixRangeEnd(prefix), opts);
+    return listRange(this.range, this.callOptions, Buffer.from(prefix), prefixRangeEnd(prefix), opts);
   }
 
   async put(key: string, value: string, opts: { lease?: string } = {}): Promise<bigint> {
@@ -90,7 +93,7 @@ class EtcdClient implements Etcd {
       {
         endpoints: this.endpoints,
         callTimeoutMs: this.callTimeoutMs,
-        list: (start, end, listOpts) => listRange(this.client.kv, this.callOptions, start, end, listOpts),
+        list: (start, end, listOpts) => listRange(this.range, this.callOptions, start, end, listOpts),
         watch: () => this.client.watch(),
         onClosed: () => this.open.delete(shutdown),
       },

@@ -1,12 +1,22 @@
 /**
- * Feeds etcd's view (snapshots and per-revision events from the mirror) into records and the
- * routing table. A snapshot builds a new table and swaps it in with one assignment; a revision
- * mutates the live table in place, synchronously, so no request sees a transaction half-applied.
+ * Feeds etcd's view (full lists and per-revision events from the mirror) into the routing table,
+ * which is the only copy of the accepted records: each table object carries its record's stamp
+ * (hash and last list, see table/record-stamp.ts), and the digest is the sum of those hashes.
+ *
+ * A revision mutates the live table in place, synchronously, so no request sees a transaction
+ * half-applied. A re-list is a diff against the table: a listed record whose hash and create
+ * revision match its stamp is unchanged and is not even parsed; the changed ones are parsed as
+ * the pages come and applied, with the deletion of whatever the list did not contain, in one
+ * synchronous step at the end. So a re-list of 100k unchanged apps allocates next to nothing
+ * and never holds a second table. Before the first load nothing is served, so records go into
+ * the table as their pages arrive.
  */
-import type { KeyLayout, KvEntry, MirrorHandlers, ParsedRecord, SnapshotBuilder, WatchEvent } from '@paas/registry';
-import { parseEntry } from '@paas/registry';
+import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParsedRecord, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
+import { parseRecord } from '@paas/registry';
+import { backendKey } from '../table/backend.js';
+import type { RecordStamp } from '../table/record-stamp.js';
 import { RoutingTable } from '../table/routing-table.js';
-import { RecordStore } from './record-store.js';
+import { DigestSum, hashRecord, type RecordHash } from './record-digest.js';
 
 export interface SyncLogger {
   warn(obj: object, msg: string): void;
@@ -22,43 +32,31 @@ export interface SyncEvents {
   onConnection(connected: boolean): void;
 }
 
-function applyToTable(table: RoutingTable, rec: ParsedRecord, createRevision: bigint): void {
-  switch (rec.kind) {
-    case 'app':
-      table.setApp(rec.app, rec.value, createRevision);
-      break;
-    case 'instance':
-      table.setInstance(rec.app, rec.id, rec.value);
-      break;
-    case 'override':
-      table.setOverride(rec.host, rec.value);
-      break;
-  }
-}
-
-function removeFromTable(table: RoutingTable, rec: ParsedRecord): void {
-  switch (rec.kind) {
-    case 'app':
-      table.deleteApp(rec.app);
-      break;
-    case 'instance':
-      table.deleteInstance(rec.app, rec.id);
-      break;
-    case 'override':
-      table.deleteOverride(rec.host);
-      break;
-  }
+/** A parsed record waiting to go into the table, with what its stamp will say. */
+interface Change {
+  record: ParsedRecord;
+  createRevision: bigint;
+  hashHi: number;
+  hashLo: number;
+  /** The stamp of the record it replaces. */
+  old: RecordStamp | undefined;
 }
 
 export class TableSync implements MirrorHandlers {
-  table = new RoutingTable();
-  records = new RecordStore();
+  readonly table = new RoutingTable();
   /** Every change in the watched range up to this revision is in the table; 0n before the first load. */
   revision = 0n;
   loaded = false;
   etcdConnected = false;
   etcdDownSince: Date | undefined = new Date();
+  private readonly sum = new DigestSum();
+  private rejectedByKey = new Map<string, Rejected>();
+  /** Overrides map a host to a shared target, so their stamps live here. */
+  private readonly overrideStamps = new Map<string, RecordStamp>();
+  /** Full lists begun so far; the current one's number is what it marks on the stamps it sees. */
+  private lists = 0;
   private carryOver = true;
+  private readonly hash: RecordHash = { hashHi: 0, hashLo: 0 };
 
   constructor(
     private readonly layout: KeyLayout,
@@ -66,7 +64,20 @@ export class TableSync implements MirrorHandlers {
     private readonly events: SyncEvents,
   ) {}
 
-  /** The next snapshot starts clean: rejected keys do not keep a last good value from before. */
+  /** 16 hex digits: the sum of the accepted records' hashes (see record-digest.ts). */
+  digest(): string {
+    return this.sum.digest();
+  }
+
+  rejected(): Rejected[] {
+    return [...this.rejectedByKey.values()];
+  }
+
+  get rejectedCount(): number {
+    return this.rejectedByKey.size;
+  }
+
+  /** The next list starts clean: rejected keys do not keep a last good value from before. */
   dropCarryOverOnNextSnapshot(): void {
     this.carryOver = false;
   }
@@ -77,58 +88,68 @@ export class TableSync implements MirrorHandlers {
     builder.commit(revision);
   }
 
-  /**
-   * A full list, page by page: a new table and record store are built aside while the old
-   * table keeps serving, and swapped in with one assignment on commit.
-   */
   beginSnapshot(): SnapshotBuilder {
-    let started = performance.now();
-    let buildMs = 0;
-    const previous = this.carryOver ? this.records : new RecordStore();
-    let table: RoutingTable | undefined = new RoutingTable({ previous: this.table });
-    let records: RecordStore | undefined = new RecordStore();
+    const started = performance.now();
+    const mark = ++this.lists;
+    const carryOver = this.carryOver;
+    let pending: Change[] | undefined = this.loaded ? [] : undefined;
+    // A first list into an empty table finds no stamps: skip looking (a list given up half-way
+    // leaves records behind, so this is about the table, not about `loaded`).
+    const empty = this.table.isEmpty();
+    const rejected = new Map<string, Rejected>();
+    let active = true;
     let count = 0;
+    let changed = 0;
     return {
       page: (entries) => {
-        if (table === undefined || records === undefined) return;
-        const t0 = performance.now();
+        if (!active) return;
         count += entries.length;
+        const h = this.hash;
         for (const e of entries) {
-          const parsed = parseEntry(this.layout, e.key, e.value);
-          if (parsed.ok) {
-            records.accept(e.key, parsed.value, e.value, e.createRevision);
-            applyToTable(table, parsed.value, e.createRevision);
+          const ref = this.layout.parse(e.key);
+          if (!ref.ok) {
+            this.reject(rejected, e.key, e.modRevision, ref.error);
             continue;
           }
-          this.rejectKey(records, e.key, e.modRevision, parsed.error);
-          const kept = previous.get(e.key);
-          if (kept) {
-            records.keep(e.key, kept);
-            applyToTable(table, kept.record, kept.createRevision);
+          hashRecord(e.key, e.value, h);
+          const stamp = empty ? undefined : this.stampOf(ref.ref);
+          if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && this.sameCreation(ref.ref, e.createRevision)) {
+            stamp.listed = mark;
+            continue;
           }
+          const parsed = parseRecord(ref.ref, e.value);
+          if (!parsed.ok) {
+            this.reject(rejected, e.key, e.modRevision, parsed.error);
+            if (stamp !== undefined && carryOver) stamp.listed = mark;
+            continue;
+          }
+          changed++;
+          const change: Change = { record: parsed.value, createRevision: e.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
+          if (pending !== undefined) pending.push(change);
+          else this.apply(change, mark);
         }
-        buildMs += performance.now() - t0;
       },
       commit: (revision) => {
-        if (table === undefined || records === undefined) return;
+        if (!active) return;
+        active = false;
+        const applyStarted = performance.now();
+        if (pending !== undefined) for (const change of pending) this.apply(change, mark);
+        pending = undefined;
+        const deleted = this.deleteUnlisted(mark);
+        this.rejectedByKey = rejected;
         this.carryOver = true;
-        this.table = table;
-        this.records = records;
         this.revision = revision;
         this.loaded = true;
-        table = undefined;
-        records = undefined;
-        const listMs = performance.now() - started;
+        const ms = performance.now() - started;
         this.log.info(
-          { revision: revision.toString(), records: count, rejected: this.records.rejectedCount, ms: Math.round(listMs), buildMs: Math.round(buildMs) },
+          { revision: revision.toString(), records: count, changed, deleted, rejected: rejected.size, ms: Math.round(ms), applyMs: Math.round(performance.now() - applyStarted) },
           'routing table loaded',
         );
-        this.events.onApplied('snapshot', listMs);
-        started = 0;
+        this.events.onApplied('snapshot', ms);
       },
       abandon: () => {
-        table = undefined;
-        records = undefined;
+        active = false;
+        pending = undefined;
       },
     };
   }
@@ -169,25 +190,115 @@ export class TableSync implements MirrorHandlers {
   }
 
   private applyPut(key: string, value: Buffer, createRevision: bigint, modRevision: bigint): void {
-    const parsed = parseEntry(this.layout, key, value);
-    if (!parsed.ok) {
-      this.rejectKey(this.records, key, modRevision, parsed.error);
-      return;
-    }
-    const old = this.records.get(key);
-    this.records.accept(key, parsed.value, value, createRevision);
-    // An app record that is rewritten keeps its create revision, so its route claims keep their rank.
-    if (old && old.record.kind !== parsed.value.kind) removeFromTable(this.table, old.record);
-    applyToTable(this.table, parsed.value, createRevision);
+    const ref = this.layout.parse(key);
+    if (!ref.ok) return this.reject(this.rejectedByKey, key, modRevision, ref.error);
+    const parsed = parseRecord(ref.ref, value);
+    if (!parsed.ok) return this.reject(this.rejectedByKey, key, modRevision, parsed.error);
+    if (this.rejectedByKey.size !== 0) this.rejectedByKey.delete(key);
+    hashRecord(key, value, this.hash);
+    const h = this.hash;
+    this.apply({ record: parsed.value, createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: this.stampOf(ref.ref) }, this.lists);
   }
 
   private applyDelete(key: string): void {
-    const old = this.records.remove(key);
-    if (old) removeFromTable(this.table, old.record);
+    if (this.rejectedByKey.size !== 0) this.rejectedByKey.delete(key);
+    const ref = this.layout.parse(key);
+    if (!ref.ok) return;
+    const r = ref.ref;
+    const stamp = this.stampOf(r);
+    if (stamp === undefined) return;
+    this.sum.subtract(stamp);
+    switch (r.kind) {
+      case 'app':
+        this.table.deleteApp(r.app);
+        break;
+      case 'instance':
+        this.table.deleteInstance(r.app, r.id);
+        break;
+      case 'override':
+        this.overrideStamps.delete(r.host);
+        this.table.deleteOverride(r.host);
+        break;
+    }
   }
 
-  private rejectKey(records: RecordStore, key: string, revision: bigint, error: string): void {
-    records.reject(key, revision, error);
+  /** Puts one accepted record into the table and the digest, replacing the key's earlier record. */
+  private apply(change: Change, mark: number): void {
+    const rec = change.record;
+    const old = change.old;
+    if (old !== undefined) this.sum.subtract(old);
+    let stamp: RecordStamp;
+    switch (rec.kind) {
+      case 'app':
+        stamp = this.table.setApp(rec.app, rec.value, change.createRevision);
+        break;
+      case 'instance':
+        stamp = this.table.setInstance(rec.app, rec.id, rec.value);
+        break;
+      case 'override':
+        this.table.setOverride(rec.host, rec.value);
+        stamp = old ?? { hashHi: 0, hashLo: 0, listed: 0 };
+        this.overrideStamps.set(rec.host, stamp);
+        break;
+    }
+    stamp.hashHi = change.hashHi;
+    stamp.hashLo = change.hashLo;
+    stamp.listed = mark;
+    this.sum.add(stamp);
+  }
+
+  /** After list `mark`: every record it did not see is gone from etcd (or rejected without carry-over). */
+  private deleteUnlisted(mark: number): number {
+    let deleted = 0;
+    const table = this.table;
+    for (const pool of table.pools()) {
+      if (pool.record !== undefined && pool.listed !== mark) {
+        this.sum.subtract(pool);
+        table.deleteApp(pool.name);
+        deleted++;
+      }
+    }
+    for (const backend of table.backends()) {
+      if (backend.listed !== mark) {
+        this.sum.subtract(backend);
+        table.deleteInstance(backend.app, backend.id);
+        deleted++;
+      }
+    }
+    for (const [host, stamp] of this.overrideStamps) {
+      if (stamp.listed !== mark) {
+        this.sum.subtract(stamp);
+        this.overrideStamps.delete(host);
+        table.deleteOverride(host);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+
+  /** The stamp of the record the table holds for this key, if it holds one. */
+  private stampOf(ref: KeyRef): RecordStamp | undefined {
+    switch (ref.kind) {
+      case 'app': {
+        const pool = this.table.pool(ref.app);
+        return pool?.record !== undefined ? pool : undefined;
+      }
+      case 'instance':
+        return this.table.backend(backendKey(ref.app, ref.id));
+      case 'override':
+        return this.overrideStamps.get(ref.host);
+      default:
+        return undefined;
+    }
+  }
+
+  /** An app deleted and put again with the same value has a new create revision, which ranks its routes. */
+  private sameCreation(ref: KeyRef, createRevision: bigint): boolean {
+    return ref.kind !== 'app' || this.table.pool(ref.app)!.createRevision === createRevision;
+  }
+
+  private reject(into: Map<string, Rejected>, key: string, revision: bigint, error: string): void {
+    into.set(key, { key, revision: revision.toString(), error });
     this.log.warn({ key, revision: revision.toString(), error }, 'record rejected; keeping the last good value');
     this.events.onRejected(key, error);
   }

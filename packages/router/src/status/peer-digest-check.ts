@@ -76,7 +76,7 @@ export class PeerDigestCheck {
         const rec = parseRouterStatusRecord(e.value);
         if (rec.ok) peers.push({ revision: BigInt(rec.value.revision), digest: rec.value.digest });
       }
-      const verdict = digestMismatch(sync.records.digest(), sync.revision, peers);
+      const verdict = digestMismatch(sync.digest(), sync.revision, peers);
       if (verdict && Date.now() - this.lastResync >= this.opts.minResyncIntervalMs) {
         this.lastResync = Date.now();
         this.opts.log.warn(

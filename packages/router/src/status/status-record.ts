@@ -14,9 +14,9 @@ export function inflightReport(sync: TableSync): Record<string, number> {
 export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRecord {
   return {
     revision: sync.revision.toString(),
-    digest: sync.records.digest(),
+    digest: sync.digest(),
     routes: sync.table.routeCount(),
-    rejected: sync.records.rejected(),
+    rejected: sync.rejected(),
     inflight: inflightReport(sync),
     conflicts: sync.table.conflicts(),
     startedAt,

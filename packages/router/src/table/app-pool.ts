@@ -2,6 +2,7 @@ import type { AppRecord, BalanceStrategy } from '@paas/registry';
 import type { Balancer } from '../balance/balancer.js';
 import { createBalancer } from '../balance/create-balancer.js';
 import type { Backend } from './backend.js';
+import type { RecordStamp } from './record-stamp.js';
 import type { RouteSlot } from './route-slot.js';
 
 const NONE: readonly Backend[] = Object.freeze([]);
@@ -23,7 +24,7 @@ function exactFilter(list: readonly Backend[], keep: (b: Backend) => boolean): r
  * among them. Exists while a record, an instance or an override names the app. Only the
  * RoutingTable calls the mutating methods.
  */
-export class AppPool {
+export class AppPool implements RecordStamp {
   readonly kind = 'app';
   readonly name: string;
   /** Undefined when only instances (or an override) name the app. */
@@ -36,6 +37,10 @@ export class AppPool {
   claims: RouteSlot[] = [];
   /** How many overrides send a host to this app. */
   overrideRefs = 0;
+  /** The app record's stamp (see RecordStamp); meaningless while `record` is undefined. */
+  hashHi = 0;
+  hashLo = 0;
+  listed = 0;
   private ready: readonly Backend[] = NONE;
   private balancer: Balancer = createBalancer('round-robin');
 

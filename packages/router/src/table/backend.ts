@@ -1,12 +1,13 @@
 import type { InstanceRecord, InstanceState } from '@paas/registry';
+import type { RecordStamp } from './record-stamp.js';
 
 /**
- * One instance of an app. The object outlives record updates and table rebuilds (see
- * RoutingTable's `previous`), because the proxy's in-flight count and the health verdicts live
- * on it. Its origin never changes: an instance moved to another url gets a new Backend, so
- * counters and ejections always describe the process they were measured on.
+ * One instance of an app. The object outlives record updates and re-lists, because the proxy's
+ * in-flight count and the health verdicts live on it. Its origin never changes: an instance moved
+ * to another url gets a new Backend, so counters and ejections always describe the process they
+ * were measured on.
  */
-export class Backend {
+export class Backend implements RecordStamp {
   readonly key: string;
   readonly app: string;
   readonly id: string;
@@ -21,6 +22,10 @@ export class Backend {
   consecutiveFailures = 0;
   /** Active health verdict; stays true for apps without a healthCheck. */
   checkHealthy = true;
+  /** The instance record's stamp (see RecordStamp). */
+  hashHi = 0;
+  hashLo = 0;
+  listed = 0;
 
   constructor(app: string, id: string, origin: string) {
     this.key = backendKey(app, id);

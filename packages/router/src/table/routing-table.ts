@@ -24,14 +24,6 @@ export interface RouteConflict {
   winner: string;
 }
 
-export interface RoutingTableOptions {
-  /**
-   * The table this one replaces. Its Backend objects are reused for instances with the same key
-   * and origin, so in-flight counts and ejections survive a full re-list.
-   */
-  previous?: RoutingTable;
-}
-
 /**
  * The routes, apps and instances one router serves, kept in indexes that answer lookup() in
  * time independent of the number of apps and change in time proportional to what changed.
@@ -47,15 +39,10 @@ export class RoutingTable {
   /** Slots claimed by more than one app, so conflicts() need not scan the whole table. */
   private readonly contested = new Set<RouteSlot>();
   private readonly healthChecked = new Set<AppPool>();
-  /** The previous table's backends map, not the table itself: tables must not chain in memory. */
-  private readonly reusable: ReadonlyMap<string, Backend> | undefined;
   private slotCount = 0;
 
-  constructor(opts: RoutingTableOptions = {}) {
-    this.reusable = opts.previous?.backendsByKey;
-  }
-
-  setApp(name: string, record: AppRecord, createRevision: bigint): void {
+  /** Returns the app's pool (the same object across updates). */
+  setApp(name: string, record: AppRecord, createRevision: bigint): AppPool {
     const pool = this.poolOrCreate(name);
     this.releaseClaims(pool);
     pool.setRecord(record, createRevision);
@@ -63,6 +50,7 @@ export class RoutingTable {
     else this.healthChecked.delete(pool);
     for (const route of record.routes) this.claim(pool, route);
     pool.setClaims(pool.claims);
+    return pool;
   }
 
   deleteApp(name: string): void {
@@ -74,7 +62,8 @@ export class RoutingTable {
     this.dropIfUnused(pool);
   }
 
-  setInstance(app: string, id: string, record: InstanceRecord): void {
+  /** Returns the instance's Backend: the same object across updates unless its origin changed. */
+  setInstance(app: string, id: string, record: InstanceRecord): Backend {
     const key = backendKey(app, id);
     const origin = originOf(record);
     const pool = this.poolOrCreate(app);
@@ -84,12 +73,13 @@ export class RoutingTable {
       backend = undefined;
     }
     if (backend === undefined) {
-      backend = this.reusableBackend(key, origin) ?? new Backend(app, id, origin);
+      backend = new Backend(app, id, origin);
       this.backendsByKey.set(key, backend);
       pool.addBackend(backend);
     }
     backend.apply(record);
     pool.instancesChanged();
+    return backend;
   }
 
   deleteInstance(app: string, id: string): void {
@@ -142,6 +132,11 @@ export class RoutingTable {
     const wildcard = this.wildcards.match(host, url);
     if (wildcard !== undefined) return wildcard.winner;
     return this.hostless.match(url)?.winner;
+  }
+
+  /** No app, instance or override. */
+  isEmpty(): boolean {
+    return this.poolsByName.size === 0 && this.overrides.size === 0;
   }
 
   /** Distinct (host, path) routes with an app serving them; overrides are not counted. */
@@ -250,11 +245,6 @@ export class RoutingTable {
 
   private dropIfUnused(pool: AppPool): void {
     if (pool.unused) this.poolsByName.delete(pool.name);
-  }
-
-  private reusableBackend(key: string, origin: string): Backend | undefined {
-    const backend = this.reusable?.get(key);
-    return backend !== undefined && backend.origin === origin ? backend : undefined;
   }
 }
 
