@@ -98,7 +98,7 @@ async function listPages(
   let page = await read(start, opts.revision ?? 0n);
   const revision = opts.revision ?? page.revision;
   for (;;) {
-    const kvs = page.kvs;
+    const count = page.count;
     const last = page.lastKey;
     // Ask for the next page first, so etcd works on it while this one is handled.
     let next: Promise<RangePage> | undefined;
@@ -111,11 +111,11 @@ async function listPages(
     }
     next?.catch(() => undefined); // awaited below; a failure while this page is handled must not go unhandled
     if (onPage === undefined) {
-      for (let i = 0; i < kvs.length; i++) entries.push(kvs[i]!);
+      for (const e of page.entries(0, count)) entries.push(e);
     } else {
-      for (let i = 0; i < kvs.length; i += SLICE) {
+      for (let i = 0; i < count; i += SLICE) {
         if (i > 0) await nextTurn();
-        onPage(i === 0 && kvs.length <= SLICE ? kvs : kvs.slice(i, i + SLICE), revision);
+        onPage(page.entries(i, i + SLICE), revision);
       }
     }
     if (next === undefined) return { entries, revision };

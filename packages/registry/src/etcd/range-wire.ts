@@ -25,7 +25,13 @@ export interface RangeRequest {
 export interface RangePage {
   /** The store revision the page was read at (header.revision). */
   revision: bigint;
-  kvs: KvEntry[];
+  /** Records in the page. */
+  count: number;
+  /**
+   * Records [from, to) decoded. A page is decoded a slice at a time as it is handled, so a large
+   * page costs its wire bytes plus one slice of objects, not a whole page of them.
+   */
+  entries(from: number, to: number): KvEntry[];
   /** More keys in the range than `limit`. */
   more: boolean;
   /** The last key's bytes as sent (the next page starts right after them). */
@@ -146,10 +152,6 @@ class Reader {
   }
 }
 
-/** Where the last decoded key's bytes are (module state: no result object per record). */
-let keyStart = 0;
-let keyEnd = 0;
-
 function decodeKeyValue(r: Reader, end: number): KvEntry {
   const buf = r.buf;
   let key = '';
@@ -162,9 +164,8 @@ function decodeKeyValue(r: Reader, end: number): KvEntry {
     const tag = r.varint();
     switch (tag) {
       case (1 << 3) | WIRE_LEN: {
-        keyStart = r.length();
-        keyEnd = r.pos;
-        key = buf.toString('utf8', keyStart, keyEnd);
+        const start = r.length();
+        key = buf.toString('utf8', start, r.pos);
         break;
       }
       case (2 << 3) | WIRE_VARINT:
@@ -203,12 +204,54 @@ function decodeHeaderRevision(r: Reader, end: number): number {
   return revision;
 }
 
+/** Where the key field of the KeyValue message [start, end) is. */
+function keyBytes(buf: Buffer, start: number, end: number): Buffer | undefined {
+  const r = new Reader(buf, start, end);
+  while (r.pos < end) {
+    const tag = r.varint();
+    if (tag === ((1 << 3) | WIRE_LEN)) {
+      const at = r.length();
+      return buf.subarray(at, r.pos);
+    }
+    r.skip(tag & 7);
+  }
+  return undefined;
+}
+
+class WirePage implements RangePage {
+  constructor(
+    readonly revision: bigint,
+    readonly more: boolean,
+    private readonly buf: Buffer,
+    /** Start and end offset of each KeyValue message, in pairs. */
+    private readonly spans: Int32Array,
+    readonly count: number,
+  ) {}
+
+  get lastKey(): Buffer | undefined {
+    const n = this.count;
+    return n === 0 ? undefined : keyBytes(this.buf, this.spans[2 * n - 2]!, this.spans[2 * n - 1]!);
+  }
+
+  entries(from: number, to: number): KvEntry[] {
+    const end = Math.min(to, this.count);
+    const out = new Array<KvEntry>(Math.max(0, end - from));
+    const r = new Reader(this.buf, 0, this.buf.length);
+    for (let i = from; i < end; i++) {
+      r.pos = this.spans[2 * i]!;
+      out[i - from] = decodeKeyValue(r, this.spans[2 * i + 1]!);
+    }
+    return out;
+  }
+}
+
+/** Reads the header and finds the records; they are decoded by RangePage.entries. */
 export function decodeRangeResponse(buf: Buffer): RangePage {
   const r = new Reader(buf, 0, buf.length);
   let revision = 0;
   let more = false;
-  const kvs: KvEntry[] = [];
-  let lastKey: Buffer | undefined;
+  let spans = new Int32Array(64);
+  let count = 0;
   while (r.pos < r.end) {
     const tag = r.varint();
     switch (tag) {
@@ -221,11 +264,14 @@ export function decodeRangeResponse(buf: Buffer): RangePage {
       }
       case (2 << 3) | WIRE_LEN: {
         const start = r.length();
-        const end = r.pos;
-        r.pos = start;
-        keyStart = keyEnd = 0;
-        kvs.push(decodeKeyValue(r, end));
-        lastKey = buf.subarray(keyStart, keyEnd);
+        if (2 * count + 2 > spans.length) {
+          const grown = new Int32Array(spans.length * 2);
+          grown.set(spans);
+          spans = grown;
+        }
+        spans[2 * count] = start;
+        spans[2 * count + 1] = r.pos;
+        count++;
         break;
       }
       case (3 << 3) | WIRE_VARINT:
@@ -236,5 +282,5 @@ export function decodeRangeResponse(buf: Buffer): RangePage {
     }
   }
   if (r.pos !== r.end) throw new Error('etcd range response: truncated message');
-  return { revision: BigInt(revision), kvs, more, lastKey };
+  return new WirePage(BigInt(revision), more, buf, spans, count);
 }
