@@ -169,6 +169,7 @@ async function main() {
     rateSeconds: opts.duration ?? (q ? 2 : 10),
     propagationLevels: opts.levels ?? (q ? [0, 1000] : [0, 10_000, 100_000]),
     propagationIterations: opts.iterations ?? (q ? 20 : 200),
+    propagationWarmup: q ? 3 : 20,
     propagationBudgetMs: q ? 15_000 : 120_000,
     scaleApps: opts.apps ?? (q ? 2000 : 100_000),
     scaleChanges: q ? 20 : 200,
@@ -278,7 +279,7 @@ async function main() {
         results[key] = { error: String(err.message ?? err).split('\n').slice(0, 3).join(' ') };
       }
       if (results[key]) results[key].elapsedSeconds = (performance.now() - t0) / 1000;
-      if (name === 'propagation') ctx.extraApps += ctx.propagationLevels.length * ctx.propagationIterations;
+      if (name === 'propagation') ctx.extraApps += ctx.propagationLevels.length * (ctx.propagationWarmup + ctx.propagationIterations);
       if (name === 'scale') ctx.extraApps += ctx.scaleChanges;
     }
   } finally {

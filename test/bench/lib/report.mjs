@@ -145,6 +145,7 @@ export function renderMarkdown(results) {
     out.push('## Propagation: put acknowledged → first 200 through each replica');
     out.push('');
     if (x.error) out.push(`**failed:** ${x.error}`);
+    if (x.warmup) out.push(`Each level starts with ${x.warmup} unmeasured puts (warm-up), then the measured ones.`, '');
     if (x.levels?.length) {
       out.push(
         table(
