@@ -1,4 +1,4 @@
-import type { InstanceRecord, InstanceState } from '@paas/registry';
+import { INSTANCE_STATES, type InstanceRecord, type InstanceState } from '@paas/registry';
 import type { RecordStamp } from './record-stamp.js';
 
 /**
@@ -35,7 +35,9 @@ export class Backend implements RecordStamp {
   }
 
   apply(record: InstanceRecord): void {
-    this.state = record.state;
+    // The module's own literal, not the parsed record's copy: 200k backends need not hold 200k
+    // copies of "ready".
+    this.state = INSTANCE_STATES[INSTANCE_STATES.indexOf(record.state)]!;
     this.weight = record.weight ?? 1;
     this.release = record.release;
   }
