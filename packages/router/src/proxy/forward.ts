@@ -1,14 +1,15 @@
 /**
  * The lean forwarding path for plain HTTP requests: it runs as the traffic server's request
- * listener, before fastify, and forwards through undici's `dispatch` with a handler of its own
- * that writes straight to the raw ServerResponse. WebSocket upgrades (the server's 'upgrade'
- * event) and methods fastify does not route still go through fastify and @fastify/http-proxy.
+ * listener, before fastify, and forwards through the router's own upstream client
+ * (upstream/client.ts) with an exchange that writes straight to the raw ServerResponse.
+ * WebSocket upgrades (the server's 'upgrade' event) still go through fastify and
+ * @fastify/http-proxy.
  *
  * Why: measured on one core, fastify + reply-from spent most of each request in per-request
  * objects (header copies, URL building, query re-stringifying, stream piping, hooks); this path
  * reads the client's raw header list once, builds the upstream list in one array, and writes
  * the response with one writeHead(array) and the body chunks as they come (backpressure through
- * undici's pause/resume).
+ * the upstream connection's pause/resume).
  *
  * Behaviour is the contract's, as the fastify path has it: 404/503/maintenance answers with the
  * exact bodies, X-Forwarded-* and X-Request-Id, hop-by-hop headers dropped both ways, failover
@@ -17,7 +18,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
@@ -27,6 +27,7 @@ import { connectionListed, HOP_BY_HOP } from './headers.js';
 import { normalizeHost } from './host.js';
 import { SANE_REQUEST_ID } from './request-id.js';
 import { classifyUpstreamError, mayRetry } from './upstream-errors.js';
+import type { Upstream, UpstreamClient, UpstreamExchange } from './upstream/client.js';
 
 export interface ForwardLogger {
   info(obj: object, msg: string): void;
@@ -35,7 +36,7 @@ export interface ForwardLogger {
 
 export interface ForwarderOptions {
   getTable: () => RoutingTable;
-  dispatcher: Dispatcher;
+  client: UpstreamClient;
   metrics: RouterMetrics;
   log: ForwardLogger;
   retryAfterSeconds: number;
@@ -53,13 +54,15 @@ const TEXT = 'text/plain; charset=utf-8';
 /** Request header names (lower-case) never copied upstream as they are. */
 const REQUEST_SKIP = new Set([
   ...HOP_BY_HOP,
-  // answered by Node already (100 Continue); undici refuses it
+  // answered by Node already (100 Continue)
   'expect',
   // rewritten by the router
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id',
 ]);
 
 const RESPONSE_SKIP = new Set(HOP_BY_HOP);
+
+const NO_LENGTH_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'CONNECT']);
 
 const kExchange = Symbol('paas.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
@@ -71,21 +74,21 @@ function onResponseClose(this: TrackedResponse): void {
   ex.closed();
 }
 
-/** One client request and its way to an instance; also the undici dispatch handler. */
-class Exchange implements Dispatcher.DispatchHandler {
+/** One client request and its way to an instance; also the upstream client's exchange. */
+class Exchange implements UpstreamExchange {
   pool: AppPool | null = null;
   backend: Backend | null = null;
   attempts = 0;
   dispatchedAt = 0;
-  /** The upstream header list (built once, reused by a retry). */
-  headers: string[] | null = null;
-  hasBody = false;
+  readonly method: string;
+  readonly path: string;
+  hasHost = false;
+  body: IncomingMessage | null = null;
+  chunked = false;
+  upstream: Upstream | null = null;
   /** Response head written to the client. */
   started = false;
   done = false;
-  clientGone = false;
-  private abortUpstream: ((err?: Error) => void) | null = null;
-  private resumeUpstream: (() => void) | null = null;
   private onDrain: (() => void) | null = null;
 
   constructor(
@@ -94,81 +97,67 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly res: ServerResponse,
     readonly id: string,
     readonly hostHeader: string | undefined,
+    /** The upstream header list (built once, reused by a retry). */
+    readonly headers: string[],
   ) {
     this.dispatchedAt = performance.now();
+    this.method = req.method!;
+    this.path = req.url!;
   }
 
   dispatch(backend: Backend): void {
     this.backend = backend;
     this.attempts++;
     this.dispatchedAt = performance.now();
-    this.abortUpstream = null;
+    this.upstream = null;
     this.fwd.opts.acquire(backend);
-    this.fwd.opts.dispatcher.dispatch(
-      { origin: backend.origin, path: this.req.url!, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers!, body: this.hasBody ? this.req : null },
-      this,
-    );
+    this.fwd.opts.client.request(backend.origin, this);
   }
 
-  // --- undici handler ---
+  // --- upstream exchange ---
 
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.clientGone) {
-      abort(new Error('client went away'));
-      return;
-    }
-    this.abortUpstream = abort;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[] | string[] | null, resume: () => void, statusText?: string): boolean {
-    if (this.clientGone) return false;
+  onHeaders(statusCode: number, statusText: string, rawHeaders: string[]): void {
     const backend = this.backend!;
     const fwd = this.fwd;
     if (backend.consecutiveFailures > 0) recordSuccess(backend);
     fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
-    this.resumeUpstream = resume;
-    const out: (string | number)[] = [];
+    const out: string[] = [];
     let listed: Set<string> | undefined;
-    if (rawHeaders !== null) {
-      for (let i = 0; i < rawHeaders.length; i += 2) {
-        const name = rawHeaders[i]!.toString('latin1');
-        const lower = name.toLowerCase();
-        if (RESPONSE_SKIP.has(lower)) {
-          if (lower === 'connection') listed = connectionListed(rawHeaders[i + 1]!.toString('latin1'));
-          continue;
-        }
-        out.push(name, rawHeaders[i + 1]!.toString('latin1'));
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!;
+      const lower = name.toLowerCase();
+      if (RESPONSE_SKIP.has(lower)) {
+        if (lower === 'connection') listed = connectionListed(rawHeaders[i + 1]!);
+        continue;
       }
+      out.push(name, rawHeaders[i + 1]!);
     }
     if (listed !== undefined) {
       for (let i = out.length - 2; i >= 0; i -= 2) {
-        if (listed.has((out[i] as string).toLowerCase())) out.splice(i, 2);
+        if (listed.has(out[i]!.toLowerCase())) out.splice(i, 2);
       }
     }
     out.push('x-request-id', this.id);
     if (fwd.opts.isClosing()) out.push('connection', 'close');
-    this.started = true;
     const res = this.res;
-    if (statusText) res.writeHead(statusCode, statusText, out as unknown as string[]);
-    else res.writeHead(statusCode, out as unknown as string[]);
-    return true;
+    if (statusText) res.writeHead(statusCode, statusText, out);
+    else res.writeHead(statusCode, out);
+    this.started = true;
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.clientGone) return false;
     if (this.res.write(chunk)) return true;
-    // The client reads slower than the instance writes: pause undici until the socket drains.
-    this.res.once('drain', (this.onDrain ??= () => this.resumeUpstream?.()));
+    // The client reads slower than the instance writes: pause the upstream read until it drains.
+    this.res.once('drain', (this.onDrain ??= () => this.upstream?.resume(this)));
     return false;
   }
 
   onComplete(): void {
     this.done = true;
-    if (!this.clientGone) this.res.end();
+    this.res.end();
   }
 
   onError(err: Error): void {
-    if (this.clientGone) return;
     const res = this.res;
     if (this.started) {
       // Part of the answer is out: the client must see it cut, not a complete response.
@@ -187,10 +176,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   closed(): void {
     const res = this.res;
-    if (!this.done && !res.writableFinished) {
-      this.clientGone = true;
-      this.abortUpstream?.(new Error('client went away'));
-    }
+    if (!this.done && !res.writableFinished) this.upstream?.abort(this);
     const backend = this.backend;
     if (backend !== null) this.fwd.opts.release(backend);
     const fwd = this.fwd;
@@ -222,6 +208,7 @@ export class Forwarder {
     let xff: string | undefined;
     let connection: string | undefined;
     let hasBody = false;
+    let hasLength = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const value = raw[i + 1]!;
@@ -231,6 +218,7 @@ export class Forwarder {
           if (host !== undefined) continue;
           host = value;
         } else if (lower === 'content-length') {
+          hasLength = true;
           if (value !== '0') hasBody = true;
         }
         headers.push(name, value);
@@ -252,7 +240,7 @@ export class Forwarder {
       }
     }
     const id = givenId !== undefined && SANE_REQUEST_ID.test(givenId) ? givenId : randomUUID();
-    const ex = new Exchange(this, req, res, id, host);
+    const ex = new Exchange(this, req, res, id, host, headers);
     (res as TrackedResponse)[kExchange] = ex;
     res.on('close', onResponseClose);
 
@@ -274,8 +262,13 @@ export class Forwarder {
     const remote = req.socket.remoteAddress ?? '';
     headers.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`, 'x-forwarded-proto', 'http', 'x-request-id', id);
     if (host !== undefined) headers.push('x-forwarded-host', host);
-    ex.headers = headers;
-    ex.hasBody = hasBody;
+    // As undici did: a body-less request of a method that usually has one says so.
+    if (!hasBody && !hasLength && !NO_LENGTH_METHODS.has(ex.method)) headers.push('content-length', '0');
+    ex.hasHost = host !== undefined;
+    if (hasBody) {
+      ex.body = req;
+      ex.chunked = !hasLength;
+    }
     ex.dispatch(backend);
   }
 
@@ -291,7 +284,7 @@ export class Forwarder {
     this.opts.log.warn({ reqId: ex.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: ex.attempts }, 'upstream failed');
     if (!mayRedispatch) return verdict.status;
     const req = ex.req;
-    if (ex.attempts < this.opts.maxAttempts && mayRetry(verdict, req.method!, ex.hasBody, req.readableDidRead)) {
+    if (ex.attempts < this.opts.maxAttempts && mayRetry(verdict, req.method!, ex.body !== null, req.readableDidRead)) {
       const next = ex.pool!.pick(Date.now(), backend);
       if (next !== undefined && next !== backend) {
         this.opts.release(backend);

@@ -1,7 +1,7 @@
 /**
  * The traffic listener. Plain HTTP requests take the lean path (forward.ts): the server's own
  * request listener looks the request up in the live table, picks an instance and forwards it
- * through the router's undici Agent with a dispatch handler that writes to the raw response.
+ * through the router's upstream client (upstream/client.ts), writing to the raw response.
  * fastify + @fastify/http-proxy stay the frame for the rest: WebSocket upgrades (an onRequest
  * hook does the same lookup and pick, the proxy plugin forwards with a per-request upstream)
  * and methods fastify does not route (404). Errors are mapped to the contract's answers on
@@ -10,7 +10,6 @@
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Agent } from 'undici';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
 import type { Backend } from '../table/backend.js';
 import type { RouterMetrics } from '../admin/metrics.js';
@@ -19,6 +18,7 @@ import { Forwarder } from './forward.js';
 import { upstreamWebSocketHeaders } from './headers.js';
 import { normalizeHost } from './host.js';
 import { requestIdFor } from './request-id.js';
+import { UpstreamClient } from './upstream/client.js';
 
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
@@ -57,7 +57,8 @@ const MAX_ANNOUNCED_KEEPALIVE_MS = 60_000;
 
 export interface ProxyServer {
   server: FastifyInstance;
-  agent: Agent;
+  /** The keep-alive connections to instances (the name is the undici Agent's it replaced). */
+  agent: UpstreamClient;
   /**
    * Stops accepting and resolves once every request and WebSocket in flight has ended. Answers
    * sent meanwhile carry `Connection: close`, and connections that fall idle are closed, since
@@ -78,13 +79,11 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   // Capping announced timeouts at --keepalive-timeout (4 s) closed connections the instance
   // would have kept, and reopening them under load cost the fixed-rate p99 (3,000 req/s:
   // 14-90 ms with the cap, 3.5-5 ms without).
-  const agent = new Agent({
-    connect: { timeout: opts.connectTimeoutMs, rejectUnauthorized: true },
-    headersTimeout: opts.upstreamTimeoutMs,
-    bodyTimeout: opts.upstreamTimeoutMs,
-    keepAliveTimeout: opts.keepAliveTimeoutMs,
-    keepAliveMaxTimeout: Math.max(opts.keepAliveTimeoutMs, MAX_ANNOUNCED_KEEPALIVE_MS),
-    pipelining: 1,
+  const agent = new UpstreamClient({
+    connectTimeoutMs: opts.connectTimeoutMs,
+    upstreamTimeoutMs: opts.upstreamTimeoutMs,
+    keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+    keepAliveMaxTimeoutMs: Math.max(opts.keepAliveTimeoutMs, MAX_ANNOUNCED_KEEPALIVE_MS),
   });
 
   function release(backend: Backend): void {
@@ -94,7 +93,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
 
   const forwarder = new Forwarder({
     getTable,
-    dispatcher: agent,
+    client: agent,
     metrics,
     log,
     retryAfterSeconds: opts.retryAfterSeconds,

@@ -1,0 +1,62 @@
+/**
+ * Node's own llhttp binding, the one its http client and server parse with (lib/_http_common.js,
+ * lib/_http_client.js, lib/_http_server.js). Native: no JavaScript tokenizing, and with consume()
+ * it reads the socket itself; undici parses with llhttp compiled to wasm and copies every read
+ * into its memory. `node:_http_common` is internal (no warning when loaded); this is its shape on
+ * Node 20, the router's engine: callbacks by index, header lists as flat latin1 string arrays, a
+ * body chunk as one Buffer. test/upstream-client.test.ts exercises every callback used here.
+ */
+import { createRequire } from 'node:module';
+
+export type OnHeaders = (this: NativeParser, headers: string[], url: string) => void;
+export type OnHeadersComplete = (
+  this: NativeParser,
+  versionMajor: number,
+  versionMinor: number,
+  headers: string[] | undefined,
+  method: number | undefined,
+  url: string | undefined,
+  statusCode: number,
+  statusMessage: string,
+  upgrade: boolean,
+  shouldKeepAlive: boolean,
+) => number;
+export type OnBody = (this: NativeParser, chunk: Buffer) => void;
+export type OnMessageComplete = (this: NativeParser) => void;
+export type OnExecute = (this: NativeParser, ret: number | Error) => void;
+
+/** A net.Socket's libuv TCP handle (`socket._handle`), as Node's http server drives it. */
+export interface StreamHandle {
+  /** Present on handles llhttp can read from directly (consume). */
+  readonly _externalStream: unknown;
+  reading: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
+export interface NativeParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  /** Bytes parsed, or the parse error (code HPE_*). */
+  execute(data: Buffer): number | Error;
+  /** End of input: completes a response delimited by the connection's close. */
+  finish(): Error | undefined;
+  /** Reads the handle in C++ from now on; results arrive through the kOnExecute callback. */
+  consume(handle: StreamHandle): void;
+  unconsume(): void;
+  close(): void;
+  [callback: number]: OnHeaders | OnHeadersComplete | OnBody | OnMessageComplete | OnExecute;
+}
+
+interface HttpCommon {
+  HTTPParser: {
+    new (): NativeParser;
+    RESPONSE: number;
+    kOnHeaders: number;
+    kOnHeadersComplete: number;
+    kOnBody: number;
+    kOnMessageComplete: number;
+    kOnExecute: number;
+  };
+}
+
+export const { HTTPParser } = createRequire(import.meta.url)('node:_http_common') as HttpCommon;
