@@ -155,7 +155,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));
     await mirror.close();
     await etcd.close();
-    await proxy.agent.close();
+    await proxy.upstream.close();
     await admin.close();
     log.info({}, 'stopped');
   }

@@ -203,7 +203,7 @@ describe('lean forwarding path', () => {
   });
   afterAll(async () => {
     await ctx.proxy.close();
-    await ctx.proxy.agent.close();
+    await ctx.proxy.upstream.close();
   });
   afterEach(() => {
     ctx.logged.length = 0;
@@ -364,7 +364,7 @@ describe('failover', () => {
       expect(await ctx.metrics.registry.metrics()).toMatch(/router_upstream_failures_total\{reason="ECONNREFUSED"\} [1-9]/);
     } finally {
       await ctx.proxy.close();
-      await ctx.proxy.agent.close();
+      await ctx.proxy.upstream.close();
     }
   });
 
@@ -391,7 +391,7 @@ describe('failover', () => {
       await waitUntil(() => backend.inflight === 0);
     } finally {
       await ctx.proxy.close();
-      await ctx.proxy.agent.close();
+      await ctx.proxy.upstream.close();
     }
   });
 });
@@ -419,6 +419,6 @@ describe('draining and shutdown', () => {
     expect(res.headers.connection).toBe('close');
     await closing;
     expect(ctx.drained.map((b) => b.key)).toEqual(['web/a']);
-    await ctx.proxy.agent.close();
+    await ctx.proxy.upstream.close();
   });
 });

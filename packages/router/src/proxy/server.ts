@@ -57,8 +57,8 @@ const MAX_ANNOUNCED_KEEPALIVE_MS = 60_000;
 
 export interface ProxyServer {
   server: FastifyInstance;
-  /** The keep-alive connections to instances (the name is the undici Agent's it replaced). */
-  agent: UpstreamClient;
+  /** The keep-alive connections to instances. */
+  upstream: UpstreamClient;
   /**
    * Stops accepting and resolves once every request and WebSocket in flight has ended. Answers
    * sent meanwhile carry `Connection: close`, and connections that fall idle are closed, since
@@ -79,7 +79,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   // Capping announced timeouts at --keepalive-timeout (4 s) closed connections the instance
   // would have kept, and reopening them under load cost the fixed-rate p99 (3,000 req/s:
   // 14-90 ms with the cap, 3.5-5 ms without).
-  const agent = new UpstreamClient({
+  const upstream = new UpstreamClient({
     connectTimeoutMs: opts.connectTimeoutMs,
     upstreamTimeoutMs: opts.upstreamTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
@@ -93,7 +93,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
 
   const forwarder = new Forwarder({
     getTable,
-    client: agent,
+    client: upstream,
     metrics,
     log,
     retryAfterSeconds: opts.retryAfterSeconds,
@@ -194,5 +194,5 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     }
   }
 
-  return { server: app, agent, close };
+  return { server: app, upstream, close };
 }
