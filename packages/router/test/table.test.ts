@@ -238,3 +238,31 @@ describe('instances and pools', () => {
     expect([...table.healthCheckedPools()]).toEqual([]);
   });
 });
+
+describe('backends the status report lists', () => {
+  it('are the draining ones and the ones with requests in flight, while they are in the table', () => {
+    const table = new RoutingTable();
+    table.setInstance('web', 'w1', instance(8001));
+    table.setInstance('web', 'w2', instance(8002, { state: 'draining' }));
+    table.setInstance('web', 'w3', instance(8003));
+    const keys = () => [...table.reportedBackends()].map((b) => `${b.key}:${b.inflight}`).sort();
+    expect(keys()).toEqual(['web/w2:0']);
+    const w1 = table.backend('web/w1')!;
+    table.acquire(w1);
+    table.acquire(w1);
+    table.acquire(table.backend('web/w2')!);
+    expect(keys()).toEqual(['web/w1:2', 'web/w2:1']);
+    expect(table.release(w1)).toBe(1);
+    expect(keys()).toEqual(['web/w1:1', 'web/w2:1']);
+    table.release(w1);
+    table.setInstance('web', 'w2', instance(8002));
+    expect(keys()).toEqual(['web/w2:1']);
+    // Gone from the table: not reported, even with a request still open on it.
+    table.deleteInstance('web', 'w2');
+    table.setInstance('web', 'w3', instance(8003, { state: 'draining' }));
+    expect(keys()).toEqual(['web/w3:0']);
+    // An instance moved to another url is a new backend; the old one is not reported.
+    table.setInstance('web', 'w3', instance(9003, { state: 'draining' }));
+    expect([...table.reportedBackends()]).toEqual([table.backend('web/w3')]);
+  });
+});

@@ -87,8 +87,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   });
 
   function release(backend: Backend): void {
-    backend.inflight--;
-    if (backend.inflight === 0 && backend.state === 'draining') opts.onDrained(backend);
+    if (getTable().release(backend) === 0 && backend.state === 'draining') opts.onDrained(backend);
   }
 
   const forwarder = new Forwarder({
@@ -100,7 +99,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     maxAttempts: opts.maxAttempts,
     accessLog: opts.accessLog,
     isClosing: () => closing,
-    acquire: (backend) => backend.inflight++,
+    acquire: (backend) => getTable().acquire(backend),
     release,
   });
 
@@ -134,7 +133,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     request.backend = backend;
     request.attempts++;
     request.dispatchedAt = performance.now();
-    backend.inflight++;
+    getTable().acquire(backend);
     (reply.raw as TrackedResponse)[kRequest] = request;
   }
 

@@ -5,9 +5,7 @@ import type { TableSync } from '../records/table-sync.js';
 /** Draining instances are always listed (0 when idle) so a deployer can wait for them; others only when busy. */
 export function inflightReport(sync: TableSync): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const b of sync.table.backends()) {
-    if (b.state === 'draining' || b.inflight > 0) out[b.key] = b.inflight;
-  }
+  for (const b of sync.table.reportedBackends()) out[b.key] = b.inflight;
   return out;
 }
 

@@ -39,6 +39,13 @@ export class RoutingTable {
   /** Slots claimed by more than one app, so conflicts() need not scan the whole table. */
   private readonly contested = new Set<RouteSlot>();
   private readonly healthChecked = new Set<AppPool>();
+  /**
+   * Draining backends, and backends with requests in flight: what the status report lists. Kept
+   * as they change so that the report, written right after every applied change, does not scan
+   * every backend (2.5-5 ms at 100k apps, on the path of the first request after the change).
+   */
+  private readonly draining = new Set<Backend>();
+  private readonly busy = new Set<Backend>();
   private slotCount = 0;
 
   /** Returns the app's pool (the same object across updates). */
@@ -70,6 +77,7 @@ export class RoutingTable {
     let backend = this.backendsByKey.get(key);
     if (backend !== undefined && backend.origin !== origin) {
       pool.removeBackend(backend);
+      this.draining.delete(backend);
       backend = undefined;
     }
     if (backend === undefined) {
@@ -78,6 +86,8 @@ export class RoutingTable {
       pool.addBackend(backend);
     }
     backend.apply(record);
+    if (backend.state === 'draining') this.draining.add(backend);
+    else this.draining.delete(backend);
     pool.instancesChanged();
     return backend;
   }
@@ -88,6 +98,7 @@ export class RoutingTable {
     const pool = this.poolsByName.get(app);
     if (backend === undefined || pool === undefined) return;
     this.backendsByKey.delete(key);
+    this.draining.delete(backend);
     pool.removeBackend(backend);
     pool.instancesChanged();
     this.dropIfUnused(pool);
@@ -174,6 +185,26 @@ export class RoutingTable {
 
   backend(key: string): Backend | undefined {
     return this.backendsByKey.get(key);
+  }
+
+  /** A request or WebSocket starts on `backend`. */
+  acquire(backend: Backend): void {
+    if (backend.inflight++ === 0) this.busy.add(backend);
+  }
+
+  /** ...and ends. Returns the backend's in-flight count left. */
+  release(backend: Backend): number {
+    const left = --backend.inflight;
+    if (left === 0) this.busy.delete(backend);
+    return left;
+  }
+
+  /** Backends of this table that are draining or have requests in flight. */
+  *reportedBackends(): IterableIterator<Backend> {
+    yield* this.draining;
+    for (const b of this.busy) {
+      if (b.state !== 'draining' && this.backendsByKey.get(b.key) === b) yield b;
+    }
   }
 
   private claim(pool: AppPool, route: Route): void {
