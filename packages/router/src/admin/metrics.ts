@@ -91,7 +91,7 @@ export class RouterMetrics {
   });
   readonly tableSwaps = new Counter({
     name: 'router_table_swaps_total',
-    help: 'Full tables built from a list of etcd and swapped in',
+    help: 'Full lists of etcd applied to the table (the first load and every re-list); the name is kept from when each built a new table',
     registers: [this.registry],
   });
   readonly tableChanges = new Histogram({
