@@ -22,6 +22,15 @@ async function setup(name: string): Promise<World> {
   return world;
 }
 
+/** App mango served by one ready instance (v1-a), and a stand-in router `routerId` reporting on it. */
+async function mangoOnOneInstance(name: string, routerId: string) {
+  const w = await setup(name);
+  await w.app('mango');
+  const a = await w.instance();
+  await w.put('mango', 'v1-a', { url: a.url, state: 'ready' });
+  return { w, router: await w.router(routerId) };
+}
+
 function cli(w: World | undefined, args: string[], env: Record<string, string> = {}): ManagedProcess {
   return processes.spawn(process.execPath, [BIN, ...args], {
     name: `paas-deploy ${args.slice(0, 2).join(' ')}`,
@@ -104,11 +113,7 @@ describe('paas-deploy', () => {
   });
 
   test('a stuck router: exit 1 naming it, rolled back', async () => {
-    const w = await setup('stuck');
-    await w.app('mango');
-    const a = await w.instance();
-    await w.put('mango', 'v1-a', { url: a.url, state: 'ready' });
-    const stuck = await w.router('r-stuck');
+    const { w, router: stuck } = await mangoOnOneInstance('stuck', 'r-stuck');
     stuck.freeze();
     const n1 = await w.instance();
     const r = await run(w, ['redeploy', 'mango', '--url', n1.url, '--router-timeout', '1s']);
@@ -119,11 +124,7 @@ describe('paas-deploy', () => {
   });
 
   test('two redeploys at once: one proceeds, the other fails fast naming the holder', async () => {
-    const w = await setup('twice');
-    await w.app('mango');
-    const a = await w.instance();
-    await w.put('mango', 'v1-a', { url: a.url, state: 'ready' });
-    const r1 = await w.router('r1');
+    const { w, router: r1 } = await mangoOnOneInstance('twice', 'r1');
     r1.freeze();
     const n1 = await w.instance();
     const n2 = await w.instance();
@@ -140,11 +141,7 @@ describe('paas-deploy', () => {
   });
 
   test('a deployer killed while draining: its lock expires and a second run finishes the job', async () => {
-    const w = await setup('killed');
-    await w.app('mango');
-    const a = await w.instance();
-    await w.put('mango', 'v1-a', { url: a.url, state: 'ready' });
-    const r1 = await w.router('r1');
+    const { w, router: r1 } = await mangoOnOneInstance('killed', 'r1');
     await r1.setInflight('mango', 'v1-a', 1); // a long request keeps the drain waiting
     const n1 = await w.instance();
     const first = cli(w, ['redeploy', 'mango', '--url', n1.url, '--lock-ttl', '2s', '--drain-timeout', '60s']);
@@ -170,11 +167,7 @@ describe('paas-deploy', () => {
   });
 
   test('a deployer killed while waiting for routers: the next run reuses its instances', async () => {
-    const w = await setup('killed-early');
-    await w.app('mango');
-    const a = await w.instance();
-    await w.put('mango', 'v1-a', { url: a.url, state: 'ready' });
-    const r1 = await w.router('r1');
+    const { w, router: r1 } = await mangoOnOneInstance('killed-early', 'r1');
     r1.freeze();
     const n1 = await w.instance();
     const first = cli(w, ['redeploy', 'mango', '--url', n1.url, '--lock-ttl', '1s', '--router-timeout', '60s']);
@@ -191,11 +184,7 @@ describe('paas-deploy', () => {
   });
 
   test('Ctrl-C during the wait rolls back and exits 1', async () => {
-    const w = await setup('sigint');
-    await w.app('mango');
-    const a = await w.instance();
-    await w.put('mango', 'v1-a', { url: a.url, state: 'ready' });
-    const r1 = await w.router('r1');
+    const { w, router: r1 } = await mangoOnOneInstance('sigint', 'r1');
     r1.freeze();
     const n1 = await w.instance();
     const p = cli(w, ['redeploy', 'mango', '--url', n1.url, '--router-timeout', '60s']);

@@ -3,10 +3,10 @@
  * fields unless given), validated with the registry schema, with compare-and-swap against the record
  * read; then wait for the live routers to apply it and report a route conflict they see.
  */
-import { isName, type AppRecord, type Etcd, type KeyLayout } from '@paas/registry';
+import { type AppRecord, type Etcd, type KeyLayout } from '@paas/registry';
 import { buildAppRecord, readApp, type AppSettings } from './apps.js';
 import { applyDetail } from './drain.js';
-import { asDeployError, DeployError } from './errors.js';
+import { asDeployError, DeployError, requireName } from './errors.js';
 import { noProgress, type ProgressListener } from './events.js';
 import { RouterFleet } from './fleet.js';
 import { DEFAULTS } from './redeploy.js';
@@ -32,7 +32,7 @@ export interface AppSetResult {
 }
 
 export async function setApp(etcd: Etcd, layout: KeyLayout, opts: AppSetOptions, progress: ProgressListener = noProgress): Promise<AppSetResult> {
-  if (!isName(opts.app)) throw new DeployError('invalid', `app name ${JSON.stringify(opts.app)} does not match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
+  requireName('app name', opts.app);
   const steps = new StepTimer(progress);
   let fleet: RouterFleet | undefined;
   try {

@@ -1,6 +1,7 @@
 /** App records: reading one, and building the record `app set` writes (validated before writing). */
 import { parseAppRecord, type AppRecord, type BalanceStrategy, type Etcd, type KeyLayout, type KvEntry, type Route } from '@paas/registry';
 import { DeployError } from './errors.js';
+import { jsonObject } from './raw-json.js';
 
 export interface AppEntry {
   key: string;
@@ -15,13 +16,7 @@ export async function readApp(etcd: Etcd, layout: KeyLayout, app: string): Promi
   const entry = await etcd.get(key);
   if (!entry) return undefined;
   const parsed = parseAppRecord(entry.value);
-  let json: Record<string, unknown> | undefined;
-  try {
-    const v: unknown = JSON.parse(entry.value.toString('utf8'));
-    if (v && typeof v === 'object' && !Array.isArray(v)) json = v as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
+  const json = jsonObject(entry.value);
   return parsed.ok
     ? { key, entry, record: parsed.value, error: undefined, json }
     : { key, entry, record: undefined, error: parsed.error, json };

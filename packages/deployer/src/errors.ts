@@ -2,6 +2,7 @@
  * The two kinds of failure the deployer reports: a bad command line or bad options (exit 2), and a
  * deployment that failed (exit 1, after rolling back what it wrote).
  */
+import { isName, NAME_SHAPE } from '@paas/registry';
 import type { StepRecord } from './steps.js';
 
 /** Bad usage: an unknown flag, a bad URL or app name. The CLI prints one line and exits 2. */
@@ -63,4 +64,9 @@ export function cleanEtcdMessage(message: string): string {
     .replace(/\s*Resolution note:\s*$/, '')
     .replace(/^\d+ [A-Z_]+: /, '')
     .trim();
+}
+
+/** Options naming an app or instance with an invalid name fail before anything is touched. */
+export function requireName(what: 'app name' | 'instance id', name: string): void {
+  if (!isName(name)) throw new DeployError('invalid', `${what} ${JSON.stringify(name)} does not match ${NAME_SHAPE}`);
 }

@@ -5,6 +5,7 @@
  * being overwritten blindly.
  */
 import { parseInstanceRecord, type Compare, type Etcd, type InstanceRecord, type KeyLayout, type TxnOp } from '@paas/registry';
+import { jsonObject } from './raw-json.js';
 
 export interface InstanceEntry {
   id: string;
@@ -34,13 +35,7 @@ export async function readInstances(etcd: Etcd, layout: KeyLayout, app: string):
     const id = e.key.slice(dir.length);
     const ref = layout.parse(e.key);
     const parsed = parseInstanceRecord(e.value);
-    let json: Record<string, unknown> | undefined;
-    try {
-      const v: unknown = JSON.parse(e.value.toString('utf8'));
-      if (v && typeof v === 'object' && !Array.isArray(v)) json = v as Record<string, unknown>;
-    } catch {
-      json = undefined;
-    }
+    const json = jsonObject(e.value);
     const error = !ref.ok ? ref.error : parsed.ok ? undefined : parsed.error;
     byId.set(id, {
       id,

@@ -14,12 +14,12 @@
  * instances already registered with a wanted URL are reused, and instances a dead run left
  * draining are drained and deleted like any other old instance.
  */
-import { instanceUrlError, isName, type Etcd, type KeyLayout } from '@paas/registry';
+import { instanceUrlError, type Etcd, type KeyLayout } from '@paas/registry';
 import { healthPathOf, requireApp } from './apps.js';
 import { conflictError } from './conflict.js';
 import { applyDetail, drainAndDelete, type DrainOutcome } from './drain.js';
 import { formatMs } from './duration.js';
-import { asDeployError, DeployError } from './errors.js';
+import { asDeployError, DeployError, requireName } from './errors.js';
 import { noProgress, type ProgressListener } from './events.js';
 import { waitAllHealthy } from './health.js';
 import { normalizeUrl } from './ids.js';
@@ -77,7 +77,7 @@ export interface RedeployResult {
 }
 
 export function checkRedeployOptions(opts: RedeployOptions): void {
-  if (!isName(opts.app)) throw new DeployError('invalid', `app name ${JSON.stringify(opts.app)} does not match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
+  requireName('app name', opts.app);
   if (opts.urls.length === 0) throw new DeployError('invalid', 'at least one --url is needed');
   const seen = new Set<string>();
   for (const url of opts.urls) {

@@ -2,12 +2,12 @@
  * register: add one instance to an app (ready once its health check passes, or `starting`), and
  * wait until every live router has applied it. A router that stays behind rolls the write back.
  */
-import { instanceUrlError, isName, type Etcd, type InstanceRecord, type KeyLayout } from '@paas/registry';
+import { instanceUrlError, type Etcd, type InstanceRecord, type KeyLayout } from '@paas/registry';
 import { healthPathOf, requireApp } from './apps.js';
 import { conflictError } from './conflict.js';
 import { applyDetail } from './drain.js';
 import { formatMs } from './duration.js';
-import { asDeployError, DeployError } from './errors.js';
+import { asDeployError, DeployError, requireName } from './errors.js';
 import { noProgress, type ProgressListener } from './events.js';
 import { waitAllHealthy } from './health.js';
 import { normalizeUrl } from './ids.js';
@@ -45,8 +45,8 @@ export interface RegisterResult {
 }
 
 export function checkRegisterOptions(opts: RegisterOptions): void {
-  if (!isName(opts.app)) throw new DeployError('invalid', `app name ${JSON.stringify(opts.app)} does not match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
-  if (opts.id !== undefined && !isName(opts.id)) throw new DeployError('invalid', `instance id ${JSON.stringify(opts.id)} does not match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
+  requireName('app name', opts.app);
+  if (opts.id !== undefined) requireName('instance id', opts.id);
   const err = instanceUrlError(opts.url.replace(/\/+$/, ''));
   if (err) throw new DeployError('invalid', `${opts.url}: ${err}`);
   if (opts.weight !== undefined && (!Number.isInteger(opts.weight) || opts.weight < 1 || opts.weight > 100)) {

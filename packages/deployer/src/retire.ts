@@ -3,9 +3,9 @@
  * live router, no request in flight (bounded), deleted. Refuses to retire the app's last ready
  * instance unless forced.
  */
-import { isName, type Etcd, type KeyLayout } from '@paas/registry';
+import { type Etcd, type KeyLayout } from '@paas/registry';
 import { drainAndDelete, type DrainOutcome } from './drain.js';
-import { asDeployError, DeployError } from './errors.js';
+import { asDeployError, DeployError, requireName } from './errors.js';
 import { noProgress, type ProgressListener } from './events.js';
 import { readInstances } from './instances.js';
 import type { LockHolder } from './lock.js';
@@ -32,8 +32,8 @@ export interface RetireResult {
 }
 
 export async function retire(etcd: Etcd, layout: KeyLayout, opts: RetireOptions, progress: ProgressListener = noProgress): Promise<RetireResult> {
-  if (!isName(opts.app)) throw new DeployError('invalid', `app name ${JSON.stringify(opts.app)} does not match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
-  if (!isName(opts.id)) throw new DeployError('invalid', `instance id ${JSON.stringify(opts.id)} does not match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
+  requireName('app name', opts.app);
+  requireName('instance id', opts.id);
   const allowNoRouters = opts.allowNoRouters ?? false;
   const steps = new StepTimer(progress);
   let session: Session | undefined;

@@ -4,7 +4,9 @@
  * and overrides/ but never routers/ (lexical order: apps < instances < overrides < routers), so
  * one watch stream delivers every watched revision whole and status writes wake no router.
  */
-export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+/** App names, instance ids, router ids: a DNS label. NAME_SHAPE is the unanchored form, for messages. */
+export const NAME_SHAPE = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+export const NAME_PATTERN = `^${NAME_SHAPE}$`;
 const NAME_RE = new RegExp(NAME_PATTERN);
 
 export type KeyRef =
@@ -29,14 +31,12 @@ export function normalizePrefix(prefix: string): string {
 
 export class KeyLayout {
   readonly prefix: string;
-  readonly appsDir: string;
-  readonly instancesDir: string;
   constructor(prefix = '/paas') {
     this.prefix = normalizePrefix(prefix);
-    this.appsDir = `${this.prefix}/apps/`;
-    this.instancesDir = `${this.prefix}/instances/`;
   }
 
+  get appsDir(): string { return `${this.prefix}/apps/`; }
+  get instancesDir(): string { return `${this.prefix}/instances/`; }
   get overridesDir(): string { return `${this.prefix}/overrides/`; }
   get routersDir(): string { return `${this.prefix}/routers/`; }
   /** Deployer locks; "rollouts" sorts after "overrides/" so routers never watch it. */
@@ -69,65 +69,51 @@ export class KeyLayout {
     return out;
   }
 
-  /** Classifies a key under the prefix; an unrecognised or ill-named key is an error to report. */
-  parse(key: string): KeyParse {
-    return this.parseWellFormed(key) ?? this.parseAny(key);
-  }
-
   /**
-   * The common case, apps/<app> and instances/<app>/<id> with valid names, without splitting the
-   * key: a full list parses every key. Undefined for anything else, which parseAny explains.
+   * Classifies a key under the prefix; an unrecognised or ill-named key is an error to report.
+   * Cuts the key with indexOf rather than split: a full list parses every key.
    */
-  private parseWellFormed(key: string): KeyParse | undefined {
-    const apps = this.appsDir;
-    if (key.startsWith(apps)) {
-      const app = key.slice(apps.length);
-      return isName(app) ? { ok: true, ref: { kind: 'app', app } } : undefined;
-    }
-    const instances = this.instancesDir;
-    if (key.startsWith(instances)) {
-      const slash = key.indexOf('/', instances.length);
-      if (slash < 0) return undefined;
-      const app = key.slice(instances.length, slash);
-      const id = key.slice(slash + 1);
-      return isName(app) && isName(id) ? { ok: true, ref: { kind: 'instance', app, id } } : undefined;
-    }
-    return undefined;
-  }
-
-  private parseAny(key: string): KeyParse {
-    if (!key.startsWith(this.prefix + '/')) return { ok: false, error: 'key is outside the prefix' };
-    const parts = key.slice(this.prefix.length + 1).split('/');
-    const [dir, a, b] = parts;
+  parse(key: string): KeyParse {
+    const start = this.prefix.length + 1;
+    if (!key.startsWith(this.prefix) || key.charCodeAt(start - 1) !== SLASH) return { ok: false, error: 'key is outside the prefix' };
+    const dirEnd = key.indexOf('/', start);
+    const dir = dirEnd < 0 ? key.slice(start) : key.slice(start, dirEnd);
+    // What follows `<dir>/`: one name for most directories, `<app>/<id>` for instances.
+    const tail = dirEnd < 0 ? '' : key.slice(dirEnd + 1);
+    const single = tail !== '' && !tail.includes('/');
     switch (dir) {
       case 'apps':
-        if (parts.length !== 2 || !a) return { ok: false, error: 'expected apps/<app>' };
-        if (!isName(a)) return { ok: false, error: `app name ${JSON.stringify(a)} does not match ${NAME_PATTERN}` };
-        return { ok: true, ref: { kind: 'app', app: a } };
-      case 'instances':
-        if (parts.length !== 3 || !a || !b) return { ok: false, error: 'expected instances/<app>/<id>' };
-        if (!isName(a)) return { ok: false, error: `app name ${JSON.stringify(a)} does not match ${NAME_PATTERN}` };
-        if (!isName(b)) return { ok: false, error: `instance id ${JSON.stringify(b)} does not match ${NAME_PATTERN}` };
-        return { ok: true, ref: { kind: 'instance', app: a, id: b } };
+        if (!single) return { ok: false, error: 'expected apps/<app>' };
+        if (!isName(tail)) return { ok: false, error: `app name ${JSON.stringify(tail)} does not match ${NAME_PATTERN}` };
+        return { ok: true, ref: { kind: 'app', app: tail } };
+      case 'instances': {
+        const cut = tail.indexOf('/');
+        const app = tail.slice(0, cut);
+        const id = tail.slice(cut + 1);
+        if (cut <= 0 || id === '' || id.includes('/')) return { ok: false, error: 'expected instances/<app>/<id>' };
+        if (!isName(app)) return { ok: false, error: `app name ${JSON.stringify(app)} does not match ${NAME_PATTERN}` };
+        if (!isName(id)) return { ok: false, error: `instance id ${JSON.stringify(id)} does not match ${NAME_PATTERN}` };
+        return { ok: true, ref: { kind: 'instance', app, id } };
+      }
       case 'overrides': {
-        if (parts.length !== 2 || !a) return { ok: false, error: 'expected overrides/<host>' };
-        const err = hostError(a, false);
+        if (!single) return { ok: false, error: 'expected overrides/<host>' };
+        const err = hostError(tail, false);
         if (err) return { ok: false, error: err };
-        return { ok: true, ref: { kind: 'override', host: a } };
+        return { ok: true, ref: { kind: 'override', host: tail } };
       }
       case 'routers':
-        if (parts.length !== 2 || !a) return { ok: false, error: 'expected routers/<router-id>' };
-        return { ok: true, ref: { kind: 'router', id: a } };
+        if (!single) return { ok: false, error: 'expected routers/<router-id>' };
+        return { ok: true, ref: { kind: 'router', id: tail } };
       case 'rollouts':
-        if (parts.length !== 2 || !a || !isName(a)) return { ok: false, error: 'expected rollouts/<app>' };
-        return { ok: true, ref: { kind: 'rollout', app: a } };
+        if (!single || !isName(tail)) return { ok: false, error: 'expected rollouts/<app>' };
+        return { ok: true, ref: { kind: 'rollout', app: tail } };
       default:
         return { ok: false, error: `unknown directory ${JSON.stringify(dir)}` };
     }
   }
 }
 
-const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SLASH = 0x2f;
 /** A valid host in one test (hostError's rules, but for the wildcard's label count). */
 const HOST_RE = /^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -151,7 +137,7 @@ export function hostError(host: string, wildcard: boolean): string | undefined {
     return `host ${JSON.stringify(host)}: a wildcard needs a suffix of at least two labels`;
   }
   for (const label of labels) {
-    if (!LABEL_RE.test(label)) {
+    if (!isName(label)) {
       return `host ${JSON.stringify(host)} is not a lower-case DNS name (label ${JSON.stringify(label)}; IDNs go in punycode)`;
     }
   }

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { isName, normalizePrefix } from '@paas/registry';
+import { isName, NAME_SHAPE, normalizePrefix } from '@paas/registry';
 
 export interface ListenAddress {
   host: string;
@@ -159,7 +159,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
 
   const idRaw = raw('id');
   const id = idRaw.text ?? defaultId();
-  if (!isName(id)) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must match [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`);
+  if (!isName(id)) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must match ${NAME_SHAPE}`);
 
   const config: RouterConfig = {
     etcdEndpoints: get('etcd', parseEndpoints),

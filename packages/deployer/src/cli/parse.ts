@@ -4,7 +4,7 @@
  * defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BALANCE_STRATEGIES, hostError, instanceUrlError, isName, normalizePrefix, type BalanceStrategy } from '@paas/registry';
+import { BALANCE_STRATEGIES, hostError, instanceUrlError, isName, NAME_SHAPE, normalizePrefix, type BalanceStrategy } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
@@ -68,7 +68,6 @@ export type Command =
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'run'; global: GlobalOptions; command: Command };
 
-const NAME_HINT = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
 const PATH_RE = /^\/[^?#\s]*$/;
 
 /** Finds the command words (skipping global flags and their values); returns them and the rest. */
@@ -146,7 +145,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
 
   const global = parseGlobal(v);
   const app = positionals[0];
-  if (app !== undefined && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_HINT}`);
+  if (app !== undefined && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
   return { kind: 'run', global, command: parseCommand(spec, v, positionals) };
 }
 
@@ -193,7 +192,7 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
       if (url === undefined) throw new UsageError('register: --url is needed (or PAAS_DEPLOY_URL)');
       checkUrl('register', url);
       const id = v.string('id');
-      if (id !== undefined && !isName(id)) throw new UsageError(`register: bad instance id ${JSON.stringify(id)}: must match ${NAME_HINT}`);
+      if (id !== undefined && !isName(id)) throw new UsageError(`register: bad instance id ${JSON.stringify(id)}: must match ${NAME_SHAPE}`);
       const state = v.string('state') ?? 'ready';
       if (state !== 'ready' && state !== 'starting') throw new UsageError(`register: --state must be ready or starting, not ${JSON.stringify(state)}`);
       const weight = v.integer('weight');
@@ -216,7 +215,7 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
     }
     case 'retire': {
       const id = positionals[1]!;
-      if (!isName(id)) throw new UsageError(`retire: bad instance id ${JSON.stringify(id)}: must match ${NAME_HINT}`);
+      if (!isName(id)) throw new UsageError(`retire: bad instance id ${JSON.stringify(id)}: must match ${NAME_SHAPE}`);
       return {
         name: 'retire',
         args: {

@@ -15,7 +15,7 @@ import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParsedRecord, Rejected
 import { parseRecord } from '@paas/registry';
 import { backendKey } from '../table/backend.js';
 import type { RecordStamp } from '../table/record-stamp.js';
-import { RoutingTable } from '../table/routing-table.js';
+import { AppPool, RoutingTable } from '../table/routing-table.js';
 import { DigestSum, hashRecord, type RecordHash } from './record-digest.js';
 
 export interface SyncLogger {
@@ -40,6 +40,11 @@ interface Change {
   hashLo: number;
   /** The stamp of the record it replaces. */
   old: RecordStamp | undefined;
+}
+
+/** An app deleted and put again with the same value has a new create revision, which ranks its routes. */
+function sameCreation(stamp: RecordStamp, createRevision: bigint): boolean {
+  return !(stamp instanceof AppPool) || stamp.createRevision === createRevision;
 }
 
 export class TableSync implements MirrorHandlers {
@@ -113,7 +118,7 @@ export class TableSync implements MirrorHandlers {
           }
           hashRecord(e.key, e.value, h);
           const stamp = empty ? undefined : this.stampOf(ref.ref);
-          if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && this.sameCreation(ref.ref, e.createRevision)) {
+          if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && sameCreation(stamp, e.createRevision)) {
             stamp.listed = mark;
             continue;
           }
@@ -290,11 +295,6 @@ export class TableSync implements MirrorHandlers {
       default:
         return undefined;
     }
-  }
-
-  /** An app deleted and put again with the same value has a new create revision, which ranks its routes. */
-  private sameCreation(ref: KeyRef, createRevision: bigint): boolean {
-    return ref.kind !== 'app' || this.table.pool(ref.app)!.createRevision === createRevision;
   }
 
   private reject(into: Map<string, Rejected>, key: string, revision: bigint, error: string): void {
