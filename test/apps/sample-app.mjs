@@ -4,6 +4,8 @@
 // Prints one JSON line {"event":"listening","port":N} on stdout once it accepts connections.
 //   GET  /healthz          200 "ok" (503 when started with --unhealthy or after POST /admin/unhealthy)
 //   GET  /slow?ms=N        answers after N ms (in-flight requests during a drain)
+//   GET  /hold?id=K        answers only once /release?id=K is requested (a request held on purpose)
+//   GET  /release?id=K     answers every request held under K, then "released N"
 //   ANY  /echo             JSON of method, url and request headers
 //   ANY  anything else     JSON {"app","instance","release","path"} (~100 bytes)
 //   WebSocket upgrade      echoes every message back, prefixed by nothing
@@ -23,6 +25,8 @@ const { values } = parseArgs({
 });
 
 let healthy = !values.unhealthy;
+/** Requests held by /hold, by id: each entry answers its request. */
+const held = new Map();
 const ident = { app: values.app, instance: values.name, release: values.release };
 
 const server = http.createServer((req, res) => {
@@ -42,6 +46,23 @@ const server = http.createServer((req, res) => {
     const ms = Number(new URLSearchParams(req.url.slice(q + 1)).get('ms') ?? '1000');
     const timer = setTimeout(() => reply(res, { ...ident, path, sleptMs: ms }), ms);
     res.on('close', () => clearTimeout(timer));
+    return;
+  }
+  if (path === '/hold') {
+    const id = new URLSearchParams(req.url.slice(q + 1)).get('id') ?? '';
+    const waiting = held.get(id) ?? new Set();
+    held.set(id, waiting);
+    const answer = () => reply(res, { ...ident, path, held: id });
+    waiting.add(answer);
+    res.on('close', () => waiting.delete(answer));
+    return;
+  }
+  if (path === '/release') {
+    const id = new URLSearchParams(req.url.slice(q + 1)).get('id') ?? '';
+    const waiting = held.get(id) ?? new Set();
+    held.delete(id);
+    for (const answer of waiting) answer();
+    res.end(`released ${waiting.size}`);
     return;
   }
   if (path === '/echo') {

@@ -162,11 +162,12 @@ describe('redeploy through two real routers', () => {
       r2.proc.kill('SIGCONT');
     }
 
-    // r2 catches up; the same redeploy now goes through.
-    const current = await f.etcd.currentRevision();
+    // r2 catches up: it applies a write made after SIGCONT. (etcd's current revision is no
+    // measure: the routers' own status writes raise it, and a router watches none of them.)
+    const marker = await f.etcd.put(f.layout.app('mango'), JSON.stringify({ routes: [{ host: HOST }], healthCheck: { path: '/healthz' } }));
     await waitFor(async () => {
       const e = await f.etcd.get(f.layout.router('r2'));
-      return e !== undefined && BigInt((JSON.parse(e.value.toString()) as { revision: string }).revision) >= current - 5n;
+      return e !== undefined && BigInt((JSON.parse(e.value.toString()) as { revision: string }).revision) >= marker;
     }, { timeoutMs: 15_000, message: 'r2 to catch up after SIGCONT' });
     const v3 = await apps(f, 'v3', 2);
     const result = await redeploy(f.etcd, f.layout, { app: 'mango', urls: v3.map((a) => a.url), release: 'v3' });
@@ -231,13 +232,13 @@ describe('redeploy through two real routers', () => {
 
   test('two redeploys at once: one proceeds, the other fails fast', async () => {
     const f = await startFleet('race');
-    await serveV1(f, 1);
+    const [v1] = await serveV1(f, 1);
     const a = await apps(f, 'va', 1);
     const b = await apps(f, 'vb', 1);
-    // Hold the first run inside its drain with a slow request on the old instance, so the second
-    // surely starts while the first holds the lock (not merely after it, which would succeed).
-    const slow = get(f.routers[0]!, '/slow?ms=3000');
-    await waitFor(async () => (await routerInflight(f.routers[0]!)) >= 1, { message: 'the slow request in flight' });
+    // Hold the first run inside its drain with a request held on the old instance until the
+    // second run has ended, so the second surely starts while the first holds the lock.
+    const slow = get(f.routers[0]!, '/hold?id=race');
+    await waitFor(async () => (await routerInflight(f.routers[0]!)) >= 1, { message: 'the held request in flight' });
     const first = cli(f, ['redeploy', 'mango', '--url', a[0]!.url, '--release', 'va']);
     await first.waitForLine((l) => l.startsWith('[inflight] wait for in-flight requests'), { timeoutMs: 20_000 });
     const started = performance.now();
@@ -245,6 +246,7 @@ describe('redeploy through two real routers', () => {
     expect((await second.exited).code).toBe(1);
     expect(performance.now() - started).toBeLessThan(5000);
     expect(second.stderr.join('\n')).toMatch(new RegExp(`another deployment of mango is running: the lock .* is held by pid ${first.pid} on host`));
+    expect(await (await request(`${v1!.url}/release?id=race`)).body.text()).toBe('released 1');
     expect((await first.exited).code, first.tail()).toBe(0);
     expect((await slow).status).toBe(200);
     expect([...(await instances(f)).values()].map((i) => i.url)).toEqual([a[0]!.url]);
