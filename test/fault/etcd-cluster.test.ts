@@ -4,6 +4,7 @@
  * stopped and restarted, under HTTP load through two real router processes:
  * - a member partitioned from its peers while routers watch through it: noticed within 3 s,
  *   a change written to the majority served by every router within 5 s;
+ * - a member frozen (SIGSTOP): noticed within 3 s by its unanswered progress requests;
  * - the leader killed under load;
  * - quorum lost for 15 s: the last table keeps serving, /status says etcd is unreachable;
  * - every member restarted one by one under load: at most one re-list per router (0 expected);
@@ -126,6 +127,35 @@ describe('routers on a 3-member etcd cluster', () => {
       expect(await Promise.all(routers.map(resyncs))).toEqual(before);
     } finally {
       cluster.heal(target);
+      await majority.close();
+    }
+    await cluster.waitHealthy();
+  });
+
+  it('a member frozen (SIGSTOP) while routers watch through it: its routers notice within 3 s (progress requests unanswered) and serve a change within 5 s', async () => {
+    const before = await Promise.all(routers.map(resyncs));
+    const streams = await Promise.all(cluster.members.map((m) => watchStreams(m.clientUrl)));
+    const target = streams.indexOf(Math.max(...streams));
+    expect(streams[target]).toBeGreaterThan(0);
+    const others = cluster.members.filter((m) => m.index !== target).map((m) => m.clientUrl);
+    const majority = connectEtcd({ endpoints: others });
+    try {
+      const frozenAt = Date.now();
+      await cluster.members[target]!.kill('SIGSTOP');
+      const written = await waitFor(() => addApp('after-freeze', majority), { timeoutMs: 10_000, message: 'a write to the other members' });
+      const writtenAt = Date.now();
+      for (const r of routers) {
+        await waitFor(() => serves(r, 'after-freeze.example.com'), { timeoutMs: 5_000, intervalMs: 20, message: `${r.url} to serve the change written while a member is frozen` });
+        expect(BigInt((await status(r)).revision)).toBeGreaterThanOrEqual(written);
+      }
+      const losses = routers.flatMap((r) => watchLosses(r, frozenAt));
+      expect(losses.length, 'a router logged its watch loss').toBeGreaterThanOrEqual(1);
+      for (const l of losses) expect(l.time - frozenAt, l.message).toBeLessThanOrEqual(3_000);
+      expect(losses.map((l) => l.message).join('\n')).toMatch(/stalled/);
+      console.log(`[freeze] member m${target} held ${streams[target]} watch streams; noticed after ${losses.map((l) => l.time - frozenAt).join(', ')} ms; change served ${Date.now() - writtenAt} ms after the write`);
+      expect(await Promise.all(routers.map(resyncs))).toEqual(before);
+    } finally {
+      await cluster.members[target]!.kill('SIGCONT');
       await majority.close();
     }
     await cluster.waitHealthy();
