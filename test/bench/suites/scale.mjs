@@ -70,7 +70,10 @@ export async function scaleSuite(ctx) {
       router.proc.child.kill('SIGSTOP');
       try {
         await etcd.restart();
-        const marker = await etcdClient.put(`${PREFIX}/apps/scale-relist-marker`, JSON.stringify({ routes: [{ host: 'scale-relist-marker.bench.local' }] }));
+        // Two writes: a compaction at the second removes the first, the router's next revision.
+        const record = JSON.stringify({ routes: [{ host: 'scale-relist-marker.bench.local' }] });
+        await etcdClient.put(`${PREFIX}/apps/scale-relist-marker`, record);
+        const marker = await etcdClient.put(`${PREFIX}/apps/scale-relist-marker`, record);
         const compacted = await run('etcdctl', ['--endpoints', etcd.endpoint, 'compact', String(marker)], { env: { ETCDCTL_API: '3' } });
         if (compacted.code !== 0) throw new Error(`etcdctl compact failed: ${compacted.stderr}`);
       } finally {
