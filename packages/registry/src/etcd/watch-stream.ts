@@ -25,7 +25,7 @@ import { EtcdTimeoutError } from './errors.js';
  * intervals after it stopped answering (see tick()): within 3 s. Each request costs etcd one tiny
  * answer, no disk or raft work.
  */
-export const PROGRESS_INTERVAL_MS = 600;
+export const PROGRESS_INTERVAL_MS = 500;
 /** Intervals in a row without any answer after which the stream counts as stalled. */
 export const STALLED_AFTER_INTERVALS = 3;
 
