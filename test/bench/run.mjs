@@ -32,9 +32,10 @@ import { fixedRateSuite } from './suites/fixed-rate.mjs';
 import { propagationSuite, PREFIX } from './suites/propagation.mjs';
 import { scaleSuite } from './suites/scale.mjs';
 import { lookupSuite } from './suites/lookup.mjs';
+import { etcdRollSuite } from './suites/etcd-roll.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup'];
+const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
 
   --only LIST        suites to run, comma-separated (default: all): ${SUITES.join(', ')}
@@ -43,7 +44,7 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --client NAME      closed-loop client: wrk (default when installed) or autocannon
   --no-install       never apt-get install; configurations missing a tool are reported as skipped
   --out DIR          results folder (default test/bench/results)
-  --apps N           apps for the scale suite (default 100000; quick 2000)
+  --apps N           apps for the scale and etcd-roll suites (default 100000; quick 2000)
   --levels LIST      app counts for propagation (default 0,10000,100000; quick 0,1000)
   --iterations N     puts per propagation level (default 200; quick 20)
   --duration S       measured seconds per proxy run (default 10; quick 2)
@@ -263,6 +264,7 @@ async function main() {
     propagation: ['propagation', propagationSuite],
     scale: ['scale', scaleSuite],
     lookup: ['lookup', lookupSuite],
+    'etcd-roll': ['etcdRoll', etcdRollSuite],
   };
   try {
     for (const name of SUITES) {

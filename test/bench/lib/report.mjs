@@ -188,6 +188,28 @@ export function renderMarkdown(results) {
     }
     out.push('');
   }
+  if (results.etcdRoll) {
+    const r = results.etcdRoll;
+    out.push('## Rolling restart of a 3-member etcd cluster');
+    out.push('');
+    if (r.error) out.push(`**failed:** ${r.error}`);
+    else {
+      const secs = (xs) => xs.map((x) => f(x)).join(' / ');
+      out.push(
+        table(
+          ['figure', 'value', 'how'],
+          [
+            ['re-lists per router', r.relistsPerRouter.join(', '), `router_resyncs_total over the roll, ${r.routers} routers × ${r.workers} worker(s), ${int(r.apps)} apps (${int(r.keys)} keys)`],
+            ['etcd CPU during the roll', `${secs(r.rollEtcdCpuSeconds)} s`, `per member, utime+stime, ${f(r.rollSeconds, 1)} s: each member stopped, started, waited for, one change applied by both routers`],
+            ['etcd CPU for the cold start', `${secs(r.coldStartEtcdCpuSeconds)} s`, `per member, while both routers listed everything (${r.routers * r.workers} full lists, one per worker)`],
+            ['change after each restart', r.steps.map((s) => `${s.member} ${int(s.changeAppliedMs)} ms`).join(', '), 'write → applied by both routers'],
+            ['watch streams moved', r.steps.map((s) => `${s.member} ${s.watchStreams}`).join(', '), 'watch streams on each member just before its restart (etcd_debugging_mvcc_watch_stream_total)'],
+          ],
+        ),
+      );
+    }
+    out.push('');
+  }
   if (results.lookup) {
     const l = results.lookup;
     out.push('## Routing decision alone (test/bench/lookup.bench.ts)');

@@ -21,6 +21,14 @@ export class Backoff {
   }
 }
 
+/**
+ * A delay spread evenly over [0, maxMs): when a compaction sends many routers (and each of their
+ * workers) back to a full list at once, their lists reach etcd spread out instead of together.
+ */
+export function jitteredDelay(maxMs: number, random: () => number = Math.random): number {
+  return Math.floor(Math.max(0, maxMs) * Math.min(Math.max(random(), 0), 0.999_999));
+}
+
 /** Sleeps that close() can cut short, so a retry loop notices at once that it should stop. */
 export class Sleeper {
   private readonly pending = new Set<() => void>();

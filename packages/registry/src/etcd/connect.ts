@@ -94,7 +94,7 @@ class EtcdClient implements Etcd {
         endpoints: this.endpoints,
         callTimeoutMs: this.callTimeoutMs,
         list: (start, end, listOpts) => listRange(this.range, this.callOptions, start, end, listOpts),
-        watch: () => this.client.watch(),
+        openWatch: () => this.client.openWatchStream(),
         onClosed: () => this.open.delete(shutdown),
       },
       opts,

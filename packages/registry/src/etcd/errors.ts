@@ -1,5 +1,5 @@
 /** Classifying what etcd3 throws: connectivity trouble (retry, show "unreachable") or not. */
-import { castGrpcError, isRecoverableError, EtcdWatchStreamEnded } from 'etcd3';
+import { castGrpcError, isRecoverableError, EtcdWatchStreamEnded, GRPCOutOfRangeError } from 'etcd3';
 import { EtcdHostUnavailableError } from './fault-handling.js';
 
 /** A call or stream that found etcd unreachable or too slow; it can work again later. */
@@ -23,9 +23,13 @@ export function isConnectivityError(err: unknown): boolean {
   );
 }
 
-/** A read at a revision older than the last compaction. */
+/**
+ * A read at a revision older than the last compaction: etcd's ErrGRPCCompacted, gRPC code
+ * OUT_OF_RANGE. The only other OUT_OF_RANGE of a range is ErrGRPCFutureRev, which a paged list
+ * cannot get: it reads at a revision a linearizable read already returned.
+ */
 export function isCompactedError(err: unknown): boolean {
-  return err instanceof Error && err.message.includes('required revision has been compacted');
+  return err instanceof Error && castGrpcError(err) instanceof GRPCOutOfRangeError;
 }
 
 export function errorMessage(err: unknown): string {

@@ -54,6 +54,15 @@ export class HostBreaker extends PolicyBase {
     super();
   }
 
+  /**
+   * Opens the breaker now for `ms`: the member answers but is of no use (its watch lost the
+   * leader or stalled), so the pool tries the other endpoints first.
+   */
+  avoidFor(ms: number): void {
+    this.failures = Math.max(this.failures, this.threshold);
+    this.openUntil = Math.max(this.openUntil, Date.now() + ms);
+  }
+
   async execute<T>(fn: (context: PolicyContext) => PromiseLike<T> | T): Promise<T> {
     const open = this.failures >= this.threshold;
     if (open && (Date.now() < this.openUntil || this.probing)) {
@@ -100,8 +109,8 @@ export class NextEndpointRetry extends PolicyBase {
 }
 
 /**
- * The delay before etcd3's watch manager re-opens a lost watch stream. The mirror drops its
- * watcher on every disconnect and lists again, so this only paces stream re-creation.
+ * The delay before etcd3's watch manager re-opens a lost watch stream. The mirror does not use
+ * etcd3's watcher (watch-stream.ts), so this only paces other users of client.watch().
  */
 export function watchStreamBackoff(delayMs: number): WatchBackoff {
   const backoff: WatchBackoff = { duration: delayMs, next: () => backoff };

@@ -1,30 +1,34 @@
 /**
- * List-then-watch of one key range, with a full resync whenever the watch cannot be trusted.
+ * List-then-watch of one key range. A full list happens at start, after a compaction passed the
+ * revision the mirror has applied, when etcd refuses the watch, and on resync(); a watch that is
+ * merely lost (stream failed, member lost its leader, member stopped answering) is resumed from
+ * the last revision applied, on a new stream, preferably on another member.
  *
- * What etcd3 does that shapes this code (lib/watch.js):
- * - A watcher cancelled by etcd (compaction past its start revision) only emits 'error' and is
- *   dropped from etcd3's watch manager; nothing resumes it. An 'error' with no listener throws.
- * - When the shared watch stream fails, etcd3 emits 'disconnected' and later re-creates every
- *   watcher from (last response header revision + 1). A response that carried events may have a
- *   header revision ahead of events not yet sent, so that resume can skip events. We never let
- *   it: on 'disconnected' the watcher is dropped at once and the range is listed again.
- * - A throw inside a 'data' listener is re-thrown by etcd3 in setImmediate: an uncaught
- *   exception. Every handler call here is guarded.
+ * Why resuming from lastRevision is safe: revisions are delivered whole and in order (events of
+ * one revision are grouped before onRevision), and lastRevision moves only with what was
+ * delivered, never with a response header, which may run ahead of events not yet sent. Why not
+ * etcd3's own resume: it restarts from such a header revision (see watch-stream.ts).
+ *
+ * Re-lists after a compaction start after a random delay (jitteredDelay): a compaction that
+ * leaves many routers behind must not send all their lists to etcd at the same moment.
  */
-import type { IWatchResponse, WatchBuilder, Watcher } from 'etcd3';
-import { Backoff, Sleeper } from './backoff.js';
+import type { IWatchResponse } from 'etcd3';
+import { Backoff, jitteredDelay, Sleeper } from './backoff.js';
 import { groupByRevision } from './convert.js';
-import { EtcdTimeoutError, errorMessage, isConnectivityError } from './errors.js';
+import { errorMessage, isConnectivityError } from './errors.js';
 import type { ListOptions } from './list.js';
 import type { KvEntry, Mirror, MirrorHandlers, MirrorOptions, SnapshotBuilder } from './types.js';
+import { WatchStream, type OpenWatchStream, type WatchEnd } from './watch-stream.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 10_000;
+/** Re-lists after a compaction are spread over this long. */
+export const RELIST_JITTER_MS = 2_000;
 
 export interface MirrorDeps {
   endpoints: string[];
   callTimeoutMs: number;
   list(start: Buffer, end: Buffer, opts: ListOptions): Promise<{ entries: KvEntry[]; revision: bigint }>;
-  watch(): WatchBuilder;
+  openWatch: OpenWatchStream;
   /** Called once the mirror is closed, so the client stops tracking it. */
   onClosed(): void;
 }
@@ -34,7 +38,7 @@ export class RangeMirror implements Mirror {
   private readonly end: Buffer;
   /** Bumped by every (re)sync and by close(): callbacks of an older generation are ignored. */
   private generation = 0;
-  private current: { watcher: Watcher; dropped: boolean } | undefined;
+  private current: WatchStream | undefined;
   /** The newest revision delivered (a snapshot's, or the last onRevision's). */
   private lastRevision = -1n;
   private connected: boolean | undefined;
@@ -76,9 +80,8 @@ export class RangeMirror implements Mirror {
     this.generation++;
     this.sleeper.wakeAll();
     this.firstSnapshot.reject(new Error(`mirror of ${this.describeRange()} closed before its first snapshot`));
-    const dropping = this.dropWatcher();
+    this.dropWatcher();
     this.deps.onClosed();
-    await dropping;
   }
 
   private async startOnce(): Promise<void> {
@@ -106,7 +109,7 @@ export class RangeMirror implements Mirror {
    */
   private async sync(delayMs = 0): Promise<void> {
     const generation = ++this.generation;
-    void this.dropWatcher();
+    this.dropWatcher();
     if (delayMs > 0) await this.sleeper.sleep(delayMs);
     while (this.isCurrent(generation)) {
       let listed: { entries: KvEntry[]; revision: bigint };
@@ -158,41 +161,49 @@ export class RangeMirror implements Mirror {
   }
 
   private watchFrom(startRevision: bigint, generation: number): void {
-    // watcher() attaches synchronously, so our listeners exist before etcd3 can emit anything;
-    // create() resolves on 'connected' and an 'error' right behind it would find no listener.
-    const watcher = this.deps
-      .watch()
-      .inRange({ start: this.start_, end: this.end })
-      .startRevision(startRevision.toString())
-      .watcher();
-    const current = { watcher, dropped: false };
-    this.current = current;
-    let created = false;
-    const lost = (reason: string, err: unknown) => {
-      clearTimeout(notCreated);
-      if (this.isCurrent(generation)) this.restart(reason, err, created ? 0 : this.backoff.next());
-    };
-    const timeoutMs = this.deps.callTimeoutMs;
-    const notCreated = setTimeout(
-      () => lost(`watch not created within ${timeoutMs} ms`, new EtcdTimeoutError('creating the watch', timeoutMs)),
-      timeoutMs,
+    this.current = new WatchStream(
+      this.deps.openWatch,
+      { start: this.start_, end: this.end, startRevision },
+      {
+        created: () => {
+          if (!this.isCurrent(generation)) return;
+          this.backoff.reset();
+          this.setConnected(true);
+        },
+        response: (res) => this.onWatchResponse(res, generation),
+        ended: (end) => this.onWatchEnded(end, startRevision, generation),
+      },
+      this.deps.callTimeoutMs,
     );
-    watcher.once('connected', () => {
-      created = true;
-      clearTimeout(notCreated);
-      this.backoff.reset();
-    });
-    watcher.on('data', (res) => this.onWatchResponse(res, generation));
-    // etcd3 has already dropped a watcher that emits 'error' or 'end': never cancel it again.
-    watcher.on('error', (err) => {
-      current.dropped = true;
-      lost(`watch cancelled by etcd (compacted or refused): ${errorMessage(err)}`, err);
-    });
-    watcher.on('end', () => {
-      current.dropped = true;
-      lost('watch ended', undefined);
-    });
-    watcher.on('disconnected', (err) => lost(`watch stream lost: ${errorMessage(err)}`, err));
+  }
+
+  private onWatchEnded(end: WatchEnd, startRevision: bigint, generation: number): void {
+    if (!this.isCurrent(generation)) return;
+    this.current = undefined;
+    switch (end.kind) {
+      case 'compacted':
+        this.restart(
+          `watch from revision ${startRevision} compacted (etcd compacted up to ${end.compactRevision})`,
+          undefined,
+          jitteredDelay(RELIST_JITTER_MS),
+        );
+        return;
+      case 'canceled':
+        this.restart(`watch refused by etcd: ${end.reason}`, undefined, this.backoff.next());
+        return;
+      case 'lost':
+        if (isConnectivityError(end.err)) this.setConnected(false);
+        this.guard(() => this.handlers.onError?.(new Error(`etcd watch lost, resuming after revision ${this.lastRevision}: ${errorMessage(end.err)}`)));
+        void this.resume(this.backoff.next());
+        return;
+    }
+  }
+
+  /** A new watch from the revision after the last one delivered, after `delayMs`. */
+  private async resume(delayMs: number): Promise<void> {
+    const generation = ++this.generation;
+    await this.sleeper.sleep(delayMs);
+    if (this.isCurrent(generation)) this.watchFrom(this.lastRevision + 1n, generation);
   }
 
   private onWatchResponse(res: IWatchResponse, generation: number): void {
@@ -212,7 +223,7 @@ export class RangeMirror implements Mirror {
     }
   }
 
-  /** The watch cannot be trusted any more: tell the handlers and list again (after `delayMs`). */
+  /** The watch cannot be resumed: tell the handlers and list again (after `delayMs`). */
   private restart(reason: string, err: unknown, delayMs: number): void {
     if (this.closed) return;
     if (err !== undefined && isConnectivityError(err)) this.setConnected(false);
@@ -220,20 +231,9 @@ export class RangeMirror implements Mirror {
     void this.sync(delayMs);
   }
 
-  /**
-   * Cancels the current watcher unless etcd3 already dropped it. Not awaited by resyncs: etcd3's
-   * cancel() waits for a 'connected' or 'end' that a broken stream may never send.
-   */
-  private async dropWatcher(): Promise<void> {
-    const current = this.current;
+  private dropWatcher(): void {
+    this.current?.close();
     this.current = undefined;
-    if (!current || current.dropped) return;
-    current.dropped = true;
-    // Listeners stay attached: an 'error' on an emitter without one would throw.
-    const cancelled = current.watcher.cancel().catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cancelled, new Promise((resolve) => (timer = setTimeout(resolve, this.deps.callTimeoutMs)))]);
-    clearTimeout(timer);
   }
 
   private setConnected(connected: boolean): void {

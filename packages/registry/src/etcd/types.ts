@@ -55,7 +55,10 @@ export interface MirrorHandlers {
   onRevision(events: WatchEvent[], revision: bigint): void;
   /** A progress notification: nothing in the range changed up to and including `revision`. */
   onProgress?(revision: bigint): void;
-  /** The watch stream was lost and the mirror is listing again; `reason` says why. */
+  /**
+   * The mirror is listing again (a compaction passed its revision, etcd refused the watch, or
+   * resync()); `reason` says why. A watch that is merely lost is resumed without a list.
+   */
   onResync?(reason: string): void;
   /** etcd became reachable (true) or unreachable (false). */
   onConnection?(connected: boolean): void;
