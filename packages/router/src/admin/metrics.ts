@@ -102,7 +102,7 @@ export class RouterMetrics {
   });
   readonly resyncs = new Counter({
     name: 'router_resyncs_total',
-    help: 'Times the etcd watch was lost and the prefix listed again',
+    help: 'Full re-lists of the watched prefix (a compaction passed the applied revision, etcd refused the watch, a digest resync)',
     registers: [this.registry],
   });
   readonly rejectedRecords = new Counter({
