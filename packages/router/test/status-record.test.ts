@@ -158,5 +158,5 @@ describe('the status record in etcd', () => {
       }),
       { numRuns: 200 },
     );
-  });
+  }, 60_000);
 });

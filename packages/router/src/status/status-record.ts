@@ -85,7 +85,7 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
   const rejected = newestByKey(s.rejected, LISTED_MAX).map(cutRejected);
   const conflicts = s.conflicts.slice(0, LISTED_MAX).map(cutConflict);
   const render = () => {
-    const inflight: Record<string, number> = {};
+    const inflight: Record<string, number> = Object.create(null) as Record<string, number>;
     for (let i = 0; i < draining; i++) inflight[drainingList[i]![0]] = drainingList[i]![1];
     if (withBusy) for (const [key, n] of s.busy) inflight[key] = n;
     const complete = withBusy && draining === s.draining.length;
