@@ -135,6 +135,13 @@ export class EtcdLeasedKey implements LeasedKey {
     const holder = await this.deps.get(this.key);
     // Gone again between the two calls: an ordinary failure, retried.
     if (holder === undefined) throw new Error(`${this.key} was deleted while it was being created`);
+    if (holder.lease === lease) {
+      // Ours after all: an earlier create landed but its answer was lost.
+      this.owned = holder.createRevision;
+      const res = await this.deps.txn([{ key: this.key, target: 'create', op: '=', value: this.owned }], put);
+      if (res.succeeded) return;
+      throw new Error(`${this.key} changed while it was being written`);
+    }
     this.taken = new KeyTakenError(this.key, holder);
     clearTimeout(this.repairTimer);
     throw this.taken;
