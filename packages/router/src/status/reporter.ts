@@ -22,6 +22,8 @@ export class StatusReporter {
   private writing = false;
   private again = false;
   private closed = false;
+  /** Nothing is written between claim() and start(): the router is not serving yet. */
+  private started = false;
   private failingSince = 0;
 
   constructor(
@@ -48,13 +50,14 @@ export class StatusReporter {
   }
 
   start(): void {
+    this.started = true;
     this.heartbeat = setInterval(() => this.schedule(), this.heartbeatMs);
     this.heartbeat.unref();
     this.schedule();
   }
 
   schedule(): void {
-    if (this.closed || this.timer) return;
+    if (this.closed || !this.started || this.timer) return;
     const wait = this.lastWrite + MIN_INTERVAL_MS - Date.now();
     if (wait <= 0) {
       void this.write();
