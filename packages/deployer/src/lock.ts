@@ -104,7 +104,7 @@ export async function acquireAppLock(etcd: Etcd, layout: KeyLayout, app: string,
 function withDeadline(p: Promise<void>, ms: number, what: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeployError('lock-lost', `${what}: no answer from etcd within ${formatMs(ms)}; it expires with its lease`)), ms);
+    timer = setTimeout(() => reject(new DeployError('etcd', `${what}: no answer from etcd within ${formatMs(ms)}; it expires with its lease`)), ms);
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
