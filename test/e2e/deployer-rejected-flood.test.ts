@@ -41,7 +41,7 @@ describe('5,000 rejected records under the prefix', { timeout: 180_000 }, () => 
     group = new ProcessGroup();
     etcd = connectEtcd({ endpoints });
     await etcd.put(layout.app('mango'), JSON.stringify({ routes: [{ host: HOST }], healthCheck: { path: '/healthz' } }));
-    const routers = await Promise.all(['r1', 'r2'].map((id) => startRouter({ etcdEndpoints: endpoints, prefix, id, group })));
+    const routers = await Promise.all(['r1', 'r2'].map((id) => startRouter({ etcdEndpoints: endpoints, prefix, id, group, readyTimeoutMs: 60_000 })));
     const v1 = await Promise.all([0, 1].map((i) => startSampleApp({ app: 'mango', name: `v1-${i}`, release: 'v1', group })));
     for (const [i, a] of v1.entries()) await register(etcd, layout, { app: 'mango', url: a.url, id: `v1-${i}`, release: 'v1' });
 

@@ -49,7 +49,7 @@ async function world(name: string): Promise<World> {
   group = new ProcessGroup();
   etcd = connectEtcd({ endpoints });
   await etcd.put(layout.app('mango'), JSON.stringify({ routes: [{ host: HOST }], healthCheck: { path: '/healthz' } }));
-  const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group });
+  const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group, readyTimeoutMs: 60_000 });
   const v1 = await startSampleApp({ app: 'mango', name: 'v1-0', release: 'v1', group });
   await register(etcd, layout, { app: 'mango', url: v1.url, id: 'v1-0', release: 'v1' });
   await waitFor(async () => (await request(`${router.url}/`, { headers: { host: HOST } })).statusCode === 200, { message: 'r1 to serve mango' });

@@ -30,7 +30,7 @@ async function setup(name: string): Promise<{ endpoints: string[]; prefix: strin
   group = new ProcessGroup();
   etcd = connectEtcd({ endpoints });
   const layout = new KeyLayout(prefix);
-  const app = await startSampleApp({ app: 'mango', name: 'm1', group });
+  const app = await startSampleApp({ app: 'mango', name: 'm1', group, readyTimeoutMs: 60_000 });
   await etcd.put(layout.app('mango'), JSON.stringify({ routes: [{ host: HOST }] }));
   await etcd.put(layout.instance('mango', 'm1'), JSON.stringify({ url: app.url, state: 'ready' }));
   return { endpoints, prefix, layout };
@@ -54,10 +54,10 @@ const refusalLine = (prefix: string, id: string) =>
     `^paas-router: router id ${id} is in use: ${prefix}/routers/${id} belongs to another running router \\(started \\S+, lease \\d+\\); stop it or start this one with another --id`,
   );
 
-describe('two routers with the same --id', { timeout: 120_000 }, () => {
+describe('two routers with the same --id', { timeout: 180_000 }, () => {
   test('the second refuses with one line and exit 1; the first keeps its record and serves; free again after a clean stop', async () => {
     const { endpoints, prefix, layout } = await setup('refuse');
-    const first = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group });
+    const first = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group, readyTimeoutMs: 60_000 });
     const before = await record(layout, 'r1');
     expect(before).toBeDefined();
 
@@ -76,7 +76,7 @@ describe('two routers with the same --id', { timeout: 120_000 }, () => {
     // A clean stop revokes the lease: the id is free at once.
     await first.proc.stop();
     expect(await record(layout, 'r1')).toBeUndefined();
-    const third = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group });
+    const third = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group, readyTimeoutMs: 60_000 });
     expect((await request(`${third.url}/`, { headers: { host: HOST } })).statusCode).toBe(200);
     expect((await record(layout, 'r1'))!.startedAt).not.toBe(before!.startedAt);
   });
@@ -84,21 +84,21 @@ describe('two routers with the same --id', { timeout: 120_000 }, () => {
   test('after a SIGKILL the id is held until the dead router\'s lease expires, then free', async () => {
     const { endpoints, prefix, layout } = await setup('killed');
     // A TTL long enough that the next router surely starts (a few seconds here) while it lives.
-    const first = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', extraArgs: ['--lease-ttl', '15s'], group });
+    const first = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', extraArgs: ['--lease-ttl', '30s'], group, readyTimeoutMs: 60_000 });
     first.proc.kill('SIGKILL');
     await first.proc.exited;
     const early = await spawnRouter(endpoints, prefix, 'r1');
     expect((await early.exited).code, early.tail()).toBe(1);
     expect(early.stderr[0]).toMatch(refusalLine(prefix, 'r1'));
 
-    await waitFor(async () => (await record(layout, 'r1')) === undefined, { timeoutMs: 30_000, message: 'the dead router\'s lease to expire' });
-    const next = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group });
+    await waitFor(async () => (await record(layout, 'r1')) === undefined, { timeoutMs: 60_000, message: 'the dead router\'s lease to expire' });
+    const next = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group, readyTimeoutMs: 60_000 });
     expect((await request(`${next.url}/`, { headers: { host: HOST } })).statusCode).toBe(200);
   });
 
   test('a router whose lease lapsed while another took its id stops (exit 1) and leaves that record alone', async () => {
     const { endpoints, prefix, layout } = await setup('taken');
-    const a = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', extraArgs: ['--lease-ttl', '2s'], group });
+    const a = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', extraArgs: ['--lease-ttl', '2s'], group, readyTimeoutMs: 60_000 });
     a.proc.kill('SIGSTOP');
     try {
       await waitFor(async () => (await record(layout, 'r1')) === undefined, { timeoutMs: 10_000, message: 'the frozen router\'s lease to expire' });
@@ -106,7 +106,7 @@ describe('two routers with the same --id', { timeout: 120_000 }, () => {
       a.proc.kill('SIGCONT');
       throw err;
     }
-    const b = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group });
+    const b = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'r1', group, readyTimeoutMs: 60_000 });
     const bs = await record(layout, 'r1');
     a.proc.kill('SIGCONT');
 
@@ -121,7 +121,7 @@ describe('two routers with the same --id', { timeout: 120_000 }, () => {
 
   test('--workers 2: each worker claims <id>-w<k>; a second cluster with the same id refuses to start', async () => {
     const { endpoints, prefix, layout } = await setup('workers');
-    const first = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'c1', extraArgs: ['--workers', '2'], group });
+    const first = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'c1', extraArgs: ['--workers', '2'], group, readyTimeoutMs: 60_000 });
     const w1 = await record(layout, 'c1-w1');
     const w2 = await record(layout, 'c1-w2');
     expect(w1).toBeDefined();
