@@ -7,6 +7,7 @@ import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
 import { redeploy } from './redeploy.js';
+import { releaseHeldLocks } from './lock.js';
 import { register } from './register.js';
 import { retire } from './retire.js';
 import { collectStatus, formatStatus, statusJson } from './status.js';
@@ -22,6 +23,9 @@ export interface Io {
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+
+/** A signal this soon after the first is the same one delivered twice, not a second request. */
+const DUPLICATE_SIGNAL_MS = 500;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<void> {
   process.exitCode = await run(argv, env, io);
@@ -47,10 +51,18 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   const { command, global } = parsed;
   const label = command.name === 'app set' ? `app set ${command.args.app}` : `${command.name}${'app' in command.args && command.args.app ? ` ${command.args.app}` : ''}`;
   const abort = new AbortController();
+  let firstSignalAt = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
-    io.stderr.write(`paas-deploy: ${sig}: stopping (rolling back what this run wrote); ${sig} again to quit at once\n`);
-    abort.abort(new DeployError('aborted', `interrupted by ${sig}`));
+    if (!abort.signal.aborted) {
+      firstSignalAt = performance.now();
+      io.stderr.write(`paas-deploy: ${sig}: stopping (rolling back what this run wrote); ${sig} again to quit at once\n`);
+      abort.abort(new DeployError('aborted', `interrupted by ${sig}`));
+      return;
+    }
+    // One signal to a process group reaches us twice when a parent (pnpm exec, npx) forwards it.
+    if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
+    io.stderr.write(`paas-deploy: ${sig} again: quitting now, without rolling back; releasing the app lock first\n`);
+    void releaseHeldLocks().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

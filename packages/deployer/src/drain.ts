@@ -129,5 +129,6 @@ export function applyDetail(r: ApplyWaitReport): string {
 function describeRemaining(d: DrainWaitReport): string {
   const parts = d.remaining.map((e) => `${e.count} on ${e.router} to ${e.instance}`);
   if (d.behind.length) parts.push(`routers not yet confirming: ${d.behind.join(', ')}`);
+  if (d.unreported.length) parts.push(`routers whose status record is too full to list them: ${d.unreported.join(', ')}`);
   return parts.join(', ') || 'nothing reported';
 }

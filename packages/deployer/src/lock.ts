@@ -1,5 +1,5 @@
 /**
- * The per-app deployment lock: a lease-backed key (`<prefix>/locks/<app>`) whose value names its
+ * The per-app deployment lock: a lease-backed key (`<prefix>/rollouts/<app>`) whose value names its
  * holder. A crashed deployer's lock expires with its lease; a lost lock aborts the run; the key's
  * create revision fences every write the run makes.
  */
@@ -48,7 +48,28 @@ export interface AppLock {
   readonly signal: AbortSignal;
   /** A compare that holds only while this lock is the one in etcd: add it to every write. */
   fence(): Compare;
-  release(): Promise<void>;
+  /**
+   * Deletes the key and revokes its lease. Gives up after `deadlineMs` (the lease then expires
+   * after its TTL); called again, or concurrently, it waits for the same release.
+   */
+  release(deadlineMs?: number): Promise<void>;
+}
+
+/**
+ * How long releasing the lock may take on the way out (etcd slow or unreachable): past it the
+ * deployer goes anyway and the lock expires with its lease, after the lock TTL.
+ */
+export const RELEASE_DEADLINE_MS = 2_000;
+
+/**
+ * The app locks this process holds, so that a CLI told to quit at once (a second signal) can
+ * still release them before it exits instead of leaving the app blocked for the lock TTL.
+ */
+const held = new Set<AppLock>();
+
+/** Releases every app lock this process holds, each within `deadlineMs`; never rejects. */
+export async function releaseHeldLocks(deadlineMs = RELEASE_DEADLINE_MS): Promise<void> {
+  await Promise.allSettled([...held].map((l) => l.release(deadlineMs)));
 }
 
 export async function acquireAppLock(etcd: Etcd, layout: KeyLayout, app: string, ttlSeconds: number, holder: LockHolder): Promise<AppLock> {
@@ -62,20 +83,30 @@ export async function acquireAppLock(etcd: Etcd, layout: KeyLayout, app: string,
   }
   const lock = got.lock;
   const ac = new AbortController();
-  let released = false;
+  let releasing: Promise<void> | undefined;
   void lock.lost.then(() => {
-    if (!released) ac.abort(new DeployError('lock-lost', `lost the lock ${key} (its lease expired or was revoked): stopped`));
+    if (!releasing) ac.abort(new DeployError('lock-lost', `lost the lock ${key} (its lease expired or was revoked): stopped`));
   });
-  return {
+  const appLock: AppLock = {
     key,
     lock,
     signal: ac.signal,
     fence: () => ({ key, target: 'create', op: '=', value: lock.revision }),
-    release: async () => {
-      released = true;
-      await lock.release();
+    release: (deadlineMs = RELEASE_DEADLINE_MS) => {
+      releasing ??= withDeadline(lock.release(), deadlineMs, `releasing the lock ${key}`).finally(() => held.delete(appLock));
+      return releasing;
     },
   };
+  held.add(appLock);
+  return appLock;
+}
+
+function withDeadline(p: Promise<void>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeployError('etcd', `${what}: no answer from etcd within ${formatMs(ms)}; it expires with its lease`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** True when `key` still holds the lock taken at `revision`. */

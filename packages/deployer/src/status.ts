@@ -30,7 +30,12 @@ export interface RouterStatusLine {
   /** Its digest differs from the majority of routers at the same revision. */
   digestMismatch: boolean;
   routes: number | undefined;
+  /** How many records the router rejects (its record lists only the newest few). */
   rejected: number;
+  /** How many route conflicts it reports. */
+  conflicts: number;
+  /** Its record was too full to list every instance in flight. */
+  inflightCut: boolean;
   error: string | undefined;
 }
 
@@ -41,6 +46,8 @@ export interface InstanceStatusLine {
   url: string | undefined;
   /** Requests in flight summed over routers; undefined when no router reports it. */
   inflight: number | undefined;
+  /** Some router's record was too full to list this instance: `inflight` is a lower bound. */
+  inflightPartial: boolean;
   error: string | undefined;
 }
 
@@ -103,7 +110,9 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
       digest: r.status?.digest,
       digestMismatch: mismatched.has(r.id),
       routes: r.status?.routes,
-      rejected: r.status?.rejected.length ?? 0,
+      rejected: r.status?.rejectedCount ?? r.status?.rejected.length ?? 0,
+      conflicts: r.status?.conflictsCount ?? r.status?.conflicts?.length ?? 0,
+      inflightCut: r.status?.inflightComplete === false,
       error: r.error,
     };
   });
@@ -118,13 +127,15 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
       .map(({ id, entry }): InstanceStatusLine => {
         const p = parseInstanceRecord(entry.value);
         let inflight: number | undefined;
+        let inflightPartial = false;
         for (const r of parsedRouters) {
           const n = r.status?.inflight[`${name}/${id}`];
           if (n !== undefined) inflight = (inflight ?? 0) + n;
+          else if (r.status?.inflightComplete === false) inflightPartial = true;
         }
         return p.ok
-          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, error: undefined }
-          : { id, state: undefined, release: undefined, url: undefined, inflight, error: p.error };
+          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, error: undefined }
+          : { id, state: undefined, release: undefined, url: undefined, inflight, inflightPartial, error: p.error };
       })
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     const lock = locks.get(name);
@@ -175,9 +186,11 @@ export function formatStatus(s: FleetStatus): string {
       (r.digest ?? '?') + (r.digestMismatch ? ' !' : ''),
       r.routes?.toString() ?? '?',
       r.rejected.toString(),
-      r.error ? `unreadable status: ${r.error}` : r.digestMismatch ? 'digest differs from peers at the same revision' : '',
+      r.conflicts.toString(),
+      routerNote(r),
     ]);
-    out.push(...table(['ID', 'REVISION', 'LAG', 'DIGEST', 'ROUTES', 'REJECTED', 'NOTE'], rows, '  '));
+    out.push(...table(['ID', 'REVISION', 'LAG', 'DIGEST', 'ROUTES', 'REJECTED', 'CONFLICTS', 'NOTE'], rows, '  '));
+    if (s.routers.some((r) => r.rejected > 0)) out.push('  A router\'s record lists its newest rejected records; its admin /status lists them all.');
     out.push('  LAG counts every etcd revision since the one applied (router status writes included).');
     if (s.routers.some((r) => r.missingChanges)) out.push(`  * has not applied a routing record still in etcd (changed at revision ${s.newestChange})`);
   }
@@ -201,12 +214,20 @@ export function formatStatus(s: FleetStatus): string {
       i.state ?? 'INVALID',
       i.release ?? '-',
       i.url ?? `(${i.error})`,
-      i.inflight === undefined ? '-' : String(i.inflight),
+      i.inflight === undefined ? (i.inflightPartial ? '?' : '-') : `${i.inflight}${i.inflightPartial ? '+' : ''}`,
     ]);
     out.push(...table(['INSTANCE', 'STATE', 'RELEASE', 'URL', 'IN-FLIGHT'], rows, '  '));
     out.push(`  ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
   }
   return out.join('\n');
+}
+
+function routerNote(r: RouterStatusLine): string {
+  if (r.error) return `unreadable status: ${r.error}`;
+  const notes: string[] = [];
+  if (r.digestMismatch) notes.push('digest differs from peers at the same revision');
+  if (r.inflightCut) notes.push('status record full: not every instance in flight is listed');
+  return notes.join('; ');
 }
 
 /** The status as JSON-safe data (revisions as decimal strings). */

@@ -62,6 +62,15 @@ export function waitForRevision(fleet: RouterFleet, target: bigint, opts: ApplyW
         finish(new DeployError('rejected', `router ${r.id} rejected ${rejected.key} (revision ${rejected.revision}): ${rejected.error}`));
         return;
       }
+      if (keys.size > 0 && r.revision >= target && mayHideRejection(r, target)) {
+        finish(
+          new DeployError(
+            'rejected',
+            `router ${r.id} lists only ${r.status!.rejected.length} of its ${r.status!.rejectedCount} rejected records, all at or after revision ${target}: cannot tell whether it accepted what this run wrote (its /status lists them all)`,
+          ),
+        );
+        return;
+      }
       if (r.revision >= target && !confirmedAt.has(r.id)) {
         confirmedAt.set(r.id, elapsed);
         emit({ type: 'router-applied', step: opts.step, router: r.id, revision: r.revision, ms: elapsed });
@@ -140,6 +149,11 @@ export interface DrainWaitReport {
   behind: string[];
   /** Highest total in flight seen during the wait. */
   peak: number;
+  /**
+   * Routers whose record could not list every instance in flight (`inflightComplete: false`) and
+   * omits one of these: its count is unknown, so the wait goes on (bounded by the timeout).
+   */
+  unreported: string[];
 }
 
 /**
@@ -155,28 +169,33 @@ export function waitForDrain(fleet: RouterFleet, opts: DrainWaitOptions, emit: P
   const state = () => {
     const remaining: InflightEntry[] = [];
     const behind: string[] = [];
+    const unreported: string[] = [];
     for (const r of fleet.list()) {
       if (r.revision < opts.minRevision || !r.status) {
         behind.push(r.id);
         continue;
       }
+      // A missing entry means 0 only in a complete report; in a cut one it means "not known".
+      const complete = r.status.inflightComplete !== false;
       for (const instance of opts.instances) {
-        const count = r.status.inflight[instance] ?? 0;
-        if (count > 0) remaining.push({ router: r.id, instance, count });
+        const count = r.status.inflight[instance];
+        if (count === undefined && !complete) {
+          if (!unreported.includes(r.id)) unreported.push(r.id);
+        } else if (count !== undefined && count > 0) remaining.push({ router: r.id, instance, count });
       }
     }
-    return { remaining, behind };
+    return { remaining, behind, unreported };
   };
 
   const check = (finish: Finish<DrainWaitReport>) => {
-    const { remaining, behind } = state();
+    const { remaining, behind, unreported } = state();
     const total = remaining.reduce((n, e) => n + e.count, 0);
     peak = Math.max(peak, total);
-    if (remaining.length === 0 && behind.length === 0) {
-      finish(undefined, { ms: performance.now() - t0, timedOut: false, remaining, behind, peak });
+    if (remaining.length === 0 && behind.length === 0 && unreported.length === 0) {
+      finish(undefined, { ms: performance.now() - t0, timedOut: false, remaining, behind, peak, unreported });
       return;
     }
-    const key = JSON.stringify([remaining, behind]);
+    const key = JSON.stringify([remaining, behind, unreported]);
     if (key !== lastKey) {
       lastKey = key;
       emit({ type: 'inflight', elapsedMs: performance.now() - t0, total, remaining });
@@ -184,8 +203,8 @@ export function waitForDrain(fleet: RouterFleet, opts: DrainWaitOptions, emit: P
   };
 
   const onTimeout = (finish: Finish<DrainWaitReport>) => {
-    const { remaining, behind } = state();
-    finish(undefined, { ms: performance.now() - t0, timedOut: true, remaining, behind, peak });
+    const { remaining, behind, unreported } = state();
+    finish(undefined, { ms: performance.now() - t0, timedOut: true, remaining, behind, peak, unreported });
   };
 
   return waitOnFleet(fleet, opts.timeoutMs, opts.signal, check, onTimeout);
@@ -240,6 +259,17 @@ function describeBehind(r: RouterView, target: bigint): string {
     : `no status change seen for ${formatMs(performance.now() - r.seenAt)}`;
   if (!r.status) return `${r.id} has an unreadable status record (${r.error}), ${quiet}`;
   return `${r.id} is at revision ${r.revision} (${target - r.revision} behind), ${quiet}`;
+}
+
+/**
+ * The router's record lists only some of its rejected records (the newest: see the router's
+ * status-record.ts), and every listed one is at or after `target`: one of ours may be among
+ * those left out.
+ */
+function mayHideRejection(r: RouterView, target: bigint): boolean {
+  const s = r.status;
+  if (!s || s.rejectedCount === undefined || s.rejectedCount <= s.rejected.length) return false;
+  return s.rejected.every((x) => safeBigInt(x.revision) >= target);
 }
 
 function safeBigInt(s: string): bigint {

@@ -28,7 +28,7 @@ describe('summary', () => {
         ids: ['v1-a'],
         revision: 121n,
         confirm: { target: 121n, ms: 10, routers: [], gone: [], joined: [] },
-        drain: { ms: 1200, timedOut: false, remaining: [], behind: [], peak: 2 },
+        drain: { ms: 1200, timedOut: false, remaining: [], behind: [], peak: 2, unreported: [] },
         deleted: ['v1-a'],
         kept: [],
         deleteRevision: 124n,
@@ -84,9 +84,9 @@ describe('status', () => {
       revision: 130n,
       newestChange: 128n,
       routers: [
-        { id: 'r1', revision: 128n, lag: 2n, missingChanges: false, digest: 'aaaa', digestMismatch: false, routes: 3, rejected: 0, error: undefined },
-        { id: 'r2', revision: 128n, lag: 2n, missingChanges: false, digest: 'bbbb', digestMismatch: true, routes: 3, rejected: 1, error: undefined },
-        { id: 'r3', revision: 120n, lag: 10n, missingChanges: true, digest: 'cccc', digestMismatch: false, routes: 2, rejected: 0, error: undefined },
+        { id: 'r1', revision: 128n, lag: 2n, missingChanges: false, digest: 'aaaa', digestMismatch: false, routes: 3, rejected: 0, conflicts: 0, inflightCut: false, error: undefined },
+        { id: 'r2', revision: 128n, lag: 2n, missingChanges: false, digest: 'bbbb', digestMismatch: true, routes: 3, rejected: 5000, conflicts: 2, inflightCut: false, error: undefined },
+        { id: 'r3', revision: 120n, lag: 10n, missingChanges: true, digest: 'cccc', digestMismatch: false, routes: 2, rejected: 0, conflicts: 0, inflightCut: true, error: undefined },
       ],
       apps: [
         {
@@ -95,18 +95,20 @@ describe('status', () => {
           error: undefined,
           lock: undefined,
           instances: [
-            { id: 'v1-a', state: 'draining', release: 'v1', url: 'http://h:1', inflight: 3, error: undefined },
-            { id: 'v2-b', state: 'ready', release: 'v2', url: 'http://h:2', inflight: undefined, error: undefined },
+            { id: 'v1-a', state: 'draining', release: 'v1', url: 'http://h:1', inflight: 3, inflightPartial: true, error: undefined },
+            { id: 'v2-b', state: 'ready', release: 'v2', url: 'http://h:2', inflight: undefined, inflightPartial: false, error: undefined },
           ],
         },
       ],
     };
     const text = formatStatus(s);
     expect(text).toContain('revision 130');
-    expect(text).toMatch(/r2\s+128\s+2\s+bbbb !\s+3\s+1\s+digest differs from peers at the same revision/);
-    expect(text).toMatch(/r3\s+120\s+10\*/);
+    expect(text).toMatch(/ROUTES\s+REJECTED\s+CONFLICTS\s+NOTE/);
+    expect(text).toMatch(/r2\s+128\s+2\s+bbbb !\s+3\s+5000\s+2\s+digest differs from peers at the same revision/);
+    expect(text).toContain("A router's record lists its newest rejected records; its admin /status lists them all.");
+    expect(text).toMatch(/r3\s+120\s+10\*.*status record full: not every instance in flight is listed/);
     expect(text).toContain('APP mango  routes www.mango.com, */m  balance round-robin  health /healthz');
-    expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/h:1\s+3/);
+    expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/h:1\s+3\+/);
     expect(text).toMatch(/v2-b\s+ready\s+v2\s+http:\/\/h:2\s+-/);
     expect(text).toContain('1 draining, 1 ready');
   });

@@ -3,3 +3,4 @@ export * from './schema.js';
 export * from './parse.js';
 export * from './etcd/types.js';
 export { connectEtcd } from './etcd/connect.js';
+export { KeyTakenError } from './etcd/leased-key.js';

@@ -73,11 +73,16 @@ export const RouterStatusRecordSchema = Type.Object(
     revision: Type.String({ pattern: '^[0-9]+$', description: 'etcd revision fully applied' }),
     digest: Type.String({ description: 'hash of the applied table; equal on routers with equal records' }),
     routes: Type.Integer({ minimum: 0 }),
-    rejected: Type.Array(RejectedSchema),
+    rejected: Type.Array(RejectedSchema, { description: 'in the record under routers/: at most 20 (the newest), sorted by key; /status lists all' }),
+    rejectedCount: Type.Optional(Type.Integer({ minimum: 0, description: 'how many records are rejected, listed or not' })),
     inflight: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
       description: '"<app>/<id>" -> open requests and WebSockets, always present for draining instances',
     }),
+    inflightComplete: Type.Optional(
+      Type.Boolean({ description: 'false: the record could not hold every entry; an instance not listed has an unknown count, not 0' }),
+    ),
     conflicts: Type.Optional(Type.Array(Type.Object({ host: Type.String(), path: Type.String(), app: Type.String(), winner: Type.String() }))),
+    conflictsCount: Type.Optional(Type.Integer({ minimum: 0, description: 'how many route conflicts there are, listed or not' })),
     startedAt: Type.Optional(Type.String()),
     updatedAt: Type.Optional(Type.String()),
   },

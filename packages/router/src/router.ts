@@ -2,7 +2,7 @@
  * Wires etcd → records → table → proxy together and owns the router's lifecycle: start-up
  * (admin first, then the first full load, then the traffic listener), and a graceful stop.
  */
-import { connectEtcd, KeyLayout } from '@paas/registry';
+import { connectEtcd, KeyLayout, KeyTakenError } from '@paas/registry';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { createAdminServer } from './admin/server.js';
@@ -12,8 +12,8 @@ import { ActiveHealthChecker } from './health/active.js';
 import { createProxyServer } from './proxy/server.js';
 import { TableSync } from './records/table-sync.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
-import { StatusReporter } from './status/reporter.js';
-import { statusRecord } from './status/status-record.js';
+import { idTakenMessage, StatusReporter } from './status/reporter.js';
+import { statusRecord, statusRecordValue } from './status/status-record.js';
 
 export interface RunningRouter {
   readonly sync: TableSync;
@@ -103,11 +103,25 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   reporter = new StatusReporter(
     etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds),
-    () => statusRecord(sync, startedAt),
+    () => statusRecordValue(sync, startedAt),
     log,
     Math.max(1000, Math.min(5000, (config.leaseTtlSeconds * 1000) / 3)),
+    (err) => {
+      // Our lease lapsed and another router took the id meanwhile: its record is the one
+      // deployers trust, so this router stops rather than serve unseen by them.
+      log.fatal({ holder: err.holder.lease }, idTakenMessage(config.id, err));
+      process.stderr.write(`paas-router: ${idTakenMessage(config.id, err)}: stopping\n`);
+      void (stopping ??= stop()).finally(() => process.exit(1));
+    },
   );
   const statusReporter = reporter;
+  // A second router with this id: refuse to start (main prints the message and exits 1).
+  await statusReporter.claim().catch(async (err: unknown) => {
+    await mirror.close();
+    await etcd.close();
+    await admin.close();
+    throw err instanceof KeyTakenError ? new Error(idTakenMessage(config.id, err)) : err;
+  });
 
   const proxy = createProxyServer({
     getTable: () => sync.table,

@@ -108,7 +108,13 @@ class EtcdClient implements Etcd {
     this.assertOpen();
     const shutdown: Shutdown = () => leased.close({ revoke: false });
     const leased = new EtcdLeasedKey(
-      { lease: (ttl) => this.lease(ttl), put: (k, v, o) => this.put(k, v, o), onClosed: () => this.open.delete(shutdown) },
+      {
+        lease: (ttl) => this.lease(ttl),
+        put: (k, v, o) => this.put(k, v, o),
+        txn: (compares, success) => this.txn(compares, success),
+        get: (k) => this.get(k),
+        onClosed: () => this.open.delete(shutdown),
+      },
       key,
       ttlSeconds,
     );

@@ -92,6 +92,14 @@ export interface Mirror {
 export interface LeasedKey {
   /** Writes the value on this key's lease (granting one when there is none or it was lost). */
   set(value: string): Promise<void>;
+  /**
+   * Makes the key exclusive to this writer and writes `value` only if the key does not exist.
+   * Rejects with KeyTakenError (naming the holder) when it does. From then on a write replaces
+   * the key only while it is the one this writer created, or recreates it when it is gone (a
+   * lost lease): a key someone else created meanwhile is never overwritten; set() then rejects
+   * with KeyTakenError.
+   */
+  create(value: string): Promise<void>;
   /** Stops keep-alives; with revoke the lease is revoked so the key disappears at once. */
   close(opts?: { revoke?: boolean }): Promise<void>;
 }

@@ -1,23 +1,173 @@
-/** The router's report of what it has applied, as /status shows it and etcd stores it. */
-import type { RouterStatusRecord } from '@paas/registry';
+/**
+ * The router's report of what it has applied, in two sizes: whole for the admin `/status`, and
+ * bounded for the record in etcd (`<prefix>/routers/<id>`). Every reader of that record refuses a
+ * value over MAX_VALUE_BYTES, and a deployer that cannot read a router's record cannot confirm
+ * anything through it: so however many records are rejected or conflicting, the record lists a
+ * few of them with their counts, and the rendered value is measured and shrunk until it fits.
+ */
+import { MAX_VALUE_BYTES, type Rejected, type RouterStatusRecord } from '@paas/registry';
 import type { TableSync } from '../records/table-sync.js';
+import type { RouteConflict } from '../table/routing-table.js';
 
-/** Draining instances are always listed (0 when idle) so a deployer can wait for them; others only when busy. */
-export function inflightReport(sync: TableSync): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const b of sync.table.reportedBackends()) out[b.key] = b.inflight;
-  return out;
+/** How many rejected records (the newest) and conflicts the etcd record lists. */
+export const LISTED_MAX = 20;
+/** A listed key or error is cut to this many characters: an etcd key may be 1.5 MiB long. */
+export const TEXT_MAX = 512;
+
+/** What the record is made of, as the table holds it. */
+export interface StatusInput {
+  revision: string;
+  digest: string;
+  routes: number;
+  rejected: Rejected[];
+  conflicts: RouteConflict[];
+  /** "<app>/<id>" -> in flight, for every draining instance. */
+  draining: [string, number][];
+  /** "<app>/<id>" -> in flight, for other instances with requests open. */
+  busy: [string, number][];
+  startedAt: string;
+  updatedAt: string;
 }
 
-export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRecord {
+export function statusInput(sync: TableSync, startedAt: string): StatusInput {
+  const draining: [string, number][] = [];
+  const busy: [string, number][] = [];
+  for (const b of sync.table.reportedBackends()) (b.state === 'draining' ? draining : busy).push([b.key, b.inflight]);
   return {
     revision: sync.revision.toString(),
     digest: sync.digest(),
     routes: sync.table.routeCount(),
     rejected: sync.rejected(),
-    inflight: inflightReport(sync),
     conflicts: sync.table.conflicts(),
+    draining,
+    busy,
     startedAt,
     updatedAt: new Date().toISOString(),
   };
+}
+
+/** The whole report, as /status shows it: every rejected record, conflict and busy instance. */
+export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRecord {
+  const s = statusInput(sync, startedAt);
+  return {
+    revision: s.revision,
+    digest: s.digest,
+    routes: s.routes,
+    rejected: s.rejected,
+    rejectedCount: s.rejected.length,
+    inflight: Object.fromEntries([...s.draining, ...s.busy]),
+    conflicts: s.conflicts,
+    conflictsCount: s.conflicts.length,
+    startedAt: s.startedAt,
+    updatedAt: s.updatedAt,
+  };
+}
+
+/** The JSON value of the etcd record: see boundedStatusJson. */
+export function statusRecordValue(sync: TableSync, startedAt: string): string {
+  return boundedStatusJson(statusInput(sync, startedAt));
+}
+
+/**
+ * The record as JSON of at most `maxBytes` UTF-8 bytes. It lists the LISTED_MAX newest rejected
+ * records (sorted by key) and the first LISTED_MAX conflicts, with both counts. When even that is
+ * too large, it gives up, in this order, the in-flight counts of instances that are not draining,
+ * then halves both lists down to none, then lists only as many draining instances (by key) as
+ * fit; `inflightComplete: false` says that some instance is missing from `inflight`, so a reader
+ * must not take a missing entry for 0. The draining instances come last because the deployer's
+ * drain wait reads them. The rest (revision, digest, counts, times) is a few hundred bytes.
+ */
+export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): string {
+  let listed = LISTED_MAX;
+  let withBusy = true;
+  let drainingList = s.draining;
+  let draining = drainingList.length;
+  const rejected = newestByKey(s.rejected, LISTED_MAX).map(cutRejected);
+  const conflicts = s.conflicts.slice(0, LISTED_MAX).map(cutConflict);
+  const render = () => {
+    const inflight: Record<string, number> = Object.create(null) as Record<string, number>;
+    for (let i = 0; i < draining; i++) inflight[drainingList[i]![0]] = drainingList[i]![1];
+    if (withBusy) for (const [key, n] of s.busy) inflight[key] = n;
+    const complete = withBusy && draining === s.draining.length;
+    const record: RouterStatusRecord = {
+      revision: s.revision,
+      digest: s.digest,
+      routes: s.routes,
+      rejected: listed === LISTED_MAX ? rejected : rejected.slice(0, listed),
+      rejectedCount: s.rejected.length,
+      inflight,
+      ...(complete ? {} : { inflightComplete: false }),
+      conflicts: listed === LISTED_MAX ? conflicts : conflicts.slice(0, listed),
+      conflictsCount: s.conflicts.length,
+      startedAt: s.startedAt,
+      updatedAt: s.updatedAt,
+    };
+    return JSON.stringify(record);
+  };
+
+  let json = render();
+  if (fits(json, maxBytes)) return json;
+  if (s.busy.length > 0) {
+    withBusy = false;
+    json = render();
+    if (fits(json, maxBytes)) return json;
+  }
+  while (listed > 0) {
+    listed = listed >> 1;
+    json = render();
+    if (fits(json, maxBytes)) return json;
+  }
+  // Only the draining instances are left to give up: the most of them (in key order) that fit.
+  drainingList = [...s.draining].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  let lo = 0;
+  let hi = drainingList.length - 1;
+  while (lo < hi) {
+    draining = (lo + hi + 1) >> 1;
+    if (fits(render(), maxBytes)) lo = draining;
+    else hi = draining - 1;
+  }
+  draining = lo;
+  return render();
+}
+
+function fits(json: string, maxBytes: number): boolean {
+  // Cheap first: a UTF-8 byte is at least one UTF-16 unit and at most three per unit.
+  if (json.length * 3 <= maxBytes) return true;
+  return json.length <= maxBytes && Buffer.byteLength(json) <= maxBytes;
+}
+
+/** The `n` entries with the highest revision (ties: lower key first), sorted by key; one pass. */
+export function newestByKey(all: Rejected[], n: number): Rejected[] {
+  if (n <= 0) return [];
+  const top: Rejected[] = [];
+  for (const r of all) {
+    if (top.length === n && !newer(r, top[n - 1]!)) continue;
+    // Insertion into a list of at most n, newest first; when full, the last one drops out.
+    let i = top.length < n ? top.length : n - 1;
+    while (i > 0 && newer(r, top[i - 1]!)) {
+      top[i] = top[i - 1]!;
+      i--;
+    }
+    top[i] = r;
+  }
+  return top.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** Revisions are decimal strings without leading zeros: the longer is the larger. */
+function newer(a: Rejected, b: Rejected): boolean {
+  if (a.revision.length !== b.revision.length) return a.revision.length > b.revision.length;
+  if (a.revision !== b.revision) return a.revision > b.revision;
+  return a.key < b.key;
+}
+
+function cut(text: string): string {
+  return text.length > TEXT_MAX ? `${text.slice(0, TEXT_MAX - 1)}…` : text;
+}
+
+function cutRejected(r: Rejected): Rejected {
+  return r.key.length > TEXT_MAX || r.error.length > TEXT_MAX ? { ...r, key: cut(r.key), error: cut(r.error) } : r;
+}
+
+function cutConflict(c: RouteConflict): RouteConflict {
+  return { host: cut(c.host), path: cut(c.path), app: c.app, winner: c.winner };
 }
