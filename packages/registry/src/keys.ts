@@ -7,7 +7,7 @@
  * status writes wake no router. Loading this module fails if a declared directory that routers
  * do not apply sorts inside that range.
  */
-import { KEY_KINDS, RECORD_KINDS, type KeyKind, type KeyRef } from './kinds.js';
+import { KEY_KINDS, RECORD_KINDS, type KeyRef } from './kinds.js';
 
 export { hostError, isName, NAME_PATTERN, NAME_SHAPE } from './names.js';
 export type { KeyRef } from './kinds.js';
@@ -21,7 +21,6 @@ export function normalizePrefix(prefix: string): string {
   return p;
 }
 
-const kindsByDir = new Map<string, KeyKind>(KEY_KINDS.map((k) => [k.dir, k]));
 const recordDirs = Object.values(RECORD_KINDS).map((k) => k.dir).sort();
 /** The watched range below the prefix: `<first record dir>/` up to `<last record dir>0` ('0' follows '/'). */
 const WATCHED_START = `${recordDirs[0]}/`;
@@ -88,11 +87,14 @@ export class KeyLayout {
   parse(key: string): KeyParse {
     const start = this.prefix.length + 1;
     if (!key.startsWith(this.prefix) || key.charCodeAt(start - 1) !== SLASH) return { ok: false, error: 'key is outside the prefix' };
+    // Compared in place rather than sliced out and looked up: a fresh slice would be hashed.
+    for (const kind of KEY_KINDS) {
+      const dirEnd = start + kind.dir.length;
+      if (!key.startsWith(kind.dir, start) || (dirEnd !== key.length && key.charCodeAt(dirEnd) !== SLASH)) continue;
+      const ref = kind.ref(key.slice(dirEnd + 1));
+      return typeof ref === 'string' ? { ok: false, error: ref } : { ok: true, ref };
+    }
     const dirEnd = key.indexOf('/', start);
-    const dir = dirEnd < 0 ? key.slice(start) : key.slice(start, dirEnd);
-    const kind = kindsByDir.get(dir);
-    if (kind === undefined) return { ok: false, error: `unknown directory ${JSON.stringify(dir)}` };
-    const ref = kind.ref(dirEnd < 0 ? '' : key.slice(dirEnd + 1));
-    return typeof ref === 'string' ? { ok: false, error: ref } : { ok: true, ref };
+    return { ok: false, error: `unknown directory ${JSON.stringify(dirEnd < 0 ? key.slice(start) : key.slice(start, dirEnd))}` };
   }
 }

@@ -85,21 +85,18 @@ export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKin
 export type RecordKindName = keyof typeof RECORD_KINDS;
 export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;
 export type RecordValue<K extends RecordKindName> = (typeof RECORD_KINDS)[K] extends RecordKind<KeyRef, infer V> ? V : never;
-/** A key's names and its parsed value, e.g. `{ kind: 'app', app, value }`. */
-export type ParsedRecord = { [K in RecordKindName]: Extract<KeyRef, { kind: K }> & { value: RecordValue<K> } }[RecordKindName];
+/** A key's names and its parsed value, e.g. `{ ref: { kind: 'app', app }, value }`. */
+export type ParsedRecord = { [K in RecordKindName]: { ref: Extract<KeyRef, { kind: K }>; value: RecordValue<K> } }[RecordKindName];
 
 const recordKinds = new Map<string, RecordKind>(Object.values(RECORD_KINDS).map((k) => [k.kind, k as RecordKind]));
-
-export function isRecordKind(kind: string): kind is RecordKindName {
-  return recordKinds.has(kind);
-}
 
 /** Parses the value of a key already classified (KeyLayout.parse). */
 export function parseRecord(ref: KeyRef, raw: Uint8Array | string): ParseResult<ParsedRecord> {
   const kind = recordKinds.get(ref.kind);
   if (kind === undefined) return { ok: false, error: `${ref.kind} keys are not routing records` };
   const p = kind.value(raw);
-  return p.ok ? { ok: true, value: { ...ref, value: p.value } as ParsedRecord } : p;
+  // One small object of one shape for every kind: a full load parses every record.
+  return p.ok ? { ok: true, value: { ref, value: p.value } as ParsedRecord } : p;
 }
 
 /** Classifies and parses one key and value. */

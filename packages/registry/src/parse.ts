@@ -1,5 +1,6 @@
 /**
- * Turns an etcd key and its raw value into a typed record, or a reason it was rejected.
+ * Turns the raw value of one kind of record into a typed record (kinds.ts says which parser
+ * serves which directory), or a reason it was rejected.
  * Never throws: every failure is a string naming what is wrong, so the caller can report it
  * with the key and keep the last good value.
  */

@@ -11,9 +11,9 @@ describe('table adapters', () => {
   it('set, find, sweep and delete a record of each kind', () => {
     const table = new RoutingTable();
     const a = tableAdapters(table);
-    const app = a.app.set({ kind: 'app', app: 'mango', value: { routes: [{ host: 'm.com' }] } }, 5n, undefined);
-    const inst = a.instance.set({ kind: 'instance', app: 'mango', id: 'm1', value: { url: 'http://127.0.0.1:7001', state: 'ready' } }, 6n, undefined);
-    const ovr = a.override.set({ kind: 'override', host: 'o.com', value: { app: 'mango' } }, 7n, undefined);
+    const app = a.app.set({ ref: { kind: 'app', app: 'mango' }, value: { routes: [{ host: 'm.com' }] } }, 5n, undefined);
+    const inst = a.instance.set({ ref: { kind: 'instance', app: 'mango', id: 'm1' }, value: { url: 'http://127.0.0.1:7001', state: 'ready' } }, 6n, undefined);
+    const ovr = a.override.set({ ref: { kind: 'override', host: 'o.com' }, value: { app: 'mango' } }, 7n, undefined);
     expect(a.app.stamp({ kind: 'app', app: 'mango' })).toBe(app);
     expect(a.instance.stamp({ kind: 'instance', app: 'mango', id: 'm1' })).toBe(inst);
     expect(a.override.stamp({ kind: 'override', host: 'o.com' })).toBe(ovr);

@@ -9,7 +9,7 @@ import type { RecordStamp } from '../table/record-stamp.js';
 import type { RoutingTable } from '../table/routing-table.js';
 
 type RefOf<K extends RecordKindName> = Extract<KeyRef, { kind: K }>;
-type RecordOf<K extends RecordKindName> = Extract<ParsedRecord, { kind: K }>;
+type RecordOf<K extends RecordKindName> = Extract<ParsedRecord, { ref: { kind: K } }>;
 
 export interface TableAdapter<K extends RecordKindName = RecordKindName> {
   /** The stamp of the record the table holds for this key, if it holds one. */
@@ -50,7 +50,7 @@ export function tableAdapters(table: RoutingTable): TableAdapters {
       },
       // An app deleted and put again with the same value has a new create revision, which ranks its routes.
       sameCreation: (stamp, createRevision) => (stamp as { createRevision?: bigint }).createRevision === createRevision,
-      set: (rec, createRevision) => table.setApp(rec.app, rec.value, createRevision),
+      set: (rec, createRevision) => table.setApp(rec.ref.app, rec.value, createRevision),
       delete: (ref) => table.deleteApp(ref.app),
       sweep(mark, gone) {
         for (const pool of table.pools()) {
@@ -64,7 +64,7 @@ export function tableAdapters(table: RoutingTable): TableAdapters {
     instance: {
       stamp: (ref) => table.backend(backendKey(ref.app, ref.id)),
       sameCreation: always,
-      set: (rec) => table.setInstance(rec.app, rec.id, rec.value),
+      set: (rec) => table.setInstance(rec.ref.app, rec.ref.id, rec.value),
       delete: (ref) => table.deleteInstance(ref.app, ref.id),
       sweep(mark, gone) {
         for (const backend of table.backends()) {
@@ -79,9 +79,9 @@ export function tableAdapters(table: RoutingTable): TableAdapters {
       stamp: (ref) => overrideStamps.get(ref.host),
       sameCreation: always,
       set(rec, _createRevision, old) {
-        table.setOverride(rec.host, rec.value);
+        table.setOverride(rec.ref.host, rec.value);
         const stamp = old ?? { hashHi: 0, hashLo: 0, listed: 0 };
-        overrideStamps.set(rec.host, stamp);
+        overrideStamps.set(rec.ref.host, stamp);
         return stamp;
       },
       delete(ref) {

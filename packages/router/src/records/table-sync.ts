@@ -19,12 +19,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyLayout, KvEntry, MirrorHandlers, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
-import { isRecordKind, parseRecord } from '@paas/registry';
+import { parseRecord } from '@paas/registry';
 import type { RecordStamp } from '../table/record-stamp.js';
 import { RoutingTable } from '../table/routing-table.js';
 import { findLastGood, highestCompacted, type KeyHistory, type KnownLapse, type LastGood, type RejectedVersion } from './last-good.js';
 import { DigestSum, hashRecord, type RecordHash } from './record-digest.js';
-import { tableAdapters, type AnyTableAdapter, type TableAdapters } from './table-adapters.js';
+import { tableAdapters, type AnyTableAdapter } from './table-adapters.js';
 
 export interface SyncLogger {
   warn(obj: object, msg: string): void;
@@ -42,6 +42,8 @@ export interface SyncEvents {
 
 /** A parsed record waiting to go into the table, with what its stamp will say. */
 interface Change {
+  /** Where the record goes: its kind's adapter. */
+  adapter: AnyTableAdapter;
   record: ParsedRecord;
   createRevision: bigint;
   hashHi: number;
@@ -82,8 +84,8 @@ export class TableSync implements MirrorHandlers {
   etcdConnected = false;
   etcdDownSince: Date | undefined = new Date();
   private readonly sum = new DigestSum();
-  private readonly adapters: TableAdapters;
-  private readonly allAdapters: AnyTableAdapter[];
+  /** By record kind (a Map: one lookup per listed key, where a keyed property load would go megamorphic). */
+  private readonly adapters: Map<string, AnyTableAdapter>;
   private lapses = new Map<string, Lapse>();
   /** Full lists begun so far; the current one's number is what it marks on the stamps it sees. */
   private lists = 0;
@@ -105,8 +107,7 @@ export class TableSync implements MirrorHandlers {
     private readonly events: SyncEvents,
     private readonly history: KeyHistory,
   ) {
-    this.adapters = tableAdapters(this.table);
-    this.allAdapters = Object.values(this.adapters) as AnyTableAdapter[];
+    this.adapters = new Map(Object.entries(tableAdapters(this.table) as Record<string, AnyTableAdapter>));
   }
 
   /** 16 hex digits: the sum of the accepted records' hashes (see record-digest.ts). */
@@ -244,7 +245,7 @@ export class TableSync implements MirrorHandlers {
             continue;
           }
           changed++;
-          const change: Change = { record: parsed.value, createRevision: e.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
+          const change: Change = { adapter: adapter!, record: parsed.value, createRevision: e.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
           if (pending !== undefined) pending.push(change);
           else this.apply(change, mark);
         }
@@ -355,7 +356,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   private adapterOf(kind: string): AnyTableAdapter | undefined {
-    return isRecordKind(kind) ? (this.adapters[kind] as AnyTableAdapter) : undefined;
+    return this.adapters.get(kind);
   }
 
   private applyPut(key: string, value: Buffer, createRevision: bigint, modRevision: bigint): void {
@@ -373,7 +374,7 @@ export class TableSync implements MirrorHandlers {
     if (this.lapses.size !== 0) this.lapses.delete(key);
     hashRecord(key, value, this.hash);
     const h = this.hash;
-    this.apply({ record: parsed.value, createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter!.stamp(ref.ref) }, this.lists);
+    this.apply({ adapter: adapter!, record: parsed.value, createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter!.stamp(ref.ref) }, this.lists);
   }
 
   private applyDelete(key: string): void {
@@ -391,7 +392,7 @@ export class TableSync implements MirrorHandlers {
   private apply(change: Change, mark: number): void {
     const old = change.old;
     if (old !== undefined) this.sum.subtract(old);
-    const stamp = (this.adapters[change.record.kind] as AnyTableAdapter).set(change.record, change.createRevision, old);
+    const stamp = change.adapter.set(change.record, change.createRevision, old);
     stamp.hashHi = change.hashHi;
     stamp.hashLo = change.hashLo;
     stamp.listed = mark;
@@ -401,7 +402,7 @@ export class TableSync implements MirrorHandlers {
   /** Puts a recovered key's answer into the table and `lapses`; true when the table changed. */
   private settle(r: Recovery, found: LastGood, mark: number, lapses: Map<string, Lapse>): boolean {
     const key = r.version.key;
-    const adapter = this.adapters[r.ref.kind] as AnyTableAdapter;
+    const adapter = this.adapters.get(r.ref.kind)!;
     const base = { key, revision: r.version.modRevision, createRevision: r.version.createRevision, error: r.error };
     if (found.found === 'none') {
       this.reject(lapses, { ...base, firstBad: found.firstBad, kept: false });
@@ -421,7 +422,7 @@ export class TableSync implements MirrorHandlers {
       stamp.listed = mark;
       return false;
     }
-    this.apply({ record: found.record, createRevision: found.entry.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp }, mark);
+    this.apply({ adapter, record: found.record, createRevision: found.entry.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp }, mark);
     return true;
   }
 
@@ -460,7 +461,7 @@ export class TableSync implements MirrorHandlers {
       this.sum.subtract(stamp);
       deleted++;
     };
-    for (const adapter of this.allAdapters) adapter.sweep(mark, gone);
+    for (const adapter of this.adapters.values()) adapter.sweep(mark, gone);
     return deleted;
   }
 
