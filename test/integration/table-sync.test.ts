@@ -27,7 +27,7 @@ beforeAll(async () => {
     onRejected() {},
     onResync() {},
     onConnection() {},
-  });
+  }, etcd);
   mirror = etcd.mirror({ ...layout.watchedRange(), pageSize: 7 }, sync);
   await mirror.start();
 });

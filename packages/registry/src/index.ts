@@ -1,4 +1,5 @@
 export * from './keys.js';
+export * from './kinds.js';
 export * from './schema.js';
 export * from './parse.js';
 export * from './etcd/types.js';

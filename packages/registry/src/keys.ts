@@ -1,26 +1,18 @@
 /**
- * The etcd key layout of the contract. Every key lives under one prefix (default `/paas`).
- * Routers watch the single range [apps/, overrides/ + '\xff') which covers apps/, instances/
- * and overrides/ but never routers/ (lexical order: apps < instances < overrides < routers), so
- * one watch stream delivers every watched revision whole and status writes wake no router.
+ * The etcd key layout of the contract. Every key lives under one prefix (default `/paas`), in
+ * one of the directories declared in kinds.ts. Routers watch the single range from the first to
+ * the end of the last record directory, [apps/, overrides/ + '\xff'), which covers apps/,
+ * instances/ and overrides/ but never routers/ or rollouts/ (lexical order: apps < instances <
+ * overrides < rollouts < routers), so one watch stream delivers every watched revision whole and
+ * status writes wake no router. Loading this module fails if a declared directory that routers
+ * do not apply sorts inside that range.
  */
-/** App names, instance ids, router ids: a DNS label. NAME_SHAPE is the unanchored form, for messages. */
-export const NAME_SHAPE = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
-export const NAME_PATTERN = `^${NAME_SHAPE}$`;
-const NAME_RE = new RegExp(NAME_PATTERN);
+import { KEY_KINDS, RECORD_KINDS, type KeyRef } from './kinds.js';
 
-export type KeyRef =
-  | { kind: 'app'; app: string }
-  | { kind: 'instance'; app: string; id: string }
-  | { kind: 'override'; host: string }
-  | { kind: 'router'; id: string }
-  | { kind: 'rollout'; app: string };
+export { hostError, isName, NAME_PATTERN, NAME_SHAPE } from './names.js';
+export type { KeyRef } from './kinds.js';
 
 export type KeyParse = { ok: true; ref: KeyRef } | { ok: false; error: string };
-
-export function isName(s: string): boolean {
-  return NAME_RE.test(s);
-}
 
 export function normalizePrefix(prefix: string): string {
   if (!prefix.startsWith('/')) throw new Error(`prefix must start with "/": ${JSON.stringify(prefix)}`);
@@ -28,6 +20,25 @@ export function normalizePrefix(prefix: string): string {
   if (p === '') throw new Error('prefix must not be "/" alone');
   return p;
 }
+
+const recordDirs = Object.values(RECORD_KINDS).map((k) => k.dir).sort();
+/** The watched range below the prefix: `<first record dir>/` up to `<last record dir>0` ('0' follows '/'). */
+const WATCHED_START = `${recordDirs[0]}/`;
+const WATCHED_END = `${recordDirs[recordDirs.length - 1]}0`;
+
+/** Whether keys of directory `dir` sort inside the watched range (for any prefix). */
+export function sortsInsideWatchedRange(dir: string): boolean {
+  const k = `${dir}/x`;
+  return k >= WATCHED_START && k < WATCHED_END;
+}
+
+for (const k of KEY_KINDS) {
+  if (!(k.kind in RECORD_KINDS) && sortsInsideWatchedRange(k.dir)) {
+    throw new Error(`${k.dir}/ sorts inside the routers' watched range but holds no records they apply`);
+  }
+}
+
+const SLASH = 0x2f;
 
 export class KeyLayout {
   readonly prefix: string;
@@ -39,7 +50,6 @@ export class KeyLayout {
   get instancesDir(): string { return `${this.prefix}/instances/`; }
   get overridesDir(): string { return `${this.prefix}/overrides/`; }
   get routersDir(): string { return `${this.prefix}/routers/`; }
-  /** Deployer locks; "rollouts" sorts after "overrides/" so routers never watch it. */
   get rolloutsDir(): string { return `${this.prefix}/rollouts/`; }
 
   app(app: string): string { return `${this.prefix}/apps/${app}`; }
@@ -49,9 +59,9 @@ export class KeyLayout {
   router(id: string): string { return `${this.prefix}/routers/${id}`; }
   lock(app: string): string { return `${this.prefix}/rollouts/${app}`; }
 
-  /** The half-open key range a router watches: apps/, instances/ and overrides/, not routers/. */
+  /** The half-open key range a router watches: every record directory, nothing else. */
   watchedRange(): { start: string; end: string } {
-    return { start: this.appsDir, end: `${this.prefix}/overrides0` };
+    return { start: `${this.prefix}/${WATCHED_START}`, end: `${this.prefix}/${WATCHED_END}` };
   }
 
   /**
@@ -61,7 +71,8 @@ export class KeyLayout {
    */
   watchedBoundaries(): string[] {
     const out: string[] = [];
-    for (const dir of [this.appsDir, this.instancesDir, this.overridesDir]) {
+    for (const d of recordDirs) {
+      const dir = `${this.prefix}/${d}/`;
       out.push(dir + '0');
       for (const c of '123456789abcdefghijklmnopqrstuvwxyz') out.push(dir + c);
       out.push(dir + '{');
@@ -76,70 +87,14 @@ export class KeyLayout {
   parse(key: string): KeyParse {
     const start = this.prefix.length + 1;
     if (!key.startsWith(this.prefix) || key.charCodeAt(start - 1) !== SLASH) return { ok: false, error: 'key is outside the prefix' };
+    // Compared in place rather than sliced out and looked up: a fresh slice would be hashed.
+    for (const kind of KEY_KINDS) {
+      const dirEnd = start + kind.dir.length;
+      if (!key.startsWith(kind.dir, start) || (dirEnd !== key.length && key.charCodeAt(dirEnd) !== SLASH)) continue;
+      const ref = kind.ref(key.slice(dirEnd + 1));
+      return typeof ref === 'string' ? { ok: false, error: ref } : { ok: true, ref };
+    }
     const dirEnd = key.indexOf('/', start);
-    const dir = dirEnd < 0 ? key.slice(start) : key.slice(start, dirEnd);
-    // What follows `<dir>/`: one name for most directories, `<app>/<id>` for instances.
-    const tail = dirEnd < 0 ? '' : key.slice(dirEnd + 1);
-    const single = tail !== '' && !tail.includes('/');
-    switch (dir) {
-      case 'apps':
-        if (!single) return { ok: false, error: 'expected apps/<app>' };
-        if (!isName(tail)) return { ok: false, error: `app name ${JSON.stringify(tail)} does not match ${NAME_PATTERN}` };
-        return { ok: true, ref: { kind: 'app', app: tail } };
-      case 'instances': {
-        const cut = tail.indexOf('/');
-        const app = tail.slice(0, cut);
-        const id = tail.slice(cut + 1);
-        if (cut <= 0 || id === '' || id.includes('/')) return { ok: false, error: 'expected instances/<app>/<id>' };
-        if (!isName(app)) return { ok: false, error: `app name ${JSON.stringify(app)} does not match ${NAME_PATTERN}` };
-        if (!isName(id)) return { ok: false, error: `instance id ${JSON.stringify(id)} does not match ${NAME_PATTERN}` };
-        return { ok: true, ref: { kind: 'instance', app, id } };
-      }
-      case 'overrides': {
-        if (!single) return { ok: false, error: 'expected overrides/<host>' };
-        const err = hostError(tail, false);
-        if (err) return { ok: false, error: err };
-        return { ok: true, ref: { kind: 'override', host: tail } };
-      }
-      case 'routers':
-        if (!single) return { ok: false, error: 'expected routers/<router-id>' };
-        return { ok: true, ref: { kind: 'router', id: tail } };
-      case 'rollouts':
-        if (!single || !isName(tail)) return { ok: false, error: 'expected rollouts/<app>' };
-        return { ok: true, ref: { kind: 'rollout', app: tail } };
-      default:
-        return { ok: false, error: `unknown directory ${JSON.stringify(dir)}` };
-    }
+    return { ok: false, error: `unknown directory ${JSON.stringify(dirEnd < 0 ? key.slice(start) : key.slice(start, dirEnd))}` };
   }
-}
-
-const SLASH = 0x2f;
-/** A valid host in one test (hostError's rules, but for the wildcard's label count). */
-const HOST_RE = /^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/**
- * Why a host is not a lower-case DNS name (IDNs in punycode), or undefined when it is one.
- * `wildcard` allows a leading `*.` label.
- */
-export function hostError(host: string, wildcard: boolean): string | undefined {
-  // Nearly every host is valid: one regex test, no label split.
-  if (host.length <= 253 && HOST_RE.test(host) && (host.charCodeAt(0) !== 42 /* '*' */ || (wildcard && host.indexOf('.', 2) > 0))) return undefined;
-  if (host.length === 0) return 'host is empty';
-  if (host.length > 253) return 'host is longer than 253 characters';
-  let name = host;
-  if (host.startsWith('*.')) {
-    if (!wildcard) return `host ${JSON.stringify(host)}: a wildcard is not allowed here`;
-    name = host.slice(2);
-  }
-  if (name !== name.toLowerCase()) return `host ${JSON.stringify(host)} must be lower-case`;
-  const labels = name.split('.');
-  if (wildcard && host.startsWith('*.') && labels.length < 2) {
-    return `host ${JSON.stringify(host)}: a wildcard needs a suffix of at least two labels`;
-  }
-  for (const label of labels) {
-    if (!isName(label)) {
-      return `host ${JSON.stringify(host)} is not a lower-case DNS name (label ${JSON.stringify(label)}; IDNs go in punycode)`;
-    }
-  }
-  return undefined;
 }

@@ -1,11 +1,12 @@
 /**
- * Turns an etcd key and its raw value into a typed record, or a reason it was rejected.
+ * Turns the raw value of one kind of record into a typed record (kinds.ts says which parser
+ * serves which directory), or a reason it was rejected.
  * Never throws: every failure is a string naming what is wrong, so the caller can report it
  * with the key and keep the last good value.
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
-import { hostError, type KeyLayout, type KeyRef } from './keys.js';
+import { hostError } from './names.js';
 import {
   AppRecordSchema,
   InstanceRecordSchema,
@@ -19,11 +20,6 @@ import {
 
 /** Larger values are rejected before JSON parsing: no legitimate record comes near it. */
 export const MAX_VALUE_BYTES = 64 * 1024;
-
-export type ParsedRecord =
-  | { kind: 'app'; app: string; value: AppRecord }
-  | { kind: 'instance'; app: string; id: string; value: InstanceRecord }
-  | { kind: 'override'; host: string; value: OverrideRecord };
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -124,32 +120,3 @@ export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<R
   return check<RouterStatusRecord>(checkRouterStatus, json.value);
 }
 
-/**
- * Parses one watched key and value. Router status keys are not records a router applies and
- * are reported as errors here, since they never fall in the watched range.
- */
-export function parseEntry(layout: KeyLayout, key: string, raw: Uint8Array | string): ParseResult<ParsedRecord> {
-  const ref = layout.parse(key);
-  return ref.ok ? parseRecord(ref.ref, raw) : ref;
-}
-
-/** parseEntry for a key already classified. */
-export function parseRecord(ref: KeyRef, raw: Uint8Array | string): ParseResult<ParsedRecord> {
-  switch (ref.kind) {
-    case 'app': {
-      const p = parseAppRecord(raw);
-      return p.ok ? { ok: true, value: { kind: 'app', app: ref.app, value: p.value } } : p;
-    }
-    case 'instance': {
-      const p = parseInstanceRecord(raw);
-      return p.ok ? { ok: true, value: { kind: 'instance', app: ref.app, id: ref.id, value: p.value } } : p;
-    }
-    case 'override': {
-      const p = parseOverrideRecord(raw);
-      return p.ok ? { ok: true, value: { kind: 'override', host: ref.host, value: p.value } } : p;
-    }
-    case 'router':
-    case 'rollout':
-      return { ok: false, error: `${ref.kind} keys are not routing records` };
-  }
-}

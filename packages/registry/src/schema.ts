@@ -4,7 +4,7 @@
  * docs against these examples. Objects allow unknown fields (forward compatibility).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { NAME_PATTERN } from './keys.js';
+import { NAME_PATTERN } from './names.js';
 
 const Name = Type.String({ pattern: NAME_PATTERN, description: 'lower-case name, 1-63 chars' });
 
@@ -66,6 +66,11 @@ export const RejectedSchema = Type.Object({
   key: Type.String(),
   revision: Type.String(),
   error: Type.String(),
+  kept: Type.Optional(
+    Type.Union([Type.String({ pattern: '^[0-9]+$' }), Type.Null()], {
+      description: 'the table holds the key as of this revision (its last good value), or nothing (null)',
+    }),
+  ),
 });
 
 export const RouterStatusRecordSchema = Type.Object(

@@ -3,10 +3,10 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { AppRecordSchema, InstanceRecordSchema, OverrideRecordSchema, RouterStatusRecordSchema } from '../src/schema.js';
 import { KeyLayout, hostError } from '../src/keys.js';
+import { parseEntry } from '../src/kinds.js';
 import {
   MAX_VALUE_BYTES,
   parseAppRecord,
-  parseEntry,
   parseInstanceRecord,
   parseOverrideRecord,
   parseRouterStatusRecord,

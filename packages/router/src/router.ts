@@ -63,7 +63,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     onConnection(connected) {
       metrics.etcdConnected.set(connected ? 1 : 0);
     },
-  });
+  }, etcd);
 
   const status = () => ({
     id: config.id,
@@ -92,6 +92,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   const mirror = etcd.mirror({ ...layout.watchedRange(), boundaries: layout.watchedBoundaries(), startTimeoutMs: config.startTimeoutMs }, sync);
   try {
     await mirror.start();
+    // The first list commits once the last good values of its rejected keys are read.
+    await sync.whenLoaded();
   } catch (err) {
     await admin.close();
     await etcd.close();
@@ -151,6 +153,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();
   digestCheck.start();
+  sync.startHistoryCheck(config.digestCheckMs);
   log.info({ listen: `${config.listen.host}:${config.listen.port}`, revision: sync.revision.toString() }, 'router ready');
 
   let stopping: Promise<void> | undefined;
@@ -166,6 +169,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     clearTimeout(cutOff);
     checker?.stop();
     digestCheck.stop();
+    sync.close();
     await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));
     await mirror.close();
     await etcd.close();

@@ -2,12 +2,19 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KeyLayout, type KvEntry, type WatchEvent } from '@paas/registry';
 import { DigestSum, hashRecord, type RecordHash } from '../src/records/record-digest.js';
+import type { KeyHistory } from '../src/records/last-good.js';
 import { TableSync } from '../src/records/table-sync.js';
 import { digestMismatch } from '../src/status/peer-digest-check.js';
+import { VersionedStore } from './support/versioned-store.js';
 
 const layout = new KeyLayout('/paas');
 const silent = { warn() {}, info() {}, error() {} };
 const noEvents = { onApplied() {}, onRejected() {}, onResync() {}, onConnection() {} };
+/** For tables fed lists whose rejected values are first versions: the rule reads no history for them. */
+const noHistory: KeyHistory = {
+  getAt: () => Promise.reject(new Error('no history read expected')),
+  servesRevision: () => Promise.reject(new Error('no history read expected')),
+};
 
 function entry(key: string, value: unknown, rev: bigint): KvEntry {
   return { key, value: Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), createRevision: rev, modRevision: rev, version: 1n, lease: '0' };
@@ -21,9 +28,9 @@ const records = [
 
 describe('the record digest', () => {
   it('is the same whatever order the records came in, and changes with any record', () => {
-    const a = new TableSync(layout, silent, noEvents);
+    const a = new TableSync(layout, silent, noEvents, noHistory);
     a.onSnapshot(records, 3n);
-    const b = new TableSync(layout, silent, noEvents);
+    const b = new TableSync(layout, silent, noEvents, noHistory);
     b.onSnapshot([...records].reverse(), 3n);
     expect(a.digest()).toBe(b.digest());
     a.onRevision([put('/paas/instances/mango/m1', { url: 'http://127.0.0.1:7001', state: 'draining' }, 4n)], 4n);
@@ -31,7 +38,7 @@ describe('the record digest', () => {
   });
 
   it('returns to its value when a record is put back', () => {
-    const a = new TableSync(layout, silent, noEvents);
+    const a = new TableSync(layout, silent, noEvents, noHistory);
     a.onSnapshot(records, 3n);
     const before = a.digest();
     a.onRevision([put('/paas/apps/kiwi', { routes: [] }, 4n)], 4n);
@@ -65,7 +72,7 @@ describe('the record digest', () => {
 
 describe('table sync', () => {
   it('applies a revision in place, and a re-list as the difference to the table', () => {
-    const sync = new TableSync(layout, silent, noEvents);
+    const sync = new TableSync(layout, silent, noEvents, noHistory);
     sync.onSnapshot(records, 3n);
     expect(sync.table.lookup('www.mango.com', '/')?.kind).toBe('app');
     sync.onRevision([put('/paas/apps/kiwi', { routes: [{ host: 'kiwi.com' }] }, 5n)], 5n);
@@ -92,7 +99,7 @@ describe('table sync', () => {
   });
 
   it('re-ranks an app listed again with the same value but a new create revision', () => {
-    const sync = new TableSync(layout, silent, noEvents);
+    const sync = new TableSync(layout, silent, noEvents, noHistory);
     const claim = { routes: [{ host: 'shared.com' }] };
     sync.onSnapshot([entry('/paas/apps/a', claim, 2n), entry('/paas/apps/b', claim, 3n)], 3n);
     expect(sync.table.lookup('shared.com', '/')).toMatchObject({ name: 'a' });
@@ -100,17 +107,45 @@ describe('table sync', () => {
     expect(sync.table.lookup('shared.com', '/')).toMatchObject({ name: 'b' });
   });
 
-  it('keeps the last good value of a key whose new value is rejected, across a re-list too', () => {
-    const sync = new TableSync(layout, silent, noEvents);
-    sync.onSnapshot(records, 3n);
-    sync.onRevision([put('/paas/apps/mango', 'not json', 4n)], 4n);
-    expect(sync.rejected()).toEqual([{ key: '/paas/apps/mango', revision: '4', error: expect.stringMatching(/not valid JSON/) }]);
+  it('keeps the last good value of a key whose new value is rejected, across a re-list too', async () => {
+    const store = new VersionedStore();
+    const sync = new TableSync(layout, silent, noEvents, store);
+    const ops = [store.put('/paas/apps/mango', JSON.stringify({ routes: [{ host: 'www.mango.com' }] })), store.put('/paas/apps/mango', 'not json')];
+    sync.onSnapshot([], 1n);
+    for (const ev of ops) sync.onRevision([ev], ev.modRevision);
+    expect(sync.rejected()).toEqual([{ key: '/paas/apps/mango', revision: '3', error: expect.stringMatching(/not valid JSON/), kept: '2' }]);
     expect(sync.table.lookup('www.mango.com', '/')?.kind).toBe('app');
-    sync.onSnapshot([entry('/paas/apps/mango', 'not json', 4n), records[1]!], 4n);
+    const digest = sync.digest();
+    sync.onSnapshot(store.list(), store.revision);
+    await sync.whenListed();
     expect(sync.table.lookup('www.mango.com', '/')?.kind).toBe('app');
+    // Without carry-over the value is read back from etcd's history: the same table.
     sync.dropCarryOverOnNextSnapshot();
-    sync.onSnapshot([entry('/paas/apps/mango', 'not json', 4n), records[1]!], 4n);
+    sync.onSnapshot(store.list(), store.revision);
+    await sync.whenListed();
+    expect(sync.table.lookup('www.mango.com', '/')?.kind).toBe('app');
+    expect(sync.digest()).toBe(digest);
+    // Once etcd compacted the revision the value was read at, the key has no value.
+    store.compact(3n);
+    expect(await sync.checkKeptHistory()).toBe(1);
     expect(sync.table.lookup('www.mango.com', '/')).toBeUndefined();
+    expect(sync.rejected()).toEqual([expect.objectContaining({ key: '/paas/apps/mango', kept: null })]);
+  });
+
+  it('holds back revisions that arrive while a list reads history, and applies them after it', async () => {
+    const store = new VersionedStore();
+    store.put('/paas/apps/mango', JSON.stringify({ routes: [{ host: 'www.mango.com' }] }));
+    store.put('/paas/apps/mango', 'not json');
+    const sync = new TableSync(layout, silent, noEvents, store);
+    sync.onSnapshot(store.list(), store.revision);
+    expect(sync.loaded).toBe(false);
+    const later = store.put('/paas/apps/kiwi', JSON.stringify({ routes: [{ host: 'kiwi.com' }] }));
+    sync.onRevision([later], later.modRevision);
+    expect(sync.revision).toBe(0n);
+    await sync.whenLoaded();
+    expect(sync.revision).toBe(later.modRevision);
+    expect(sync.table.lookup('www.mango.com', '/')?.kind).toBe('app');
+    expect(sync.table.lookup('kiwi.com', '/')?.kind).toBe('app');
   });
 });
 
@@ -141,11 +176,11 @@ describe('a re-list', () => {
   it('ends in the same table, digest and rejections as a fresh load of the same list', () => {
     fc.assert(
       fc.property(listing, listing, (first, second) => {
-        const relisted = new TableSync(layout, silent, noEvents);
+        const relisted = new TableSync(layout, silent, noEvents, noHistory);
         relisted.onSnapshot(first, 1n);
         relisted.dropCarryOverOnNextSnapshot();
         relisted.onSnapshot(second, 2n);
-        const fresh = new TableSync(layout, silent, noEvents);
+        const fresh = new TableSync(layout, silent, noEvents, noHistory);
         fresh.onSnapshot(second, 2n);
         expect(view(relisted)).toEqual(view(fresh));
       }),
@@ -153,24 +188,70 @@ describe('a re-list', () => {
     );
   });
 
-  it('keeps the last good value of a rejected key, as if its good record were listed', () => {
-    fc.assert(
-      fc.property(listing, listing, (first, second) => {
-        const relisted = new TableSync(layout, silent, noEvents);
-        relisted.onSnapshot(first, 1n);
-        relisted.onSnapshot(second, 2n);
-        // The expected table: the second list, with every rejected key that had a good value
-        // in the first list listed with that value instead.
-        const good = new Map(first.filter((e) => e.value.toString() !== 'not json').map((e) => [e.key, e]));
-        const expected = second.map((e) => (e.value.toString() === 'not json' && good.has(e.key) ? good.get(e.key)! : e));
-        const fresh = new TableSync(layout, silent, noEvents);
-        fresh.onSnapshot(expected, 2n);
-        const { rejected: _r, ...want } = view(fresh);
-        const { rejected, ...got } = view(relisted);
-        expect(got).toEqual(want);
-        expect(rejected).toEqual(second.filter((e) => e.value.toString() === 'not json').map((e) => e.key).sort());
+});
+
+/** A write to etcd, with values valid or not for each kind of record. */
+const keys = ['/paas/apps/a', '/paas/apps/b', '/paas/instances/a/i1', '/paas/overrides/x.com'] as const;
+const good: Record<(typeof keys)[number], unknown[]> = {
+  '/paas/apps/a': [{ routes: [{ host: 'x.com' }] }, { routes: [{ host: 'y.com' }] }],
+  '/paas/apps/b': [{ routes: [{ host: 'x.com' }] }, { routes: [{ host: '*.z.com' }] }],
+  '/paas/instances/a/i1': [{ url: 'http://127.0.0.1:7001', state: 'ready' }, { url: 'http://127.0.0.1:7002', state: 'draining' }],
+  '/paas/overrides/x.com': [{ app: 'b' }, { maintenance: { status: 503, message: 'm' } }],
+};
+type Op = { op: 'put'; key: (typeof keys)[number]; value: number } | { op: 'delete'; key: (typeof keys)[number] } | { op: 'compact' };
+const op: fc.Arbitrary<Op> = fc.oneof(
+  // value 2 and 3 are rejected: not JSON, and JSON of the wrong shape.
+  fc.record({ op: fc.constant('put' as const), key: fc.constantFrom(...keys), value: fc.integer({ min: 0, max: 3 }) }),
+  fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom(...keys) }),
+  fc.constant({ op: 'compact' as const }),
+);
+function write(store: VersionedStore, o: Op): WatchEvent | undefined {
+  if (o.op === 'compact') {
+    store.compact(store.revision);
+    return undefined;
+  }
+  if (o.op === 'delete') return store.delete(o.key);
+  return store.put(o.key, o.value === 2 ? 'not json' : o.value === 3 ? '{"routes":"no"}' : JSON.stringify(good[o.key][o.value]));
+}
+const fullView = (sync: TableSync) => ({ ...view(sync), rejected: sync.rejected().sort((a, b) => (a.key < b.key ? -1 : 1)) });
+
+describe('routers started at different times', () => {
+  it('build the same table from the same etcd history, compactions included', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 25 }), fc.nat(), fc.constantFrom('none', 'trusting', 'from scratch'), async (ops, startAt, relist) => {
+        const store = new VersionedStore();
+        const first = new TableSync(layout, silent, noEvents, store);
+        first.onSnapshot(store.list(), store.revision);
+        await first.whenListed();
+        let late: TableSync | undefined;
+        const cut = startAt % (ops.length + 1);
+        for (let i = 0; i < ops.length; i++) {
+          if (i === cut) {
+            late = new TableSync(layout, silent, noEvents, store);
+            late.onSnapshot(store.list(), store.revision);
+          }
+          const ev = write(store, ops[i]!);
+          if (ev === undefined) continue;
+          first.onRevision([ev], ev.modRevision);
+          late?.onRevision([ev], ev.modRevision);
+        }
+        // A re-list must change nothing, whether it trusts what the router judged before or not
+        // (the digest check's re-list does not).
+        if (relist === 'from scratch') first.dropCarryOverOnNextSnapshot();
+        if (relist !== 'none') first.onSnapshot(store.list(), store.revision);
+        await first.whenListed();
+        await late?.whenListed();
+        const fresh = new TableSync(layout, silent, noEvents, store);
+        fresh.onSnapshot(store.list(), store.revision);
+        await fresh.whenListed();
+        await first.checkKeptHistory();
+        await late?.checkKeptHistory();
+        expect(first.revision).toBe(store.revision);
+        const want = fullView(fresh);
+        expect(fullView(first)).toEqual(want);
+        if (late) expect(fullView(late)).toEqual(want);
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
   });
 });

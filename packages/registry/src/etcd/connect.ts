@@ -1,7 +1,7 @@
 /**
  * connectEtcd: the Etcd interface over one etcd3 client. The only place that constructs etcd3.
  */
-import type { IRangeResponse, Lease } from 'etcd3';
+import { GRPCOutOfRangeError, type IRangeResponse, type Lease } from 'etcd3';
 import { clientOptions, DEFAULT_CALL_TIMEOUT_MS } from './client-options.js';
 import { prefixRangeEnd, toKvEntry } from './convert.js';
 import { EtcdLeasedKey } from './leased-key.js';
@@ -14,6 +14,7 @@ import type {
   Compare,
   Etcd,
   EtcdOptions,
+  KeyAtRevision,
   KvEntry,
   LeasedKey,
   LockResult,
@@ -52,6 +53,28 @@ class EtcdClient implements Etcd {
     const res = await this.client.kv.range({ key: Buffer.from(key) }, this.callOptions());
     const kv = res.kvs[0];
     return kv && toKvEntry(kv);
+  }
+
+  async getAt(key: string, revision: bigint): Promise<KeyAtRevision> {
+    try {
+      const res = await this.client.kv.range({ key: Buffer.from(key), revision: revision.toString() }, this.callOptions());
+      const kv = res.kvs[0];
+      return { compacted: false, entry: kv && toKvEntry(kv) };
+    } catch (err) {
+      if (err instanceof GRPCOutOfRangeError) return { compacted: true };
+      throw err;
+    }
+  }
+
+  async servesRevision(revision: bigint): Promise<boolean> {
+    try {
+      await this.client.kv.range({ key: Buffer.from([0]), count_only: true, revision: revision.toString() }, this.callOptions());
+      return true;
+    } catch (err) {
+      // Reads below the compaction revision fail with OUT_OF_RANGE (etcd's ErrGRPCCompacted).
+      if (err instanceof GRPCOutOfRangeError) return false;
+      throw err;
+    }
   }
 
   list(start: string, end: string, opts?: ListOptions): Promise<{ entries: KvEntry[]; revision: bigint }> {

@@ -16,6 +16,9 @@ export type WatchEvent =
   | { type: 'put'; key: string; value: Buffer; createRevision: bigint; modRevision: bigint }
   | { type: 'delete'; key: string; modRevision: bigint };
 
+/** A key as etcd serves it at an earlier revision, or `compacted` once etcd compacted that revision away. */
+export type KeyAtRevision = { compacted: false; entry: KvEntry | undefined } | { compacted: true };
+
 export interface EtcdOptions {
   endpoints: string[];
   /** How long one unary call may take before it fails (ms). */
@@ -118,6 +121,13 @@ export type LockResult = { ok: true; lock: Lock } | { ok: false; holder: string 
 export interface Etcd {
   readonly endpoints: string[];
   get(key: string): Promise<KvEntry | undefined>;
+  /**
+   * The key as it was at `revision` (undefined: it did not exist then). `revision` must not be
+   * ahead of the store: etcd answers both "compacted" and "future revision" with OUT_OF_RANGE.
+   */
+  getAt(key: string, revision: bigint): Promise<KeyAtRevision>;
+  /** Whether etcd still serves reads at `revision`, i.e. has not compacted past it. */
+  servesRevision(revision: bigint): Promise<boolean>;
   /** Every key in [start, end) at one revision, read in pages. */
   list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint; boundaries?: string[] }): Promise<{ entries: KvEntry[]; revision: bigint }>;
   /** Convenience over list() for a key prefix. */

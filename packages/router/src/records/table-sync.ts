@@ -2,6 +2,7 @@
  * Feeds etcd's view (full lists and per-revision events from the mirror) into the routing table,
  * which is the only copy of the accepted records: each table object carries its record's stamp
  * (hash and last list, see table/record-stamp.ts), and the digest is the sum of those hashes.
+ * How each kind of record enters the table is its adapter's business (table-adapters.ts).
  *
  * A revision mutates the live table in place, synchronously, so no request sees a transaction
  * half-applied. A re-list is a diff against the table: a listed record whose hash and create
@@ -10,13 +11,20 @@
  * synchronous step at the end. So a re-list of 100k unchanged apps allocates next to nothing
  * and never holds a second table. Before the first load nothing is served, so records go into
  * the table as their pages arrive.
+ *
+ * A key whose current value is rejected keeps its last good value by one rule for every router
+ * (last-good.ts): the newest valid version of its incarnation, read from etcd's history when the
+ * router did not see it itself, and nothing once that history is compacted. A list whose
+ * rejected keys need such reads commits when they are done; revisions arriving meanwhile wait.
  */
-import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParsedRecord, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KeyLayout, KvEntry, MirrorHandlers, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
 import { parseRecord } from '@paas/registry';
-import { backendKey } from '../table/backend.js';
 import type { RecordStamp } from '../table/record-stamp.js';
-import { AppPool, RoutingTable } from '../table/routing-table.js';
+import { RoutingTable } from '../table/routing-table.js';
+import { findLastGood, highestCompacted, type KeyHistory, type KnownLapse, type LastGood, type RejectedVersion } from './last-good.js';
 import { DigestSum, hashRecord, type RecordHash } from './record-digest.js';
+import { tableAdapters, type AnyTableAdapter } from './table-adapters.js';
 
 export interface SyncLogger {
   warn(obj: object, msg: string): void;
@@ -25,7 +33,7 @@ export interface SyncLogger {
 }
 
 export interface SyncEvents {
-  /** After every applied snapshot or revision. */
+  /** After every applied snapshot or revision (a kept value dropped counts as a revision). */
   onApplied(kind: 'snapshot' | 'revision' | 'progress', durationMs: number): void;
   onRejected(key: string, error: string): void;
   onResync(reason: string): void;
@@ -34,6 +42,8 @@ export interface SyncEvents {
 
 /** A parsed record waiting to go into the table, with what its stamp will say. */
 interface Change {
+  /** Where the record goes: its kind's adapter. */
+  adapter: AnyTableAdapter;
   record: ParsedRecord;
   createRevision: bigint;
   hashHi: number;
@@ -42,10 +52,29 @@ interface Change {
   old: RecordStamp | undefined;
 }
 
-/** An app deleted and put again with the same value has a new create revision, which ranks its routes. */
-function sameCreation(stamp: RecordStamp, createRevision: bigint): boolean {
-  return !(stamp instanceof AppPool) || stamp.createRevision === createRevision;
+/** A key whose current value is rejected, and whether the table holds an earlier value for it. */
+interface Lapse extends KnownLapse {
+  key: string;
+  error: string;
 }
+
+/** A listed key whose rejected value this router has not judged: its last good value is looked up before the list commits. */
+interface Recovery {
+  ref: RecordRef;
+  version: RejectedVersion;
+  error: string;
+  known: KnownLapse | undefined;
+}
+
+/** Revisions (events) or progress notices (no events) that arrived while a list was recovering. */
+interface Held {
+  events: WatchEvent[] | undefined;
+  revision: bigint;
+}
+
+/** Reads of etcd's history in flight at once while a list recovers last good values. */
+const RECOVERY_CONCURRENCY = 8;
+const RETRY_MAX_MS = 5000;
 
 export class TableSync implements MirrorHandlers {
   readonly table = new RoutingTable();
@@ -55,19 +84,31 @@ export class TableSync implements MirrorHandlers {
   etcdConnected = false;
   etcdDownSince: Date | undefined = new Date();
   private readonly sum = new DigestSum();
-  private rejectedByKey = new Map<string, Rejected>();
-  /** Overrides map a host to a shared target, so their stamps live here. */
-  private readonly overrideStamps = new Map<string, RecordStamp>();
+  /** By record kind (a Map: one lookup per listed key, where a keyed property load would go megamorphic). */
+  private readonly adapters: Map<string, AnyTableAdapter>;
+  private lapses = new Map<string, Lapse>();
   /** Full lists begun so far; the current one's number is what it marks on the stamps it sees. */
   private lists = 0;
+  /** A list is being read or recovered: its rejected keys are not in `lapses` yet. */
+  private listing = false;
+  private held: Held[] | undefined;
   private carryOver = true;
+  private checking = false;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly hash: RecordHash = { hashHi: 0, hashLo: 0 };
+  private markLoaded!: () => void;
+  private readonly loadedOnce = new Promise<void>((resolve) => (this.markLoaded = resolve));
+  private listed: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly layout: KeyLayout,
     private readonly log: SyncLogger,
     private readonly events: SyncEvents,
-  ) {}
+    private readonly history: KeyHistory,
+  ) {
+    this.adapters = new Map(Object.entries(tableAdapters(this.table) as Record<string, AnyTableAdapter>));
+  }
 
   /** 16 hex digits: the sum of the accepted records' hashes (see record-digest.ts). */
   digest(): string {
@@ -75,16 +116,47 @@ export class TableSync implements MirrorHandlers {
   }
 
   rejected(): Rejected[] {
-    return [...this.rejectedByKey.values()];
+    const out: Rejected[] = [];
+    for (const l of this.lapses.values()) {
+      out.push({ key: l.key, revision: l.revision.toString(), error: l.error, kept: l.kept ? (l.firstBad - 1n).toString() : null });
+    }
+    return out;
   }
 
   get rejectedCount(): number {
-    return this.rejectedByKey.size;
+    return this.lapses.size;
   }
 
-  /** The next list starts clean: rejected keys do not keep a last good value from before. */
+  /** Resolves once the first list is in the table (its last good values recovered too). */
+  whenLoaded(): Promise<void> {
+    return this.loadedOnce;
+  }
+
+  /** Resolves once the latest list begun is in the table (a list given up never is). */
+  whenListed(): Promise<void> {
+    return this.listed;
+  }
+
+  /**
+   * The next list judges every rejected key from etcd's history, as a router starting now
+   * would, instead of trusting what this router concluded before.
+   */
   dropCarryOverOnNextSnapshot(): void {
     this.carryOver = false;
+  }
+
+  /** Checks every `intervalMs` that etcd still has the history of each kept value (checkKeptHistory). */
+  startHistoryCheck(intervalMs: number): void {
+    this.checkTimer = setInterval(() => {
+      this.checkKeptHistory().catch((err: unknown) => this.log.warn({ err }, 'could not check the history of kept values'));
+    }, intervalMs);
+    this.checkTimer.unref();
+  }
+
+  /** Stops the history check and any recovery still retrying. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.checkTimer);
   }
 
   onSnapshot(entries: KvEntry[], revision: bigint): void {
@@ -97,14 +169,44 @@ export class TableSync implements MirrorHandlers {
     const started = performance.now();
     const mark = ++this.lists;
     const carryOver = this.carryOver;
+    // This list covers whatever an earlier one still recovering was holding back.
+    this.held = undefined;
+    this.listing = true;
     let pending: Change[] | undefined = this.loaded ? [] : undefined;
     // A first list into an empty table finds no stamps: skip looking (a list given up half-way
     // leaves records behind, so this is about the table, not about `loaded`).
     const empty = this.table.isEmpty();
-    const rejected = new Map<string, Rejected>();
+    const lapses = new Map<string, Lapse>();
+    const recoveries: Recovery[] = [];
+    let listed!: () => void;
+    this.listed = new Promise<void>((resolve) => (listed = resolve));
     let active = true;
     let count = 0;
     let changed = 0;
+
+    const finish = (revision: bigint, recovered: LastGood[]) => {
+      const applyStarted = performance.now();
+      if (pending !== undefined) for (const change of pending) this.apply(change, mark);
+      pending = undefined;
+      for (let i = 0; i < recoveries.length; i++) {
+        if (this.settle(recoveries[i]!, recovered[i]!, mark, lapses)) changed++;
+      }
+      const deleted = this.deleteUnlisted(mark);
+      this.lapses = lapses;
+      this.carryOver = true;
+      this.revision = revision;
+      this.loaded = true;
+      this.listing = false;
+      const ms = performance.now() - started;
+      this.log.info(
+        { revision: revision.toString(), records: count, changed, deleted, rejected: lapses.size, recovered: recoveries.length, ms: Math.round(ms), applyMs: Math.round(performance.now() - applyStarted) },
+        'routing table loaded',
+      );
+      this.events.onApplied('snapshot', ms);
+      this.markLoaded();
+      listed();
+    };
+
     return {
       page: (entries) => {
         if (!active) return;
@@ -113,23 +215,37 @@ export class TableSync implements MirrorHandlers {
         for (const e of entries) {
           const ref = this.layout.parse(e.key);
           if (!ref.ok) {
-            this.reject(rejected, e.key, e.modRevision, ref.error);
+            this.reject(lapses, { key: e.key, revision: e.modRevision, createRevision: 0n, error: ref.error, firstBad: e.modRevision, kept: false });
             continue;
           }
           hashRecord(e.key, e.value, h);
-          const stamp = empty ? undefined : this.stampOf(ref.ref);
-          if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && sameCreation(stamp, e.createRevision)) {
+          const adapter = this.adapterOf(ref.ref.kind);
+          const stamp = empty || adapter === undefined ? undefined : adapter.stamp(ref.ref);
+          if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && adapter!.sameCreation(stamp, e.createRevision)) {
             stamp.listed = mark;
             continue;
           }
           const parsed = parseRecord(ref.ref, e.value);
           if (!parsed.ok) {
-            this.reject(rejected, e.key, e.modRevision, parsed.error);
-            if (stamp !== undefined && carryOver) stamp.listed = mark;
+            // The first version of an incarnation has nothing before it: no history to read.
+            if (adapter === undefined || e.version <= 1n) {
+              this.reject(lapses, { key: e.key, revision: e.modRevision, createRevision: e.createRevision, error: parsed.error, firstBad: e.modRevision, kept: false });
+              continue;
+            }
+            const prev = carryOver ? this.lapses.get(e.key) : undefined;
+            const known = prev !== undefined && prev.createRevision === e.createRevision && (!prev.kept || stamp !== undefined) ? prev : undefined;
+            if (known !== undefined && known.revision === e.modRevision) {
+              // Judged before and unchanged since: that answer stands.
+              if (known.kept) stamp!.listed = mark;
+              this.reject(lapses, { ...known, key: e.key, error: parsed.error });
+              continue;
+            }
+            const version = { key: e.key, createRevision: e.createRevision, modRevision: e.modRevision, version: e.version };
+            recoveries.push({ ref: ref.ref as RecordRef, version, error: parsed.error, known });
             continue;
           }
           changed++;
-          const change: Change = { record: parsed.value, createRevision: e.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
+          const change: Change = { adapter: adapter!, record: parsed.value, createRevision: e.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
           if (pending !== undefined) pending.push(change);
           else this.apply(change, mark);
         }
@@ -137,29 +253,33 @@ export class TableSync implements MirrorHandlers {
       commit: (revision) => {
         if (!active) return;
         active = false;
-        const applyStarted = performance.now();
-        if (pending !== undefined) for (const change of pending) this.apply(change, mark);
-        pending = undefined;
-        const deleted = this.deleteUnlisted(mark);
-        this.rejectedByKey = rejected;
-        this.carryOver = true;
-        this.revision = revision;
-        this.loaded = true;
-        const ms = performance.now() - started;
-        this.log.info(
-          { revision: revision.toString(), records: count, changed, deleted, rejected: rejected.size, ms: Math.round(ms), applyMs: Math.round(performance.now() - applyStarted) },
-          'routing table loaded',
-        );
-        this.events.onApplied('snapshot', ms);
+        if (recoveries.length === 0) return finish(revision, []);
+        // Revisions the watch delivers from now on are applied after this list.
+        this.held = [];
+        void this.recover(recoveries, mark).then((recovered) => {
+          if (recovered === undefined || mark !== this.lists) return;
+          finish(revision, recovered);
+          const held = this.held ?? [];
+          this.held = undefined;
+          for (const h of held) {
+            if (h.events !== undefined) this.onRevision(h.events, h.revision);
+            else this.onProgress(h.revision);
+          }
+        });
       },
       abandon: () => {
         active = false;
         pending = undefined;
+        if (mark === this.lists) this.listing = false;
       },
     };
   }
 
   onRevision(events: WatchEvent[], revision: bigint): void {
+    if (this.held !== undefined) {
+      this.held.push({ events, revision });
+      return;
+    }
     const started = performance.now();
     for (const ev of events) {
       if (ev.type === 'put') this.applyPut(ev.key, ev.value, ev.createRevision, ev.modRevision);
@@ -170,6 +290,10 @@ export class TableSync implements MirrorHandlers {
   }
 
   onProgress(revision: bigint): void {
+    if (this.held !== undefined) {
+      this.held.push({ events: undefined, revision });
+      return;
+    }
     if (revision > this.revision) {
       this.revision = revision;
       this.events.onApplied('progress', 0);
@@ -194,112 +318,158 @@ export class TableSync implements MirrorHandlers {
     this.log.error({ err }, 'etcd sync error');
   }
 
+  /**
+   * Drops every kept value whose history etcd has compacted since (the value as of firstBad - 1
+   * is no longer readable), so this router holds what one starting now would. Each drop is a
+   * deletion; all of them happen in one synchronous step. Resolves to the number dropped.
+   */
+  async checkKeptHistory(): Promise<number> {
+    if (this.listing || this.checking) return 0;
+    const at = new Set<bigint>();
+    for (const l of this.lapses.values()) if (l.kept) at.add(l.firstBad - 1n);
+    if (at.size === 0) return 0;
+    this.checking = true;
+    try {
+      const ceiling = await highestCompacted(this.history, [...at].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      // A list that began meanwhile judges its keys itself.
+      if (ceiling === undefined || this.listing) return 0;
+      const started = performance.now();
+      let dropped = 0;
+      for (const l of this.lapses.values()) {
+        if (!l.kept || l.firstBad - 1n > ceiling) continue;
+        const ref = this.layout.parse(l.key);
+        const adapter = ref.ok ? this.adapterOf(ref.ref.kind) : undefined;
+        const stamp = ref.ok ? adapter?.stamp(ref.ref) : undefined;
+        if (stamp !== undefined && ref.ok) {
+          this.sum.subtract(stamp);
+          adapter!.delete(ref.ref);
+        }
+        l.kept = false;
+        dropped++;
+        this.log.warn({ key: l.key, keptAt: (l.firstBad - 1n).toString() }, 'kept value dropped: etcd compacted the history it was read from');
+      }
+      if (dropped > 0) this.events.onApplied('revision', performance.now() - started);
+      return dropped;
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private adapterOf(kind: string): AnyTableAdapter | undefined {
+    return this.adapters.get(kind);
+  }
+
   private applyPut(key: string, value: Buffer, createRevision: bigint, modRevision: bigint): void {
     const ref = this.layout.parse(key);
-    if (!ref.ok) return this.reject(this.rejectedByKey, key, modRevision, ref.error);
+    if (!ref.ok) return this.reject(this.lapses, { key, revision: modRevision, createRevision: 0n, error: ref.error, firstBad: modRevision, kept: false });
+    const adapter = this.adapterOf(ref.ref.kind);
     const parsed = parseRecord(ref.ref, value);
-    if (!parsed.ok) return this.reject(this.rejectedByKey, key, modRevision, parsed.error);
-    if (this.rejectedByKey.size !== 0) this.rejectedByKey.delete(key);
+    if (!parsed.ok) {
+      // The first rejected version after a good one starts a lapse; later ones keep its answer.
+      const prev = this.lapses.get(key);
+      const same = prev !== undefined && prev.createRevision === createRevision;
+      const kept = same ? prev.kept : adapter?.stamp(ref.ref) !== undefined;
+      return this.reject(this.lapses, { key, revision: modRevision, createRevision, error: parsed.error, firstBad: same ? prev.firstBad : modRevision, kept });
+    }
+    if (this.lapses.size !== 0) this.lapses.delete(key);
     hashRecord(key, value, this.hash);
     const h = this.hash;
-    this.apply({ record: parsed.value, createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: this.stampOf(ref.ref) }, this.lists);
+    this.apply({ adapter: adapter!, record: parsed.value, createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter!.stamp(ref.ref) }, this.lists);
   }
 
   private applyDelete(key: string): void {
-    if (this.rejectedByKey.size !== 0) this.rejectedByKey.delete(key);
+    if (this.lapses.size !== 0) this.lapses.delete(key);
     const ref = this.layout.parse(key);
     if (!ref.ok) return;
-    const r = ref.ref;
-    const stamp = this.stampOf(r);
+    const adapter = this.adapterOf(ref.ref.kind);
+    const stamp = adapter?.stamp(ref.ref);
     if (stamp === undefined) return;
     this.sum.subtract(stamp);
-    switch (r.kind) {
-      case 'app':
-        this.table.deleteApp(r.app);
-        break;
-      case 'instance':
-        this.table.deleteInstance(r.app, r.id);
-        break;
-      case 'override':
-        this.overrideStamps.delete(r.host);
-        this.table.deleteOverride(r.host);
-        break;
-    }
+    adapter!.delete(ref.ref);
   }
 
   /** Puts one accepted record into the table and the digest, replacing the key's earlier record. */
   private apply(change: Change, mark: number): void {
-    const rec = change.record;
     const old = change.old;
     if (old !== undefined) this.sum.subtract(old);
-    let stamp: RecordStamp;
-    switch (rec.kind) {
-      case 'app':
-        stamp = this.table.setApp(rec.app, rec.value, change.createRevision);
-        break;
-      case 'instance':
-        stamp = this.table.setInstance(rec.app, rec.id, rec.value);
-        break;
-      case 'override':
-        this.table.setOverride(rec.host, rec.value);
-        stamp = old ?? { hashHi: 0, hashLo: 0, listed: 0 };
-        this.overrideStamps.set(rec.host, stamp);
-        break;
-    }
+    const stamp = change.adapter.set(change.record, change.createRevision, old);
     stamp.hashHi = change.hashHi;
     stamp.hashLo = change.hashLo;
     stamp.listed = mark;
     this.sum.add(stamp);
   }
 
-  /** After list `mark`: every record it did not see is gone from etcd (or rejected without carry-over). */
+  /** Puts a recovered key's answer into the table and `lapses`; true when the table changed. */
+  private settle(r: Recovery, found: LastGood, mark: number, lapses: Map<string, Lapse>): boolean {
+    const key = r.version.key;
+    const adapter = this.adapters.get(r.ref.kind)!;
+    const base = { key, revision: r.version.modRevision, createRevision: r.version.createRevision, error: r.error };
+    if (found.found === 'none') {
+      this.reject(lapses, { ...base, firstBad: found.firstBad, kept: false });
+      return false;
+    }
+    const stamp = adapter.stamp(r.ref);
+    if (found.found === 'known') {
+      const kept = found.known.kept && stamp !== undefined;
+      if (kept) stamp.listed = mark;
+      this.reject(lapses, { ...base, firstBad: found.known.firstBad, kept });
+      return false;
+    }
+    this.reject(lapses, { ...base, firstBad: found.firstBad, kept: true });
+    const h = this.hash;
+    hashRecord(key, found.entry.value, h);
+    if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && adapter.sameCreation(stamp, found.entry.createRevision)) {
+      stamp.listed = mark;
+      return false;
+    }
+    this.apply({ adapter, record: found.record, createRevision: found.entry.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp }, mark);
+    return true;
+  }
+
+  /** Looks up the last good value of each recovery; undefined when a newer list took over. */
+  private async recover(recoveries: Recovery[], mark: number): Promise<LastGood[] | undefined> {
+    const out: LastGood[] = [];
+    let next = 0;
+    const current = () => mark === this.lists && !this.closed;
+    const worker = async () => {
+      while (next < recoveries.length && current()) {
+        const i = next++;
+        const r = recoveries[i]!;
+        const parse = (value: Buffer) => {
+          const p = parseRecord(r.ref, value);
+          return p.ok ? p.value : undefined;
+        };
+        for (let attempt = 0; current(); attempt++) {
+          try {
+            out[i] = await findLastGood(this.history, r.version, parse, r.known);
+            break;
+          } catch (err) {
+            this.log.warn({ key: r.version.key, err }, 'could not read the history of a rejected key; retrying');
+            await sleep(Math.min(RETRY_MAX_MS, 100 * 2 ** attempt), undefined, { ref: false });
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RECOVERY_CONCURRENCY, recoveries.length) }, worker));
+    return current() ? out : undefined;
+  }
+
+  /** After list `mark`: every record it did not see is gone from etcd (or rejected with nothing kept). */
   private deleteUnlisted(mark: number): number {
     let deleted = 0;
-    const table = this.table;
-    for (const pool of table.pools()) {
-      if (pool.record !== undefined && pool.listed !== mark) {
-        this.sum.subtract(pool);
-        table.deleteApp(pool.name);
-        deleted++;
-      }
-    }
-    for (const backend of table.backends()) {
-      if (backend.listed !== mark) {
-        this.sum.subtract(backend);
-        table.deleteInstance(backend.app, backend.id);
-        deleted++;
-      }
-    }
-    for (const [host, stamp] of this.overrideStamps) {
-      if (stamp.listed !== mark) {
-        this.sum.subtract(stamp);
-        this.overrideStamps.delete(host);
-        table.deleteOverride(host);
-        deleted++;
-      }
-    }
+    const gone = (stamp: RecordStamp) => {
+      this.sum.subtract(stamp);
+      deleted++;
+    };
+    for (const adapter of this.adapters.values()) adapter.sweep(mark, gone);
     return deleted;
   }
 
-  /** The stamp of the record the table holds for this key, if it holds one. */
-  private stampOf(ref: KeyRef): RecordStamp | undefined {
-    switch (ref.kind) {
-      case 'app': {
-        const pool = this.table.pool(ref.app);
-        return pool?.record !== undefined ? pool : undefined;
-      }
-      case 'instance':
-        return this.table.backend(backendKey(ref.app, ref.id));
-      case 'override':
-        return this.overrideStamps.get(ref.host);
-      default:
-        return undefined;
-    }
-  }
-
-  private reject(into: Map<string, Rejected>, key: string, revision: bigint, error: string): void {
-    into.set(key, { key, revision: revision.toString(), error });
-    this.log.warn({ key, revision: revision.toString(), error }, 'record rejected; keeping the last good value');
-    this.events.onRejected(key, error);
+  private reject(into: Map<string, Lapse>, lapse: Lapse): void {
+    into.set(lapse.key, lapse);
+    const revision = lapse.revision.toString();
+    if (lapse.kept) this.log.warn({ key: lapse.key, revision, error: lapse.error, keptAt: (lapse.firstBad - 1n).toString() }, 'record rejected; keeping the last good value');
+    else this.log.warn({ key: lapse.key, revision, error: lapse.error }, 'record rejected; the key has no value');
+    this.events.onRejected(lapse.key, lapse.error);
   }
 }

@@ -1,0 +1,106 @@
+/**
+ * The kinds of keys under the prefix, one declaration each: its directory, the shape of the
+ * rest of the key, and for the records routers apply, the parser of the value (from the TypeBox
+ * schema). keys.ts (classifying a key), parseRecord below and the router's table adapters
+ * (packages/router/src/records/table-adapters.ts) all read these declarations, so a new kind of
+ * record is one entry here and one adapter there, and no switch anywhere.
+ */
+import { hostError, isName, NAME_PATTERN } from './names.js';
+import { parseAppRecord, parseInstanceRecord, parseOverrideRecord, type ParseResult } from './parse.js';
+import type { KeyLayout } from './keys.js';
+import type { AppRecord, InstanceRecord, OverrideRecord } from './schema.js';
+
+export type AppRef = { kind: 'app'; app: string };
+export type InstanceRef = { kind: 'instance'; app: string; id: string };
+export type OverrideRef = { kind: 'override'; host: string };
+export type RouterRef = { kind: 'router'; id: string };
+export type RolloutRef = { kind: 'rollout'; app: string };
+export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef;
+
+/** One directory under the prefix. */
+export interface KeyKind<R extends KeyRef = KeyRef> {
+  readonly kind: R['kind'];
+  readonly dir: string;
+  /** Reads what follows `<dir>/`: the key's names, or why the key does not fit the layout. */
+  ref(tail: string): R | string;
+}
+
+/** A directory of records that routers watch and apply; it must sort inside the watched range. */
+export interface RecordKind<R extends KeyRef = KeyRef, V = unknown> extends KeyKind<R> {
+  /** Parses and validates a value; never throws. */
+  value(raw: Uint8Array | string): ParseResult<V>;
+}
+
+const nameError = (what: string, name: string) => `${what} ${JSON.stringify(name)} does not match ${NAME_PATTERN}`;
+/** Most directories hold one name per key. */
+const single = (tail: string) => tail !== '' && !tail.includes('/');
+
+const appKind: RecordKind<AppRef, AppRecord> = {
+  kind: 'app',
+  dir: 'apps',
+  ref: (tail) => (!single(tail) ? 'expected apps/<app>' : !isName(tail) ? nameError('app name', tail) : { kind: 'app', app: tail }),
+  value: parseAppRecord,
+};
+
+const instanceKind: RecordKind<InstanceRef, InstanceRecord> = {
+  kind: 'instance',
+  dir: 'instances',
+  ref(tail) {
+    const cut = tail.indexOf('/');
+    const app = tail.slice(0, cut);
+    const id = tail.slice(cut + 1);
+    if (cut <= 0 || id === '' || id.includes('/')) return 'expected instances/<app>/<id>';
+    if (!isName(app)) return nameError('app name', app);
+    if (!isName(id)) return nameError('instance id', id);
+    return { kind: 'instance', app, id };
+  },
+  value: parseInstanceRecord,
+};
+
+const overrideKind: RecordKind<OverrideRef, OverrideRecord> = {
+  kind: 'override',
+  dir: 'overrides',
+  ref: (tail) => (!single(tail) ? 'expected overrides/<host>' : hostError(tail, false) ?? { kind: 'override', host: tail }),
+  value: parseOverrideRecord,
+};
+
+const routerKind: KeyKind<RouterRef> = {
+  kind: 'router',
+  dir: 'routers',
+  ref: (tail) => (!single(tail) ? 'expected routers/<router-id>' : { kind: 'router', id: tail }),
+};
+
+/** Deployer locks: "rollouts" sorts after "overrides/", so routers never watch it. */
+const rolloutKind: KeyKind<RolloutRef> = {
+  kind: 'rollout',
+  dir: 'rollouts',
+  ref: (tail) => (!single(tail) || !isName(tail) ? 'expected rollouts/<app>' : { kind: 'rollout', app: tail }),
+};
+
+/** The records routers apply, by kind. */
+export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind } as const;
+/** Every directory of the layout. */
+export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, routerKind, rolloutKind];
+
+export type RecordKindName = keyof typeof RECORD_KINDS;
+export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;
+export type RecordValue<K extends RecordKindName> = (typeof RECORD_KINDS)[K] extends RecordKind<KeyRef, infer V> ? V : never;
+/** A key's names and its parsed value, e.g. `{ ref: { kind: 'app', app }, value }`. */
+export type ParsedRecord = { [K in RecordKindName]: { ref: Extract<KeyRef, { kind: K }>; value: RecordValue<K> } }[RecordKindName];
+
+const recordKinds = new Map<string, RecordKind>(Object.values(RECORD_KINDS).map((k) => [k.kind, k as RecordKind]));
+
+/** Parses the value of a key already classified (KeyLayout.parse). */
+export function parseRecord(ref: KeyRef, raw: Uint8Array | string): ParseResult<ParsedRecord> {
+  const kind = recordKinds.get(ref.kind);
+  if (kind === undefined) return { ok: false, error: `${ref.kind} keys are not routing records` };
+  const p = kind.value(raw);
+  // One small object of one shape for every kind: a full load parses every record.
+  return p.ok ? { ok: true, value: { ref, value: p.value } as ParsedRecord } : p;
+}
+
+/** Classifies and parses one key and value. */
+export function parseEntry(layout: KeyLayout, key: string, raw: Uint8Array | string): ParseResult<ParsedRecord> {
+  const ref = layout.parse(key);
+  return ref.ok ? parseRecord(ref.ref, raw) : ref;
+}

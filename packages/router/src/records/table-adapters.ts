@@ -1,0 +1,102 @@
+/**
+ * How each kind of record (declared in @paas/registry's kinds.ts) enters the routing table: where
+ * its stamp lives, how it is set and deleted, and how a re-list sweeps what it did not see.
+ * TableSync reads only these, so a new kind of record is one adapter here and no switch there.
+ */
+import type { KeyRef, ParsedRecord, RecordKindName } from '@paas/registry';
+import { backendKey } from '../table/backend.js';
+import type { RecordStamp } from '../table/record-stamp.js';
+import type { RoutingTable } from '../table/routing-table.js';
+
+type RefOf<K extends RecordKindName> = Extract<KeyRef, { kind: K }>;
+type RecordOf<K extends RecordKindName> = Extract<ParsedRecord, { ref: { kind: K } }>;
+
+export interface TableAdapter<K extends RecordKindName = RecordKindName> {
+  /** The stamp of the record the table holds for this key, if it holds one. */
+  stamp(ref: RefOf<K>): RecordStamp | undefined;
+  /** Whether a listed record with this create revision can keep `stamp`'s table object. */
+  sameCreation(stamp: RecordStamp, createRevision: bigint): boolean;
+  /** Puts the record into the table in place of the key's record (`old`: its stamp) and returns the new stamp. */
+  set(record: RecordOf<K>, createRevision: bigint, old: RecordStamp | undefined): RecordStamp;
+  delete(ref: RefOf<K>): void;
+  /** Deletes every record whose stamp is not marked `mark`, handing each stamp to `gone` first. */
+  sweep(mark: number, gone: (stamp: RecordStamp) => void): void;
+}
+
+export type TableAdapters = { readonly [K in RecordKindName]: TableAdapter<K> };
+
+/**
+ * An adapter seen without its kind, for the syncer: it only ever hands an adapter the refs and
+ * records of that adapter's own kind (looked up by `ref.kind`).
+ */
+export interface AnyTableAdapter {
+  stamp(ref: KeyRef): RecordStamp | undefined;
+  sameCreation(stamp: RecordStamp, createRevision: bigint): boolean;
+  set(record: ParsedRecord, createRevision: bigint, old: RecordStamp | undefined): RecordStamp;
+  delete(ref: KeyRef): void;
+  sweep(mark: number, gone: (stamp: RecordStamp) => void): void;
+}
+
+const always = () => true;
+
+export function tableAdapters(table: RoutingTable): TableAdapters {
+  /** Overrides map a host to a shared target, so their stamps live here. */
+  const overrideStamps = new Map<string, RecordStamp>();
+  return {
+    app: {
+      stamp(ref) {
+        const pool = table.pool(ref.app);
+        return pool?.record !== undefined ? pool : undefined;
+      },
+      // An app deleted and put again with the same value has a new create revision, which ranks its routes.
+      sameCreation: (stamp, createRevision) => (stamp as { createRevision?: bigint }).createRevision === createRevision,
+      set: (rec, createRevision) => table.setApp(rec.ref.app, rec.value, createRevision),
+      delete: (ref) => table.deleteApp(ref.app),
+      sweep(mark, gone) {
+        for (const pool of table.pools()) {
+          if (pool.record !== undefined && pool.listed !== mark) {
+            gone(pool);
+            table.deleteApp(pool.name);
+          }
+        }
+      },
+    },
+    instance: {
+      stamp: (ref) => table.backend(backendKey(ref.app, ref.id)),
+      sameCreation: always,
+      set: (rec) => table.setInstance(rec.ref.app, rec.ref.id, rec.value),
+      delete: (ref) => table.deleteInstance(ref.app, ref.id),
+      sweep(mark, gone) {
+        for (const backend of table.backends()) {
+          if (backend.listed !== mark) {
+            gone(backend);
+            table.deleteInstance(backend.app, backend.id);
+          }
+        }
+      },
+    },
+    override: {
+      stamp: (ref) => overrideStamps.get(ref.host),
+      sameCreation: always,
+      set(rec, _createRevision, old) {
+        table.setOverride(rec.ref.host, rec.value);
+        const stamp = old ?? { hashHi: 0, hashLo: 0, listed: 0 };
+        overrideStamps.set(rec.ref.host, stamp);
+        return stamp;
+      },
+      delete(ref) {
+        overrideStamps.delete(ref.host);
+        table.deleteOverride(ref.host);
+      },
+      sweep(mark, gone) {
+        for (const [host, stamp] of overrideStamps) {
+          if (stamp.listed !== mark) {
+            gone(stamp);
+            overrideStamps.delete(host);
+            table.deleteOverride(host);
+          }
+        }
+      },
+    },
+  };
+}
