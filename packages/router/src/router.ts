@@ -149,7 +149,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     proxy.drain.begin();
     log.info({ drainWaitMs: config.drainWaitMs, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'stopping: readyz now 503, answers say Connection: close');
     if (config.drainWaitMs > 0) await new Promise((r) => setTimeout(r, config.drainWaitMs));
-    proxy.drain.stopAccepting();
+    await proxy.drain.stopAccepting();
     log.info({ connections: proxy.drain.connections }, 'listener closed: waiting for client connections to end');
     const cutOff = setTimeout(() => {
       log.warn({ connections: proxy.drain.connections }, 'shutdown timeout: closing the connections still open');

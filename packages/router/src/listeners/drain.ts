@@ -30,6 +30,12 @@ export interface ClientConnectionOptions {
   requestHeaderTimeoutMs: number;
 }
 
+/**
+ * Clients still connecting after the drain wait were not told to go elsewhere (no health check
+ * in front): a quiet moment to close at is all that is left to find, not worth delaying a stop.
+ */
+const MAX_QUIET_TURN_WAIT_MS = 1000;
+
 /** The longest Node waits past a header deadline before it sees it (see connectionsCheckingInterval). */
 const MAX_HEADER_CHECK_INTERVAL_MS = 1000;
 
@@ -37,6 +43,7 @@ export class ClientDrain {
   readonly server: Server;
   private isStopping = false;
   private readonly open = new Set<Socket>();
+  private accepted = 0;
   private onDrained: (() => void) | null = null;
 
   constructor(listener: RequestListener, opts: ClientConnectionOptions) {
@@ -59,6 +66,7 @@ export class ClientDrain {
       this.onDrained = null;
     };
     this.server.on('connection', (socket: Socket) => {
+      this.accepted++;
       this.open.add(socket);
       socket.once('close', () => forget(socket));
     });
@@ -83,9 +91,21 @@ export class ClientDrain {
    * Closes the listener only. http.Server#close() also closes every idle keep-alive connection
    * (Node >= 19), which is the moment a client may be writing a request on one; net.Server's
    * close leaves them to their keep-alive timeout. Node's header-timeout checks keep running.
+   *
+   * Connections the kernel has completed but Node has not accepted yet are reset when the
+   * listening socket closes, after their clients may have written a request (seen under load:
+   * a starved process leaves them queued for 100s of ms). So it closes right after a turn of
+   * the event loop whose poll accepted none, i.e. with the queue found empty.
    */
-  stopAccepting(): void {
+  async stopAccepting(): Promise<void> {
     this.begin();
+    const giveUpAt = performance.now() + MAX_QUIET_TURN_WAIT_MS;
+    for (;;) {
+      const before = this.accepted;
+      // setImmediate runs right after the next poll phase, where pending connections are accepted.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.accepted === before || performance.now() > giveUpAt) break;
+    }
     if (this.server.listening) NetServer.prototype.close.call(this.server);
   }
 

@@ -188,7 +188,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   } as Parameters<typeof httpProxy>[1]);
 
   async function close(): Promise<void> {
-    drain.stopAccepting();
+    await drain.stopAccepting();
     await drain.drained();
     // Closes the WebSockets still open, then resolves once they have ended.
     await app.close();
