@@ -59,7 +59,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this (an instance that sends Keep-Alive: timeout=N gets N-2s, up to 60s); keep it below the instances\' own' },
   'client-keepalive-timeout': { env: 'ROUTER_CLIENT_KEEPALIVE_TIMEOUT', default: '10s', help: 'idle client connections are closed after this, announced to clients as Keep-Alive: timeout=N; at least 1s, and 1s shorter than --shutdown-timeout so a stop never cuts an idle connection' },
   'request-header-timeout': { env: 'ROUTER_REQUEST_HEADER_TIMEOUT', default: '10s', help: 'a client has this long to send a request head (from its first byte, or from connecting), then gets 408' },
-  'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, how long in-flight requests may run before connections are cut' },
+  'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, after --drain-wait: how long requests in flight and idle client connections may take to end before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
   'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
