@@ -13,8 +13,9 @@
  * to the other one when that connection attempt fails; a router whose /readyz says 503 leaves
  * the rotation within a poll. So a restart that loses a request written to a router shows up.
  *
- * Reported: requests and failed requests (target 0, by reason), each router's RSS after a
- * warm-up and at the end of each life (growth target <= 10 %), the routers' event-loop delay
+ * Reported: requests and failed requests (target 0, by reason), the load generator's latency
+ * (its own view: on a shared machine its scheduling is in it) with the slowest seconds, each
+ * router's RSS after a warm-up and at the end of each life (growth target <= 10 %), the routers' event-loop delay
  * p99 per 10 s scrape window (prom-client's nodejs_eventloop_lag_p99_seconds, reset at each
  * scrape; its samples include the 10 ms sampling interval, so an idle loop reads ~10 ms), and
  * the redeploy, etcd and router-restart events with their durations.
@@ -40,6 +41,12 @@ const HEALTH_POLL_MS = 100;
 const SCRAPE_MS = 10_000;
 /** RSS "at start" is taken this long after a router is ready (heaps and JIT settle first). */
 const RSS_WARMUP_MS = 30_000;
+/**
+ * RSS at start and at end are each the median of this many scrapes: one sample moves by 20-30 %
+ * with when V8 last collected.
+ */
+const RSS_SAMPLES = 3;
+const RSS_AT = (samples) => (samples.length ? summarize(samples).p50 : undefined);
 
 /** One router slot: fixed ports across restarts (a DNS name's address does not change). */
 async function routerSlot(k, endpoints) {
@@ -69,7 +76,7 @@ async function routerSlot(k, endpoints) {
         proc: this.proc,
       });
       this.readyAt = performance.now();
-      this.lives.push({ pid: this.proc.pid, rssStartMb: undefined, rssEndMb: undefined, lagP99Ms: [] });
+      this.lives.push({ pid: this.proc.pid, rssMb: [], lagP99Ms: [] });
     },
     life() {
       return this.lives[this.lives.length - 1];
@@ -128,6 +135,8 @@ function connector(rot) {
 function startLoad(pool, rate) {
   const failures = new Map();
   const latMs = [];
+  /** The slowest answer per second of the run: when the tail happened (next to the events). */
+  const worstPerSecond = new Map();
   let sent = 0;
   let ok = 0;
   let stopped = false;
@@ -140,7 +149,10 @@ function startLoad(pool, rate) {
       await res.body.dump();
       if (res.statusCode >= 200 && res.statusCode < 300) ok++;
       else fail(`HTTP ${res.statusCode}`);
-      if (latMs.length < 2_000_000) latMs.push(performance.now() - start);
+      const ms = performance.now() - start;
+      if (latMs.length < 2_000_000) latMs.push(ms);
+      const second = Math.floor((start - t0) / 1000);
+      if (ms > (worstPerSecond.get(second) ?? 0)) worstPerSecond.set(second, ms);
     } catch (err) {
       fail(err.code ?? err.message);
     }
@@ -162,7 +174,8 @@ function startLoad(pool, rate) {
     async stop() {
       stopped = true;
       await Promise.all(inFlight);
-      return { sent, ok, failed: sent - ok, failures: Object.fromEntries(failures), seconds: (performance.now() - t0) / 1000, latency: summarize(latMs) };
+      const worstSeconds = [...worstPerSecond].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([atS, maxMs]) => ({ atS, maxMs: Math.round(maxMs) }));
+      return { sent, ok, failed: sent - ok, failures: Object.fromEntries(failures), seconds: (performance.now() - t0) / 1000, latency: summarize(latMs), worstSeconds };
     },
   };
 }
@@ -190,8 +203,7 @@ function scraper(slots) {
       const rssMb = (metricValue(text, 'process_resident_memory_bytes') ?? NaN) / 2 ** 20;
       const lag = metricValue(text, 'nodejs_eventloop_lag_p99_seconds');
       if (lag !== undefined) life.lagP99Ms.push(lag * 1000);
-      if (life.rssStartMb === undefined && performance.now() - s.readyAt >= RSS_WARMUP_MS) life.rssStartMb = rssMb;
-      if (life.rssStartMb !== undefined) life.rssEndMb = rssMb;
+      if (performance.now() - s.readyAt >= RSS_WARMUP_MS) life.rssMb.push(rssMb);
     }
   }, SCRAPE_MS);
   return { stop: () => clearInterval(timer) };
@@ -279,24 +291,19 @@ export async function soakSuite(ctx) {
   scrape.stop();
   rot.stop();
   await pool.close();
-  // One last scrape's worth: the end figures of the routers alive now.
-  for (const s of slots) {
-    const text = await fetch(`${s.adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => undefined);
-    if (text !== undefined && s.life().rssStartMb !== undefined) s.life().rssEndMb = (metricValue(text, 'process_resident_memory_bytes') ?? NaN) / 2 ** 20;
-  }
-
   const routers = slots.flatMap((s) =>
     s.lives.map((l) => ({
       router: s.id,
       pid: l.pid,
-      rssStartMb: round1(l.rssStartMb),
-      rssEndMb: round1(l.rssEndMb),
-      rssGrowthPct: l.rssStartMb ? round1(((l.rssEndMb - l.rssStartMb) / l.rssStartMb) * 100) : undefined,
+      rssSamples: l.rssMb.length,
+      rssStartMb: round1(RSS_AT(l.rssMb.slice(0, RSS_SAMPLES))),
+      rssEndMb: round1(RSS_AT(l.rssMb.slice(-RSS_SAMPLES))),
+      rssGrowthPct: l.rssMb.length >= 2 * RSS_SAMPLES ? round1(((RSS_AT(l.rssMb.slice(-RSS_SAMPLES)) - RSS_AT(l.rssMb.slice(0, RSS_SAMPLES))) / RSS_AT(l.rssMb.slice(0, RSS_SAMPLES))) * 100) : undefined,
       eventLoopP99Ms: l.lagP99Ms.length ? { windows: l.lagP99Ms.length, median: round1(summarize(l.lagP99Ms).p50), max: round1(Math.max(...l.lagP99Ms)) } : undefined,
     })),
   );
   const failedEvents = events.filter((e) => e.error !== undefined);
-  log(`  requests ${totals.sent}, failed ${totals.failed}${totals.failed ? ` (${JSON.stringify(totals.failures)})` : ''}; ${(totals.sent / totals.seconds).toFixed(0)} req/s; latency p50 ${totals.latency.p50?.toFixed(2)} ms, p99 ${totals.latency.p99?.toFixed(2)} ms, max ${totals.latency.max?.toFixed(1)} ms`);
+  log(`  requests ${totals.sent}, failed ${totals.failed}${totals.failed ? ` (${JSON.stringify(totals.failures)})` : ''}; ${(totals.sent / totals.seconds).toFixed(0)} req/s; latency p50 ${totals.latency.p50?.toFixed(2)} ms, p99 ${totals.latency.p99?.toFixed(2)} ms, max ${totals.latency.max?.toFixed(1)} ms (slowest seconds: ${totals.worstSeconds.map((w) => `${w.atS} s ${w.maxMs} ms`).join(', ')})`);
   for (const r of routers) {
     log(`  ${r.router} (pid ${r.pid}): RSS ${r.rssStartMb} -> ${r.rssEndMb} MiB (${r.rssGrowthPct ?? '?'} %), event-loop delay p99 median ${r.eventLoopP99Ms?.median} ms, worst window ${r.eventLoopP99Ms?.max} ms`);
   }
@@ -310,6 +317,7 @@ export async function soakSuite(ctx) {
     failures: totals.failures,
     achievedRps: totals.sent / totals.seconds,
     latencyMs: totals.latency,
+    slowestSeconds: totals.worstSeconds,
     routers,
     events,
   };
