@@ -5,6 +5,7 @@
  *
  *   pnpm bench                                   # everything (~10 min on 2 cores)
  *   pnpm bench -- --only proxy,propagation --quick
+ *   pnpm bench -- --only soak --duration 5m      # the soak (30 min by default; never in "everything")
  *   node test/bench/run.mjs --help
  *
  * Needs `pnpm exec tsc -b` first (it runs the built router). Installs wrk, haproxy and nginx from
@@ -33,12 +34,16 @@ import { propagationSuite, PREFIX } from './suites/propagation.mjs';
 import { scaleSuite } from './suites/scale.mjs';
 import { lookupSuite } from './suites/lookup.mjs';
 import { etcdRollSuite } from './suites/etcd-roll.mjs';
+import { soakSuite } from './suites/soak.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll'];
+/** Run only when named in --only: the soak takes 30 minutes. */
+const OPTIONAL_SUITES = ['soak'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
 
   --only LIST        suites to run, comma-separated (default: all): ${SUITES.join(', ')}
+                     and, only when named: ${OPTIONAL_SUITES.join(', ')}
   --quick            short durations and small app counts (seconds, for iterating and the smoke test)
   --proxies LIST     configurations for proxy and fixed-rate (default: all): ${ALL_TARGETS.join(', ')}
   --client NAME      closed-loop client: wrk (default when installed) or autocannon
@@ -47,8 +52,12 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --apps N           apps for the scale and etcd-roll suites (default 100000; quick 2000)
   --levels LIST      app counts for propagation (default 0,10000,100000; quick 0,1000)
   --iterations N     puts per propagation level (default 200; quick 20)
-  --duration S       measured seconds per proxy run (default 10; quick 2)
-  --rate N           fixed rate in req/s (default 3000; quick 1000)
+  --duration S       measured seconds per proxy run (default 10; quick 2); soak: its length
+                     (default 30m; 5m, 300s or 300 are the same)
+  --rate N           fixed rate in req/s (default 3000; quick 1000); soak: its rate (default 500)
+  --redeploy-every D        soak: one redeploy of the app this often (default 30s)
+  --etcd-restart-every D    soak: one etcd member restarted this often (default 5m)
+  --router-restart-every D  soak: one router restarted (SIGTERM, drain) this often (default 10m)
   --nice N           run everything the bench starts under \`nice -n N\` (e.g. -10, root only): on a
                      machine shared with other work, fewer of its time slices land in the figures
   --noise-retries N  measure a proxy / fixed-rate configuration again, up to N times, while other
@@ -58,6 +67,13 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --max-minutes M    hard limit for the whole run (default 40; quick 3)
   --help             this text
 `;
+
+/** "5m", "300s" or "300" (seconds) -> seconds. */
+function seconds(text, flag) {
+  const m = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(text);
+  if (!m) throw new Error(`${flag}: ${JSON.stringify(text)} is not a duration (e.g. 300, 300s, 5m)`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+}
 
 function parseArgs(argv) {
   const o = { only: SUITES, quick: false, install: true, out: path.join(HERE, 'results') };
@@ -80,8 +96,11 @@ function parseArgs(argv) {
       case '--apps': o.apps = Number(val()); break;
       case '--levels': o.levels = list(val()).map(Number); break;
       case '--iterations': o.iterations = Number(val()); break;
-      case '--duration': o.duration = Number(val()); break;
+      case '--duration': o.duration = seconds(val(), a); break;
       case '--rate': o.rate = Number(val()); break;
+      case '--redeploy-every': o.redeployEvery = seconds(val(), a); break;
+      case '--etcd-restart-every': o.etcdRestartEvery = seconds(val(), a); break;
+      case '--router-restart-every': o.routerRestartEvery = seconds(val(), a); break;
       case '--warmup': o.warmup = Number(val()); break;
       case '--nice': o.nice = Number(val()); break;
       case '--noise-retries': o.noiseRetries = Number(val()); break;
@@ -90,7 +109,7 @@ function parseArgs(argv) {
       default: throw new Error(`unknown flag ${a} (--help lists them)`);
     }
   }
-  for (const s of o.only) if (!SUITES.includes(s)) throw new Error(`unknown suite ${s}; known: ${SUITES.join(', ')}`);
+  for (const s of o.only) if (!SUITES.includes(s) && !OPTIONAL_SUITES.includes(s)) throw new Error(`unknown suite ${s}; known: ${[...SUITES, ...OPTIONAL_SUITES].join(', ')}`);
   for (const p of o.proxies ?? []) if (!ALL_TARGETS.includes(p)) throw new Error(`unknown configuration ${p}; known: ${ALL_TARGETS.join(', ')}`);
   return o;
 }
@@ -115,7 +134,9 @@ async function main() {
   if (!existsSync(path.join(HERE, '../../packages/router/dist/main.js'))) {
     throw new Error('the router is not built: run `pnpm exec tsc -b` first');
   }
-  const maxMinutes = opts.maxMinutes ?? (q ? 3 : 40);
+  const soakSeconds = opts.only.includes('soak') ? (opts.duration ?? 30 * 60) : 0;
+  // A soak longer than the default limit gets its length plus set-up time.
+  const maxMinutes = opts.maxMinutes ?? Math.max(q ? 3 : 40, Math.ceil(soakSeconds / 60) + 10);
   const startedAt = new Date();
   const notes = [];
 
@@ -191,6 +212,11 @@ async function main() {
           (c ? (c.calm ? ` after ${(c.waitedMs / 1000).toFixed(0)} s waiting for a calm machine` : ` although others still use ${c.cores.toFixed(2)} cores (waited ${(c.waitedMs / 1000).toFixed(0)} s)`) : ''),
       );
     },
+    soakSeconds,
+    soakRate: opts.rate ?? 500,
+    soakRedeployMs: (opts.redeployEvery ?? 30) * 1000,
+    soakEtcdRestartMs: (opts.etcdRestartEvery ?? 300) * 1000,
+    soakRouterRestartMs: (opts.routerRestartEvery ?? 600) * 1000,
     extraApps: 0,
     backend() {
       backendP ??= (async () => {
@@ -265,9 +291,10 @@ async function main() {
     scale: ['scale', scaleSuite],
     lookup: ['lookup', lookupSuite],
     'etcd-roll': ['etcdRoll', etcdRollSuite],
+    soak: ['soak', soakSuite],
   };
   try {
-    for (const name of SUITES) {
+    for (const name of [...SUITES, ...OPTIONAL_SUITES]) {
       if (!opts.only.includes(name)) continue;
       const [key, fn] = suites[name];
       const t0 = performance.now();

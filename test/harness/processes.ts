@@ -149,6 +149,10 @@ export async function startRouter(opts: {
       '--listen', `127.0.0.1:${port}`,
       '--admin', `127.0.0.1:${adminPort}`,
       '--id', opts.id,
+      // A stopping router leaves each idle client connection open until the keep-alive timeout
+      // it announced (10 s by default), and tests keep their clients' pools open: a short one
+      // keeps every stop in the suite within the harness's stop timeout.
+      ...(opts.extraArgs?.includes('--client-keepalive-timeout') ? [] : ['--client-keepalive-timeout', '2s']),
       ...(opts.extraArgs ?? []),
     ];
     const proc = (opts.group ?? processes).spawn(process.execPath, args, { name: `router ${opts.id}`, env: opts.env });

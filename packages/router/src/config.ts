@@ -22,6 +22,10 @@ export interface RouterConfig {
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** Idle time of a client's keep-alive connection, announced as `Keep-Alive: timeout=N`. */
+  clientKeepAliveTimeoutMs: number;
+  /** Time a client has to send a complete request head. */
+  requestHeaderTimeoutMs: number;
   shutdownTimeoutMs: number;
   drainWaitMs: number;
   digestCheckMs: number;
@@ -53,7 +57,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'connect-timeout': { env: 'ROUTER_CONNECT_TIMEOUT', default: '2s', help: 'upstream connect timeout' },
   'upstream-timeout': { env: 'ROUTER_UPSTREAM_TIMEOUT', default: '60s', help: 'time an instance has to send response headers (then 504), and between body chunks' },
   'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this (an instance that sends Keep-Alive: timeout=N gets N-2s, up to 60s); keep it below the instances\' own' },
-  'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, how long in-flight requests may run before connections are cut' },
+  'client-keepalive-timeout': { env: 'ROUTER_CLIENT_KEEPALIVE_TIMEOUT', default: '10s', help: 'idle client connections are closed after this, announced to clients as Keep-Alive: timeout=N; at least 1s, and 1s shorter than --shutdown-timeout so a stop never cuts an idle connection' },
+  'request-header-timeout': { env: 'ROUTER_REQUEST_HEADER_TIMEOUT', default: '10s', help: 'a client has this long to send a request head (from its first byte, or from connecting), then gets 408' },
+  'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, after --drain-wait: how long requests in flight and idle client connections may take to end before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
   'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
@@ -129,6 +135,17 @@ function defaultId(): string {
   return isName(h) ? h : 'router';
 }
 
+/**
+ * The announced timeout is whole seconds (Node sends floor(ms / 1000)), and Node keeps an idle
+ * connection up to 1 s past it: a stop waits that long for idle connections to end by themselves.
+ */
+function checkClientKeepAlive(config: RouterConfig, keepAlive: { text: string | undefined; what: string }, shutdown: { text: string | undefined; what: string }): void {
+  if (config.clientKeepAliveTimeoutMs < 1000) throw new ConfigError(`${keepAlive.what}: ${JSON.stringify(keepAlive.text)} must be at least 1s (clients are told whole seconds)`);
+  if (config.clientKeepAliveTimeoutMs + 1000 > config.shutdownTimeoutMs) {
+    throw new ConfigError(`${keepAlive.what}: ${JSON.stringify(keepAlive.text)} must be at least 1s shorter than ${shutdown.what} (${shutdown.text}), or a stop cuts idle client connections`);
+  }
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
@@ -182,6 +199,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     connectTimeoutMs: get('connect-timeout', parseDuration),
     upstreamTimeoutMs: get('upstream-timeout', parseDuration),
     keepAliveTimeoutMs: get('keepalive-timeout', parseDuration),
+    clientKeepAliveTimeoutMs: get('client-keepalive-timeout', parseDuration),
+    requestHeaderTimeoutMs: get('request-header-timeout', parseDuration),
     shutdownTimeoutMs: get('shutdown-timeout', parseDuration),
     drainWaitMs: get('drain-wait', parseDuration),
     digestCheckMs: get('digest-check', parseDuration),
@@ -195,8 +214,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     workers: get('workers', (t, w) => parseInteger(t, w, 1, 64)),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
-  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check']] as const) {
+  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {
     if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);
   }
+  checkClientKeepAlive(config, raw('client-keepalive-timeout'), raw('shutdown-timeout'));
   return { help: false, config };
 }

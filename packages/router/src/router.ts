@@ -132,6 +132,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     connectTimeoutMs: config.connectTimeoutMs,
     upstreamTimeoutMs: config.upstreamTimeoutMs,
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    clientKeepAliveTimeoutMs: config.clientKeepAliveTimeoutMs,
+    requestHeaderTimeoutMs: config.requestHeaderTimeoutMs,
     retryAfterSeconds: config.retryAfterSeconds,
     maxAttempts: config.maxAttempts,
     accessLog: config.accessLog,
@@ -159,11 +161,16 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   let stopping: Promise<void> | undefined;
   async function stop(): Promise<void> {
     ready = false;
-    log.info({ drainWaitMs: config.drainWaitMs, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'stopping: readyz now 503');
+    // From now on every answer says `Connection: close`, so clients move their next request to
+    // a new connection (to another router once this one's address is out of rotation).
+    proxy.drain.begin();
+    log.info({ drainWaitMs: config.drainWaitMs, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'stopping: readyz now 503, answers say Connection: close');
     if (config.drainWaitMs > 0) await new Promise((r) => setTimeout(r, config.drainWaitMs));
+    await proxy.drain.stopAccepting();
+    log.info({ connections: proxy.drain.connections }, 'listener closed: waiting for client connections to end');
     const cutOff = setTimeout(() => {
-      log.warn({}, 'shutdown timeout: closing the connections still open');
-      proxy.server.server.closeAllConnections();
+      log.warn({ connections: proxy.drain.connections }, 'shutdown timeout: closing the connections still open');
+      proxy.drain.cut();
     }, config.shutdownTimeoutMs);
     await proxy.close();
     clearTimeout(cutOff);

@@ -77,6 +77,8 @@ function setup(table: RoutingTable, overrides: Partial<Parameters<typeof createP
     connectTimeoutMs: 1000,
     upstreamTimeoutMs: 5000,
     keepAliveTimeoutMs: 4000,
+    clientKeepAliveTimeoutMs: 10_000,
+    requestHeaderTimeoutMs: 10_000,
     retryAfterSeconds: 7,
     maxAttempts: 3,
     accessLog: true,

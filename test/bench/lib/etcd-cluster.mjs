@@ -1,7 +1,7 @@
 /**
- * A 3-member etcd cluster for the run (test/harness/etcd-cluster.ts without vitest and without
- * peer forwarders): free loopback ports, temp data dirs, members stopped and started one by one on
- * the same ports and data. etcd's default timing (heartbeat 100 ms, election 1000 ms), as in
+ * A 3-member etcd cluster for the etcd-roll and soak suites (test/harness/etcd-cluster.ts without
+ * vitest and without peer forwarders): free loopback ports, temp data dirs, members stopped and
+ * started one by one on the same ports and data. etcd's default timing (heartbeat 100 ms, election 1000 ms), as in
  * production; the bench's raised limits (see etcd.mjs) for loading 100k apps quickly.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -76,6 +76,13 @@ export async function startEtcdCluster({ size = 3 } = {}) {
   return {
     endpoints: members.map((m) => m.clientUrl),
     members,
+    /** Stops member k (SIGTERM) and starts it again; resolves once it is healthy: { downMs }. */
+    async restartMember(k) {
+      const t0 = performance.now();
+      await members[k].stop();
+      await members[k].start();
+      return { downMs: performance.now() - t0 };
+    },
     async cleanup() {
       await Promise.all(members.map((m) => m.stop()));
       await rm(dataRoot, { recursive: true, force: true });

@@ -9,7 +9,8 @@
  */
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ClientDrain } from '../listeners/drain.js';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
 import type { Backend } from '../table/backend.js';
 import type { RouterMetrics } from '../admin/metrics.js';
@@ -32,6 +33,10 @@ export interface ProxyOptions {
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** Idle time of a client's keep-alive connection, announced in `Keep-Alive: timeout=N`. */
+  clientKeepAliveTimeoutMs: number;
+  /** Time a client has to send a request head. */
+  requestHeaderTimeoutMs: number;
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
@@ -59,10 +64,11 @@ export interface ProxyServer {
   server: FastifyInstance;
   /** The keep-alive connections to instances. */
   upstream: UpstreamClient;
+  /** The client connections: begin() turns every answer to `Connection: close` (see drain.ts). */
+  drain: ClientDrain;
   /**
-   * Stops accepting and resolves once every request and WebSocket in flight has ended. Answers
-   * sent meanwhile carry `Connection: close`, and connections that fall idle are closed, since
-   * Node closes idle keep-alive connections only once, when close() is called.
+   * Stops accepting and resolves once every client connection and WebSocket has ended. Answers
+   * sent meanwhile carry `Connection: close`; idle connections end at their keep-alive timeout.
    */
   close(): Promise<void>;
 }
@@ -70,7 +76,6 @@ export interface ProxyServer {
 export function createProxyServer(opts: ProxyOptions): ProxyServer {
   const { getTable, metrics, log } = opts;
   const retryAfter = String(opts.retryAfterSeconds);
-  let closing = false;
 
   // TLS verification stays on (reply-from's own Agent turns it off); keep-alive stays below the
   // instances' own so the router never writes to a connection the instance is closing: an
@@ -98,28 +103,27 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     retryAfterSeconds: opts.retryAfterSeconds,
     maxAttempts: opts.maxAttempts,
     accessLog: opts.accessLog,
-    isClosing: () => closing,
+    isClosing: () => drain.stopping,
     acquire: (backend) => getTable().acquire(backend),
     release,
+  });
+
+  const drain = new ClientDrain((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res), {
+    keepAliveTimeoutMs: opts.clientKeepAliveTimeoutMs,
+    requestHeaderTimeoutMs: opts.requestHeaderTimeoutMs,
   });
 
   const app = fastify({
     logger: false,
     // Every plain HTTP request, whatever its method, takes the lean path (forward.ts); fastify
     // and @fastify/http-proxy get only WebSocket upgrades, through their own 'upgrade' listener.
-    serverFactory: () => {
-      const server = createServer((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res));
-      // What fastify sets on a server it creates itself.
-      server.keepAliveTimeout = 72_000;
-      server.requestTimeout = 0;
-      server.setTimeout(0);
-      return server;
-    },
+    serverFactory: () => drain.server,
     genReqId: requestIdFor,
     requestIdHeader: false,
     // Requests that arrive on an open connection during shutdown are still served.
     return503OnClosing: false,
-    forceCloseConnections: 'idle',
+    // Idle connections end at their keep-alive timeout, not at close() (see drain.ts).
+    forceCloseConnections: false,
     routerOptions: { maxParamLength: 8192 },
   });
   // An upgrade request with a method other than GET: the contract's 404 still applies.
@@ -155,7 +159,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.raw.on('close', onResponseClosed);
-    if (closing) reply.header('connection', 'close');
+    if (drain.stopping) reply.header('connection', 'close');
     (reply.raw as TrackedResponse)[kRequest] = request;
     const target = getTable().lookup(normalizeHost(request.headers.host), request.url);
     if (target === undefined) return answer(reply, 404);
@@ -184,14 +188,11 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   } as Parameters<typeof httpProxy>[1]);
 
   async function close(): Promise<void> {
-    closing = true;
-    const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
-    try {
-      await app.close();
-    } finally {
-      clearInterval(sweep);
-    }
+    await drain.stopAccepting();
+    await drain.drained();
+    // Closes the WebSockets still open, then resolves once they have ended.
+    await app.close();
   }
 
-  return { server: app, upstream, close };
+  return { server: app, upstream, drain, close };
 }

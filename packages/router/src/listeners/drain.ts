@@ -1,0 +1,128 @@
+/**
+ * The traffic listener's client connections, and how they end when the router stops.
+ *
+ * The router may close a client's keep-alive connection only at a moment the client cannot be
+ * writing its next request on it: right after an answer that says `Connection: close`, or once
+ * the connection has been idle longer than the `Keep-Alive: timeout=N` the router announced
+ * (a client that honours the hint, as undici, Node's agent and Firefox do, stops reusing it
+ * before then). Closing idle connections at any other moment resets clients that were writing.
+ * So, as Envoy and gorouter do while draining:
+ *
+ *   begin()          from the SIGTERM on, every answer says `Connection: close`: each
+ *                    connection ends after its next answer, and clients open the next one
+ *                    elsewhere (or here, while the listener still accepts);
+ *   stopAccepting()  after the drain wait, the listener closes; idle connections are left to
+ *                    end at their own keep-alive timeout (Node's server.close() would close
+ *                    them at once, under clients that may be writing);
+ *   drained()        resolves once no HTTP connection is left; the caller bounds the wait with
+ *                    --shutdown-timeout and then cut()s what remains.
+ *
+ * Upgraded connections (WebSockets) are not HTTP connections any more: they end as the
+ * WebSocket proxy closes them.
+ */
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+
+export interface ClientConnectionOptions {
+  /** How long an idle client connection is kept, announced as `Keep-Alive: timeout=N`. */
+  keepAliveTimeoutMs: number;
+  /** A request head must be complete this long after its first byte (or after connecting): else 408. */
+  requestHeaderTimeoutMs: number;
+}
+
+/**
+ * Clients still connecting after the drain wait were not told to go elsewhere (no health check
+ * in front): a quiet moment to close at is all that is left to find, not worth delaying a stop.
+ */
+const MAX_QUIET_TURN_WAIT_MS = 1000;
+
+/** The longest Node waits past a header deadline before it sees it (see connectionsCheckingInterval). */
+const MAX_HEADER_CHECK_INTERVAL_MS = 1000;
+
+export class ClientDrain {
+  readonly server: Server;
+  private isStopping = false;
+  private readonly open = new Set<Socket>();
+  private accepted = 0;
+  private onDrained: (() => void) | null = null;
+
+  constructor(listener: RequestListener, opts: ClientConnectionOptions) {
+    this.server = createServer(
+      {
+        keepAliveTimeout: opts.keepAliveTimeoutMs,
+        headersTimeout: opts.requestHeaderTimeoutMs,
+        // Requests and responses may stream as long as they move: --upstream-timeout bounds an instance.
+        requestTimeout: 0,
+        // Node looks for expired header deadlines only this often (30 s by default, which would
+        // let a head take the timeout plus up to 30 s).
+        connectionsCheckingInterval: Math.min(MAX_HEADER_CHECK_INTERVAL_MS, Math.max(1, Math.floor(opts.requestHeaderTimeoutMs / 4))),
+      },
+      listener,
+    );
+    this.server.setTimeout(0);
+    const forget = (socket: Socket): void => {
+      if (!this.open.delete(socket) || this.open.size > 0 || this.onDrained === null) return;
+      this.onDrained();
+      this.onDrained = null;
+    };
+    this.server.on('connection', (socket: Socket) => {
+      this.accepted++;
+      this.open.add(socket);
+      socket.once('close', () => forget(socket));
+    });
+    this.server.on('upgrade', (req: { socket: Socket }) => forget(req.socket));
+  }
+
+  /** True from begin() on: answers carry `Connection: close`. */
+  get stopping(): boolean {
+    return this.isStopping;
+  }
+
+  /** HTTP connections open now (idle or with a request in flight). */
+  get connections(): number {
+    return this.open.size;
+  }
+
+  begin(): void {
+    this.isStopping = true;
+  }
+
+  /**
+   * Closes the listener only. http.Server#close() also closes every idle keep-alive connection
+   * (Node >= 19), which is the moment a client may be writing a request on one; net.Server's
+   * close leaves them to their keep-alive timeout. Node's header-timeout checks keep running.
+   *
+   * Connections the kernel has completed but Node has not accepted yet are reset when the
+   * listening socket closes, after their clients may have written a request (seen under load:
+   * a starved process leaves them queued for 100s of ms). So it closes right after a turn of
+   * the event loop whose poll accepted none, i.e. with the queue found empty.
+   */
+  async stopAccepting(): Promise<void> {
+    this.begin();
+    const giveUpAt = performance.now() + MAX_QUIET_TURN_WAIT_MS;
+    for (;;) {
+      const before = this.accepted;
+      // setImmediate runs right after the next poll phase, where pending connections are accepted.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.accepted === before || performance.now() > giveUpAt) break;
+    }
+    if (this.server.listening) NetServer.prototype.close.call(this.server);
+  }
+
+  /** Resolves once every HTTP connection has ended. */
+  drained(): Promise<void> {
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.onDrained;
+      this.onDrained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  /** The shutdown timeout ran out: closes every HTTP connection still open, in flight or not. */
+  cut(): void {
+    for (const socket of this.open) socket.destroy();
+  }
+}
