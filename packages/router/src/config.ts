@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isName, NAME_SHAPE, normalizePrefix } from '@paas/registry';
+import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
   host: string;
@@ -22,6 +23,7 @@ export interface RouterConfig {
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  upstreamClient: UpstreamClientChoice;
   shutdownTimeoutMs: number;
   drainWaitMs: number;
   digestCheckMs: number;
@@ -53,6 +55,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'connect-timeout': { env: 'ROUTER_CONNECT_TIMEOUT', default: '2s', help: 'upstream connect timeout' },
   'upstream-timeout': { env: 'ROUTER_UPSTREAM_TIMEOUT', default: '60s', help: 'time an instance has to send response headers (then 504), and between body chunks' },
   'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this (an instance that sends Keep-Alive: timeout=N gets N-2s, up to 60s); keep it below the instances\' own' },
+  'upstream-client': { env: 'ROUTER_UPSTREAM_CLIENT', default: 'auto', help: 'native (Node\'s internal HTTP parser, fastest), portable (undici, public APIs only) or auto (native when its start-up check passes)' },
   'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, how long in-flight requests may run before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
@@ -182,6 +185,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     connectTimeoutMs: get('connect-timeout', parseDuration),
     upstreamTimeoutMs: get('upstream-timeout', parseDuration),
     keepAliveTimeoutMs: get('keepalive-timeout', parseDuration),
+    upstreamClient: get('upstream-client', (t, w) => {
+      if (!(UPSTREAM_CLIENT_CHOICES as readonly string[]).includes(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${UPSTREAM_CLIENT_CHOICES.join(', ')}`);
+      return t as UpstreamClientChoice;
+    }),
     shutdownTimeoutMs: get('shutdown-timeout', parseDuration),
     drainWaitMs: get('drain-wait', parseDuration),
     digestCheckMs: get('digest-check', parseDuration),
