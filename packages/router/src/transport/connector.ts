@@ -24,6 +24,7 @@ export interface ConnectTarget {
   readonly hostname: string;
   /** As in a URL: '' for the scheme's default. */
   readonly port: string;
+  /** The name to verify the certificate against (default: hostname; IP addresses get none). */
   readonly servername?: string | null;
 }
 
@@ -83,7 +84,9 @@ export class TlsConnector implements Connector {
   connect(target: ConnectTarget, callback: ConnectCallback): void {
     const host = target.hostname;
     const port = portOf(target, 443);
-    const servername = target.servername || (isIP(host) === 0 ? host : undefined);
+    // SNI and verification use the instance's own name; never an IP address (RFC 6066).
+    const name = target.servername || host;
+    const servername = isIP(name) === 0 ? name : undefined;
     const key = `${servername ?? ''}|${host}:${port}`;
     const socket = tlsConnect({ host, port, servername, session: this.sessions.get(key), ALPNProtocols: ['http/1.1'], rejectUnauthorized: true });
     socket.setNoDelay(true);

@@ -85,6 +85,8 @@ class SlotPool {
   readonly idle: Slot[] = [];
   open = 0;
   readonly clientOptions: ClientOptions;
+  /** The origin's host name or IP address (IPv6 without brackets). */
+  readonly hostname: string;
 
   constructor(
     readonly client: PortableUpstreamClient,
@@ -92,6 +94,8 @@ class SlotPool {
     connector: Connector,
   ) {
     const opts = client.opts;
+    const { hostname } = new URL(origin);
+    this.hostname = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
     this.clientOptions = {
       connect: ((target: ConnectTarget, callback: ConnectCallback) => connector.connect(target, callback)) as NonNullable<ClientOptions>['connect'],
       pipelining: 1,
@@ -118,10 +122,16 @@ class Slot implements Upstream, Dispatcher.DispatchHandler {
   private abortRequest: ((err?: Error) => void) | null = null;
   private resumeAnswer: (() => void) | null = null;
   private isDisposed = false;
-  /** Reused for every request on this connection: undici copies what it needs. */
-  private readonly dispatchOptions: Dispatcher.DispatchOptions = { path: '/', method: 'GET', headers: null, body: null };
+  /**
+   * Reused for every request on this connection: undici copies what it needs. The servername is
+   * the instance's own host: undici would otherwise take it from the Host header (the client's
+   * host) and verify the instance's certificate against that. (A dispatch option undici's types
+   * leave out; its own DNS interceptor sets it the same way.)
+   */
+  private readonly dispatchOptions: Dispatcher.DispatchOptions & { servername: string };
 
   constructor(readonly pool: SlotPool) {
+    this.dispatchOptions = { path: '/', method: 'GET', headers: null, body: null, servername: pool.hostname };
     this.undici = new Client(pool.origin, pool.clientOptions);
     this.undici.on('connect', () => (this.connected = true));
     this.undici.on('disconnect', () => {
