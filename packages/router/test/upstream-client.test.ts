@@ -406,6 +406,19 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
     expect([r.status, r.error?.code]).toEqual([0, 'UND_ERR_INVALID_ARG']);
   });
 
+  it('passes on the error of a connector that fails at once, as it came', async () => {
+    const down: Connector = {
+      connect(_target, callback) {
+        callback(Object.assign(new Error('tunnel down'), { code: 'ECONNREFUSED' }), null);
+      },
+    };
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', down]])) };
+    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
+    clients.push(c);
+    const r = await send(c, 'http://127.0.0.1:1', new Collect('GET', '/'));
+    expect([r.status, r.error?.message, r.error?.code]).toEqual([0, 'tunnel down', 'ECONNREFUSED']);
+  });
+
   it('close() closes idle connections and resolves', async () => {
     const raw = await rawServer((s) => s.write(OK));
     const c = build(implementation, OPTS);

@@ -67,7 +67,10 @@ export class NativeUpstreamClient implements UpstreamClient {
   connect(pool: OriginPool, ex: UpstreamExchange): void {
     this.open++;
     pool.open++;
-    new Conn(pool).start(ex, false);
+    const conn = new Conn(pool);
+    // The exchange first: a connector may call back at once.
+    conn.start(ex, false);
+    pool.connector.connect(pool.target, (err, socket) => conn.connected(err, socket));
   }
 
   closed(conn: Conn): void {
@@ -176,7 +179,6 @@ class Conn implements Upstream {
     parser[HTTPParser.kOnBody] = parserOnBody;
     parser[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
     this.parser = parser;
-    pool.connector.connect(pool.target, (err, socket) => this.connected(err, socket));
   }
 
   start(ex: UpstreamExchange, reused: boolean): void {
@@ -203,7 +205,8 @@ class Conn implements Upstream {
     if (ex.body !== null) this.pipeBody(ex.body);
   }
 
-  private connected(err: Error | null, stream: Duplex | null): void {
+  /** The connector's answer: a connection to send the exchange on, or why there is none. */
+  connected(err: Error | null, stream: Duplex | null): void {
     if (err !== null || stream === null) {
       this.error ??= err ?? new UpstreamError('no connection', 'UND_ERR_SOCKET');
       this.onClose();
