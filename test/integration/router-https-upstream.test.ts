@@ -1,24 +1,32 @@
 /**
- * An instance served over https, through a real router process: the router's own upstream client
- * verifies the instance's certificate (here from a private CA the router is told to trust with
- * NODE_EXTRA_CA_CERTS), forwards request and answer bodies over TLS, and keeps the connection.
+ * Instances served over https, through a real router process, once per upstream client
+ * (--upstream-client native and portable, as ROUTER_UPSTREAM_CLIENT): the client verifies the
+ * instance's certificate (here from a private CA the router is told to trust with
+ * NODE_EXTRA_CA_CERTS) against the instance's own address, not the client's Host, forwards
+ * request and answer bodies over TLS, and keeps the connection. An instance with a self-signed
+ * certificate fails traffic and its health check alike: both go through the same client and
+ * TLS connector.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { request } from 'undici';
 import { startRouter, type RouterProcess } from '../harness/processes.js';
 import { runEtcdctl, uniquePrefix } from '../harness/etcd.js';
 
+const ROUTER_BIN = new URL('../../packages/router/bin/paas-router.js', import.meta.url).pathname;
+const run = promisify(execFile);
 const endpoints = inject('etcdEndpoints');
 const prefix = uniquePrefix('https-upstream');
 let dir = '';
 let server: Server | undefined;
-let router: RouterProcess | undefined;
+let selfSigned: Server | undefined;
+let selfSignedRequests = 0;
 let tlsConnections = 0;
 
 function openssl(args: string[]): void {
@@ -52,19 +60,48 @@ beforeAll(async () => {
   server.on('secureConnection', () => tlsConnections++);
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', 'self.key', '-out', 'self.pem']);
+  selfSigned = createServer({ key: readFileSync(join(dir, 'self.key')), cert: readFileSync(join(dir, 'self.pem')) }, (_req, res) => {
+    selfSignedRequests++;
+    res.end('ok');
+  });
+  await new Promise<void>((r) => selfSigned!.listen(0, '127.0.0.1', r));
+  const selfSignedUrl = `https://127.0.0.1:${(selfSigned.address() as AddressInfo).port}`;
+
   await runEtcdctl(endpoints, ['put', `${prefix}/apps/secure`, JSON.stringify({ routes: [{ host: 'secure.example' }] })]);
   await runEtcdctl(endpoints, ['put', `${prefix}/instances/secure/s1`, JSON.stringify({ url, state: 'ready' })]);
-  router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'https-upstream-1', env: { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } });
+  await runEtcdctl(endpoints, ['put', `${prefix}/apps/untrusted`, JSON.stringify({ routes: [{ host: 'untrusted.example' }], healthCheck: { path: '/healthz', intervalMs: 200 } })]);
+  await runEtcdctl(endpoints, ['put', `${prefix}/instances/untrusted/u1`, JSON.stringify({ url: selfSignedUrl, state: 'ready' })]);
 });
 
 afterAll(async () => {
-  await router?.proc.stop();
-  server?.closeAllConnections();
-  server?.close();
+  for (const s of [server, selfSigned]) {
+    s?.closeAllConnections();
+    s?.close();
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe.skipIf(!available)('an https instance', () => {
+describe.skipIf(!available).each(['native', 'portable'] as const)('an https instance, through the %s upstream client', (client) => {
+  let router: RouterProcess | undefined;
+
+  beforeAll(async () => {
+    tlsConnections = 0;
+    router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `https-upstream-${client}`, env: { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem'), ROUTER_UPSTREAM_CLIENT: client } });
+  });
+
+  afterAll(async () => {
+    await router?.proc.stop();
+  });
+
+  it('runs the client asked for, and says so in /status and /metrics', async () => {
+    const status = (await (await request(`${router!.adminUrl}/status`)).body.json()) as { upstreamClient: string };
+    expect(status.upstreamClient).toBe(client);
+    const metrics = await (await request(`${router!.adminUrl}/metrics`)).body.text();
+    expect(metrics).toContain(`router_upstream_client_info{client="${client}"} 1`);
+  });
+
   it('is reached with its certificate verified, bodies both ways, one kept connection', async () => {
     for (let i = 0; i < 3; i++) {
       const res = await request(`${router!.url}/get/${i}?q=1`, { headers: { host: 'secure.example' } });
@@ -75,5 +112,24 @@ describe.skipIf(!available)('an https instance', () => {
     const post = await request(`${router!.url}/up`, { method: 'POST', headers: { host: 'secure.example' }, body });
     expect(await post.body.json()).toMatchObject({ method: 'POST', bytes: body.length });
     expect(tlsConnections).toBe(1);
+  });
+
+  it('fails a self-signed instance for traffic and for its health check alike', async () => {
+    const line = await router!.proc.waitForLine((l) => l.includes('instance fails its health check'), { timeoutMs: 15_000 });
+    expect(JSON.parse(line)).toMatchObject({ app: 'untrusted', instance: 'u1', reason: expect.stringMatching(/self.signed certificate/) });
+    const res = await request(`${router!.url}/`, { headers: { host: 'untrusted.example' } });
+    expect(res.statusCode).toBe(502);
+    await res.body.dump();
+    const failed = await router!.proc.waitForLine((l) => l.includes('"upstream failed"') && l.includes('untrusted'));
+    expect(JSON.parse(failed)).toMatchObject({ instance: 'u1', reason: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    expect(selfSignedRequests).toBe(0);
+  });
+});
+
+describe('--upstream-client', () => {
+  it('stops at once with one clear line on a bad value', async () => {
+    const bad = await run('node', [ROUTER_BIN], { env: { ...process.env, ROUTER_UPSTREAM_CLIENT: 'fast' } }).catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { code: number }).code).toBe(2);
+    expect((bad as { stderr: string }).stderr.trim()).toBe('paas-router: ROUTER_UPSTREAM_CLIENT: "fast" is not one of auto, native, portable');
   });
 });

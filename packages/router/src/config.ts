@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isName, NAME_SHAPE, normalizePrefix } from '@paas/registry';
+import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
   host: string;
@@ -26,6 +27,7 @@ export interface RouterConfig {
   clientKeepAliveTimeoutMs: number;
   /** Time a client has to send a complete request head. */
   requestHeaderTimeoutMs: number;
+  upstreamClient: UpstreamClientChoice;
   shutdownTimeoutMs: number;
   drainWaitMs: number;
   digestCheckMs: number;
@@ -59,6 +61,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'keepalive-timeout': { env: 'ROUTER_KEEPALIVE_TIMEOUT', default: '4s', help: 'idle upstream connections are closed after this (an instance that sends Keep-Alive: timeout=N gets N-2s, up to 60s); keep it below the instances\' own' },
   'client-keepalive-timeout': { env: 'ROUTER_CLIENT_KEEPALIVE_TIMEOUT', default: '10s', help: 'idle client connections are closed after this, announced to clients as Keep-Alive: timeout=N; at least 1s, and 1s shorter than --shutdown-timeout so a stop never cuts an idle connection' },
   'request-header-timeout': { env: 'ROUTER_REQUEST_HEADER_TIMEOUT', default: '10s', help: 'a client has this long to send a request head (from its first byte, or from connecting), then gets 408' },
+  'upstream-client': { env: 'ROUTER_UPSTREAM_CLIENT', default: 'auto', help: 'native (Node\'s internal HTTP parser, fastest), portable (undici, public APIs only) or auto (native when its start-up check passes)' },
   'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, after --drain-wait: how long requests in flight and idle client connections may take to end before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
@@ -201,6 +204,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     keepAliveTimeoutMs: get('keepalive-timeout', parseDuration),
     clientKeepAliveTimeoutMs: get('client-keepalive-timeout', parseDuration),
     requestHeaderTimeoutMs: get('request-header-timeout', parseDuration),
+    upstreamClient: get('upstream-client', (t, w) => {
+      if (!(UPSTREAM_CLIENT_CHOICES as readonly string[]).includes(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${UPSTREAM_CLIENT_CHOICES.join(', ')}`);
+      return t as UpstreamClientChoice;
+    }),
     shutdownTimeoutMs: get('shutdown-timeout', parseDuration),
     drainWaitMs: get('drain-wait', parseDuration),
     digestCheckMs: get('digest-check', parseDuration),

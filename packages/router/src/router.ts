@@ -65,9 +65,29 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     },
   }, etcd);
 
+  // Built first (it listens only once the table is loaded), so /status can say from the start
+  // which upstream client runs.
+  const proxy = createProxyServer({
+    getTable: () => sync.table,
+    metrics,
+    log,
+    connectTimeoutMs: config.connectTimeoutMs,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    clientKeepAliveTimeoutMs: config.clientKeepAliveTimeoutMs,
+    requestHeaderTimeoutMs: config.requestHeaderTimeoutMs,
+    upstreamClient: config.upstreamClient,
+    retryAfterSeconds: config.retryAfterSeconds,
+    maxAttempts: config.maxAttempts,
+    accessLog: config.accessLog,
+    onDrained: () => reporter?.schedule(),
+  });
+  metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
+
   const status = () => ({
     id: config.id,
     ready,
+    upstreamClient: proxy.upstream.kind,
     ...statusRecord(sync, startedAt),
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
@@ -100,7 +120,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     throw err;
   }
 
-  checker = new ActiveHealthChecker({ getTable: () => sync.table, logger: log });
+  checker = new ActiveHealthChecker({ getTable: () => sync.table, client: proxy.upstream, logger: log });
   checker.sync();
 
   reporter = new StatusReporter(
@@ -125,20 +145,6 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     throw err instanceof KeyTakenError ? new Error(idTakenMessage(config.id, err)) : err;
   });
 
-  const proxy = createProxyServer({
-    getTable: () => sync.table,
-    metrics,
-    log,
-    connectTimeoutMs: config.connectTimeoutMs,
-    upstreamTimeoutMs: config.upstreamTimeoutMs,
-    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
-    clientKeepAliveTimeoutMs: config.clientKeepAliveTimeoutMs,
-    requestHeaderTimeoutMs: config.requestHeaderTimeoutMs,
-    retryAfterSeconds: config.retryAfterSeconds,
-    maxAttempts: config.maxAttempts,
-    accessLog: config.accessLog,
-    onDrained: () => statusReporter.schedule(),
-  });
   const digestCheck = new PeerDigestCheck({
     etcd,
     layout,

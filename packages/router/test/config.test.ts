@@ -35,6 +35,7 @@ describe('router command line', () => {
     [['--connect-timeout', 'soon'], '--connect-timeout: "soon" is not a duration'],
     [['--lease-ttl', '1s'], '--lease-ttl: lease TTL must be between 2s and 10m'],
     [['--log-level', 'loud'], '--log-level: "loud" is not one of'],
+    [['--upstream-client', 'fast'], '--upstream-client: "fast" is not one of auto, native, portable'],
     [['--bogus'], "Unknown option '--bogus'"],
   ])('rejects %j with one clear line', (argv, message) => {
     expect(() => parse(argv)).toThrow(ConfigError);
@@ -52,6 +53,13 @@ describe('router command line', () => {
     expect(() => parse(['--id', 'r1', '--workers', '0'])).toThrow('--workers: "0" must be an integer from 1 to 64');
     expect(() => parse(['--id', 'r'.repeat(60), '--workers', '2'])).toThrow('must be at most 59 characters with --workers');
     expect(parse(['--id', 'r'.repeat(60)]).workers).toBe(1);
+  });
+
+  it('reads --upstream-client / ROUTER_UPSTREAM_CLIENT (default auto)', () => {
+    expect(parse(['--id', 'r1']).upstreamClient).toBe('auto');
+    expect(parse(['--id', 'r1', '--upstream-client', 'native']).upstreamClient).toBe('native');
+    expect(parse(['--id', 'r1'], { ROUTER_UPSTREAM_CLIENT: 'portable' }).upstreamClient).toBe('portable');
+    expect(() => parse(['--id', 'r1'], { ROUTER_UPSTREAM_CLIENT: 'undici' })).toThrow('ROUTER_UPSTREAM_CLIENT: "undici" is not one of auto, native, portable');
   });
 
   it('parses durations', () => {

@@ -1,8 +1,15 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AppRecord } from '@paas/registry';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ActiveHealthChecker } from '../src/health/active.js';
+import { createUpstreamClient } from '../src/transport/select-client.js';
+import type { UpstreamClient, UpstreamExchange } from '../src/transport/upstream.js';
 import { recordFailure, recordSuccess } from '../src/health/passive.js';
 import { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
@@ -73,11 +80,24 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000)
   }
 }
 
-describe('ActiveHealthChecker', () => {
+/** The traffic's client, as the router builds it; the checks go through it. */
+function upstreamClient(kind: 'native' | 'portable'): UpstreamClient {
+  const client = createUpstreamClient(kind, { connectTimeoutMs: 1000, upstreamTimeoutMs: 5000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000 }, { warn: () => {} });
+  if (client.kind !== kind) throw new Error(`asked for ${kind}, got ${client.kind}`);
+  return client;
+}
+
+describe.each(['native', 'portable'] as const)('ActiveHealthChecker through the %s upstream client', (kind) => {
   const cleanups: Array<() => void> = [];
   afterEach(() => {
     for (const cleanup of cleanups.splice(0)) cleanup();
   });
+
+  function newClient(): UpstreamClient {
+    const client = upstreamClient(kind);
+    cleanups.push(() => void client.close());
+    return client;
+  }
 
   async function setup(record: AppRecord) {
     const [ready, starting, draining] = [await startInstance(), await startInstance(), await startInstance()];
@@ -89,14 +109,15 @@ describe('ActiveHealthChecker', () => {
     const changes: string[] = [];
     const logs: string[] = [];
     const logger = { warn: (_: object, msg: string) => logs.push(msg), info: (_: object, msg: string) => logs.push(msg) };
-    const checker = new ActiveHealthChecker({ getTable: () => table, logger, onChange: (b) => changes.push(`${b.id}=${b.checkHealthy}`) });
+    const client = newClient();
+    const checker = new ActiveHealthChecker({ getTable: () => table, client, logger, onChange: (b) => changes.push(`${b.id}=${b.checkHealthy}`) });
     cleanups.push(() => {
       checker.stop();
       for (const s of [ready, starting, draining]) stopServer(s.server);
     });
     const backend = (id: string) => table.backend(`web/${id}`)!;
     return {
-      ready, starting, draining, checker, changes, logs, backend,
+      ready, starting, draining, checker, client, changes, logs, backend,
       get table() { return table; },
       set table(t: RoutingTable) { table = t; },
     };
@@ -131,6 +152,73 @@ describe('ActiveHealthChecker', () => {
     t.checker.sync();
     await waitFor(() => !t.backend('ready').checkHealthy, 'timeout verdict');
     expect(t.backend('starting').checkHealthy).toBe(true);
+  });
+
+  it('probes over the traffic client\'s keep-alive connections, and stop() gives up probes in flight', async () => {
+    const t = await setup(checked);
+    let connections = 0;
+    t.ready.server.on('connection', () => connections++);
+    t.checker.sync();
+    await waitFor(() => t.ready.probes >= 4, 'four probes');
+    expect(connections).toBe(1);
+
+    t.ready.hang = true;
+    const slow: AppRecord = { routes: [{ host: 'web.io' }], healthCheck: { path: '/hc', intervalMs: 100, timeoutMs: 30_000 } };
+    t.table.setApp('web', slow, 1n);
+    t.checker.sync();
+    const probes = t.ready.probes;
+    await waitFor(() => t.ready.probes > probes, 'a probe that hangs');
+    t.checker.stop();
+    // Nothing is left waiting on the hanging instance: the client closes at once.
+    const closing = Date.now();
+    await t.client.close();
+    expect(Date.now() - closing).toBeLessThan(5000);
+    expect(t.backend('ready').checkHealthy).toBe(true);
+  });
+
+  it('sees what traffic sees on an https instance with a self-signed certificate', async (ctx) => {
+    let dir: string | undefined;
+    try {
+      dir = mkdtempSync(join(tmpdir(), 'health-tls-'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    } catch {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      ctx.skip();
+      return;
+    }
+    let probes = 0;
+    const tls = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => {
+      probes++;
+      res.end('ok');
+    });
+    rmSync(dir, { recursive: true, force: true });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      tls.closeAllConnections();
+      tls.close();
+    });
+    const origin = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
+    const table = new RoutingTable();
+    table.setApp('secure', { routes: [{ host: 'secure.io' }], healthCheck: { path: '/hc', intervalMs: 100, timeoutMs: 1000 } }, 1n);
+    table.setInstance('secure', 's1', { url: origin, state: 'ready' });
+    const reasons: unknown[] = [];
+    const client = newClient();
+    const checker = new ActiveHealthChecker({ getTable: () => table, client, logger: { warn: (obj) => reasons.push((obj as { reason?: unknown }).reason), info: () => {} } });
+    cleanups.push(() => checker.stop());
+    checker.sync();
+    await waitFor(() => table.backend('secure/s1')!.checkHealthy === false, 'unhealthy verdict');
+
+    // A request through the same client fails the same way.
+    const traffic = await new Promise<Error>((resolve) => {
+      const ex: UpstreamExchange = {
+        method: 'GET', path: '/', headers: [], hasHost: false, body: null, chunked: false, upstream: null,
+        onHeaders: () => resolve(new Error('answered')), onData: () => true, onComplete: () => {}, onError: resolve,
+      };
+      client.request(origin, ex);
+    });
+    expect((traffic as Error & { code?: string }).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    expect(reasons).toEqual([traffic.message]);
+    expect(probes).toBe(0);
   });
 
   it('leaves apps without a healthCheck alone, and clears verdicts when the check is removed', async () => {
@@ -179,7 +267,7 @@ describe('ActiveHealthChecker', () => {
     const clockTable = new RoutingTable();
     clockTable.setApp('clock', checked, 1n);
     clockTable.setInstance('clock', 'c1', { url: clock.origin, state: 'ready' });
-    const clockChecker = new ActiveHealthChecker({ getTable: () => clockTable });
+    const clockChecker = new ActiveHealthChecker({ getTable: () => clockTable, client: t.client });
     cleanups.push(() => clockChecker.stop());
     t.checker.sync();
     clockChecker.sync();

@@ -1,7 +1,9 @@
 /**
- * The router's own upstream client against real sockets: scripted raw servers for the framings
- * and connection races node:http would smooth over (1xx, close-delimited answers, stale keep-alive
- * connections, announced keep-alive timeouts), node:http servers for request bodies.
+ * The router's upstream clients against real sockets, each suite once per implementation
+ * (native: Node's internal llhttp; portable: undici's public Client): scripted raw servers for
+ * the framings and connection races node:http would smooth over (1xx, close-delimited answers,
+ * stale keep-alive connections, announced keep-alive timeouts), node:http servers for request
+ * bodies. The same assertions hold for both, except where an undici difference is named.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -11,10 +13,27 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { UpstreamClient, type Upstream, type UpstreamExchange } from '../src/proxy/upstream/client.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Connectors, defaultConnectors, type Connector } from '../src/transport/connector.js';
+import { checkNativeParser } from '../src/transport/native-check.js';
+import { NativeUpstreamClient } from '../src/transport/native-client.js';
+import { PortableUpstreamClient } from '../src/transport/portable-client.js';
+import { createUpstreamClient } from '../src/transport/select-client.js';
+import type { Upstream, UpstreamClient, UpstreamClientKind, UpstreamExchange } from '../src/transport/upstream.js';
 
 const OPTS = { connectTimeoutMs: 1000, upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000 };
+
+function build(kind: UpstreamClientKind, opts: typeof OPTS): UpstreamClient {
+  const { connectTimeoutMs, ...rest } = opts;
+  const full = { ...rest, connectors: defaultConnectors(connectTimeoutMs) };
+  return kind === 'native' ? new NativeUpstreamClient(full) : new PortableUpstreamClient(full);
+}
+
+/** A request head as a request line and its header lines in order-free form (undici orders them its own way and adds `connection: keep-alive`). */
+function headOf(head: string): { line: string; headers: string[] } {
+  const [line, ...rest] = head.split('\r\n');
+  return { line: line!, headers: rest.filter((h) => h.toLowerCase() !== 'connection: keep-alive').sort() };
+}
 
 interface Result {
   status: number;
@@ -110,8 +129,10 @@ const servers: (NetServer | HttpServer)[] = [];
 const rawSockets: Socket[] = [];
 const clients: UpstreamClient[] = [];
 
+let kind: UpstreamClientKind = 'native';
+
 function client(opts: Partial<typeof OPTS> = {}): UpstreamClient {
-  const c = new UpstreamClient({ ...OPTS, ...opts });
+  const c = build(kind, { ...OPTS, ...opts });
   clients.push(c);
   return c;
 }
@@ -132,16 +153,24 @@ afterEach(async () => {
   }
 });
 
-describe('upstream client', () => {
+describe.each(['native', 'portable'] as const)('upstream client: %s', (implementation) => {
+  beforeAll(() => {
+    kind = implementation;
+  });
+
+  it('says which implementation it is', () => {
+    expect(client().kind).toBe(implementation);
+  });
+
   it('writes the request head as given, adds Host when missing, and reuses the connection', async () => {
     const raw = await rawServer((s) => s.write(OK));
     const c = client();
     const a = await send(c, raw.url, new Collect('GET', '/a?q=1', ['X-Thing', 'v1', 'host', 'web.example'], null, false, true));
-    const b = await send(c, raw.url, new Collect('DELETE', '/b', ['content-length', '0']));
+    const b = await send(c, raw.url, new Collect('POST', '/b', ['content-length', '0']));
     expect([a.status, a.statusText, a.body, b.status, b.body]).toEqual([200, 'OK', BODY, 200, BODY]);
     expect(a.headers).toEqual(['content-length', '5']);
-    expect(raw.heads[0]).toBe('GET /a?q=1 HTTP/1.1\r\nX-Thing: v1\r\nhost: web.example');
-    expect(raw.heads[1]).toBe(`DELETE /b HTTP/1.1\r\ncontent-length: 0\r\nhost: ${new URL(raw.url).host}`);
+    expect(headOf(raw.heads[0]!)).toEqual({ line: 'GET /a?q=1 HTTP/1.1', headers: ['X-Thing: v1', 'host: web.example'] });
+    expect(headOf(raw.heads[1]!)).toEqual({ line: 'POST /b HTTP/1.1', headers: ['content-length: 0', `host: ${new URL(raw.url).host}`] });
     expect(raw.connections).toBe(1);
   });
 
@@ -159,23 +188,33 @@ describe('upstream client', () => {
     expect((await send(c, raw.url, new Collect('GET', '/chunked'))).body).toBe('abcde');
     // Trailers are dropped, and do not leak into the next answer's head.
     expect((await send(c, raw.url, new Collect('GET', '/trailer'))).body).toBe('z');
-    const head = await send(c, raw.url, new Collect('HEAD', '/head'));
-    expect([head.status, head.body, head.headers]).toEqual([200, '', ['content-length', '1234']]);
     const noContent = await send(c, raw.url, new Collect('GET', '/204'));
     expect([noContent.status, noContent.headers]).toEqual([204, ['x-a', '1']]);
     expect((await send(c, raw.url, new Collect('GET', '/304'))).status).toBe(304);
     expect(raw.connections).toBe(1);
+    const head = await send(c, raw.url, new Collect('HEAD', '/head'));
+    expect([head.status, head.body, head.headers]).toEqual([200, '', ['content-length', '1234']]);
+    expect((await send(c, raw.url, new Collect('GET', '/204'))).status).toBe(204);
+    // undici keeps a connection after a HEAD answer only when it says `Connection: keep-alive`.
+    expect(raw.connections).toBe(implementation === 'native' ? 1 : 2);
     const closed = await send(c, raw.url, new Collect('GET', '/close'));
     expect([closed.status, closed.body, closed.error]).toEqual([200, 'until the end', undefined]);
   });
 
   it('skips interim 1xx answers and passes the final one', async () => {
-    const raw = await rawServer((s) => s.write(`HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n${OK}`));
+    const raw = await rawServer((s) => s.write(`HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n${OK}`));
     const c = client();
     const r = await send(c, raw.url, new Collect('GET', '/'));
     expect([r.status, r.headers, r.body]).toEqual([200, ['content-length', '5'], BODY]);
     expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
     expect(raw.connections).toBe(1);
+  });
+
+  it('handles a 100 Continue nobody asked for: native skips it, portable fails as undici does', async () => {
+    const raw = await rawServer((s) => s.write(`HTTP/1.1 100 Continue\r\n\r\n${OK}`));
+    const r = await send(client(), raw.url, new Collect('GET', '/'));
+    if (implementation === 'native') expect([r.status, r.body, r.error]).toEqual([200, BODY, undefined]);
+    else expect([r.status, r.error?.code]).toEqual([0, 'UND_ERR_SOCKET']);
   });
 
   it('hands over more than 32 answer headers', async () => {
@@ -347,12 +386,81 @@ describe('upstream client', () => {
     expect(r.error?.code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
   });
 
+  it('gets its connections from the connector for the origin\'s scheme, and fails an origin no connector serves', async () => {
+    const raw = await rawServer((s) => s.write(OK));
+    const tcp = defaultConnectors(1000).for('http:')!;
+    const targets: string[] = [];
+    const counting: Connector = {
+      connect(target, callback) {
+        targets.push(`${target.protocol}//${target.hostname}:${target.port}`);
+        tcp.connect(target, callback);
+      },
+    };
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', counting]])) };
+    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
+    clients.push(c);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect(targets).toEqual([`http://127.0.0.1:${new URL(raw.url).port}`]);
+    const r = await send(c, 'https://127.0.0.1:1', new Collect('GET', '/'));
+    expect([r.status, r.error?.code]).toEqual([0, 'UND_ERR_INVALID_ARG']);
+  });
+
+  it('passes on the error of a connector that fails at once, as it came', async () => {
+    const down: Connector = {
+      connect(_target, callback) {
+        callback(Object.assign(new Error('tunnel down'), { code: 'ECONNREFUSED' }), null);
+      },
+    };
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', down]])) };
+    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
+    clients.push(c);
+    const r = await send(c, 'http://127.0.0.1:1', new Collect('GET', '/'));
+    expect([r.status, r.error?.message, r.error?.code]).toEqual([0, 'tunnel down', 'ECONNREFUSED']);
+  });
+
   it('close() closes idle connections and resolves', async () => {
     const raw = await rawServer((s) => s.write(OK));
-    const c = new UpstreamClient(OPTS);
+    const c = build(implementation, OPTS);
     await send(c, raw.url, new Collect('GET', '/'));
     await c.close();
     while (raw.closed === 0) await sleep(10);
     expect(raw.closed).toBe(1);
+  });
+});
+
+describe('choosing the upstream client (--upstream-client)', () => {
+  const settings = { ...OPTS };
+  function logger() {
+    const lines: { obj: object; msg: string }[] = [];
+    return { lines, warn: (obj: object, msg: string) => lines.push({ obj, msg }) };
+  }
+
+  it('passes the native start-up check on this Node, so auto runs native without a word', async () => {
+    expect(checkNativeParser()).toBeUndefined();
+    const log = logger();
+    const c = createUpstreamClient('auto', settings, log);
+    clients.push(c);
+    expect(c.kind).toBe('native');
+    expect(log.lines).toEqual([]);
+  });
+
+  it('falls back to portable with one warning line when the check fails; native then refuses; portable never checks', async () => {
+    const failing = () => 'HTTPParser has no consume()';
+    const log = logger();
+    const c = createUpstreamClient('auto', settings, log, failing);
+    clients.push(c);
+    expect(c.kind).toBe('portable');
+    expect(log.lines).toHaveLength(1);
+    expect(log.lines[0]!.obj).toMatchObject({ reason: 'HTTPParser has no consume()' });
+    // The fallback serves requests.
+    const raw = await rawServer((s) => s.write(OK));
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+
+    expect(() => createUpstreamClient('native', settings, logger(), failing)).toThrow(/--upstream-client native: .*HTTPParser has no consume\(\)/);
+    let checked = false;
+    const p = createUpstreamClient('portable', settings, logger(), () => ((checked = true), undefined));
+    clients.push(p);
+    expect([p.kind, checked]).toEqual(['portable', false]);
   });
 });

@@ -22,6 +22,11 @@ export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
       limit: limit !== undefined ? `≥ ${int(limit)}` : 'needs HAProxy',
       status: status(limit !== undefined && rtr?.reqPerProxyCpuS !== undefined ? rtr.reqPerProxyCpuS >= limit : undefined),
     });
+    const rp = proxy.find((r) => r.name === 'router-portable' && !r.skipped);
+    if (rp?.reqPerProxyCpuS !== undefined) {
+      const vs = [hap ? `${f(rp.reqPerProxyCpuS / hap.reqPerProxyCpuS)}× HAProxy` : undefined, rtr?.reqPerProxyCpuS ? `${f(rp.reqPerProxyCpuS / rtr.reqPerProxyCpuS)}× router` : undefined].filter(Boolean).join(', ');
+      t.push({ target: 'router --upstream-client portable (reported, no target)', figure: `${int(rp.reqPerProxyCpuS)}${vs ? ` (${vs})` : ''}`, limit: '–', status: 'reported' });
+    }
     const rw = proxy.find((r) => r.name === 'router-workers');
     if (rw && !rw.skipped && limit !== undefined) {
       t.push({ target: 'router --workers 2: same ratio', figure: `${int(rw.reqPerProxyCpuS)} (${f(rw.reqPerProxyCpuS / hap.reqPerProxyCpuS)}×)`, limit: `≥ ${int(limit)}`, status: status(rw.reqPerProxyCpuS >= limit) });

@@ -23,6 +23,10 @@ export async function routerSupportsWorkers() {
   return /--workers\b/.test(await routerHelp());
 }
 
+export async function routerSupportsUpstreamClient() {
+  return /--upstream-client\b/.test(await routerHelp());
+}
+
 /**
  * Spawns a router on free ports. Resolves once spawned (not ready): { proc, url, admin, spawnedAt }.
  * `spawnedAt` is performance.now() just before spawn, for cold-start timing.

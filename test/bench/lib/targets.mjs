@@ -1,7 +1,9 @@
 /**
  * The configurations traffic is sent through, started one at a time on the same backend:
- * direct (no proxy), haproxy, nginx, router (one process), router-workers (--workers 2, when the
- * router's --help offers it). Each start resolves { name, url, host, pids, cpus, note, stop }.
+ * direct (no proxy), haproxy, nginx, router (one process, default upstream client: native when
+ * its start-up check passes), router-portable (one process, --upstream-client portable, when the
+ * router's --help offers it), router-workers (--workers 2, when --help offers it). Each start
+ * resolves { name, url, host, pids, cpus, note, stop }.
  *
  * Placement on a 2-core machine: the proxy under test on core 0 (`cpus.proxy`), the backend and
  * the client on core 1 (`cpus.client`), so the proxy never competes with them for its core and
@@ -13,17 +15,18 @@ import path from 'node:path';
 import { startHaproxy } from './haproxy.mjs';
 import { startNginx } from './nginx.mjs';
 import { freePorts } from './net.mjs';
-import { startRouter, routerSupportsWorkers } from './router.mjs';
+import { startRouter, routerSupportsWorkers, routerSupportsUpstreamClient } from './router.mjs';
 import { appOps } from './etcd-load.mjs';
 
 export const BENCH_HOST = 'bench.local';
-export const ALL_TARGETS = ['direct', 'haproxy', 'nginx', 'router', 'router-workers'];
+export const ALL_TARGETS = ['direct', 'haproxy', 'nginx', 'router', 'router-portable', 'router-workers'];
 
 /** Why a target cannot run here, or undefined when it can. */
 export async function unavailable(ctx, name) {
   if (name === 'haproxy' && !ctx.tools.haproxy) return 'haproxy not installed';
   if (name === 'nginx' && !ctx.tools.nginx) return 'nginx not installed';
   if (name === 'router-workers' && !(await routerSupportsWorkers())) return 'not available: the router has no --workers flag (paas-router --help)';
+  if (name === 'router-portable' && !(await routerSupportsUpstreamClient())) return 'not available: the router has no --upstream-client flag (paas-router --help)';
   return undefined;
 }
 
@@ -53,6 +56,7 @@ export async function startTarget(ctx, name) {
       return { name, url: `http://127.0.0.1:${port}`, host: BENCH_HOST, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'master + 1 worker (both counted), upstream keepalive 128', stop: () => proc.stop() };
     }
     case 'router':
+    case 'router-portable':
     case 'router-workers': {
       const etcd = await ctx.etcd();
       const prefix = '/bench-proxy';
@@ -63,18 +67,30 @@ export async function startTarget(ctx, name) {
       }
       const workers = name === 'router-workers' ? 2 : undefined;
       const routerCpus = workers ? cpus.all : cpus.proxy;
-      const router = await startRouter({ etcd: etcd.endpoint, prefix, id: `bench-${name}`, cpus: routerCpus, workers });
+      const extraArgs = name === 'router-portable' ? ['--upstream-client', 'portable'] : [];
+      const router = await startRouter({ etcd: etcd.endpoint, prefix, id: `bench-${name}`, cpus: routerCpus, workers, extraArgs });
+      const client = await upstreamClientOf(router);
       return {
         name,
         url: router.url,
         host: BENCH_HOST,
         pids: [router.proc.pid],
         cpus: router.proc.pinned ?? 'unpinned',
-        note: workers ? '--workers 2 (primary + workers counted), on both cores' : 'one process',
+        note: (workers ? '--workers 2 (primary + workers counted), on both cores' : 'one process') + (client ? `, ${client} upstream client` : ''),
         stop: () => router.proc.stop(),
       };
     }
     default:
       throw new Error(`unknown target ${name}`);
+  }
+}
+
+/** The upstream client a router runs, from /status (a --workers primary lists its workers'). */
+async function upstreamClientOf(router) {
+  try {
+    const status = await (await fetch(`${router.admin}/status`, { signal: AbortSignal.timeout(5000) })).json();
+    return status.upstreamClient ?? status.workers?.find((w) => w.upstreamClient)?.upstreamClient;
+  } catch {
+    return undefined;
   }
 }

@@ -20,7 +20,7 @@ async function atRate(ctx, target, seconds, warmSeconds) {
 }
 
 export async function fixedRateSuite(ctx) {
-  const names = (ctx.targets ?? ['direct', 'haproxy', 'nginx', 'router', 'router-workers']).filter((n) => n !== 'direct');
+  const names = (ctx.targets ?? ['direct', 'haproxy', 'nginx', 'router', 'router-portable', 'router-workers']).filter((n) => n !== 'direct');
   const rows = [];
   let direct;
   for (const name of ['direct', ...names]) {

@@ -128,6 +128,13 @@ export class RouterMetrics {
     aggregator: 'min',
     registers: [this.registry],
   });
+  readonly upstreamClientInfo = new Gauge({
+    name: 'router_upstream_client_info',
+    help: 'The upstream client that forwards requests and runs health checks (1 on its label: native or portable)',
+    labelNames: ['client'] as const,
+    aggregator: 'max',
+    registers: [this.registry],
+  });
   readonly routes = new Gauge({
     name: 'router_routes',
     help: '(host, path) routes in the table',

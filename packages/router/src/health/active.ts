@@ -1,7 +1,13 @@
+/**
+ * Active health checks: a GET of the app's healthCheck.path on each ready or starting instance,
+ * sent through the router's upstream client, so over the same connector (TCP, verified TLS) and
+ * keep-alive connections as traffic: a check sees what a request would see.
+ */
 import type { HealthCheck } from '@paas/registry';
-import { Agent, request } from 'undici';
 import type { Backend } from '../table/backend.js';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
+import type { UpstreamClient } from '../transport/upstream.js';
+import { Probe } from './probe.js';
 
 export interface HealthLogger {
   warn(obj: object, msg: string): void;
@@ -10,6 +16,8 @@ export interface HealthLogger {
 
 export interface ActiveHealthCheckerOptions {
   getTable: () => RoutingTable;
+  /** The traffic's upstream client; the checker does not close it. */
+  client: UpstreamClient;
   logger?: HealthLogger;
   /** Called when a backend's checkHealthy flips. */
   onChange?: (backend: Backend) => void;
@@ -29,7 +37,7 @@ const JITTER = 0.1;
 /** What the checker needs from its owner, shared by every app's check. */
 interface CheckContext {
   readonly getTable: () => RoutingTable;
-  readonly agent: Agent;
+  readonly client: UpstreamClient;
   setVerdict(backend: Backend, healthy: boolean, reason: string | undefined): void;
   report(err: unknown, app: string): void;
 }
@@ -41,13 +49,12 @@ interface CheckContext {
 export class ActiveHealthChecker {
   private readonly apps = new Map<string, AppHealthCheck>();
   private readonly context: CheckContext;
-  private readonly agent = new Agent();
   private stopped = false;
 
   constructor(private readonly opts: ActiveHealthCheckerOptions) {
     this.context = {
       getTable: opts.getTable,
-      agent: this.agent,
+      client: opts.client,
       setVerdict: (backend, healthy, reason) => this.setVerdict(backend, healthy, reason),
       report: (err, app) => this.report(err, app),
     };
@@ -82,7 +89,6 @@ export class ActiveHealthChecker {
     this.stopped = true;
     for (const check of this.apps.values()) check.stop();
     this.apps.clear();
-    this.agent.destroy().catch((err: unknown) => this.report(err, ''));
   }
 
   private clearVerdicts(pool: AppPool): void {
@@ -114,7 +120,8 @@ class AppHealthCheck {
   private stopped = false;
   /** Consecutive failed probes per backend; absent means the last probe passed. */
   private readonly failures = new Map<Backend, number>();
-  private readonly probing = new Set<Backend>();
+  /** Probes in flight, by backend. */
+  private readonly probing = new Map<Backend, Probe>();
 
   constructor(
     private readonly app: string,
@@ -129,6 +136,9 @@ class AppHealthCheck {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    // Their connections are closed: the upstream client's close() need not wait for them.
+    for (const inFlight of this.probing.values()) inFlight.cancel();
+    this.probing.clear();
   }
 
   private schedule(delayMs: number): void {
@@ -153,13 +163,17 @@ class AppHealthCheck {
   }
 
   private probe(backend: Backend): void {
-    this.probing.add(backend);
-    probeOnce(this.context.agent, backend.origin + this.settings.path, this.settings.timeoutMs)
-      .then((failure) => {
-        this.probing.delete(backend);
-        if (!this.stopped) this.record(backend, failure);
-      })
-      .catch((err: unknown) => this.context.report(err, this.app));
+    const inFlight = new Probe(this.settings.path, this.settings.timeoutMs, (failure) => {
+      this.probing.delete(backend);
+      if (this.stopped) return;
+      try {
+        this.record(backend, failure);
+      } catch (err) {
+        this.context.report(err, this.app);
+      }
+    });
+    this.probing.set(backend, inFlight);
+    inFlight.send(this.context.client, backend.origin);
   }
 
   private record(backend: Backend, failure: string | undefined): void {
@@ -171,17 +185,6 @@ class AppHealthCheck {
     const count = (this.failures.get(backend) ?? 0) + 1;
     this.failures.set(backend, count);
     if (count >= FAILURES_TO_MARK_UNHEALTHY) this.context.setVerdict(backend, false, failure);
-  }
-}
-
-/** GET the url: undefined when it answers 2xx in time, else why not. */
-async function probeOnce(agent: Agent, url: string, timeoutMs: number): Promise<string | undefined> {
-  try {
-    const res = await request(url, { dispatcher: agent, method: 'GET', signal: AbortSignal.timeout(timeoutMs) });
-    await res.body.dump();
-    return res.statusCode >= 200 && res.statusCode < 300 ? undefined : `status ${res.statusCode}`;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
   }
 }
 

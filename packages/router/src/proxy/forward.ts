@@ -1,7 +1,7 @@
 /**
  * The lean forwarding path for plain HTTP requests: it runs as the traffic server's request
  * listener, before fastify, and forwards through the router's own upstream client
- * (upstream/client.ts) with an exchange that writes straight to the raw ServerResponse.
+ * (transport/) with an exchange that writes straight to the raw ServerResponse.
  * WebSocket upgrades (the server's 'upgrade' event) still go through fastify and
  * @fastify/http-proxy.
  *
@@ -27,7 +27,7 @@ import { connectionListed, HOP_BY_HOP } from './headers.js';
 import { normalizeHost } from './host.js';
 import { SANE_REQUEST_ID } from './request-id.js';
 import { classifyUpstreamError, mayRetry } from './upstream-errors.js';
-import type { Upstream, UpstreamClient, UpstreamExchange } from './upstream/client.js';
+import type { Upstream, UpstreamClient, UpstreamExchange } from '../transport/upstream.js';
 
 export interface ForwardLogger {
   info(obj: object, msg: string): void;

@@ -1,7 +1,7 @@
 /**
  * The traffic listener. Plain HTTP requests take the lean path (forward.ts): the server's own
  * request listener looks the request up in the live table, picks an instance and forwards it
- * through the router's upstream client (upstream/client.ts), writing to the raw response.
+ * through the router's upstream client (transport/), writing to the raw response.
  * fastify + @fastify/http-proxy stay the frame for the rest: WebSocket upgrades (an onRequest
  * hook does the same lookup and pick, the proxy plugin forwards with a per-request upstream)
  * and methods fastify does not route (404). Errors are mapped to the contract's answers on
@@ -19,7 +19,8 @@ import { Forwarder } from './forward.js';
 import { upstreamWebSocketHeaders } from './headers.js';
 import { normalizeHost } from './host.js';
 import { requestIdFor } from './request-id.js';
-import { UpstreamClient } from './upstream/client.js';
+import { createUpstreamClient, type UpstreamClientChoice } from '../transport/select-client.js';
+import type { UpstreamClient } from '../transport/upstream.js';
 
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
@@ -37,6 +38,8 @@ export interface ProxyOptions {
   clientKeepAliveTimeoutMs: number;
   /** Time a client has to send a request head. */
   requestHeaderTimeoutMs: number;
+  /** --upstream-client (default auto). */
+  upstreamClient?: UpstreamClientChoice;
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
@@ -62,7 +65,7 @@ const MAX_ANNOUNCED_KEEPALIVE_MS = 60_000;
 
 export interface ProxyServer {
   server: FastifyInstance;
-  /** The keep-alive connections to instances. */
+  /** The keep-alive connections to instances (also used by the active health checks). */
   upstream: UpstreamClient;
   /** The client connections: begin() turns every answer to `Connection: close` (see drain.ts). */
   drain: ClientDrain;
@@ -84,12 +87,12 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   // Capping announced timeouts at --keepalive-timeout (4 s) closed connections the instance
   // would have kept, and reopening them under load cost the fixed-rate p99 (3,000 req/s:
   // 14-90 ms with the cap, 3.5-5 ms without).
-  const upstream = new UpstreamClient({
+  const upstream = createUpstreamClient(opts.upstreamClient ?? 'auto', {
     connectTimeoutMs: opts.connectTimeoutMs,
     upstreamTimeoutMs: opts.upstreamTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
     keepAliveMaxTimeoutMs: Math.max(opts.keepAliveTimeoutMs, MAX_ANNOUNCED_KEEPALIVE_MS),
-  });
+  }, log);
 
   function release(backend: Backend): void {
     if (getTable().release(backend) === 0 && backend.state === 'draining') opts.onDrained(backend);

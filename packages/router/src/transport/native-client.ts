@@ -1,111 +1,65 @@
 /**
- * The router's HTTP/1.1 client to instances: a keep-alive pool of connections per origin, one
- * request per connection at a time (no pipelining), responses parsed by Node's native llhttp.
+ * The native upstream client (--upstream-client native): a keep-alive pool of connections per
+ * origin, one request per connection at a time (no pipelining), answers parsed by Node's own
+ * llhttp binding (http-parser.ts), reading plain TCP connections straight from the handle.
  *
- * Why not undici: the router spends nearly all of each request in Node's HTTP server and its
- * upstream client. undici builds and validates a Request per dispatch (headers the server already
- * parsed are checked again), parses in wasm, and keeps Pool/Agent queues and per-request timers.
- * This client writes the request head as one latin1 string; Node's native parser reads plain
- * http connections straight from the TCP handle (as Node's server does) and hands over header
- * strings and body Buffers. Measured on one core (wrk, 50 connections, best of interleaved runs on
- * a shared machine): a bare forwarding loop +17-25% requests per CPU-second; the router 14.5k ->
- * 17.9k.
+ * Why not undici on the fast path: the router spends nearly all of each request in Node's HTTP
+ * server and its upstream client. undici builds and validates a Request per dispatch (headers the
+ * server already parsed are checked again), parses in wasm, and keeps queues and per-request
+ * timers. This client writes the request head as one latin1 string; Node's native parser reads
+ * plain http connections straight from the TCP handle (as Node's server does) and hands over
+ * header strings and body Buffers. It relies on Node internals, so the router starts it only
+ * after native-check.ts parsed a canned answer with them, and otherwise runs the portable client
+ * (portable-client.ts), which keeps the same behaviour on public APIs.
  *
- * What it keeps from the undici set-up it replaced:
+ * Kept from undici (see upstream.ts):
  * - keep-alive per connection: an instance announcing `Keep-Alive: timeout=N` is held to N - 2 s,
  *   capped at keepAliveMaxTimeoutMs (below 0: not reused); otherwise keepAliveTimeoutMs.
- * - timeouts: connect (connectTimeoutMs), and upstreamTimeoutMs of silence while waiting for the
- *   head or the next body bytes, not counted while the answer is paused for a slow client or the
- *   request body is still coming from the client. Errors carry undici's codes
- *   (UND_ERR_CONNECT_TIMEOUT, UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT, UND_ERR_SOCKET), so
- *   the failure classification and the metrics' reason labels stay as they were.
- * - TLS for https origins, verified, with the session reused per origin.
+ * - upstreamTimeoutMs of silence while waiting for the head or the next body bytes, not counted
+ *   while the answer is paused for a slow client or the request body is still coming from the
+ *   client; undici's error codes (UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT, UND_ERR_SOCKET).
+ * - connections from the origin scheme's Connector (connect timeout, verified TLS, sessions).
  * - request bodies streamed with backpressure (chunked when the client sent no length), answers
  *   streamed with backpressure through the handler's onData return value and resume().
- *
- * A keep-alive connection the instance closes just as a request is written to it (the instance's
- * idle timeout racing the reuse) fails that request with nothing received. A body-less idempotent
- * request is then written once more on a fresh connection, since the instance cannot have seen it
- * (undici instead defers each reuse by a setImmediate to catch a pending FIN first, and fails the
- * request when it loses the race).
+ * Different: the retry rule of upstream.ts (undici instead defers each reuse by a setImmediate to
+ * catch a pending FIN first, and fails the request when it loses the race).
  */
 import type { IncomingMessage } from 'node:http';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
-import { HTTPParser, type NativeParser, type OnBody, type OnExecute, type OnHeaders, type OnHeadersComplete, type OnMessageComplete, type StreamHandle } from './http-parser.js';
-
-/** One request to an instance and the receiver of its answer (the forwarder's exchange). */
-export interface UpstreamExchange {
-  readonly method: string;
-  readonly path: string;
-  /** Header name/value pairs; no hop-by-hop or framing headers besides Content-Length. */
-  readonly headers: string[];
-  /** False: the client adds the origin's authority as Host. */
-  readonly hasHost: boolean;
-  /** The client's request body, when it has one; sent chunked unless headers carry its length. */
-  readonly body: IncomingMessage | null;
-  readonly chunked: boolean;
-  /** Set by the client: the connection carrying the request (for abort and resume). */
-  upstream: Upstream | null;
-  onHeaders(statusCode: number, statusText: string, headers: string[]): void;
-  /** False: stop reading the answer until upstream.resume(). */
-  onData(chunk: Buffer): boolean;
-  onComplete(): void;
-  onError(err: Error): void;
-}
-
-/** The connection a request went out on, as the exchange sees it. */
-export interface Upstream {
-  /** The exchange no longer wants its answer: the connection is closed, nothing else is called. */
-  abort(ex: UpstreamExchange): void;
-  /** Reads on after onData returned false; a no-op once the connection serves another exchange. */
-  resume(ex: UpstreamExchange): void;
-}
-
-export interface UpstreamClientOptions {
-  connectTimeoutMs: number;
-  upstreamTimeoutMs: number;
-  /** Idle time of a connection to an instance that announces no keep-alive timeout. */
-  keepAliveTimeoutMs: number;
-  /** The longest idle time an instance's own announcement may give a connection. */
-  keepAliveMaxTimeoutMs: number;
-}
-
-/** undici's margin below an announced keep-alive timeout. */
-const ANNOUNCED_KEEPALIVE_MARGIN_MS = 2000;
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
-
-class UpstreamError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
+import type { Duplex } from 'node:stream';
+import type { ConnectTarget, Connector } from './connector.js';
+import { loadHttpParser, type HttpParserClass, type NativeParser, type OnBody, type OnExecute, type OnHeaders, type OnHeadersComplete, type OnMessageComplete, type StreamHandle } from './http-parser.js';
+import { ANNOUNCED_KEEPALIVE_MARGIN_MS, noTransportError, UpstreamError, writeAgainOnFreshConnection, type Upstream, type UpstreamClient, type UpstreamClientOptions, type UpstreamExchange } from './upstream.js';
 
 const kConn = Symbol('paas.upstream.conn');
 type Tracked<T> = T & { [kConn]?: Conn };
 
-export class UpstreamClient {
+export class NativeUpstreamClient implements UpstreamClient {
+  readonly kind = 'native';
+  readonly HTTPParser: HttpParserClass;
   private readonly pools = new Map<string, OriginPool>();
   private open = 0;
   private closing = false;
   private onAllClosed: (() => void) | null = null;
 
-  constructor(readonly opts: UpstreamClientOptions) {}
+  constructor(readonly opts: UpstreamClientOptions) {
+    this.HTTPParser = loadHttpParser();
+  }
 
-  /** Sends the exchange's request to `origin` (`http://host:port` or `https://…`). */
   request(origin: string, ex: UpstreamExchange): void {
     let pool = this.pools.get(origin);
     if (pool === undefined) {
-      pool = new OriginPool(this, origin);
+      const url = new URL(origin);
+      const connector = this.opts.connectors.for(url.protocol);
+      if (connector === undefined) {
+        ex.onError(noTransportError(origin));
+        return;
+      }
+      pool = new OriginPool(this, origin, url, connector);
       this.pools.set(origin, pool);
     }
     let conn = pool.idle.pop();
     // Destroyed this tick (idle timeout, the instance's FIN): its 'close' has not run yet.
-    while (conn !== undefined && conn.socket.destroyed) conn = pool.idle.pop();
+    while (conn !== undefined && conn.socket!.destroyed) conn = pool.idle.pop();
     if (conn !== undefined) conn.start(ex, true);
     else this.connect(pool, ex);
   }
@@ -113,7 +67,10 @@ export class UpstreamClient {
   connect(pool: OriginPool, ex: UpstreamExchange): void {
     this.open++;
     pool.open++;
-    new Conn(pool).start(ex, false);
+    const conn = new Conn(pool);
+    // The exchange first: a connector may call back at once.
+    conn.start(ex, false);
+    pool.connector.connect(pool.target, (err, socket) => conn.connected(err, socket));
   }
 
   closed(conn: Conn): void {
@@ -127,7 +84,7 @@ export class UpstreamClient {
   /** A connection whose answer is complete: kept for the next request, or closed. */
   release(conn: Conn): void {
     if (this.closing || !conn.keepAlive || conn.sendingBody) {
-      conn.socket.destroy();
+      conn.socket!.destroy();
       return;
     }
     conn.unpause();
@@ -139,11 +96,10 @@ export class UpstreamClient {
     return this.closing;
   }
 
-  /** Closes idle connections now and the others as their answers end; resolves when all are. */
   close(): Promise<void> {
     this.closing = true;
     for (const pool of this.pools.values()) {
-      for (const conn of pool.idle.splice(0)) conn.socket.destroy();
+      for (const conn of pool.idle.splice(0)) conn.socket!.destroy();
     }
     if (this.open === 0) return Promise.resolve();
     return new Promise((resolve) => (this.onAllClosed = resolve));
@@ -154,26 +110,21 @@ class OriginPool {
   /** Idle connections, most recently used last (reused first: least likely to be timed out). */
   readonly idle: Conn[] = [];
   open = 0;
-  readonly tls: boolean;
-  readonly host: string;
-  readonly port: number;
-  readonly servername: string | undefined;
+  readonly target: ConnectTarget;
   /** Host header for requests that came without one. */
   readonly authority: string;
-  session: Buffer | undefined = undefined;
   /** The last Keep-Alive value seen and its idle time: an instance announces the same one each time. */
   private announced = '';
   private announcedMs = 0;
 
   constructor(
-    readonly client: UpstreamClient,
+    readonly client: NativeUpstreamClient,
     readonly origin: string,
+    url: URL,
+    readonly connector: Connector,
   ) {
-    const url = new URL(origin);
-    this.tls = url.protocol === 'https:';
-    this.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.port = url.port === '' ? (this.tls ? 443 : 80) : Number(url.port);
-    this.servername = this.tls && isIP(this.host) === 0 ? this.host : undefined;
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.target = { protocol: url.protocol, hostname, port: url.port };
     this.authority = url.host;
   }
 
@@ -190,10 +141,10 @@ class OriginPool {
 }
 
 class Conn implements Upstream {
-  readonly socket: Tracked<Socket>;
+  /** Null until the connector called back with a connection. */
+  socket: Tracked<Duplex> | null = null;
   readonly parser: Tracked<NativeParser>;
   ex: UpstreamExchange | null = null;
-  connected = false;
   /** The current request went out on a connection that had already served one. */
   reused = false;
   /** Bytes of the current answer arrived. */
@@ -209,35 +160,17 @@ class Conn implements Upstream {
   error: Error | null = null;
   /** Header pairs llhttp handed over before the head was complete (more than 32 pairs). */
   partial: string[] | null = null;
-  /** The TCP handle llhttp reads from directly (plain http); null: TLS, fed from 'data' events. */
-  readonly handle: StreamHandle | null = null;
-  private connectTimer: NodeJS.Timeout | null;
+  /** The TCP handle llhttp reads from directly (plain TCP); null: fed from 'data' events (TLS, other streams). */
+  handle: StreamHandle | null = null;
   /** upstreamTimeoutMs of silence; refreshed on each read and write of a request. */
-  readonly silenceTimer: NodeJS.Timeout | null = null;
+  silenceTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private idleTimerMs = 0;
 
   constructor(readonly pool: OriginPool) {
-    const opts = pool.client.opts;
-    this.idleMs = opts.keepAliveTimeoutMs;
-    const socket: Tracked<Socket> = pool.tls
-      ? tlsConnect({ host: pool.host, port: pool.port, servername: pool.servername, session: pool.session, ALPNProtocols: ['http/1.1'], rejectUnauthorized: true })
-      : netConnect({ host: pool.host, port: pool.port });
-    socket[kConn] = this;
-    this.socket = socket;
-    socket.setNoDelay(true);
-    socket.on(pool.tls ? 'secureConnect' : 'connect', onSocketConnect);
-    if (pool.tls) socket.on('session', onTlsSession);
-    socket.on('end', onSocketEnd);
-    socket.on('drain', onSocketDrain);
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
-    this.connectTimer = setTimeout(onConnectTimeout, opts.connectTimeoutMs, this);
-    if (opts.upstreamTimeoutMs > 0) {
-      this.silenceTimer = setTimeout(onSilenceTimeout, opts.upstreamTimeoutMs, this);
-      this.silenceTimer.unref();
-    }
-
+    const client = pool.client;
+    this.idleMs = client.opts.keepAliveTimeoutMs;
+    const HTTPParser = client.HTTPParser;
     const parser: Tracked<NativeParser> = new HTTPParser();
     parser.initialize(HTTPParser.RESPONSE, this, 0, 0);
     parser[kConn] = this;
@@ -246,18 +179,6 @@ class Conn implements Upstream {
     parser[HTTPParser.kOnBody] = parserOnBody;
     parser[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
     this.parser = parser;
-
-    // As Node's own server does with its connections: llhttp reads the TCP handle in C++, with
-    // no Buffer per read and no stream machinery. A TLS socket has no such handle.
-    const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
-    if (!pool.tls && handle !== null && handle._externalStream !== undefined) {
-      this.handle = handle;
-      parser[HTTPParser.kOnExecute] = parserOnExecute;
-      parser.consume(handle);
-      socket.resume();
-    } else {
-      socket.on('data', onSocketData);
-    }
   }
 
   start(ex: UpstreamExchange, reused: boolean): void {
@@ -267,19 +188,57 @@ class Conn implements Upstream {
     this.received = false;
     this.headed = false;
     this.isHead = ex.method === 'HEAD';
+    this.sendingBody = ex.body !== null;
+    // Not connected yet: sent once connected. The body is read only then, so a refused
+    // connection leaves it untouched and the request may still go to another instance.
+    if (this.socket !== null) this.send(ex);
+  }
+
+  private send(ex: UpstreamExchange): void {
     this.silenceTimer?.refresh();
     let head = `${ex.method} ${ex.path} HTTP/1.1\r\n`;
     const headers = ex.headers;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     if (!ex.hasHost) head += `host: ${this.pool.authority}\r\n`;
     head += ex.chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
-    this.socket.write(head, 'latin1');
-    if (ex.body !== null) {
-      this.sendingBody = true;
-      // Read the body only once connected: a refused connection leaves it untouched, so the
-      // request may still go to another instance.
-      if (this.connected) this.pipeBody(ex.body);
+    this.socket!.write(head, 'latin1');
+    if (ex.body !== null) this.pipeBody(ex.body);
+  }
+
+  /** The connector's answer: a connection to send the exchange on, or why there is none. */
+  connected(err: Error | null, stream: Duplex | null): void {
+    if (err !== null || stream === null) {
+      this.error ??= err ?? new UpstreamError('no connection', 'UND_ERR_SOCKET');
+      this.onClose();
+      return;
     }
+    const socket: Tracked<Duplex> = stream;
+    socket[kConn] = this;
+    this.socket = socket;
+    socket.on('end', onSocketEnd);
+    socket.on('drain', onSocketDrain);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    const timeoutMs = this.pool.client.opts.upstreamTimeoutMs;
+    if (timeoutMs > 0) {
+      this.silenceTimer = setTimeout(onSilenceTimeout, timeoutMs, this);
+      this.silenceTimer.unref();
+    }
+    // As Node's own server does with its connections: llhttp reads the TCP handle in C++, with
+    // no Buffer per read and no stream machinery. TLS and other streams have no such handle.
+    const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if ((socket as { encrypted?: boolean }).encrypted !== true && handle != null && handle._externalStream !== undefined) {
+      this.handle = handle;
+      this.parser[this.pool.client.HTTPParser.kOnExecute] = parserOnExecute;
+      this.parser.consume(handle);
+      socket.resume();
+    } else {
+      socket.on('data', onSocketData);
+    }
+    const ex = this.ex;
+    // The exchange was aborted while the connection was being made.
+    if (ex === null) socket.destroy();
+    else this.send(ex);
   }
 
   pipeBody(body: Tracked<IncomingMessage>): void {
@@ -302,7 +261,7 @@ class Conn implements Upstream {
     if (this.ex !== ex) return;
     this.ex = null;
     if (ex.body !== null) this.stopBody(ex.body, false);
-    this.socket.destroy();
+    this.socket?.destroy();
   }
 
   resume(ex: UpstreamExchange): void {
@@ -313,7 +272,7 @@ class Conn implements Upstream {
     this.paused = true;
     const handle = this.handle;
     if (handle === null) {
-      this.socket.pause();
+      this.socket!.pause();
     } else if (handle.reading) {
       handle.reading = false;
       handle.readStop();
@@ -326,8 +285,8 @@ class Conn implements Upstream {
     this.silenceTimer?.refresh();
     const handle = this.handle;
     if (handle === null) {
-      this.socket.resume();
-    } else if (!handle.reading && !this.socket.destroyed) {
+      this.socket!.resume();
+    } else if (!handle.reading && !this.socket!.destroyed) {
       handle.reading = true;
       handle.readStart();
     }
@@ -335,7 +294,7 @@ class Conn implements Upstream {
 
   fail(err: Error): void {
     this.error ??= err;
-    this.socket.destroy();
+    this.socket!.destroy();
   }
 
   armIdle(): void {
@@ -349,18 +308,7 @@ class Conn implements Upstream {
     this.idleTimer.unref();
   }
 
-  connectDone(): void {
-    this.connected = true;
-    if (this.connectTimer !== null) {
-      clearTimeout(this.connectTimer);
-      this.connectTimer = null;
-    }
-    const ex = this.ex;
-    if (ex !== null && ex.body !== null && this.sendingBody) this.pipeBody(ex.body);
-  }
-
   onClose(): void {
-    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     if (this.silenceTimer !== null) clearTimeout(this.silenceTimer);
     if (this.handle !== null) this.parser.unconsume();
@@ -374,7 +322,7 @@ class Conn implements Upstream {
     this.ex = null;
     if (ex.body !== null) this.stopBody(ex.body, false);
     const err = this.error ?? new UpstreamError('other side closed', 'UND_ERR_SOCKET');
-    const retry = this.reused && !this.received && ex.body === null && IDEMPOTENT.has(ex.method) && RESET_CODES.has((err as { code?: string }).code ?? '') && !client.isClosing;
+    const retry = writeAgainOnFreshConnection(ex, err, this.reused, this.received) && !client.isClosing;
     // The fresh connection is counted before this one is let go, so the pool stays registered.
     if (retry) client.connect(this.pool, ex);
     client.closed(this);
@@ -382,23 +330,11 @@ class Conn implements Upstream {
   }
 }
 
-function onSocketConnect(this: Tracked<Socket>): void {
-  this[kConn]!.connectDone();
-}
-
-function onTlsSession(this: Tracked<Socket>, session: Buffer): void {
-  this[kConn]!.pool.session = session;
-}
-
-function onConnectTimeout(conn: Conn): void {
-  conn.fail(new UpstreamError('connect timeout', 'UND_ERR_CONNECT_TIMEOUT'));
-}
-
 function onIdleTimeout(conn: Conn): void {
-  if (conn.ex === null) conn.socket.destroy();
+  if (conn.ex === null) conn.socket!.destroy();
 }
 
-function onSocketData(this: Tracked<Socket>, data: Buffer): void {
+function onSocketData(this: Tracked<Duplex>, data: Buffer): void {
   const conn = this[kConn]!;
   if (conn.ex === null) {
     // Bytes on an idle connection answer nothing we asked: the connection cannot be trusted.
@@ -423,7 +359,7 @@ const parserOnExecute: OnExecute = function (ret) {
   conn.silenceTimer?.refresh();
 };
 
-function onSocketEnd(this: Tracked<Socket>): void {
+function onSocketEnd(this: Tracked<Duplex>): void {
   const conn = this[kConn]!;
   // An answer without length ends with the connection: finish() completes it.
   if (conn.ex !== null && conn.headed) {
@@ -437,31 +373,31 @@ function onSilenceTimeout(conn: Conn): void {
   if (conn.ex === null) return;
   // Paused for a slow client, or still sending the client's body while the instance reads it:
   // the client is the slow one. Looked at again after another period.
-  if (conn.paused || (conn.sendingBody && !conn.socket.writableNeedDrain)) {
+  if (conn.paused || (conn.sendingBody && !conn.socket!.writableNeedDrain)) {
     conn.silenceTimer!.refresh();
     return;
   }
   conn.fail(conn.headed ? new UpstreamError('body timeout', 'UND_ERR_BODY_TIMEOUT') : new UpstreamError('headers timeout', 'UND_ERR_HEADERS_TIMEOUT'));
 }
 
-function onSocketDrain(this: Tracked<Socket>): void {
+function onSocketDrain(this: Tracked<Duplex>): void {
   const conn = this[kConn]!;
   if (!conn.bodyPaused) return;
   conn.bodyPaused = false;
   conn.ex?.body?.resume();
 }
 
-function onSocketError(this: Tracked<Socket>, err: Error): void {
+function onSocketError(this: Tracked<Duplex>, err: Error): void {
   this[kConn]!.error ??= err;
 }
 
-function onSocketClose(this: Tracked<Socket>): void {
+function onSocketClose(this: Tracked<Duplex>): void {
   this[kConn]!.onClose();
 }
 
 function onBodyData(this: Tracked<IncomingMessage>, chunk: Buffer): void {
   const conn = this[kConn]!;
-  const socket = conn.socket;
+  const socket = conn.socket!;
   let ok: boolean;
   conn.silenceTimer?.refresh();
   if (conn.ex!.chunked) {
@@ -481,7 +417,7 @@ function onBodyData(this: Tracked<IncomingMessage>, chunk: Buffer): void {
 
 function onBodyEnd(this: Tracked<IncomingMessage>): void {
   const conn = this[kConn]!;
-  if (conn.ex!.chunked) conn.socket.write('0\r\n\r\n', 'latin1');
+  if (conn.ex!.chunked) conn.socket!.write('0\r\n\r\n', 'latin1');
   conn.sendingBody = false;
   conn.stopBody(this, false);
 }

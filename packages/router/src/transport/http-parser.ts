@@ -3,8 +3,9 @@
  * lib/_http_client.js, lib/_http_server.js). Native: no JavaScript tokenizing, and with consume()
  * it reads the socket itself; undici parses with llhttp compiled to wasm and copies every read
  * into its memory. `node:_http_common` is internal (no warning when loaded); this is its shape on
- * Node 20, the router's engine: callbacks by index, header lists as flat latin1 string arrays, a
- * body chunk as one Buffer. test/upstream-client.test.ts exercises every callback used here.
+ * Node 20 to 24: callbacks by index, header lists as flat latin1 string arrays, a body chunk as
+ * one Buffer. It is loaded only when the native client is chosen, after native-check.ts parsed a
+ * canned answer with it; test/upstream-client.test.ts exercises every callback used here.
  */
 import { createRequire } from 'node:module';
 
@@ -47,16 +48,24 @@ export interface NativeParser {
   [callback: number]: OnHeaders | OnHeadersComplete | OnBody | OnMessageComplete | OnExecute;
 }
 
-interface HttpCommon {
-  HTTPParser: {
-    new (): NativeParser;
-    RESPONSE: number;
-    kOnHeaders: number;
-    kOnHeadersComplete: number;
-    kOnBody: number;
-    kOnMessageComplete: number;
-    kOnExecute: number;
-  };
+export interface HttpParserClass {
+  new (): NativeParser;
+  RESPONSE: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kOnExecute: number;
 }
 
-export const { HTTPParser } = createRequire(import.meta.url)('node:_http_common') as HttpCommon;
+let loaded: HttpParserClass | undefined;
+
+/** Node's HTTPParser; throws when this Node has no such internal module or export. */
+export function loadHttpParser(): HttpParserClass {
+  if (loaded === undefined) {
+    const common = createRequire(import.meta.url)('node:_http_common') as { HTTPParser?: HttpParserClass };
+    if (typeof common.HTTPParser !== 'function') throw new Error('node:_http_common has no HTTPParser');
+    loaded = common.HTTPParser;
+  }
+  return loaded;
+}
