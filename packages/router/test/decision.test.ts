@@ -52,8 +52,11 @@ describe('readRequestHead', () => {
     expect(head.error).toBeNull();
   });
 
-  it('refuses more than one Host header with 400', () => {
+  it('refuses more than one Host header with 400, and none in HTTP/1.1', () => {
     expect(read('/', ['Host', 'a.example.com', 'Host', 'b.example.com']).error).toBe(BAD_REQUEST);
+    expect(read('/', []).error).toBe(BAD_REQUEST);
+    expect(read('/', [], 'GET', '1.0').error).toBeNull();
+    expect(read('http://a.example.com/', []).error).toBeNull();
   });
 
   it('refuses a Transfer-Encoding other than chunked with 501, and any in HTTP/1.0 with 400', () => {

@@ -5,7 +5,7 @@
  * still to come) validate and route alike.
  *
  * Validation, as nginx, HAProxy and Envoy do it (RFC 9110, RFC 9112), before anything goes to an
- * instance: more than one Host is 400; a Transfer-Encoding other than `chunked` is 501 (Node
+ * instance: no Host in HTTP/1.1, or more than one, is 400; a Transfer-Encoding other than `chunked` is 501 (Node
  * already refuses the framings it cannot parse, such as `gzip` alone or with Content-Length);
  * Transfer-Encoding in an HTTP/1.0 request is 400; a target that is neither origin-form (`/p`)
  * nor absolute-form (`http://host/p`) is 400. An absolute-form target routes by its authority
@@ -136,7 +136,8 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
     }
   }
   head.id = givenId !== undefined && SANE_REQUEST_ID.test(givenId) ? givenId : randomUUID();
-  if (hosts > 1) {
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1 (none is allowed in HTTP/1.0).
+  if (hosts > 1 || (hosts === 0 && authority === undefined && httpVersion !== '1.0')) {
     head.error = BAD_REQUEST;
     return;
   }

@@ -15,6 +15,7 @@
  * upstream request, access log, metrics.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { answerHeaders, FAILURE_ANSWER, type Answer } from '../decision/answers.js';
 import { decide, retryTarget } from '../decision/decide.js';
@@ -47,6 +48,14 @@ export interface ForwarderOptions {
 }
 
 const kExchange = Symbol('paas.exchange');
+/** On a client socket: the router answered with an answer that closes the connection. */
+const kClosing = Symbol('paas.closing');
+
+/** The router has answered on this connection and closes it after that answer. */
+export function closesAfterAnswer(socket: Socket): boolean {
+  return (socket as Socket & { [kClosing]?: boolean })[kClosing] === true;
+}
+
 type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
 
 function onResponseClose(this: TrackedResponse): void {
@@ -195,8 +204,11 @@ export class Forwarder {
     if (res.headersSent || res.destroyed) return;
     res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing()));
     res.end(answer.message);
-    // The request body is not forwarded: read it off so the connection can serve the next
-    // request (unless the answer closes the connection: then there is nothing to read it for).
-    if (!ex.req.complete && answer.close !== true) ex.req.resume();
+    if (answer.close === true) {
+      (ex.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
+      return;
+    }
+    // The request body is not forwarded: read it off so the connection can serve the next request.
+    if (!ex.req.complete) ex.req.resume();
   }
 }

@@ -16,7 +16,7 @@ import { BAD_REQUEST, HEADERS_TOO_LARGE, rawAnswer, REQUEST_TIMEOUT } from '../d
 import { UpstreamClient } from '../proxy/upstream/client.js';
 import type { Backend } from '../table/backend.js';
 import type { RoutingTable } from '../table/routing-table.js';
-import { Forwarder } from './forward.js';
+import { closesAfterAnswer, Forwarder } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
 
 export interface ProxyLogger {
@@ -87,6 +87,12 @@ function serveWithoutUpgrade(server: Server, req: IncomingMessage, socket: Socke
 /** A request head Node could not parse: the router's own answer, then the connection closes. */
 function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // The request was answered already, with the connection closing after it (its body, which
+  // Node goes on to parse, failed): that answer stands, once written out.
+  if (closesAfterAnswer(socket)) {
+    socket.end();
+    return;
+  }
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -148,7 +154,8 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     logger: false,
     // fastify's own request handling is not used: the listeners above take every request.
     serverFactory: () => {
-      const server = createServer((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res));
+      // A missing Host is refused by the decision (decision/request-head.ts), with the router's own 400.
+      const server = createServer({ requireHostHeader: false }, (req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res));
       server.on('upgrade', (req: IncomingMessage, socket: Socket, early: Buffer) => {
         if (isWebSocketUpgrade(req)) upgrades.handle(req, socket, early);
         else serveWithoutUpgrade(server, req, socket, early);
