@@ -104,7 +104,7 @@ const cases: Case[] = [
     host: 'maintenance.example.com',
     headers: { 'x-request-id': 'row-maintenance' },
     check: (out) => {
-      ownAnswer(out, 423, 'Back at 14:00', 'row-maintenance');
+      ownAnswer(out, 423, 'Back at 14:00 — désolé', 'row-maintenance');
       expect(out.headers['retry-after']).toBeUndefined();
     },
   },
@@ -174,7 +174,7 @@ beforeAll(async () => {
   await putJson(`${prefix}/instances/ok/ok-1`, { url: ok.url, state: 'ready' });
   await putJson(`${prefix}/apps/starting`, { routes: [{ host: 'starting.example.com' }] });
   await putJson(`${prefix}/instances/starting/s1`, { url: ok.url, state: 'starting' });
-  await putJson(`${prefix}/overrides/maintenance.example.com`, { maintenance: { status: 423, message: 'Back at 14:00' } });
+  await putJson(`${prefix}/overrides/maintenance.example.com`, { maintenance: { status: 423, message: 'Back at 14:00 — désolé' } });
   await putJson(`${prefix}/apps/refused`, { routes: [{ host: 'refused.example.com' }] });
   await putJson(`${prefix}/instances/refused/gone-1`, { url: stopped.url, state: 'ready' });
   await putJson(`${prefix}/apps/frozen`, { routes: [{ host: 'frozen.example.com' }] });

@@ -44,7 +44,7 @@ export function answerHeaders(a: Answer, requestId: string, retryAfter: string, 
   return out;
 }
 
-/** The whole answer as HTTP/1.1 bytes for a raw socket; the connection always closes after it. */
+/** The whole answer as HTTP/1.1 text for a raw socket (write it as UTF-8); the connection always closes after it. */
 export function rawAnswer(a: Answer, requestId: string, retryAfter: string): string {
   const headers = answerHeaders(a, requestId, retryAfter, true);
   let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? ''}\r\n`;

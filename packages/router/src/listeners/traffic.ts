@@ -98,7 +98,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     return;
   }
   const answer = err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
-  socket.end(rawAnswer(answer, randomUUID(), ''), 'latin1', () => socket.destroy());
+  socket.end(rawAnswer(answer, randomUUID(), ''), () => socket.destroy());
 }
 
 export function createProxyServer(opts: ProxyOptions): ProxyServer {

@@ -185,7 +185,7 @@ class Tunnel extends RequestHead {
     const client = this.client;
     if (client.destroyed) return;
     // The server's sockets are half-open: ours ends here, the client's when it has read the answer.
-    client.end(rawAnswer(a, this.id, this.owner.retryAfter), 'latin1');
+    client.end(rawAnswer(a, this.id, this.owner.retryAfter));
     client.resume();
     client.setTimeout(LINGER_MS, onLingerTimeout);
   }
