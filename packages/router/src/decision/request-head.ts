@@ -102,9 +102,15 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
     }
   }
   const headers = head.headers;
+  // Locals while reading, stored once at the end: this loop runs for every header of every request.
   let hosts = 0;
+  let hostHeader: string | undefined;
   let givenId: string | undefined;
+  let xff: string | undefined;
+  let connection: string | undefined;
   let te: string | undefined;
+  let hasBody = false;
+  let hasLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -112,17 +118,17 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
     if (!REQUEST_SKIP.has(lower)) {
       if (lower === 'host') {
         if (++hosts > 1 || authority !== undefined) continue;
-        head.hostHeader = value;
+        hostHeader = value;
       } else if (lower === 'content-length') {
-        head.hasLength = true;
-        if (value !== '0') head.hasBody = true;
+        hasLength = true;
+        if (value !== '0') hasBody = true;
       }
       headers.push(name, value);
       continue;
     }
     switch (lower) {
       case 'x-forwarded-for':
-        head.xff = head.xff === undefined ? value : `${head.xff}, ${value}`;
+        xff = xff === undefined ? value : `${xff}, ${value}`;
         break;
       case 'x-request-id':
         givenId ??= value;
@@ -131,10 +137,15 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
         te = te === undefined ? value : `${te}, ${value}`;
         break;
       case 'connection':
-        head.connection = head.connection === undefined ? value : `${head.connection}, ${value}`;
+        connection = connection === undefined ? value : `${connection}, ${value}`;
         break;
     }
   }
+  head.hostHeader = hostHeader;
+  head.xff = xff;
+  head.connection = connection;
+  head.hasBody = hasBody;
+  head.hasLength = hasLength;
   head.id = givenId !== undefined && SANE_REQUEST_ID.test(givenId) ? givenId : randomUUID();
   // RFC 9112 §3.2: exactly one Host in HTTP/1.1 (none is allowed in HTTP/1.0).
   if (hosts > 1 || (hosts === 0 && authority === undefined && httpVersion !== '1.0')) {

@@ -96,7 +96,8 @@ class Tunnel extends RequestHead {
     const url = new URL(backend.origin);
     const tls = url.protocol === 'https:';
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const port = Number(url.port);
+    // URL drops a scheme's default port (`http://h:80`), which instance records spell out.
+    const port = url.port === '' ? (tls ? 443 : 80) : Number(url.port);
     const up = tls ? tlsConnect({ host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] }) : netConnect({ host, port });
     this.upstream = up;
     up.setNoDelay(true);
