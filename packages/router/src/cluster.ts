@@ -22,7 +22,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { createAdminServer } from './admin/server.js';
+import { createAdminServer } from './listeners/admin.js';
 import type { RouterConfig } from './config.js';
 import type { PrimaryMessage, WorkerMessage } from './router.js';
 

@@ -5,11 +5,11 @@
 import { connectEtcd, KeyLayout, KeyTakenError } from '@paas/registry';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { createAdminServer } from './admin/server.js';
+import { createAdminServer } from './listeners/admin.js';
 import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
 import { ActiveHealthChecker } from './health/active.js';
-import { createProxyServer } from './proxy/server.js';
+import { createProxyServer } from './listeners/traffic.js';
 import { TableSync } from './records/table-sync.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';

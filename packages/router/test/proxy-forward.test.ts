@@ -8,7 +8,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RouterMetrics } from '../src/admin/metrics.js';
-import { createProxyServer, type ProxyServer } from '../src/proxy/server.js';
+import { createProxyServer, type ProxyServer } from '../src/listeners/traffic.js';
 import type { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
 

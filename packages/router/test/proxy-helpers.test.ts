@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { IncomingMessage } from 'node:http';
-import { normalizeHost } from '../src/proxy/host.js';
-import { requestIdFor } from '../src/proxy/request-id.js';
-import { classifyUpstreamError, mayRetry } from '../src/proxy/upstream-errors.js';
+import { classifyUpstreamError, mayRetry } from '../src/decision/failure.js';
+import { normalizeHost } from '../src/decision/host.js';
+import { readRequestHead, RequestHead } from '../src/decision/request-head.js';
 
 describe('normalizeHost', () => {
   it.each([
@@ -20,12 +19,16 @@ describe('normalizeHost', () => {
 });
 
 describe('request ids', () => {
-  const req = (id?: string) => ({ headers: id === undefined ? {} : { 'x-request-id': id } }) as unknown as IncomingMessage;
+  const idOf = (id?: string) => {
+    const head = new RequestHead();
+    readRequestHead(head, 'GET', '/', '1.1', id === undefined ? ['Host', 'a'] : ['Host', 'a', 'X-Request-Id', id]);
+    return head.id;
+  };
   it('keeps a sane client id and replaces others', () => {
-    expect(requestIdFor(req('abc-123_x.y'))).toBe('abc-123_x.y');
-    expect(requestIdFor(req('has space'))).toMatch(/^[0-9a-f-]{36}$/);
-    expect(requestIdFor(req('x'.repeat(200)))).toMatch(/^[0-9a-f-]{36}$/);
-    expect(requestIdFor(req())).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idOf('abc-123_x.y')).toBe('abc-123_x.y');
+    expect(idOf('has space')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idOf('x'.repeat(200))).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idOf()).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
 

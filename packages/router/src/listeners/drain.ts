@@ -18,7 +18,7 @@
  *                    --shutdown-timeout and then cut()s what remains.
  *
  * Upgraded connections (WebSockets) are not HTTP connections any more: they end as the
- * WebSocket proxy closes them.
+ * upgrade tunnels are closed (listeners/upgrade.ts).
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
@@ -49,6 +49,8 @@ export class ClientDrain {
   constructor(listener: RequestListener, opts: ClientConnectionOptions) {
     this.server = createServer(
       {
+        // A missing Host is refused by the decision (decision/request-head.ts), with the router's own 400.
+        requireHostHeader: false,
         keepAliveTimeout: opts.keepAliveTimeoutMs,
         headersTimeout: opts.requestHeaderTimeoutMs,
         // Requests and responses may stream as long as they move: --upstream-timeout bounds an instance.

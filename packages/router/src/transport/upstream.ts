@@ -2,7 +2,7 @@
  * What the forwarder and the health checker see of an upstream client, whichever runs
  * (native-client.ts on Node's internal llhttp, portable-client.ts on undici's public Client):
  * the same exchange callbacks, the same error codes (undici's, which classifyUpstreamError in
- * proxy/upstream-errors.ts and the metrics' reason labels read), the same keep-alive rule and
+ * decision/failure.ts and the metrics' reason labels read), the same keep-alive rule and
  * the same retry rule below.
  */
 import type { IncomingMessage } from 'node:http';

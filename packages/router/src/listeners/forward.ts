@@ -1,0 +1,214 @@
+/**
+ * Plain HTTP forwarding: the traffic server's request listener. It reads the request head
+ * (decision/request-head.ts), asks the decision (decision/decide.ts) and either writes the
+ * router's own answer (decision/answers.ts) or forwards through the router's upstream client
+ * (transport/) with an exchange that writes straight to the raw ServerResponse.
+ *
+ * Why not fastify + reply-from: measured on one core, they spent most of each request in
+ * per-request objects (header copies, URL building, query re-stringifying, stream piping,
+ * hooks); this path reads the client's raw header list once, builds the upstream list in one
+ * array, and writes the response with one writeHead(array) and the body chunks as they come
+ * (backpressure through the upstream connection's pause/resume).
+ *
+ * Besides the decision's: failover to another instance on a failed connection, passive
+ * ejection, in-flight counts per backend, 502/504 on upstream failure, client aborts freeing the
+ * upstream request, access log, metrics.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RouterMetrics } from '../admin/metrics.js';
+import { answerHeaders, FAILURE_ANSWER, type Answer } from '../decision/answers.js';
+import { decide, retryTarget } from '../decision/decide.js';
+import { classifyUpstreamError } from '../decision/failure.js';
+import { addForwardedHeaders, forwardedResponseHeaders } from '../decision/forwarded.js';
+import { readRequestHead, RequestHead } from '../decision/request-head.js';
+import { recordFailure, recordSuccess } from '../health/passive.js';
+import type { Upstream, UpstreamClient, UpstreamExchange } from '../transport/upstream.js';
+import type { Backend } from '../table/backend.js';
+import type { RoutingTable } from '../table/routing-table.js';
+
+export interface ForwardLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface ForwarderOptions {
+  getTable: () => RoutingTable;
+  client: UpstreamClient;
+  metrics: RouterMetrics;
+  log: ForwardLogger;
+  retryAfterSeconds: number;
+  maxAttempts: number;
+  accessLog: boolean;
+  /** True once shutdown began: answers carry `Connection: close`. */
+  isClosing: () => boolean;
+  /** Counts a request against a backend (in flight), and releases it. */
+  acquire: (backend: Backend) => void;
+  release: (backend: Backend) => void;
+}
+
+const kExchange = Symbol('paas.exchange');
+/** On a client socket: the router answered with an answer that closes the connection. */
+const kClosing = Symbol('paas.closing');
+
+/** The router has answered on this connection and closes it after that answer. */
+export function closesAfterAnswer(socket: Socket): boolean {
+  return (socket as Socket & { [kClosing]?: boolean })[kClosing] === true;
+}
+
+type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
+
+function onResponseClose(this: TrackedResponse): void {
+  const ex = this[kExchange];
+  if (ex === undefined) return;
+  this[kExchange] = undefined;
+  ex.closed();
+}
+
+/** One client request and its way to an instance; also the upstream client's exchange. */
+class Exchange extends RequestHead implements UpstreamExchange {
+  attempts = 0;
+  dispatchedAt = performance.now();
+  body: IncomingMessage | null = null;
+  chunked = false;
+  upstream: Upstream | null = null;
+  /** Response head written to the client. */
+  started = false;
+  done = false;
+  private onDrain: (() => void) | null = null;
+
+  constructor(
+    readonly fwd: Forwarder,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    super();
+  }
+
+  dispatch(backend: Backend): void {
+    this.backend = backend;
+    this.attempts++;
+    this.dispatchedAt = performance.now();
+    this.upstream = null;
+    this.fwd.opts.acquire(backend);
+    this.fwd.opts.client.request(backend.origin, this);
+  }
+
+  // --- upstream exchange ---
+
+  onHeaders(statusCode: number, statusText: string, rawHeaders: string[]): void {
+    const backend = this.backend!;
+    const fwd = this.fwd;
+    if (backend.consecutiveFailures > 0) recordSuccess(backend);
+    fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
+    const out = forwardedResponseHeaders(rawHeaders, this.id, fwd.opts.isClosing());
+    const res = this.res;
+    if (statusText) res.writeHead(statusCode, statusText, out);
+    else res.writeHead(statusCode, out);
+    this.started = true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    // The client reads slower than the instance writes: pause the upstream read until it drains.
+    this.res.once('drain', (this.onDrain ??= () => this.upstream?.resume(this)));
+    return false;
+  }
+
+  onComplete(): void {
+    this.done = true;
+    this.res.end();
+  }
+
+  onError(err: Error): void {
+    const res = this.res;
+    if (this.started) {
+      // Part of the answer is out: the client must see it cut, not a complete response.
+      this.done = true;
+      this.fwd.upstreamFailed(this, err, false);
+      res.destroy();
+      return;
+    }
+    const status = this.fwd.upstreamFailed(this, err, true);
+    if (status === 0) return; // dispatched to another instance
+    this.fwd.send(this, FAILURE_ANSWER[status]);
+  }
+
+  // --- client side ---
+
+  closed(): void {
+    const res = this.res;
+    if (!this.done && !res.writableFinished) this.upstream?.abort(this);
+    const backend = this.backend;
+    if (backend !== null) this.fwd.opts.release(backend);
+    const fwd = this.fwd;
+    const appName = this.pool !== null ? this.pool.name : '';
+    fwd.opts.metrics.countRequest(appName, res.statusCode);
+    if (fwd.opts.accessLog) {
+      const req = this.req;
+      fwd.opts.log.info(
+        { reqId: this.id, method: req.method, host: this.hostHeader, url: req.url, status: res.statusCode, app: appName, instance: backend?.id, attempts: this.attempts, ms: Math.round(performance.now() - this.dispatchedAt) },
+        'request',
+      );
+    }
+  }
+}
+
+export class Forwarder {
+  private readonly retryAfter: string;
+
+  constructor(readonly opts: ForwarderOptions) {
+    this.retryAfter = String(opts.retryAfterSeconds);
+  }
+
+  /** The server's request listener for non-upgrade requests. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const ex = new Exchange(this, req, res);
+    readRequestHead(ex, req.method!, req.url!, req.httpVersion, req.rawHeaders);
+    (res as TrackedResponse)[kExchange] = ex;
+    res.on('close', onResponseClose);
+
+    const answer = decide(this.opts.getTable(), ex, Date.now());
+    if (answer !== null) return this.send(ex, answer);
+    addForwardedHeaders(ex, req.socket.remoteAddress ?? '', 'http');
+    if (ex.hasBody) {
+      ex.body = req;
+      ex.chunked = !ex.hasLength;
+    }
+    ex.dispatch(ex.backend!);
+  }
+
+  /**
+   * Records an upstream failure (metrics, passive health, log). When `mayRedispatch`, sends the
+   * request to another instance if that is allowed and returns 0; else returns the answer's status.
+   */
+  upstreamFailed(ex: Exchange, err: Error, mayRedispatch: boolean): 502 | 504 | 0 {
+    const backend = ex.backend!;
+    const verdict = classifyUpstreamError(err);
+    this.opts.metrics.upstreamFailures.labels(verdict.reason).inc();
+    if (verdict.connectionFailure) recordFailure(backend, Date.now());
+    this.opts.log.warn({ reqId: ex.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: ex.attempts }, 'upstream failed');
+    if (!mayRedispatch) return verdict.status;
+    const next = retryTarget(ex, backend, verdict, ex.attempts, this.opts.maxAttempts, ex.req.readableDidRead, Date.now());
+    if (next === undefined) return verdict.status;
+    this.opts.release(backend);
+    ex.backend = null;
+    ex.dispatch(next);
+    return 0;
+  }
+
+  /** The router's own answer. */
+  send(ex: Exchange, answer: Answer): void {
+    ex.done = true;
+    const res = ex.res;
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing()));
+    res.end(answer.message);
+    if (answer.close === true) {
+      (ex.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
+      return;
+    }
+    // The request body is not forwarded: read it off so the connection can serve the next request.
+    if (!ex.req.complete) ex.req.resume();
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * WebSocket upgrades: the traffic server's 'upgrade' listener. The same request head reading and
+ * decision as plain HTTP (decision/), the same answers as raw HTTP/1.1 on the socket; a forwarded
+ * upgrade becomes a byte tunnel to the instance, as nginx, HAProxy and Envoy do it: the handshake
+ * (Sec-WebSocket-*, extensions) is the client's and the instance's own, and the router adds
+ * X-Forwarded-* and X-Request-Id on the way in and X-Request-Id on the instance's answer.
+ *
+ * Until the instance's answer head arrives, nothing has reached the client, so a refused or reset
+ * connection moves the upgrade to another instance (the request is a body-less GET) and the
+ * contract's 502 and 504 apply as they do to plain HTTP. After the head, bytes flow both ways
+ * (pipe: backpressure both ways) with no timeout: a quiet WebSocket is not a failed one.
+ */
+import type { IncomingMessage } from 'node:http';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { RouterMetrics } from '../admin/metrics.js';
+import { FAILURE_ANSWER, rawAnswer, UNAVAILABLE, type Answer } from '../decision/answers.js';
+import { decide, retryTarget } from '../decision/decide.js';
+import { classifyUpstreamError } from '../decision/failure.js';
+import { addForwardedHeaders } from '../decision/forwarded.js';
+import { readRequestHead, RequestHead } from '../decision/request-head.js';
+import { recordFailure, recordSuccess } from '../health/passive.js';
+import type { Backend } from '../table/backend.js';
+import type { RoutingTable } from '../table/routing-table.js';
+import type { ForwardLogger } from './forward.js';
+
+export interface UpgradeOptions {
+  getTable: () => RoutingTable;
+  metrics: RouterMetrics;
+  log: ForwardLogger;
+  connectTimeoutMs: number;
+  /** The longest wait for the instance's answer head. */
+  upstreamTimeoutMs: number;
+  retryAfterSeconds: number;
+  maxAttempts: number;
+  accessLog: boolean;
+  isClosing: () => boolean;
+  acquire: (backend: Backend) => void;
+  release: (backend: Backend) => void;
+}
+
+/** An answer head larger than this is not an answer: 502. */
+const MAX_ANSWER_HEAD = 64 * 1024;
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+/** How long an answered upgrade's socket may stay half-closed, waiting for the client to close its side. */
+const LINGER_MS = 5000;
+
+function ignore(): void {}
+
+function onLingerTimeout(this: Socket): void {
+  this.destroy();
+}
+
+function upstreamError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** A WebSocket upgrade with the Upgrade token `websocket` (RFC 6455 §4.1: GET only). */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return req.method === 'GET' && upgrade !== undefined && upgrade.toLowerCase() === 'websocket';
+}
+
+/** One upgrade request and, once forwarded, its tunnel. */
+class Tunnel extends RequestHead {
+  attempts = 0;
+  dispatchedAt = performance.now();
+  status = 0;
+  upstream: Socket | null = null;
+  /** The instance's answer head as it arrives; null once it is through. */
+  answerHead: Buffer | null = Buffer.alloc(0);
+  /** Why the connection to the instance failed, when it did. */
+  failure: Error | null = null;
+  timer: NodeJS.Timeout | null = null;
+  ended = false;
+
+  constructor(
+    readonly owner: UpgradeHandler,
+    readonly req: IncomingMessage,
+    readonly client: Socket,
+    /** Bytes the client sent after its head (early frames). */
+    readonly early: Buffer,
+  ) {
+    super();
+  }
+
+  dispatch(backend: Backend): void {
+    const opts = this.owner.opts;
+    this.backend = backend;
+    this.attempts++;
+    this.dispatchedAt = performance.now();
+    this.failure = null;
+    this.answerHead = Buffer.alloc(0);
+    opts.acquire(backend);
+    const url = new URL(backend.origin);
+    const tls = url.protocol === 'https:';
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    // URL drops a scheme's default port (`http://h:80`), which instance records spell out.
+    const port = url.port === '' ? (tls ? 443 : 80) : Number(url.port);
+    const up = tls ? tlsConnect({ host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] }) : netConnect({ host, port });
+    this.upstream = up;
+    up.setNoDelay(true);
+    this.arm(opts.connectTimeoutMs, 'connect timeout', 'UND_ERR_CONNECT_TIMEOUT');
+    up.once(tls ? 'secureConnect' : 'connect', () => {
+      if (this.upstream !== up) return;
+      let head = `GET ${this.path} HTTP/1.1\r\n`;
+      const headers = this.headers;
+      for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+      if (!this.hasHost) head += `host: ${url.host}\r\n`;
+      up.write(`${head}\r\n`, 'latin1');
+      if (this.early.length > 0) up.write(this.early);
+      this.arm(opts.upstreamTimeoutMs, 'headers timeout', 'UND_ERR_HEADERS_TIMEOUT');
+    });
+    up.on('data', (chunk: Buffer) => this.onAnswerData(up, chunk));
+    up.on('error', (err) => {
+      if (this.upstream === up) this.failure ??= err;
+    });
+    up.once('close', () => this.upstreamClosed(up));
+  }
+
+  arm(ms: number, message: string, code: string): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = ms > 0 ? setTimeout(() => this.fail(upstreamError(message, code)), ms) : null;
+  }
+
+  fail(err: Error): void {
+    this.timer = null;
+    this.failure ??= err;
+    this.upstream?.destroy();
+  }
+
+  onAnswerData(up: Socket, chunk: Buffer): void {
+    if (this.answerHead === null || this.upstream !== up) return;
+    const seen = Buffer.concat([this.answerHead, chunk]);
+    const end = seen.indexOf(HEAD_END);
+    if (end < 0) {
+      if (seen.length > MAX_ANSWER_HEAD) this.fail(upstreamError('answer head too large', 'UND_ERR_HEADERS_OVERFLOW'));
+      else this.answerHead = seen;
+      return;
+    }
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.answerHead = null;
+    const backend = this.backend!;
+    if (backend.consecutiveFailures > 0) recordSuccess(backend);
+    this.owner.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
+    // "HTTP/1.1 101 Switching Protocols\r\n...": the status is the second word.
+    this.status = Number(seen.toString('latin1', 9, 12)) || 0;
+    up.removeAllListeners('data');
+    const client = this.client;
+    client.write(`${seen.toString('latin1', 0, end + 2)}x-request-id: ${this.id}\r\n\r\n`, 'latin1');
+    if (end + 4 < seen.length) client.write(seen.subarray(end + 4));
+    up.pipe(client);
+    client.pipe(up);
+  }
+
+  upstreamClosed(up: Socket): void {
+    if (this.upstream !== up || this.ended) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.answerHead === null || this.client.destroyed) {
+      // The tunnel was open (or the client left): it ends with either side.
+      this.client.destroy();
+      return;
+    }
+    const owner = this.owner;
+    const backend = this.backend!;
+    const err = this.failure ?? upstreamError('other side closed', 'UND_ERR_SOCKET');
+    const verdict = classifyUpstreamError(err);
+    owner.opts.metrics.upstreamFailures.labels(verdict.reason).inc();
+    if (verdict.connectionFailure) recordFailure(backend, Date.now());
+    owner.opts.log.warn({ reqId: this.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: this.attempts }, 'upstream failed');
+    const next = retryTarget(this, backend, verdict, this.attempts, owner.opts.maxAttempts, false, Date.now());
+    if (next !== undefined) {
+      owner.opts.release(backend);
+      this.backend = null;
+      this.dispatch(next);
+      return;
+    }
+    this.answer(FAILURE_ANSWER[verdict.status]);
+  }
+
+  answer(a: Answer): void {
+    this.status = a.status;
+    const client = this.client;
+    if (client.destroyed) return;
+    // The server's sockets are half-open: ours ends here, the client's when it has read the answer.
+    client.end(rawAnswer(a, this.id, this.owner.retryAfter));
+    client.resume();
+    client.setTimeout(LINGER_MS, onLingerTimeout);
+  }
+
+  /** The client's socket closed: the tunnel is over. */
+  finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.upstream?.destroy();
+    const owner = this.owner;
+    owner.tunnels.delete(this);
+    const backend = this.backend;
+    if (backend !== null) owner.opts.release(backend);
+    const appName = this.pool !== null ? this.pool.name : '';
+    // An upgrade the client left before any answer has no status to count.
+    if (this.status !== 0) owner.opts.metrics.countRequest(appName, this.status);
+    if (owner.opts.accessLog) {
+      owner.opts.log.info(
+        { reqId: this.id, method: this.method, host: this.hostHeader, url: this.req.url, status: this.status, app: appName, instance: backend?.id, attempts: this.attempts, ms: Math.round(performance.now() - this.dispatchedAt), upgrade: 'websocket' },
+        'request',
+      );
+    }
+  }
+}
+
+export class UpgradeHandler {
+  readonly retryAfter: string;
+  /** Upgrades being answered or tunnelled, for shutdown. */
+  readonly tunnels = new Set<Tunnel>();
+
+  constructor(readonly opts: UpgradeOptions) {
+    this.retryAfter = String(opts.retryAfterSeconds);
+  }
+
+  /** For a WebSocket upgrade (isWebSocketUpgrade) the HTTP server has let go of. */
+  handle(req: IncomingMessage, client: Socket, early: Buffer): void {
+    const t = new Tunnel(this, req, client, early);
+    this.tunnels.add(t);
+    // A client error ends in 'close', which ends the tunnel.
+    client.on('error', ignore);
+    client.once('close', () => t.finish());
+    readRequestHead(t, req.method!, req.url!, req.httpVersion, req.rawHeaders);
+    // During shutdown no new WebSocket starts: close() would have to wait for it.
+    const answer = this.opts.isClosing() ? UNAVAILABLE : decide(this.opts.getTable(), t, Date.now());
+    if (answer !== null) return t.answer(answer);
+    addForwardedHeaders(t, client.remoteAddress ?? '', 'http');
+    t.headers.push('connection', 'upgrade', 'upgrade', req.headers.upgrade!);
+    t.dispatch(t.backend!);
+  }
+
+  /** Ends every upgrade in progress and every tunnel (at shutdown). */
+  closeAll(): void {
+    for (const t of this.tunnels) t.client.destroy();
+  }
+}

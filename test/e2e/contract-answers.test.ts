@@ -1,0 +1,199 @@
+/**
+ * The contract's answers, one table for every request kind: each row is a case (no route, no
+ * ready instance, maintenance, every instance refusing, an instance too slow, a forwarded
+ * request), each column a way to send a request (plain HTTP with undici, a WebSocket upgrade with
+ * ws). Transports still to come (HTTP/2, tunnels) add a column to `transports`.
+ * Real etcd, a real router process, real sample-app processes.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'undici';
+import WebSocket from 'ws';
+import { startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
+import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { waitFor } from '../harness/wait.js';
+
+const endpoints = inject('etcdEndpoints');
+const prefix = uniquePrefix('answers');
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+let router: RouterProcess;
+let stopped: SampleApp;
+
+/** What a client got, and for a forwarded request what the instance saw. */
+interface Outcome {
+  status: number;
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>;
+  body: string;
+  /** The request headers the instance received (sample-app /echo, or its WebSocket hello). */
+  seen?: Record<string, string>;
+  /** The WebSocket echoed a message through the tunnel. */
+  echoed?: string;
+}
+
+type Send = (host: string, path: string, headers: Record<string, string>) => Promise<Outcome>;
+
+async function viaHttp(host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
+  const res = await request(`${router.url}${path}`, { headers: { host, ...headers } });
+  const body = await res.body.text();
+  const seen = res.statusCode === 200 ? (JSON.parse(body) as { headers: Record<string, string> }).headers : undefined;
+  return { status: res.statusCode, headers: res.headers, body, seen };
+}
+
+function viaWebSocket(host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${router.port}${path}`, { headers: { host, ...headers } });
+    let upgraded: IncomingHttpHeaders = {};
+    ws.once('upgrade', (res) => (upgraded = res.headers));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    ws.once('error', reject);
+    // The sample app greets with the headers it received, then echoes.
+    ws.once('message', (hello) => {
+      const seen = (JSON.parse(String(hello)) as { headers: Record<string, string> }).headers;
+      ws.once('message', (echo) => {
+        resolve({ status: 101, headers: upgraded, body: '', seen, echoed: String(echo) });
+        ws.close();
+      });
+      ws.send('through the tunnel');
+    });
+  });
+}
+
+const transports: Record<string, Send> = { http: viaHttp, websocket: viaWebSocket };
+
+/** One of the router's own answers: exact body, text, nosniff, the request's id. */
+function ownAnswer(out: Outcome, status: number, body: string, id: string): void {
+  expect(out.status).toBe(status);
+  expect(out.body).toBe(body);
+  expect(out.headers['content-type']).toBe('text/plain; charset=utf-8');
+  expect(out.headers['x-content-type-options']).toBe('nosniff');
+  expect(out.headers['x-request-id']).toBe(id);
+}
+
+interface Case {
+  name: string;
+  host: string;
+  path?: string;
+  headers?: Record<string, string>;
+  check(out: Outcome, kind: string): void;
+}
+
+const cases: Case[] = [
+  {
+    name: 'no route: 404 Not Found',
+    host: 'nowhere.example.com',
+    headers: { 'x-request-id': 'row-404' },
+    check: (out) => ownAnswer(out, 404, 'Not Found', 'row-404'),
+  },
+  {
+    name: 'no ready instance: 503 Service Unavailable with Retry-After',
+    host: 'starting.example.com',
+    headers: { 'x-request-id': 'row-503' },
+    check: (out) => {
+      ownAnswer(out, 503, 'Service Unavailable', 'row-503');
+      expect(out.headers['retry-after']).toBe('7');
+    },
+  },
+  {
+    name: 'maintenance override: its status and message',
+    host: 'maintenance.example.com',
+    headers: { 'x-request-id': 'row-maintenance' },
+    check: (out) => {
+      ownAnswer(out, 423, 'Back at 14:00 — désolé', 'row-maintenance');
+      expect(out.headers['retry-after']).toBeUndefined();
+    },
+  },
+  {
+    name: 'every instance refuses the connection: 502 Bad Gateway',
+    host: 'refused.example.com',
+    headers: { 'x-request-id': 'row-502' },
+    check: (out) => ownAnswer(out, 502, 'Bad Gateway', 'row-502'),
+  },
+  {
+    name: 'the instance does not answer in time: 504 Gateway Timeout',
+    host: 'frozen.example.com',
+    headers: { 'x-request-id': 'row-504' },
+    check: (out) => ownAnswer(out, 504, 'Gateway Timeout', 'row-504'),
+  },
+  {
+    name: 'an insane X-Request-Id is replaced on the answer',
+    host: 'nowhere.example.com',
+    headers: { 'x-request-id': 'not a sane id' },
+    check: (out) => {
+      expect(out.status).toBe(404);
+      expect(out.headers['x-request-id']).toMatch(UUID);
+    },
+  },
+  {
+    name: 'forwarded: X-Forwarded-*, X-Request-Id and the client Host reach the instance, hop-by-hop headers do not',
+    host: 'ok.example.com',
+    path: '/echo',
+    headers: { 'x-request-id': 'row-forwarded', 'x-forwarded-for': '203.0.113.9', te: 'trailers', 'proxy-connection': 'keep-alive', 'proxy-authorization': 'Basic eDp5', cookie: 'session=42' },
+    check: (out, kind) => {
+      expect(out.status).toBe(kind === 'websocket' ? 101 : 200);
+      expect(out.headers['x-request-id']).toBe('row-forwarded');
+      expect(out.headers['x-content-type-options']).toBeUndefined();
+      const seen = out.seen!;
+      expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
+      expect(seen['x-forwarded-proto']).toBe('http');
+      expect(seen['x-forwarded-host']).toBe('ok.example.com');
+      expect(seen['x-request-id']).toBe('row-forwarded');
+      expect(seen.host).toBe('ok.example.com');
+      expect(seen.cookie).toBe('session=42');
+      expect(seen.te).toBeUndefined();
+      expect(seen['proxy-connection']).toBeUndefined();
+      expect(seen['proxy-authorization']).toBeUndefined();
+      if (kind === 'websocket') expect(out.echoed).toBe('through the tunnel');
+    },
+  },
+  {
+    name: 'forwarded: a new X-Request-Id is the same on the answer and at the instance',
+    host: 'ok.example.com',
+    path: '/echo',
+    check: (out) => {
+      expect(out.headers['x-request-id']).toMatch(UUID);
+      expect(out.seen!['x-request-id']).toBe(out.headers['x-request-id']);
+    },
+  },
+];
+
+async function putJson(key: string, value: unknown): Promise<void> {
+  await etcdctl(endpoints, ['put', key, JSON.stringify(value)]);
+}
+
+beforeAll(async () => {
+  const ok = await startSampleApp({ app: 'ok', name: 'ok-1' });
+  stopped = await startSampleApp({ app: 'refused', name: 'gone-1' });
+  const frozen = await startSampleApp({ app: 'frozen', name: 'frozen-1' });
+  await putJson(`${prefix}/apps/ok`, { routes: [{ host: 'ok.example.com' }] });
+  await putJson(`${prefix}/instances/ok/ok-1`, { url: ok.url, state: 'ready' });
+  await putJson(`${prefix}/apps/starting`, { routes: [{ host: 'starting.example.com' }] });
+  await putJson(`${prefix}/instances/starting/s1`, { url: ok.url, state: 'starting' });
+  await putJson(`${prefix}/overrides/maintenance.example.com`, { maintenance: { status: 423, message: 'Back at 14:00 — désolé' } });
+  await putJson(`${prefix}/apps/refused`, { routes: [{ host: 'refused.example.com' }] });
+  await putJson(`${prefix}/instances/refused/gone-1`, { url: stopped.url, state: 'ready' });
+  await putJson(`${prefix}/apps/frozen`, { routes: [{ host: 'frozen.example.com' }] });
+  await putJson(`${prefix}/instances/frozen/frozen-1`, { url: frozen.url, state: 'ready' });
+  // Its port refuses connections from now on.
+  await stopped.proc.stop();
+  // A stopped process: the kernel still accepts the connection, nothing ever answers.
+  frozen.proc.kill('SIGSTOP');
+  router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'answers-1', extraArgs: ['--upstream-timeout', '1s', '--retry-after', '7'] });
+  await waitFor(async () => (await viaHttp('ok.example.com', '/', {})).status === 200, { timeoutMs: 10_000, message: 'router serving ok.example.com' });
+});
+
+afterAll(async () => {
+  await router?.proc.stop();
+});
+
+describe.each(Object.keys(transports))('%s', (kind) => {
+  it.each(cases)('$name', async (c) => {
+    const out = await transports[kind]!(c.host, c.path ?? '/', c.headers ?? {});
+    c.check(out, kind);
+  });
+});
