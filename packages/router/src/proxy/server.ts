@@ -9,7 +9,8 @@
  */
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppPool, RoutingTable } from '../table/routing-table.js';
 import type { Backend } from '../table/backend.js';
 import type { RouterMetrics } from '../admin/metrics.js';
@@ -47,6 +48,10 @@ declare module 'fastify' {
     dispatchedAt: number;
   }
 }
+
+// Required, not imported: on Node 24 an ES import of node:http builds its ESM facade, which reads
+// every export, and the lazy WebSocket ones load Node's bundled undici (tens of ms at start-up).
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 /** The fastify request behind a raw response, for the close listener (shared, not a closure). */
 const kRequest = Symbol('paas.request');
