@@ -27,6 +27,10 @@ case "$(uname -m)" in
   *) echo "ensure-node: no npm build of Node for $(uname -m); install Node $version yourself" >&2; exit 1 ;;
 esac
 pkg="node-$os-$cpu@$version"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "ensure-node: npm (from any Node) is needed to fetch $pkg; install Node and npm, or Node $version" >&2
+  exit 1
+fi
 
 echo "ensure-node: fetching $pkg from the npm registry" >&2
 # Unpacked next to its final place, so the last step is a rename on the same file system: an
