@@ -23,11 +23,11 @@ describe('paas-router start-up', () => {
       const { stdout } = await run(process.execPath, [BIN, '--help'], { env });
       expect(stdout).toMatch(/--etcd/);
       const cache = path.join(dir, 'node-compile-cache');
-      const versions = await readdir(cache);
-      expect(versions).toHaveLength(1);
-      expect(versions[0]).toContain(process.version);
+      const [version, ...others] = await readdir(cache);
+      expect(others).toEqual([]);
+      expect(version).toContain(process.version);
       // One entry per compiled module: the router's own and its dependencies' (hundreds).
-      expect((await readdir(path.join(cache, versions[0]))).length).toBeGreaterThan(100);
+      expect((await readdir(path.join(cache, version!))).length).toBeGreaterThan(100);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
