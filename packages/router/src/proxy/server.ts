@@ -49,7 +49,7 @@ declare module 'fastify' {
   }
 }
 
-// Required, not imported: on Node 24 an ES import of node:http builds its ESM facade, which reads
+// Required, not imported: since Node 22 an ES import of node:http builds its ESM facade, which reads
 // every export, and the lazy WebSocket ones load Node's bundled undici (tens of ms at start-up).
 const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
