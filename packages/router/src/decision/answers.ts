@@ -3,7 +3,7 @@
  * built: as a header list for a ServerResponse (plain HTTP) and as raw HTTP/1.1 text for a socket
  * the HTTP server has let go of (WebSocket upgrades, unparsable requests).
  */
-import { STATUS_CODES } from 'node:http';
+import { nodeHttp } from '../node-http.js';
 
 /** An answer the router gives itself. A maintenance override target is one too (status, message). */
 export interface Answer {
@@ -16,7 +16,7 @@ export interface Answer {
 }
 
 function answer(status: number, extra: { retryAfter?: boolean; close?: boolean } = {}): Answer {
-  return Object.freeze({ status, message: STATUS_CODES[status]!, ...extra });
+  return Object.freeze({ status, message: nodeHttp.STATUS_CODES[status]!, ...extra });
 }
 
 export const BAD_REQUEST = answer(400, { close: true });
@@ -47,7 +47,7 @@ export function answerHeaders(a: Answer, requestId: string, retryAfter: string, 
 /** The whole answer as HTTP/1.1 text for a raw socket (write it as UTF-8); the connection always closes after it. */
 export function rawAnswer(a: Answer, requestId: string, retryAfter: string): string {
   const headers = answerHeaders(a, requestId, retryAfter, true);
-  let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? ''}\r\n`;
+  let head = `HTTP/1.1 ${a.status} ${nodeHttp.STATUS_CODES[a.status] ?? ''}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${head}\r\n${a.message}`;
 }

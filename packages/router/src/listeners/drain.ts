@@ -20,7 +20,8 @@
  * Upgraded connections (WebSockets) are not HTTP connections any more: they end as the
  * upgrade tunnels are closed (listeners/upgrade.ts).
  */
-import { createServer, type RequestListener, type Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
+import { nodeHttp } from '../node-http.js';
 import { Server as NetServer, type Socket } from 'node:net';
 
 export interface ClientConnectionOptions {
@@ -47,7 +48,7 @@ export class ClientDrain {
   private onDrained: (() => void) | null = null;
 
   constructor(listener: RequestListener, opts: ClientConnectionOptions) {
-    this.server = createServer(
+    this.server = nodeHttp.createServer(
       {
         // A missing Host is refused by the decision (decision/request-head.ts), with the router's own 400.
         requireHostHeader: false,
