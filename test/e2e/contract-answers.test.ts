@@ -2,7 +2,8 @@
  * The contract's answers, one table for every request kind: each row is a case (no route, no
  * ready instance, maintenance, every instance refusing, an instance too slow, a forwarded
  * request), each column a way to send a request (plain HTTP with undici, a WebSocket upgrade with
- * ws). Transports still to come (HTTP/2, tunnels) add a column to `transports`.
+ * ws) through a router running one of the two upstream clients (--upstream-client native and
+ * portable). Transports still to come (HTTP/2, tunnels) add a column to `transports`.
  * Real etcd, a real router process, real sample-app processes.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,7 +17,8 @@ import { waitFor } from '../harness/wait.js';
 const endpoints = inject('etcdEndpoints');
 const prefix = uniquePrefix('answers');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-let router: RouterProcess;
+type ClientKind = 'native' | 'portable';
+const routers = {} as Record<ClientKind, RouterProcess>;
 let stopped: SampleApp;
 
 /** What a client got, and for a forwarded request what the instance saw. */
@@ -32,14 +34,14 @@ interface Outcome {
 
 type Send = (host: string, path: string, headers: Record<string, string>) => Promise<Outcome>;
 
-async function viaHttp(host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
+async function viaHttp(router: RouterProcess, host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
   const res = await request(`${router.url}${path}`, { headers: { host, ...headers } });
   const body = await res.body.text();
   const seen = res.statusCode === 200 ? (JSON.parse(body) as { headers: Record<string, string> }).headers : undefined;
   return { status: res.statusCode, headers: res.headers, body, seen };
 }
 
-function viaWebSocket(host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
+function viaWebSocket(router: RouterProcess, host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://127.0.0.1:${router.port}${path}`, { headers: { host, ...headers } });
     let upgraded: IncomingHttpHeaders = {};
@@ -64,7 +66,11 @@ function viaWebSocket(host: string, path: string, headers: Record<string, string
   });
 }
 
-const transports: Record<string, Send> = { http: viaHttp, websocket: viaWebSocket };
+const transports: Record<string, Send> = {};
+for (const client of ['native', 'portable'] as const) {
+  transports[`http, ${client} client`] = (host, path, headers) => viaHttp(routers[client], host, path, headers);
+  transports[`websocket, ${client} client`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers);
+}
 
 /** One of the router's own answers: exact body, text, nosniff, the request's id. */
 function ownAnswer(out: Outcome, status: number, body: string, id: string): void {
@@ -135,7 +141,8 @@ const cases: Case[] = [
     path: '/echo',
     headers: { 'x-request-id': 'row-forwarded', 'x-forwarded-for': '203.0.113.9', te: 'trailers', 'proxy-connection': 'keep-alive', 'proxy-authorization': 'Basic eDp5', cookie: 'session=42' },
     check: (out, kind) => {
-      expect(out.status).toBe(kind === 'websocket' ? 101 : 200);
+      const websocket = kind.startsWith('websocket');
+      expect(out.status).toBe(websocket ? 101 : 200);
       expect(out.headers['x-request-id']).toBe('row-forwarded');
       expect(out.headers['x-content-type-options']).toBeUndefined();
       const seen = out.seen!;
@@ -148,7 +155,7 @@ const cases: Case[] = [
       expect(seen.te).toBeUndefined();
       expect(seen['proxy-connection']).toBeUndefined();
       expect(seen['proxy-authorization']).toBeUndefined();
-      if (kind === 'websocket') expect(out.echoed).toBe('through the tunnel');
+      if (websocket) expect(out.echoed).toBe('through the tunnel');
     },
   },
   {
@@ -183,12 +190,18 @@ beforeAll(async () => {
   await stopped.proc.stop();
   // A stopped process: the kernel still accepts the connection, nothing ever answers.
   frozen.proc.kill('SIGSTOP');
-  router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'answers-1', extraArgs: ['--upstream-timeout', '1s', '--retry-after', '7'] });
-  await waitFor(async () => (await viaHttp('ok.example.com', '/', {})).status === 200, { timeoutMs: 10_000, message: 'router serving ok.example.com' });
+  for (const client of ['native', 'portable'] as const) {
+    const args = ['--upstream-timeout', '1s', '--retry-after', '7', '--upstream-client', client];
+    const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `answers-${client}`, extraArgs: args });
+    routers[client] = router;
+    await waitFor(async () => (await viaHttp(router, 'ok.example.com', '/', {})).status === 200, { timeoutMs: 10_000, message: `router ${client} serving ok.example.com` });
+    const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { upstreamClient: string };
+    expect(status.upstreamClient).toBe(client);
+  }
 });
 
 afterAll(async () => {
-  await router?.proc.stop();
+  await Promise.all(Object.values(routers).map((r) => r.proc.stop()));
 });
 
 describe.each(Object.keys(transports))('%s', (kind) => {
