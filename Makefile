@@ -47,6 +47,8 @@ build: deps
 
 # Every run goes ahead even when one fails, so one CI run reports them all; any failure fails.
 test: build node-extra
+	@echo "== type-checking the tests (tsc -b builds only the packages' sources)"
+	@$(PNPM) exec tsc -p tsconfig.tests.json
 	@failed=""; \
 	echo "== the whole suite on Node $$(node --version)"; \
 	$(PNPM) exec vitest run || failed="$$failed $$(node --version)"; \

@@ -30,7 +30,7 @@ async function setup(name: string): Promise<{ endpoints: string[]; prefix: strin
   group = new ProcessGroup();
   etcd = connectEtcd({ endpoints });
   const layout = new KeyLayout(prefix);
-  const app = await startSampleApp({ app: 'mango', name: 'm1', group, readyTimeoutMs: 60_000 });
+  const app = await startSampleApp({ app: 'mango', name: 'm1', group });
   await etcd.put(layout.app('mango'), JSON.stringify({ routes: [{ host: HOST }] }));
   await etcd.put(layout.instance('mango', 'm1'), JSON.stringify({ url: app.url, state: 'ready' }));
   return { endpoints, prefix, layout };

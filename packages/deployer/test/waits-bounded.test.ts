@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { routerView, type RouterFleet, type RouterView } from '../src/fleet.js';
+import type { RouterStatusRecord } from '@paas/registry';
 import { DeployError } from '../src/errors.js';
 import { waitForDrain, waitForRevision } from '../src/waits.js';
 
@@ -12,7 +13,7 @@ class Views {
   private routers = new Map<string, RouterView>();
   private listeners = new Set<() => void>();
   connected = true;
-  set(id: string, record: object & { revision: string }): void {
+  set(id: string, record: Partial<RouterStatusRecord> & { revision: string }): void {
     const value = JSON.stringify({ digest: 'd', routes: 1, rejected: [], inflight: {}, ...record });
     this.routers.set(id, routerView(`/p/routers/${id}`, id, value, BigInt(record.revision), performance.now()));
     for (const fn of [...this.listeners]) fn();
