@@ -5,7 +5,7 @@
  * NODE_EXTRA_CA_CERTS) against the instance's own address, not the client's Host, forwards
  * request and answer bodies over TLS, and keeps the connection. An instance with a self-signed
  * certificate fails traffic and its health check alike: both go through the same client and
- * TLS connector.
+ * TLS connector. A WebSocket upgrade reaches the https instance through the same connector.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { request } from 'undici';
+import WebSocket, { WebSocketServer } from 'ws';
 import { startRouter, type RouterProcess } from '../harness/processes.js';
 import { runEtcdctl, uniquePrefix } from '../harness/etcd.js';
 
@@ -33,19 +34,7 @@ function openssl(args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
 }
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const available = hasOpenssl();
-
 beforeAll(async () => {
-  if (!available) return;
   dir = mkdtempSync(join(tmpdir(), 'router-https-'));
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=router test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', 'ca.key', '-out', 'ca.pem']);
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'leaf.key', '-out', 'leaf.csr']);
@@ -58,6 +47,10 @@ beforeAll(async () => {
     req.on('end', () => res.end(JSON.stringify({ method: req.method, url: req.url, host: req.headers.host, proto: req.headers['x-forwarded-proto'], bytes })));
   });
   server.on('secureConnection', () => tlsConnections++);
+  new WebSocketServer({ server }).on('connection', (ws, req) => {
+    ws.send(JSON.stringify({ host: req.headers.host, proto: req.headers['x-forwarded-proto'] }));
+    ws.on('message', (data) => ws.send(data));
+  });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -83,7 +76,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe.skipIf(!available).each(['native', 'portable'] as const)('an https instance, through the %s upstream client', (client) => {
+describe.each(['native', 'portable'] as const)('an https instance, through the %s upstream client', (client) => {
   let router: RouterProcess | undefined;
 
   beforeAll(async () => {
@@ -112,6 +105,22 @@ describe.skipIf(!available).each(['native', 'portable'] as const)('an https inst
     const post = await request(`${router!.url}/up`, { method: 'POST', headers: { host: 'secure.example' }, body });
     expect(await post.body.json()).toMatchObject({ method: 'POST', bytes: body.length });
     expect(tlsConnections).toBe(1);
+  });
+
+  it('tunnels a WebSocket upgrade to it over verified TLS', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${router!.port}/ws`, { headers: { host: 'secure.example' } });
+    const messages: string[] = [];
+    ws.on('message', (data) => {
+      messages.push(String(data));
+      if (messages.length === 1) ws.send('over tls');
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('error', reject);
+      ws.on('message', () => messages.length === 2 && resolve());
+    });
+    ws.close();
+    expect(JSON.parse(messages[0]!)).toEqual({ host: 'secure.example', proto: 'http' });
+    expect(messages[1]).toBe('over tls');
   });
 
   it('fails a self-signed instance for traffic and for its health check alike', async () => {

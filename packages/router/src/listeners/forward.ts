@@ -32,19 +32,23 @@ export interface ForwardLogger {
   warn(obj: object, msg: string): void;
 }
 
-export interface ForwarderOptions {
+/** What every request listener (plain HTTP, WebSocket upgrades) is given by the traffic listener. */
+export interface ListenerOptions {
   getTable: () => RoutingTable;
-  client: UpstreamClient;
   metrics: RouterMetrics;
   log: ForwardLogger;
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
-  /** True once shutdown began: answers carry `Connection: close`. */
+  /** True once the listener is stopping: plain HTTP answers carry `Connection: close`, upgrades get 503. */
   isClosing: () => boolean;
   /** Counts a request against a backend (in flight), and releases it. */
   acquire: (backend: Backend) => void;
   release: (backend: Backend) => void;
+}
+
+export interface ForwarderOptions extends ListenerOptions {
+  client: UpstreamClient;
 }
 
 const kExchange = Symbol('paas.exchange');

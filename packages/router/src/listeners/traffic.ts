@@ -13,6 +13,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { BAD_REQUEST, HEADERS_TOO_LARGE, rawAnswer, REQUEST_TIMEOUT } from '../decision/answers.js';
+import { defaultConnectors } from '../transport/connector.js';
 import { createUpstreamClient, type UpstreamClientChoice } from '../transport/select-client.js';
 import type { UpstreamClient } from '../transport/upstream.js';
 import { ClientDrain } from './drain.js';
@@ -122,7 +123,10 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   // minute; one that does not, to --keepalive-timeout. Capping announced timeouts at
   // --keepalive-timeout (4 s) closed connections the instance would have kept, and reopening
   // them under load cost the fixed-rate p99 (3,000 req/s: 14-90 ms with the cap, 3.5-5 ms without).
+  // One set of connectors for plain HTTP and WebSocket tunnels: a new transport serves both.
+  const connectors = defaultConnectors(opts.connectTimeoutMs);
   const upstream = createUpstreamClient(opts.upstreamClient ?? 'auto', {
+    connectors,
     connectTimeoutMs: opts.connectTimeoutMs,
     upstreamTimeoutMs: opts.upstreamTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
@@ -154,7 +158,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     getTable,
     metrics,
     log,
-    connectTimeoutMs: opts.connectTimeoutMs,
+    connectors,
     upstreamTimeoutMs: opts.upstreamTimeoutMs,
     retryAfterSeconds: opts.retryAfterSeconds,
     maxAttempts: opts.maxAttempts,

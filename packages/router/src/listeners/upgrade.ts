@@ -11,9 +11,8 @@
  * (pipe: backpressure both ways) with no timeout: a quiet WebSocket is not a failed one.
  */
 import type { IncomingMessage } from 'node:http';
-import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
-import type { RouterMetrics } from '../admin/metrics.js';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { FAILURE_ANSWER, rawAnswer, UNAVAILABLE, type Answer } from '../decision/answers.js';
 import { decide, retryTarget } from '../decision/decide.js';
 import { classifyUpstreamError } from '../decision/failure.js';
@@ -21,22 +20,15 @@ import { addForwardedHeaders } from '../decision/forwarded.js';
 import { readRequestHead, RequestHead } from '../decision/request-head.js';
 import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
-import type { RoutingTable } from '../table/routing-table.js';
-import type { ForwardLogger } from './forward.js';
+import type { Connectors } from '../transport/connector.js';
+import { noTransportError, UpstreamError } from '../transport/upstream.js';
+import type { ListenerOptions } from './forward.js';
 
-export interface UpgradeOptions {
-  getTable: () => RoutingTable;
-  metrics: RouterMetrics;
-  log: ForwardLogger;
-  connectTimeoutMs: number;
+export interface UpgradeOptions extends ListenerOptions {
+  /** The same connectors the upstream client dials through (TCP, TLS; a tunnel later). */
+  connectors: Connectors;
   /** The longest wait for the instance's answer head. */
   upstreamTimeoutMs: number;
-  retryAfterSeconds: number;
-  maxAttempts: number;
-  accessLog: boolean;
-  isClosing: () => boolean;
-  acquire: (backend: Backend) => void;
-  release: (backend: Backend) => void;
 }
 
 /** An answer head larger than this is not an answer: 502. */
@@ -52,9 +44,6 @@ function onLingerTimeout(this: Socket): void {
   this.destroy();
 }
 
-function upstreamError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 /** A WebSocket upgrade with the Upgrade token `websocket` (RFC 6455 §4.1: GET only). */
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {
@@ -67,7 +56,7 @@ class Tunnel extends RequestHead {
   attempts = 0;
   dispatchedAt = performance.now();
   status = 0;
-  upstream: Socket | null = null;
+  upstream: Duplex | null = null;
   /** The instance's answer head as it arrives; null once it is through. */
   answerHead: Buffer | null = Buffer.alloc(0);
   /** Why the connection to the instance failed, when it did. */
@@ -94,16 +83,23 @@ class Tunnel extends RequestHead {
     this.answerHead = Buffer.alloc(0);
     opts.acquire(backend);
     const url = new URL(backend.origin);
-    const tls = url.protocol === 'https:';
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    // URL drops a scheme's default port (`http://h:80`), which instance records spell out.
-    const port = url.port === '' ? (tls ? 443 : 80) : Number(url.port);
-    const up = tls ? tlsConnect({ host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] }) : netConnect({ host, port });
-    this.upstream = up;
-    up.setNoDelay(true);
-    this.arm(opts.connectTimeoutMs, 'connect timeout', 'UND_ERR_CONNECT_TIMEOUT');
-    up.once(tls ? 'secureConnect' : 'connect', () => {
-      if (this.upstream !== up) return;
+    const connector = opts.connectors.for(url.protocol);
+    if (connector === undefined) {
+      this.failure = noTransportError(backend.origin);
+      return this.upstreamFailed();
+    }
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    // The connector gives up after the connect timeout, with undici's code.
+    connector.connect({ protocol: url.protocol, hostname, port: url.port }, (err, up) => {
+      if (this.backend !== backend || this.ended) {
+        up?.destroy();
+        return;
+      }
+      if (err !== null || up === null) {
+        this.failure = err;
+        return this.upstreamFailed();
+      }
+      this.upstream = up;
       let head = `GET ${this.path} HTTP/1.1\r\n`;
       const headers = this.headers;
       for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -111,17 +107,17 @@ class Tunnel extends RequestHead {
       up.write(`${head}\r\n`, 'latin1');
       if (this.early.length > 0) up.write(this.early);
       this.arm(opts.upstreamTimeoutMs, 'headers timeout', 'UND_ERR_HEADERS_TIMEOUT');
+      up.on('data', (chunk: Buffer) => this.onAnswerData(up, chunk));
+      up.on('error', (e: Error) => {
+        if (this.upstream === up) this.failure ??= e;
+      });
+      up.once('close', () => this.upstreamClosed(up));
     });
-    up.on('data', (chunk: Buffer) => this.onAnswerData(up, chunk));
-    up.on('error', (err) => {
-      if (this.upstream === up) this.failure ??= err;
-    });
-    up.once('close', () => this.upstreamClosed(up));
   }
 
   arm(ms: number, message: string, code: string): void {
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = ms > 0 ? setTimeout(() => this.fail(upstreamError(message, code)), ms) : null;
+    this.timer = ms > 0 ? setTimeout(() => this.fail(new UpstreamError(message, code)), ms) : null;
   }
 
   fail(err: Error): void {
@@ -130,12 +126,12 @@ class Tunnel extends RequestHead {
     this.upstream?.destroy();
   }
 
-  onAnswerData(up: Socket, chunk: Buffer): void {
+  onAnswerData(up: Duplex, chunk: Buffer): void {
     if (this.answerHead === null || this.upstream !== up) return;
     const seen = Buffer.concat([this.answerHead, chunk]);
     const end = seen.indexOf(HEAD_END);
     if (end < 0) {
-      if (seen.length > MAX_ANSWER_HEAD) this.fail(upstreamError('answer head too large', 'UND_ERR_HEADERS_OVERFLOW'));
+      if (seen.length > MAX_ANSWER_HEAD) this.fail(new UpstreamError('answer head too large', 'UND_ERR_HEADERS_OVERFLOW'));
       else this.answerHead = seen;
       return;
     }
@@ -155,7 +151,7 @@ class Tunnel extends RequestHead {
     client.pipe(up);
   }
 
-  upstreamClosed(up: Socket): void {
+  upstreamClosed(up: Duplex): void {
     if (this.upstream !== up || this.ended) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -164,9 +160,14 @@ class Tunnel extends RequestHead {
       this.client.destroy();
       return;
     }
+    this.upstreamFailed();
+  }
+
+  /** No answer head came from the instance: another instance, or the contract's 502/504. */
+  upstreamFailed(): void {
     const owner = this.owner;
     const backend = this.backend!;
-    const err = this.failure ?? upstreamError('other side closed', 'UND_ERR_SOCKET');
+    const err = this.failure ?? new UpstreamError('other side closed', 'UND_ERR_SOCKET');
     const verdict = classifyUpstreamError(err);
     owner.opts.metrics.upstreamFailures.labels(verdict.reason).inc();
     if (verdict.connectionFailure) recordFailure(backend, Date.now());
