@@ -15,12 +15,13 @@
  * after 3 more election timeouts (etcd's monitorLeader): ~2-2.5 s. With etcd's production
  * defaults (100 ms / 1000 ms) that is ~4-5 s.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { runEtcdctl } from './etcd.js';
+import { EtcdServerProcess } from './etcd-process.js';
 import { freePorts } from './ports.js';
 import { waitFor } from './wait.js';
 
@@ -71,10 +72,6 @@ export interface EtcdCluster {
   cleanup(): Promise<void>;
 }
 
-const liveChildren = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-});
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
@@ -163,88 +160,58 @@ class PeerForwarder {
 }
 
 class Member implements EtcdMember {
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private output: string[] = [];
+  private readonly server: EtcdServerProcess;
   private cpuOfEarlier = 0;
 
   constructor(
     readonly index: number,
     readonly name: string,
-    private readonly etcdBin: string,
+    etcdBin: string,
     private readonly args: string[],
     readonly clientUrl: string,
-  ) {}
+  ) {
+    this.server = new EtcdServerProcess(`etcd member ${name}`, etcdBin);
+  }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.server.pid;
   }
 
   get running(): boolean {
-    return this.child !== undefined;
+    return this.server.running;
   }
 
   cpuSeconds(): number {
-    return this.cpuOfEarlier + processCpuSeconds(this.child?.pid);
+    return this.cpuOfEarlier + processCpuSeconds(this.server.pid);
   }
 
   /** Spawns the member; resolves once its /health answers (with or without a leader). */
   async spawn(): Promise<void> {
-    const child = spawn(this.etcdBin, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    liveChildren.add(child);
-    this.output = [];
-    const keep = (chunk: Buffer) => {
-      this.output.push(chunk.toString());
-      if (this.output.length > 50) this.output.shift();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    const exitedEarly = new AbortController();
-    this.exited = new Promise((resolve) => {
-      const gone = (why: string) => {
-        liveChildren.delete(child);
-        if (this.child === child) this.child = undefined;
-        exitedEarly.abort(new Error(`etcd member ${this.name} ${why}: ${this.output.join('').trim().slice(-2000)}`));
-        resolve();
-      };
-      child.once('exit', (code, signal) => gone(`exited (code ${code}, signal ${signal})`));
-      child.once('error', (err) => gone(`could not be run: ${err.message}`));
-    });
+    const exitedEarly = this.server.spawn(this.args);
     await waitFor(
       async () => {
         const res = await fetch(`${this.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
         await res.body?.cancel();
         return true;
       },
-      { timeoutMs: 20_000, intervalMs: 25, message: `etcd member ${this.name} to answer /health`, signal: exitedEarly.signal },
+      { timeoutMs: 20_000, intervalMs: 25, message: `etcd member ${this.name} to answer /health`, signal: exitedEarly },
     );
   }
 
   async start(): Promise<void> {
-    if (this.child) return;
+    if (this.server.running) return;
     await this.spawn();
     await waitFor(() => hasLeader(this.clientUrl), { timeoutMs: 20_000, intervalMs: 25, message: `etcd member ${this.name} to have a leader` });
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    this.cpuOfEarlier += processCpuSeconds(child.pid);
-    child.kill('SIGTERM');
-    child.kill('SIGCONT');
-    const killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(killTimer);
+  stop(): Promise<void> {
+    this.cpuOfEarlier += processCpuSeconds(this.server.pid);
+    return this.server.stop();
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') this.cpuOfEarlier += processCpuSeconds(child.pid);
-    child.kill(signal);
-    if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
-    await this.exited;
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') this.cpuOfEarlier += processCpuSeconds(this.server.pid);
+    return this.server.kill(signal);
   }
 }
 
@@ -252,20 +219,6 @@ class Member implements EtcdMember {
 async function hasLeader(clientUrl: string): Promise<boolean> {
   const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(2_000) });
   return res.ok && ((await res.json()) as { health?: string }).health === 'true';
-}
-
-export function runEtcdctl(endpoints: string[], args: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'etcdctl',
-      ['--endpoints', endpoints.join(','), '--command-timeout', '5s', ...args],
-      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: timeoutMs },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`etcdctl ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
-        else resolve(stdout);
-      },
-    );
-  });
 }
 
 export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<EtcdCluster> {

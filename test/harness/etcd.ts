@@ -6,7 +6,7 @@
  *   `uniquePrefix()` per test so files running in parallel never see each other's keys.
  * - A test that must stop, restart or kill etcd starts its own with `startEtcd()`.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import type {} from './global-setup.js'; // the ProvidedContext typing of inject('etcdEndpoints')
+import { EtcdServerProcess } from './etcd-process.js';
 import { freePorts } from './ports.js';
 import { waitFor } from './wait.js';
 
@@ -139,34 +140,27 @@ function findOnPath(name: string): string | undefined {
   return undefined;
 }
 
-/** Children still running when the worker exits are killed, so no etcd outlives its test run. */
-const liveChildren = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-});
-
 class LocalEtcd implements EtcdProcess {
   readonly endpoints: string[];
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private output: string[] = [];
+  private readonly server: EtcdServerProcess;
 
   constructor(
-    private readonly etcdBin: string,
+    etcdBin: string,
     readonly dataDir: string,
     private readonly clientPort: number,
     private readonly peerPort: number,
     private readonly opts: StartEtcdOptions,
   ) {
     this.endpoints = [`http://127.0.0.1:${clientPort}`];
+    this.server = new EtcdServerProcess('etcd', etcdBin);
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.server.pid;
   }
 
   get running(): boolean {
-    return this.child !== undefined;
+    return this.server.running;
   }
 
   /** Spawns the server and resolves once /health says it is healthy; rejects if it exits first. */
@@ -190,27 +184,7 @@ class LocalEtcd implements EtcdProcess {
       '--election-timeout', '300',
       ...(this.opts.extraArgs ?? []),
     ];
-    const child = spawn(this.etcdBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    liveChildren.add(child);
-    this.output = [];
-    const keep = (chunk: Buffer) => {
-      this.output.push(chunk.toString());
-      if (this.output.length > 50) this.output.shift();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    const exitedEarly = new AbortController();
-    this.exited = new Promise((resolve) => {
-      const gone = (why: string) => {
-        liveChildren.delete(child);
-        if (this.child === child) this.child = undefined;
-        exitedEarly.abort(new Error(`${why}: ${this.output.join('').trim().slice(-2000)}`));
-        resolve();
-      };
-      child.once('exit', (code, signal) => gone(`etcd exited (code ${code}, signal ${signal})`));
-      child.once('error', (err) => gone(`etcd could not be run: ${err.message}`));
-    });
+    const exitedEarly = this.server.spawn(args);
     const healthUrl = `${clientUrl}/health`;
     await waitFor(
       async () => {
@@ -221,19 +195,13 @@ class LocalEtcd implements EtcdProcess {
         timeoutMs: this.opts.startTimeoutMs ?? 20_000,
         intervalMs: 25,
         message: `etcd to be healthy at ${healthUrl}`,
-        signal: exitedEarly.signal,
+        signal: exitedEarly,
       },
     );
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill('SIGTERM');
-    child.kill('SIGCONT'); // a SIGSTOPped server handles SIGTERM only once it runs again
-    const killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(killTimer);
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   async restart(): Promise<void> {
@@ -241,12 +209,8 @@ class LocalEtcd implements EtcdProcess {
     await this.launch();
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill(signal);
-    if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
-    await this.exited;
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return this.server.kill(signal);
   }
 
   etcdctl(...args: string[]): Promise<string> {
@@ -260,14 +224,14 @@ class LocalEtcd implements EtcdProcess {
 }
 
 /** Runs etcdctl (v3 API) against `endpoints`; resolves with stdout, rejects with stderr in the message. */
-export function runEtcdctl(endpoints: string[], args: string[]): Promise<string> {
+export function runEtcdctl(endpoints: string[], args: string[], timeoutMs = 15_000): Promise<string> {
   const etcdctl = findOnPath('etcdctl');
   if (!etcdctl) return Promise.reject(new Error(`no etcdctl binary on PATH: ${INSTALL_HINT}`));
   return new Promise((resolve, reject) => {
     execFile(
       etcdctl,
       ['--endpoints', endpoints.join(','), '--command-timeout', '5s', ...args],
-      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 },
+      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: timeoutMs },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`etcdctl ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
         else resolve(stdout);
