@@ -11,6 +11,7 @@ import { RouterMetrics } from '../src/admin/metrics.js';
 import { createProxyServer, type ProxyServer } from '../src/listeners/traffic.js';
 import type { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
+import { waitFor } from '../../../test/harness/wait.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -121,14 +122,6 @@ function send(base: string, opts: { method?: string; path?: string; headers?: Re
       req.end(opts.body);
     }
   });
-}
-
-async function waitUntil(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 afterAll(async () => {
@@ -294,7 +287,7 @@ describe('lean forwarding path', () => {
       (e: Error) => e,
     );
     expect(err).toBeInstanceOf(Error);
-    await waitUntil(() => backend.inflight === 0);
+    await waitFor(() => backend.inflight === 0);
   });
 
   it('streams a large answer with backpressure', async () => {
@@ -307,7 +300,7 @@ describe('lean forwarding path', () => {
     const res = await send(base, { path: '/slow', headers: { host: 'web.example' } });
     expect([res.status, res.body.toString()]).toEqual([504, 'Gateway Timeout']);
     const backend = table.backend('web/a')!;
-    await waitUntil(() => backend.inflight === 0);
+    await waitFor(() => backend.inflight === 0);
     expect(ctx.logged.some((l) => l.msg === 'upstream failed' && l.obj.reason === 'UND_ERR_HEADERS_TIMEOUT')).toBe(true);
   });
 
@@ -327,13 +320,13 @@ describe('lean forwarding path', () => {
       req.end();
       setTimeout(() => reject(new Error('no first chunk')), 2000);
     });
-    await waitUntil(() => backend.inflight === 0);
-    await waitUntil(() => a.closedEarly === closedBefore + 1);
+    await waitFor(() => backend.inflight === 0);
+    await waitFor(() => a.closedEarly === closedBefore + 1);
   });
 
   it('writes one access log line per request with its reqId, and counts requests by app and status', async () => {
     await send(base, { path: '/logged', headers: { host: 'web.example', 'x-request-id': 'log-me-1' } });
-    await waitUntil(() => ctx.logged.some((l) => l.msg === 'request' && l.obj.reqId === 'log-me-1'));
+    await waitFor(() => ctx.logged.some((l) => l.msg === 'request' && l.obj.reqId === 'log-me-1'));
     const line = ctx.logged.find((l) => l.obj.reqId === 'log-me-1')!;
     expect(line.obj).toMatchObject({ method: 'GET', host: 'web.example', url: '/logged', status: 200, app: 'web', instance: 'a', attempts: 1 });
     const text = await ctx.metrics.registry.metrics();
@@ -390,7 +383,7 @@ describe('failover', () => {
       table.setInstance('web', 'b-good', { url: good.url, state: 'starting' });
       const post = await send(base, { method: 'POST', headers: { host: 'web.example', 'content-length': '2' }, body: 'hi' });
       expect(post.status).toBe(502);
-      await waitUntil(() => backend.inflight === 0);
+      await waitFor(() => backend.inflight === 0);
     } finally {
       await ctx.proxy.close();
       await ctx.proxy.upstream.close();
@@ -411,7 +404,7 @@ describe('draining and shutdown', () => {
     const ctx = setup(table);
     const base = await listen(ctx.proxy);
     const pending = send(base, { headers: { host: 'web.example' } });
-    await waitUntil(() => release !== undefined);
+    await waitFor(() => release !== undefined);
     table.setInstance('web', 'a', { url: slow.url, state: 'draining' });
     expect(ctx.drained).toHaveLength(0);
     const closing = ctx.proxy.close();

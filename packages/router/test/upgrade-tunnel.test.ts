@@ -10,6 +10,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { RouterMetrics } from '../src/admin/metrics.js';
 import { createProxyServer, type ProxyServer } from '../src/listeners/traffic.js';
 import { RoutingTable } from '../src/table/routing-table.js';
+import { waitFor } from '../../../test/harness/wait.js';
 
 const servers: Server[] = [];
 
@@ -95,14 +96,6 @@ function echo(ws: WebSocket, text: string): Promise<string> {
   });
 }
 
-async function waitUntil(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 afterAll(async () => {
   for (const s of servers) {
     s.closeAllConnections();
@@ -130,7 +123,7 @@ describe('WebSocket tunnel', () => {
     expect(dead.inflight).toBe(0);
     a.ws.close();
     b.ws.close();
-    await waitUntil(() => good.inflight === 0);
+    await waitFor(() => good.inflight === 0);
     await proxy.close();
   });
 
@@ -144,7 +137,7 @@ describe('WebSocket tunnel', () => {
     expect(answer.status).toBe(403);
     expect(answer.body).toBe('no way');
     expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    await waitUntil(() => backend.inflight === 0);
+    await waitFor(() => backend.inflight === 0);
     await proxy.close();
   });
 
