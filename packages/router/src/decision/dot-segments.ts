@@ -7,7 +7,6 @@
 
 const DOT = 0x2e;
 const PERCENT = 0x25;
-const SLASH = 0x2f;
 
 /** 1 for a `.` segment, 2 for a `..` segment, 0 otherwise; `start`..`end` is the segment. */
 function dots(s: string, start: number, end: number): number {
