@@ -109,7 +109,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     admin = server;
   }
 
-  const mirror = etcd.mirror({ ...layout.watchedRange(), boundaries: layout.watchedBoundaries(), startTimeoutMs: config.startTimeoutMs }, sync);
+  const mirror = etcd.mirror({ ...layout.watchedRange(), boundaries: layout.watchedBoundaries(), splits: layout.watchedSplits(), startTimeoutMs: config.startTimeoutMs }, sync);
   try {
     await mirror.start();
     // The first list commits once the last good values of its rejected keys are read.
