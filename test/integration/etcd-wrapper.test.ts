@@ -42,6 +42,14 @@ function recorder(overrides: Partial<MirrorHandlers> = {}) {
   return { calls, handlers, of, revisionKeys };
 }
 
+/** Range requests etcd has answered, from its own metrics. */
+async function rangeRequests(endpoint: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('grpc_server_handled_total{') && l.includes('grpc_code="OK"') && l.includes('grpc_method="Range"'));
+  if (line === undefined) throw new Error(`etcd at ${endpoint} reports no grpc_server_handled_total for Range`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 const summary = (entries: KvEntry[]) => entries.map((e) => [e.key, e.value.toString(), e.modRevision]);
 
 const clients: Etcd[] = [];
@@ -131,7 +139,8 @@ describe('on the shared etcd', () => {
     for (const k of keys) await etcd.put(k, 'v');
     const { start, end } = layout.watchedRange();
     const plain = await etcd.list(start, end, { pageSize: 1000 });
-    const cut = await etcd.list(start, end, { pageSize: 2, revision: plain.revision, boundaries: layout.watchedBoundaries() });
+    // Pages of 2: every directory holds more than two pages, so each is split too.
+    const cut = await etcd.list(start, end, { pageSize: 2, revision: plain.revision, boundaries: layout.watchedBoundaries(), splits: layout.watchedSplits() });
     expect(cut.entries.map((e) => e.key)).toEqual(plain.entries.map((e) => e.key));
     expect(cut.entries.map((e) => e.key)).toEqual([...keys].sort());
   });
@@ -310,6 +319,35 @@ describe('on an etcd of its own', () => {
   });
   afterAll(async () => {
     await server?.cleanup();
+  });
+
+  test('a list splits only a directory holding more than two pages: one range request per directory otherwise', async () => {
+    const etcd = connect(server.endpoints);
+    const layout = new KeyLayout(uniquePrefix('list-splits'));
+    // Names under many first characters; 6 apps, 6 instances, 1 override.
+    const names = ['a1', 'b2', 'c3', 'm4', 'x5', 'z6'];
+    for (const n of names) await etcd.put(layout.app(n), 'v');
+    for (const n of names) await etcd.put(layout.instance(n, 'i1'), 'v');
+    await etcd.put(layout.override('www.example.com'), 'v');
+    const { start, end } = layout.watchedRange();
+    const opts = { boundaries: layout.watchedBoundaries(), splits: layout.watchedSplits() };
+    const listed = async (pageSize: number) => {
+      const before = await rangeRequests(server.endpoints[0]!);
+      const { entries } = await etcd.list(start, end, { ...opts, pageSize });
+      return { keys: entries.map((e) => e.key), requests: (await rangeRequests(server.endpoints[0]!)) - before };
+    };
+    const whole = await listed(1000);
+    expect(whole.keys).toHaveLength(13);
+    expect(whole.requests).toBe(3);
+    // Pages of 3: apps and instances hold 6 keys (two pages: not split), overrides one.
+    const paged = await listed(3);
+    expect(paged.keys).toEqual(whole.keys);
+    expect(paged.requests).toBe(5);
+    // Pages of 2: after their first page (a1, b2), apps and instances are read one first
+    // character of a name at a time: the rest of b, c to z, '{' onwards: 27 requests each.
+    const split = await listed(2);
+    expect(split.keys).toEqual(whole.keys);
+    expect(split.requests).toBe(27 + 27 + 1);
   });
 
   test('progress notifications arrive as onProgress while nothing changes', async () => {

@@ -64,12 +64,17 @@ export class KeyLayout {
     return { start: `${this.prefix}/${WATCHED_START}`, end: `${this.prefix}/${WATCHED_END}` };
   }
 
-  /**
-   * Keys that cut the watched range into segments of roughly one directory and one first
-   * character of a name each (names and hosts start with [a-z0-9]), so that a paged list costs
-   * time in proportion to the keys read, not to the square of them (see etcd/list.ts).
-   */
+  /** Keys that cut the watched range into one segment per directory (see etcd/list.ts). */
   watchedBoundaries(): string[] {
+    return recordDirs.map((d) => `${this.prefix}/${d}/`);
+  }
+
+  /**
+   * Keys that cut a directory holding more than two pages into segments of one first character
+   * of a name each (names and hosts start with [a-z0-9]), so that a paged list costs time in
+   * proportion to the keys read, not to the square of them (see etcd/list.ts).
+   */
+  watchedSplits(): string[] {
     const out: string[] = [];
     for (const d of recordDirs) {
       const dir = `${this.prefix}/${d}/`;

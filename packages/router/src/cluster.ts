@@ -22,7 +22,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { createAdminServer } from './listeners/admin.js';
 import type { RouterConfig } from './config.js';
 import type { PrimaryMessage, WorkerMessage } from './router.js';
 
@@ -103,6 +102,9 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
   }
 
   const isReady = () => started && !stopping && slots.some((s) => s.ready);
+  // Loaded here, not on import: main.ts imports this module in every mode, and a single router
+  // starts its first list before it loads fastify (router.ts).
+  const { createAdminServer } = await import('./listeners/admin.js');
   const admin = createAdminServer({
     metrics: { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
     isReady,

@@ -1,15 +1,14 @@
 /**
  * Wires etcd → records → table → proxy together and owns the router's lifecycle: start-up
- * (admin first, then the first full load, then the traffic listener), and a graceful stop.
+ * (the first full list is asked for first; the admin listener comes up while etcd reads it,
+ * then the list is applied, then the traffic listener), and a graceful stop.
  */
 import { connectEtcd, KeyLayout, KeyTakenError } from '@paas/registry';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import { createAdminServer } from './listeners/admin.js';
 import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
 import { ActiveHealthChecker } from './health/active.js';
-import { createProxyServer } from './listeners/traffic.js';
 import { TableSync } from './records/table-sync.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
@@ -65,8 +64,23 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     },
   }, etcd);
 
-  // Built first (it listens only once the table is loaded), so /status can say from the start
-  // which upstream client runs.
+  // The first list is asked for before the listeners' modules (fastify, the upstream clients)
+  // are loaded: etcd takes longer to read the first page than Node takes to load them, so the
+  // loading happens while etcd works.
+  const mirror = etcd.mirror({ ...layout.watchedRange(), boundaries: layout.watchedBoundaries(), splits: layout.watchedSplits(), startTimeoutMs: config.startTimeoutMs }, sync);
+  const listed = mirror.start().then(() => sync.whenLoaded());
+  listed.catch(() => undefined); // awaited below, once the admin listener is up
+  let admin: { close(): Promise<unknown> } | undefined;
+  const startFailed = async (err: unknown): Promise<never> => {
+    await mirror.close();
+    await admin?.close();
+    await etcd.close();
+    throw err;
+  };
+  const [{ createProxyServer }, { createAdminServer }] = await Promise.all([import('./listeners/traffic.js'), import('./listeners/admin.js')]).catch(startFailed);
+
+  // Built before the admin listener (it listens only once the table is loaded), so /status can
+  // say from the start which upstream client runs.
   const proxy = createProxyServer({
     getTable: () => sync.table,
     metrics,
@@ -92,7 +106,6 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 
-  let admin: { close(): Promise<unknown> };
   if (inWorker) {
     // Constructing one installs prom-client's answer to the primary's metrics requests.
     new AggregatorRegistry();
@@ -104,21 +117,14 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     admin = { close: async () => void process.off('message', onMessage) };
   } else {
     const server = createAdminServer({ metrics: { text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, isReady: () => ready, status });
-    await server.listen({ host: config.admin.host, port: config.admin.port });
+    await server.listen({ host: config.admin.host, port: config.admin.port }).catch(startFailed);
     log.info({ admin: `${config.admin.host}:${config.admin.port}` }, 'admin listening');
     admin = server;
   }
+  const adminServer = admin;
 
-  const mirror = etcd.mirror({ ...layout.watchedRange(), boundaries: layout.watchedBoundaries(), startTimeoutMs: config.startTimeoutMs }, sync);
-  try {
-    await mirror.start();
-    // The first list commits once the last good values of its rejected keys are read.
-    await sync.whenLoaded();
-  } catch (err) {
-    await admin.close();
-    await etcd.close();
-    throw err;
-  }
+  // The first list commits once the last good values of its rejected keys are read.
+  await listed.catch(startFailed);
 
   checker = new ActiveHealthChecker({ getTable: () => sync.table, client: proxy.upstream, logger: log });
   checker.sync();
@@ -141,7 +147,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   await statusReporter.claim().catch(async (err: unknown) => {
     await mirror.close();
     await etcd.close();
-    await admin.close();
+    await adminServer.close();
     throw err instanceof KeyTakenError ? new Error(idTakenMessage(config.id, err)) : err;
   });
 
@@ -187,7 +193,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await mirror.close();
     await etcd.close();
     await proxy.upstream.close();
-    await admin.close();
+    await adminServer.close();
     log.info({}, 'stopped');
   }
 

@@ -7,7 +7,9 @@
  * request, so a page costs time in proportion to the rest of the range: 300k keys in pages of
  * 1,000 took 18.6 s here, in pages of 10,000 about 2.5 s (a page of ~10k records is ~2 MB).
  * Boundaries cut the range into segments read one after another, so that cost is in proportion
- * to the rest of the segment instead.
+ * to the rest of the segment instead. Splits cut a segment further, but only one that holds more
+ * than two pages: every range request is a round trip, and most of the finer segments are small
+ * or empty.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { CallOptions } from './etcd3-client.js';
@@ -51,6 +53,11 @@ export interface ListOptions {
    * at the same revision). Every key of [start, end) is still read, in order.
    */
   boundaries?: string[];
+  /**
+   * Finer cut points: the rest of a segment is cut at those inside it when its first page shows
+   * more than another page left. Every key is still read, in order.
+   */
+  splits?: string[];
 }
 
 /**
@@ -86,11 +93,11 @@ async function listPages(
   const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
   const onPage = opts.onPage;
-  // Segment i is [ends[i - 1] (start for i = 0), ends[i]).
-  const ends = [
-    ...(opts.boundaries ?? []).map((b) => Buffer.from(b)).filter((b) => Buffer.compare(b, start) > 0 && Buffer.compare(b, end) < 0).sort(Buffer.compare),
-    end,
-  ];
+  const inside = (keys: string[] | undefined, from: Buffer, to: Buffer): Buffer[] =>
+    (keys ?? []).map((b) => Buffer.from(b)).filter((b) => Buffer.compare(b, from) > 0 && Buffer.compare(b, to) < 0).sort(Buffer.compare);
+  // Segment i is [ends[i - 1] (start for i = 0), ends[i]); splits add ends as they are needed.
+  const ends = [...inside(opts.boundaries, start, end), end];
+  const splits = inside(opts.splits, start, end);
   let segment = 0;
   const read = (from: Buffer, at: bigint): Promise<RangePage> =>
     range({ key: from, rangeEnd: ends[segment]!, limit: pageSize, revision: Number(at) }, callOptions());
@@ -103,7 +110,10 @@ async function listPages(
     // Ask for the next page first, so etcd works on it while this one is handled.
     let next: Promise<RangePage> | undefined;
     if (page.more && last !== undefined) {
-      next = read(Buffer.concat([last, ZERO]), revision); // the smallest key after `last`
+      const after = Buffer.concat([last, ZERO]); // the smallest key after `last`
+      // etcd's count is every key left in the segment: more than one page left is split.
+      if (page.total - count > pageSize) ends.splice(segment, 0, ...splits.filter((b) => Buffer.compare(b, after) > 0 && Buffer.compare(b, ends[segment]!) < 0));
+      next = read(after, revision);
     } else if (segment + 1 < ends.length) {
       const from = ends[segment]!;
       segment++;

@@ -119,6 +119,7 @@ export class RangeMirror implements Mirror {
         listed = await this.deps.list(this.start_, this.end, {
           pageSize: this.opts.pageSize,
           ...(this.opts.boundaries && { boundaries: this.opts.boundaries }),
+          ...(this.opts.splits && { splits: this.opts.splits }),
           ...(paged && {
             onPage: (entries: KvEntry[], revision: bigint) => {
               // A newer sync (resync, close) took over: stop reading this one.

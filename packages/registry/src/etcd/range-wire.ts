@@ -34,6 +34,8 @@ export interface RangePage {
   entries(from: number, to: number): KvEntry[];
   /** More keys in the range than `limit`. */
   more: boolean;
+  /** Keys in the whole requested range, this page's included (etcd's `count`). */
+  total: number;
   /** The last key's bytes as sent (the next page starts right after them). */
   lastKey: Buffer | undefined;
 }
@@ -226,6 +228,7 @@ class WirePage implements RangePage {
     /** Start and end offset of each KeyValue message, in pairs. */
     private readonly spans: Int32Array,
     readonly count: number,
+    readonly total: number,
   ) {}
 
   get lastKey(): Buffer | undefined {
@@ -252,6 +255,7 @@ export function decodeRangeResponse(buf: Buffer): RangePage {
   let more = false;
   let spans = new Int32Array(64);
   let count = 0;
+  let total = 0;
   while (r.pos < r.end) {
     const tag = r.varint();
     switch (tag) {
@@ -277,10 +281,13 @@ export function decodeRangeResponse(buf: Buffer): RangePage {
       case (3 << 3) | WIRE_VARINT:
         more = r.varint() !== 0;
         break;
+      case (4 << 3) | WIRE_VARINT:
+        total = r.varint();
+        break;
       default:
         r.skip(tag & 7);
     }
   }
   if (r.pos !== r.end) throw new Error('etcd range response: truncated message');
-  return new WirePage(BigInt(revision), more, buf, spans, count);
+  return new WirePage(BigInt(revision), more, buf, spans, count, total);
 }

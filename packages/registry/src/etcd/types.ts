@@ -77,6 +77,8 @@ export interface MirrorOptions {
   pageSize?: number;
   /** Keys inside the range at which to cut it into separately paged segments (see list.ts). */
   boundaries?: string[];
+  /** Keys at which a segment holding more than two pages is cut further (see list.ts). */
+  splits?: string[];
   /** start() rejects with a message naming the endpoints when the first list has not succeeded by then. */
   startTimeoutMs?: number;
 }
@@ -129,7 +131,7 @@ export interface Etcd {
   /** Whether etcd still serves reads at `revision`, i.e. has not compacted past it. */
   servesRevision(revision: bigint): Promise<boolean>;
   /** Every key in [start, end) at one revision, read in pages. */
-  list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint; boundaries?: string[] }): Promise<{ entries: KvEntry[]; revision: bigint }>;
+  list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint; boundaries?: string[]; splits?: string[] }): Promise<{ entries: KvEntry[]; revision: bigint }>;
   /** Convenience over list() for a key prefix. */
   listPrefix(prefix: string, opts?: { pageSize?: number; revision?: bigint }): Promise<{ entries: KvEntry[]; revision: bigint }>;
   put(key: string, value: string, opts?: { lease?: string }): Promise<bigint>;
