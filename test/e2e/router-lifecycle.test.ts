@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import WebSocket from 'ws';
@@ -133,6 +134,20 @@ describe('active health checks', () => {
 });
 
 describe('start-up and shutdown', () => {
+  it("runs with Node 20's young-generation limit unless the operator chose one", async () => {
+    const cmdline = (pid: number | undefined) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const prefix = uniquePrefix('semi');
+    const plain = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'semi-1' });
+    const chosen = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'semi-2', env: { NODE_OPTIONS: '--max-semi-space-size=4' } });
+    try {
+      // The same process, started again by itself with the limit (process.execve keeps the pid).
+      expect(cmdline(plain.proc.pid)).toContain('--max-semi-space-size=16');
+      expect(cmdline(chosen.proc.pid).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
+    } finally {
+      await Promise.all([plain.proc.stop(), chosen.proc.stop()]);
+    }
+  });
+
   it('stops at once with one clear line on a bad flag or environment value', async () => {
     const bad = await run('node', [ROUTER_BIN, '--listen', 'nope']).catch((e: { code: number; stderr: string }) => e);
     expect((bad as { code: number }).code).toBe(2);
