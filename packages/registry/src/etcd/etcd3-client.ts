@@ -4,7 +4,7 @@
  * connection pool (a subclass may use it), so they pick hosts, send auth metadata and count
  * failures exactly as etcd3's own calls do.
  */
-import { castGrpcError, Etcd3, type IOptions, type KVClient } from 'etcd3';
+import { castGrpcError, Etcd3, GRPCUnavailableError, type IOptions, type KVClient } from 'etcd3';
 import { HostBreaker } from './fault-handling.js';
 import { decodeRangeResponse, encodeRangeRequest, RANGE_METHOD, type RangePage, type RangeRequest } from './range-wire.js';
 import type { WatchDuplex } from './watch-stream.js';
@@ -27,18 +27,32 @@ export class RegistryEtcd3 extends Etcd3 {
     this.endpointCount = typeof options.hosts === 'string' ? 1 : (options.hosts?.length ?? 1);
   }
 
-  rangePage(req: RangeRequest, options: CallOptions): Promise<RangePage> {
+  /**
+   * One Range page. etcd3 moves its own unary calls to another member when one is UNAVAILABLE
+   * (its global policy: NextEndpointRetry); withConnection alone does not, so a member that has
+   * just died would fail the whole list. Here too each member is tried once, and one that was
+   * UNAVAILABLE is kept off the next tries (and this client's other calls) for AVOID_MEMBER_MS.
+   */
+  async rangePage(req: RangeRequest, options: CallOptions): Promise<RangePage> {
     const payload = encodeRangeRequest(req);
-    return this.pool.withConnection(
-      'KV',
-      ({ client, metadata }) =>
-        new Promise<RangePage>((resolve, reject) => {
-          client.makeUnaryRequest(RANGE_METHOD, asIs, decodeRangeResponse, payload, metadata, options, (err, page) => {
-            if (err) reject(castGrpcError(err));
-            else resolve(page!);
-          });
-        }),
-    );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.pool.withConnection(
+          'KV',
+          ({ resource, client, metadata }) =>
+            new Promise<RangePage>((resolve, reject) => {
+              client.makeUnaryRequest(RANGE_METHOD, asIs, decodeRangeResponse, payload, metadata, options, (err, page) => {
+                if (!err) return resolve(page!);
+                const cast = castGrpcError(err);
+                if (cast instanceof GRPCUnavailableError) this.avoid(resource.faultHandling);
+                reject(cast);
+              });
+            }),
+        );
+      } catch (err) {
+        if (attempt >= this.endpointCount || !(err instanceof GRPCUnavailableError)) throw err;
+      }
+    }
   }
 
   /**
@@ -57,10 +71,15 @@ export class RegistryEtcd3 extends Etcd3 {
       return {
         stream,
         failed: (err: Error) => {
-          if (this.endpointCount > 1 && resource.faultHandling instanceof HostBreaker) resource.faultHandling.avoidFor(AVOID_MEMBER_MS);
+          this.avoid(resource.faultHandling);
           this.pool.markFailed(resource, err);
         },
       };
     });
+  }
+
+  /** Keeps a failed member off this client's calls for AVOID_MEMBER_MS, when there is another. */
+  private avoid(faultHandling: unknown): void {
+    if (this.endpointCount > 1 && faultHandling instanceof HostBreaker) faultHandling.avoidFor(AVOID_MEMBER_MS);
   }
 }
