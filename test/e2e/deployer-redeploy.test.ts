@@ -102,13 +102,18 @@ describe('redeploy through two real routers', () => {
     const load = startLoad({ targets: f.routers.map((r) => r.url), host: HOST, concurrency: 4, maxMs: 45_000 });
     await load.waitForRequests(200);
 
-    // Long requests on the old instances, through both routers.
-    const slow = [0, 1, 2, 3].map((i) => get(f.routers[i % 2]!, '/slow?ms=3000'));
+    // Long requests on the old instances, through both routers, held until the drain has seen them.
+    const slow = [0, 1, 2, 3].map((i) => get(f.routers[i % 2]!, '/hold?id=load'));
     await waitFor(async () => (await routerInflight(f.routers[0]!)) + (await routerInflight(f.routers[1]!)) >= 4, { message: '4 slow requests in flight' });
 
     const v2 = await apps(f, 'v2', 2);
     const events: ProgressEvent[] = [];
-    const result = await redeploy(f.etcd, f.layout, { app: 'mango', urls: v2.map((a) => a.url), release: 'v2' }, (e) => events.push(e));
+    let released: Promise<unknown> | undefined;
+    const result = await redeploy(f.etcd, f.layout, { app: 'mango', urls: v2.map((a) => a.url), release: 'v2' }, (e) => {
+      events.push(e);
+      if (e.type === 'inflight' && e.total >= 4) released ??= Promise.all(v1.map(async (a) => (await request(`${a.url}/release?id=load`)).body.text()));
+    });
+    await released;
     timings('redeploy under load', result);
 
     // The slow requests were waited for, and all ended well on the old release.
