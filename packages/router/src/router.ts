@@ -144,12 +144,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   );
   const statusReporter = reporter;
   // A second router with this id: refuse to start (main prints the message and exits 1).
-  await statusReporter.claim().catch(async (err: unknown) => {
-    await mirror.close();
-    await etcd.close();
-    await adminServer.close();
-    throw err instanceof KeyTakenError ? new Error(idTakenMessage(config.id, err)) : err;
-  });
+  await statusReporter.claim().catch((err: unknown) => startFailed(err instanceof KeyTakenError ? new Error(idTakenMessage(config.id, err)) : err));
 
   const digestCheck = new PeerDigestCheck({
     etcd,

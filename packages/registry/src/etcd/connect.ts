@@ -1,7 +1,8 @@
 /**
  * connectEtcd: the Etcd interface over one etcd3 client. The only place that constructs etcd3.
  */
-import { GRPCOutOfRangeError, type IRangeResponse, type Lease } from 'etcd3';
+import type { IRangeResponse, Lease } from 'etcd3';
+import { isCompactedError } from './errors.js';
 import { clientOptions, DEFAULT_CALL_TIMEOUT_MS } from './client-options.js';
 import { prefixRangeEnd, toKvEntry } from './convert.js';
 import { EtcdLeasedKey } from './leased-key.js';
@@ -61,7 +62,7 @@ class EtcdClient implements Etcd {
       const kv = res.kvs[0];
       return { compacted: false, entry: kv && toKvEntry(kv) };
     } catch (err) {
-      if (err instanceof GRPCOutOfRangeError) return { compacted: true };
+      if (isCompactedError(err)) return { compacted: true };
       throw err;
     }
   }
@@ -71,8 +72,7 @@ class EtcdClient implements Etcd {
       await this.client.kv.range({ key: Buffer.from([0]), count_only: true, revision: revision.toString() }, this.callOptions());
       return true;
     } catch (err) {
-      // Reads below the compaction revision fail with OUT_OF_RANGE (etcd's ErrGRPCCompacted).
-      if (err instanceof GRPCOutOfRangeError) return false;
+      if (isCompactedError(err)) return false;
       throw err;
     }
   }

@@ -5,7 +5,7 @@
  * failures exactly as etcd3's own calls do.
  */
 import { castGrpcError, Etcd3, GRPCUnavailableError, type IOptions, type KVClient } from 'etcd3';
-import { HostBreaker } from './fault-handling.js';
+import { HostBreaker, NextEndpointRetry } from './fault-handling.js';
 import { decodeRangeResponse, encodeRangeRequest, RANGE_METHOD, type RangePage, type RangeRequest } from './range-wire.js';
 import type { WatchDuplex } from './watch-stream.js';
 
@@ -21,10 +21,13 @@ export const AVOID_MEMBER_MS = 3_000;
 
 export class RegistryEtcd3 extends Etcd3 {
   private readonly endpointCount: number;
+  /** The same retry etcd3's own unary calls get (see faultHandling in client-options.ts). */
+  private readonly retry: NextEndpointRetry;
 
   constructor(options: IOptions) {
     super(options);
     this.endpointCount = typeof options.hosts === 'string' ? 1 : (options.hosts?.length ?? 1);
+    this.retry = new NextEndpointRetry(this.endpointCount);
   }
 
   /**
@@ -33,26 +36,22 @@ export class RegistryEtcd3 extends Etcd3 {
    * just died would fail the whole list. Here too each member is tried once, and one that was
    * UNAVAILABLE is kept off the next tries (and this client's other calls) for AVOID_MEMBER_MS.
    */
-  async rangePage(req: RangeRequest, options: CallOptions): Promise<RangePage> {
+  rangePage(req: RangeRequest, options: CallOptions): Promise<RangePage> {
     const payload = encodeRangeRequest(req);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.pool.withConnection(
-          'KV',
-          ({ resource, client, metadata }) =>
-            new Promise<RangePage>((resolve, reject) => {
-              client.makeUnaryRequest(RANGE_METHOD, asIs, decodeRangeResponse, payload, metadata, options, (err, page) => {
-                if (!err) return resolve(page!);
-                const cast = castGrpcError(err);
-                if (cast instanceof GRPCUnavailableError) this.avoid(resource.faultHandling);
-                reject(cast);
-              });
-            }),
-        );
-      } catch (err) {
-        if (attempt >= this.endpointCount || !(err instanceof GRPCUnavailableError)) throw err;
-      }
-    }
+    return this.retry.execute(() =>
+      this.pool.withConnection(
+        'KV',
+        ({ resource, client, metadata }) =>
+          new Promise<RangePage>((resolve, reject) => {
+            client.makeUnaryRequest(RANGE_METHOD, asIs, decodeRangeResponse, payload, metadata, options, (err, page) => {
+              if (!err) return resolve(page!);
+              const cast = castGrpcError(err);
+              if (cast instanceof GRPCUnavailableError) this.avoid(resource.faultHandling);
+              reject(cast);
+            });
+          }),
+      ),
+    );
   }
 
   /**

@@ -109,8 +109,8 @@ export class NextEndpointRetry extends PolicyBase {
 }
 
 /**
- * The delay before etcd3's watch manager re-opens a lost watch stream. The mirror does not use
- * etcd3's watcher (watch-stream.ts), so this only paces other users of client.watch().
+ * The delay before etcd3's watch manager re-opens a lost watch stream. Nothing in this package
+ * uses etcd3's watcher (the mirror has its own stream, watch-stream.ts); etcd3 only asks for it.
  */
 export function watchStreamBackoff(delayMs: number): WatchBackoff {
   const backoff: WatchBackoff = { duration: delayMs, next: () => backoff };

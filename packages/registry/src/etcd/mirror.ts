@@ -71,7 +71,7 @@ export class RangeMirror implements Mirror {
 
   resync(reason: string): void {
     if (this.closed || !this.starting) return;
-    this.restart(reason, undefined, 0);
+    this.restart(reason, 0);
   }
 
   async close(): Promise<void> {
@@ -185,12 +185,11 @@ export class RangeMirror implements Mirror {
       case 'compacted':
         this.restart(
           `watch from revision ${startRevision} compacted (etcd compacted up to ${end.compactRevision})`,
-          undefined,
           jitteredDelay(RELIST_JITTER_MS),
         );
         return;
       case 'canceled':
-        this.restart(`watch refused by etcd: ${end.reason}`, undefined, this.backoff.next());
+        this.restart(`watch refused by etcd: ${end.reason}`, this.backoff.next());
         return;
       case 'lost':
         if (isConnectivityError(end.err)) this.setConnected(false);
@@ -225,9 +224,8 @@ export class RangeMirror implements Mirror {
   }
 
   /** The watch cannot be resumed: tell the handlers and list again (after `delayMs`). */
-  private restart(reason: string, err: unknown, delayMs: number): void {
+  private restart(reason: string, delayMs: number): void {
     if (this.closed) return;
-    if (err !== undefined && isConnectivityError(err)) this.setConnected(false);
     this.guard(() => this.handlers.onResync?.(reason));
     void this.sync(delayMs);
   }

@@ -37,7 +37,8 @@ export function classifyUpstreamError(err: unknown): FailureVerdict {
   return { connectionFailure: false, nothingSent: false, status: 502, reason: code };
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** RFC 9110 §9.2.2: a request of these methods may be sent again. */
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** A request may go to another instance when nothing was sent, or when it is idempotent and has no body. */
 export function mayRetry(verdict: FailureVerdict, method: string, hasBody: boolean, bodyTouched: boolean): boolean {

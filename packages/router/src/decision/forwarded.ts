@@ -20,7 +20,7 @@ const NO_LENGTH_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'CONNECT']
  * Header names a Connection value lists (lower-case, besides close/keep-alive/upgrade, and never
  * Host): hop-by-hop for this connection only, so they are not forwarded. Undefined when none.
  */
-export function connectionListed(value: string): Set<string> | undefined {
+function connectionListed(value: string): Set<string> | undefined {
   // The common values, as instances and clients send them, name no header.
   if (value.length <= 10) {
     const v = value.toLowerCase();
@@ -44,7 +44,7 @@ function removeListed(headers: string[], listed: Set<string>): void {
 /**
  * Completes `head.headers` for the instance, once the decision is to forward: the headers the
  * client's Connection lists out; X-Forwarded-For (appended to the client's), -Proto, -Host and
- * X-Request-Id in; and, as undici did, `content-length: 0` for a body-less request of a method
+ * X-Request-Id in; and, as undici does, `content-length: 0` for a body-less request of a method
  * that usually has a body.
  */
 export function addForwardedHeaders(head: RequestHead, remoteAddress: string, proto: string): void {

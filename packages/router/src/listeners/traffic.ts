@@ -19,18 +19,13 @@ import type { UpstreamClient } from '../transport/upstream.js';
 import { ClientDrain } from './drain.js';
 import type { Backend } from '../table/backend.js';
 import type { RoutingTable } from '../table/routing-table.js';
-import { closesAfterAnswer, Forwarder } from './forward.js';
+import { closesAfterAnswer, Forwarder, type ForwardLogger } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
-
-export interface ProxyLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 export interface ProxyOptions {
   getTable: () => RoutingTable;
   metrics: RouterMetrics;
-  log: ProxyLogger;
+  log: ForwardLogger;
   connectTimeoutMs: number;
   upstreamTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -188,7 +183,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
 
   async function close(): Promise<void> {
     closed = true;
-    // As the WebSocket proxy plugin this replaced did: open WebSockets end when shutdown starts.
+    // Open WebSockets end when shutdown starts: a tunnel has no way to ask its client to move.
     upgrades.closeAll();
     await drain.stopAccepting();
     await drain.drained();

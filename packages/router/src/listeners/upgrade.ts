@@ -24,6 +24,9 @@ import type { Connectors } from '../transport/connector.js';
 import { noTransportError, UpstreamError } from '../transport/upstream.js';
 import type { ListenerOptions } from './forward.js';
 
+/** No answer bytes yet (shared: never written to). */
+const EMPTY = Buffer.alloc(0);
+
 export interface UpgradeOptions extends ListenerOptions {
   /** The same connectors the upstream client dials through (TCP, TLS; a tunnel later). */
   connectors: Connectors;
@@ -58,7 +61,7 @@ class Tunnel extends RequestHead {
   status = 0;
   upstream: Duplex | null = null;
   /** The instance's answer head as it arrives; null once it is through. */
-  answerHead: Buffer | null = Buffer.alloc(0);
+  answerHead: Buffer | null = EMPTY;
   /** Why the connection to the instance failed, when it did. */
   failure: Error | null = null;
   timer: NodeJS.Timeout | null = null;
@@ -80,7 +83,7 @@ class Tunnel extends RequestHead {
     this.attempts++;
     this.dispatchedAt = performance.now();
     this.failure = null;
-    this.answerHead = Buffer.alloc(0);
+    this.answerHead = EMPTY;
     opts.acquire(backend);
     const url = new URL(backend.origin);
     const connector = opts.connectors.for(url.protocol);

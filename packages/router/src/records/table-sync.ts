@@ -18,7 +18,7 @@
  * rejected keys need such reads commits when they are done; revisions arriving meanwhile wait.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KeyLayout, KvEntry, MirrorHandlers, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
+import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
 import { parseRecord } from '@paas/registry';
 import type { RecordStamp } from '../table/record-stamp.js';
 import { RoutingTable } from '../table/routing-table.js';
@@ -219,7 +219,7 @@ export class TableSync implements MirrorHandlers {
             continue;
           }
           hashRecord(e.key, e.value, h);
-          const adapter = this.adapterOf(ref.ref.kind);
+          const adapter = this.adapters.get(ref.ref.kind);
           const stamp = empty || adapter === undefined ? undefined : adapter.stamp(ref.ref);
           if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && adapter!.sameCreation(stamp, e.createRevision)) {
             stamp.listed = mark;
@@ -301,7 +301,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   onResync(reason: string): void {
-    this.log.warn({ reason }, 'etcd watch lost; listing again');
+    this.log.warn({ reason }, 'listing etcd again');
     this.events.onResync(reason);
   }
 
@@ -338,12 +338,7 @@ export class TableSync implements MirrorHandlers {
       for (const l of this.lapses.values()) {
         if (!l.kept || l.firstBad - 1n > ceiling) continue;
         const ref = this.layout.parse(l.key);
-        const adapter = ref.ok ? this.adapterOf(ref.ref.kind) : undefined;
-        const stamp = ref.ok ? adapter?.stamp(ref.ref) : undefined;
-        if (stamp !== undefined && ref.ok) {
-          this.sum.subtract(stamp);
-          adapter!.delete(ref.ref);
-        }
+        if (ref.ok) this.removeRecord(ref.ref);
         l.kept = false;
         dropped++;
         this.log.warn({ key: l.key, keptAt: (l.firstBad - 1n).toString() }, 'kept value dropped: etcd compacted the history it was read from');
@@ -355,14 +350,10 @@ export class TableSync implements MirrorHandlers {
     }
   }
 
-  private adapterOf(kind: string): AnyTableAdapter | undefined {
-    return this.adapters.get(kind);
-  }
-
   private applyPut(key: string, value: Buffer, createRevision: bigint, modRevision: bigint): void {
     const ref = this.layout.parse(key);
     if (!ref.ok) return this.reject(this.lapses, { key, revision: modRevision, createRevision: 0n, error: ref.error, firstBad: modRevision, kept: false });
-    const adapter = this.adapterOf(ref.ref.kind);
+    const adapter = this.adapters.get(ref.ref.kind);
     const parsed = parseRecord(ref.ref, value);
     if (!parsed.ok) {
       // The first rejected version after a good one starts a lapse; later ones keep its answer.
@@ -380,12 +371,16 @@ export class TableSync implements MirrorHandlers {
   private applyDelete(key: string): void {
     if (this.lapses.size !== 0) this.lapses.delete(key);
     const ref = this.layout.parse(key);
-    if (!ref.ok) return;
-    const adapter = this.adapterOf(ref.ref.kind);
-    const stamp = adapter?.stamp(ref.ref);
+    if (ref.ok) this.removeRecord(ref.ref);
+  }
+
+  /** Takes the record the table holds for `ref`, if any, out of the table and the digest. */
+  private removeRecord(ref: KeyRef): void {
+    const adapter = this.adapters.get(ref.kind);
+    const stamp = adapter?.stamp(ref);
     if (stamp === undefined) return;
     this.sum.subtract(stamp);
-    adapter!.delete(ref.ref);
+    adapter!.delete(ref);
   }
 
   /** Puts one accepted record into the table and the digest, replacing the key's earlier record. */

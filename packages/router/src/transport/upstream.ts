@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Connectors } from './connector.js';
+import { IDEMPOTENT } from '../decision/failure.js';
 
 /** One request to an instance and the receiver of its answer (the forwarder's exchange). */
 export interface UpstreamExchange {
@@ -74,7 +75,6 @@ export class UpstreamError extends Error {
   }
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /**
