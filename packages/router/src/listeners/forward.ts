@@ -51,6 +51,33 @@ export interface ForwarderOptions extends ListenerOptions {
   client: UpstreamClient;
 }
 
+/** A request's attempt at an instance, plain HTTP or an upgrade: its head, the instance tried, and how to try another. */
+export interface Attempt extends RequestHead {
+  attempts: number;
+  dispatch(backend: Backend): void;
+}
+
+/**
+ * Records a failed attempt (metric, passive health, log line). When `mayRedispatch`, sends the
+ * request to another instance if the retry rule allows it and returns 0; else returns the
+ * status to answer. `bodyTouched`: some of the request body was read already.
+ */
+export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, mayRedispatch: boolean, bodyTouched: boolean): 502 | 504 | 0 {
+  const backend = at.backend!;
+  const verdict = classifyUpstreamError(err);
+  const now = Date.now();
+  opts.metrics.upstreamFailures.labels(verdict.reason).inc();
+  if (verdict.connectionFailure) recordFailure(backend, now);
+  opts.log.warn({ reqId: at.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: at.attempts }, 'upstream failed');
+  if (!mayRedispatch) return verdict.status;
+  const next = retryTarget(at, backend, verdict, at.attempts, opts.maxAttempts, bodyTouched, now);
+  if (next === undefined) return verdict.status;
+  opts.release(backend);
+  at.backend = null;
+  at.dispatch(next);
+  return 0;
+}
+
 const kExchange = Symbol('paas.exchange');
 /** On a client socket: the router answered with an answer that closes the connection. */
 const kClosing = Symbol('paas.closing');
@@ -182,23 +209,8 @@ export class Forwarder {
     ex.dispatch(ex.backend!);
   }
 
-  /**
-   * Records an upstream failure (metrics, passive health, log). When `mayRedispatch`, sends the
-   * request to another instance if that is allowed and returns 0; else returns the answer's status.
-   */
   upstreamFailed(ex: Exchange, err: Error, mayRedispatch: boolean): 502 | 504 | 0 {
-    const backend = ex.backend!;
-    const verdict = classifyUpstreamError(err);
-    this.opts.metrics.upstreamFailures.labels(verdict.reason).inc();
-    if (verdict.connectionFailure) recordFailure(backend, Date.now());
-    this.opts.log.warn({ reqId: ex.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: ex.attempts }, 'upstream failed');
-    if (!mayRedispatch) return verdict.status;
-    const next = retryTarget(ex, backend, verdict, ex.attempts, this.opts.maxAttempts, ex.req.readableDidRead, Date.now());
-    if (next === undefined) return verdict.status;
-    this.opts.release(backend);
-    ex.backend = null;
-    ex.dispatch(next);
-    return 0;
+    return upstreamFailure(this.opts, ex, err, mayRedispatch, ex.req.readableDidRead);
   }
 
   /** The router's own answer. */

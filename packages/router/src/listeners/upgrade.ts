@@ -14,15 +14,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FAILURE_ANSWER, rawAnswer, UNAVAILABLE, type Answer } from '../decision/answers.js';
-import { decide, retryTarget } from '../decision/decide.js';
-import { classifyUpstreamError } from '../decision/failure.js';
+import { decide } from '../decision/decide.js';
 import { addForwardedHeaders } from '../decision/forwarded.js';
 import { readRequestHead, RequestHead } from '../decision/request-head.js';
-import { recordFailure, recordSuccess } from '../health/passive.js';
+import { recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
 import type { Connectors } from '../transport/connector.js';
 import { noTransportError, UpstreamError } from '../transport/upstream.js';
-import type { ListenerOptions } from './forward.js';
+import { upstreamFailure, type ListenerOptions } from './forward.js';
 
 /** No answer bytes yet (shared: never written to). */
 const EMPTY = Buffer.alloc(0);
@@ -168,21 +167,9 @@ class Tunnel extends RequestHead {
 
   /** No answer head came from the instance: another instance, or the contract's 502/504. */
   upstreamFailed(): void {
-    const owner = this.owner;
-    const backend = this.backend!;
     const err = this.failure ?? new UpstreamError('other side closed', 'UND_ERR_SOCKET');
-    const verdict = classifyUpstreamError(err);
-    owner.opts.metrics.upstreamFailures.labels(verdict.reason).inc();
-    if (verdict.connectionFailure) recordFailure(backend, Date.now());
-    owner.opts.log.warn({ reqId: this.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: this.attempts }, 'upstream failed');
-    const next = retryTarget(this, backend, verdict, this.attempts, owner.opts.maxAttempts, false, Date.now());
-    if (next !== undefined) {
-      owner.opts.release(backend);
-      this.backend = null;
-      this.dispatch(next);
-      return;
-    }
-    this.answer(FAILURE_ANSWER[verdict.status]);
+    const status = upstreamFailure(this.owner.opts, this, err, true, false);
+    if (status !== 0) this.answer(FAILURE_ANSWER[status]);
   }
 
   answer(a: Answer): void {
