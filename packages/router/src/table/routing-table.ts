@@ -1,5 +1,6 @@
 import type { AppRecord, InstanceRecord, OverrideRecord, Route } from '@paas/registry';
 import { AppPool } from './app-pool.js';
+import { CertIndex } from './cert-index.js';
 import { Backend, backendKey, originOf } from './backend.js';
 import { forwardKey } from './hash.js';
 import { PathIndex } from './path-index.js';
@@ -30,6 +31,8 @@ export interface RouteConflict {
  * Records may arrive in any order: an instance or override may name an app before its record.
  */
 export class RoutingTable {
+  /** The certificates of `certs/` records, by the host names they cover. */
+  readonly certs = new CertIndex();
   private readonly poolsByName = new Map<string, AppPool>();
   private readonly backendsByKey = new Map<string, Backend>();
   private readonly exactHosts = new Map<string, PathIndex>();
