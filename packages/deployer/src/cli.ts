@@ -69,7 +69,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   const reporter = createReporter(io.stdout, command.name !== 'status' && io.stdout.isTTY === true);
   let etcd: Etcd | undefined;
   try {
-    etcd = await connectEtcd({ endpoints: global.endpoints });
+    etcd = await connectEtcd({ endpoints: global.endpoints, security: global.etcdSecurity });
     const layout = new KeyLayout(global.prefix);
     const text = await execute(etcd, layout, command, reporter.listener, abort.signal);
     reporter.stop();

@@ -2,7 +2,7 @@
  * The two kinds of failure the deployer reports: a bad command line or bad options (exit 2), and a
  * deployment that failed (exit 1, after rolling back what it wrote).
  */
-import { isName, NAME_SHAPE } from '@paas/registry';
+import { describeAccessRefused, isName, NAME_SHAPE } from '@paas/registry';
 import type { StepRecord } from './steps.js';
 
 /** Bad usage: an unknown flag, a bad URL or app name. The CLI prints one line and exits 2. */
@@ -54,6 +54,8 @@ export function asDeployError(err: unknown): DeployError {
     if (err.cause instanceof DeployError) return err.cause;
     return new DeployError('aborted', err.cause instanceof Error ? err.cause.message : 'aborted', { cause: err });
   }
+  const refused = describeAccessRefused(err);
+  if (refused) return new DeployError('etcd', refused, { cause: err });
   const message = err instanceof Error ? err.message : String(err);
   return new DeployError('etcd', `etcd: ${cleanEtcdMessage(message)}`, { cause: err });
 }

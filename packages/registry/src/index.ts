@@ -5,3 +5,4 @@ export * from './parse.js';
 export * from './etcd/types.js';
 export { connectEtcd } from './etcd/connect.js';
 export { KeyTakenError } from './etcd/leased-key.js';
+export { describeAccessRefused, EtcdSecurityError, loadEtcdSecurity, PASSWORD_ENV, type EtcdSecurity, type EtcdSecurityInput, type Given } from './etcd/security.js';

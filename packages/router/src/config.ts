@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { isName, NAME_SHAPE, normalizePrefix } from '@paas/registry';
+import { EtcdSecurityError, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type EtcdSecurity } from '@paas/registry';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
@@ -14,6 +14,8 @@ export interface ListenAddress {
 
 export interface RouterConfig {
   etcdEndpoints: string[];
+  /** TLS files read and checked, and the etcd user (see @paas/registry loadEtcdSecurity). */
+  etcdSecurity: EtcdSecurity;
   prefix: string;
   listen: ListenAddress;
   admin: ListenAddress;
@@ -50,6 +52,10 @@ interface FlagSpec {
 
 export const FLAGS: Record<string, FlagSpec> = {
   etcd: { env: 'ETCD_ENDPOINTS', default: 'http://127.0.0.1:2379', help: 'etcd endpoints, comma-separated' },
+  'etcd-ca': { env: 'ETCD_CA', help: 'PEM file of the CA(s) that signed etcd\'s server certificate (https:// endpoints; default: the system\'s CAs)' },
+  'etcd-cert': { env: 'ETCD_CERT', help: 'PEM client certificate for etcd (with --etcd-key); etcd takes its CN as the user when no --etcd-user is given' },
+  'etcd-key': { env: 'ETCD_KEY', help: 'PEM private key of --etcd-cert' },
+  'etcd-user': { env: 'ETCD_USER', help: `etcd user; its password is read from the environment variable ${PASSWORD_ENV} only` },
   prefix: { env: 'PAAS_PREFIX', default: '/paas', help: 'key prefix in etcd' },
   listen: { env: 'ROUTER_LISTEN', default: '0.0.0.0:8080', help: 'traffic listener host:port' },
   admin: { env: 'ROUTER_ADMIN', default: '127.0.0.1:9090', help: 'admin listener host:port (/healthz /readyz /status /metrics)' },
@@ -85,6 +91,7 @@ export function helpText(): string {
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
     lines.push(`  --${name.padEnd(18)} ${spec.env.padEnd(26)} ${spec.help}${def}`);
   }
+  lines.push(`  ${''.padEnd(20)} ${PASSWORD_ENV.padEnd(26)} password of --etcd-user (environment only: a flag would show in ps)`);
   lines.push('  --help                                          this text');
   return lines.join('\n');
 }
@@ -149,6 +156,26 @@ function checkClientKeepAlive(config: RouterConfig, keepAlive: { text: string | 
   }
 }
 
+function etcdSecurity(endpoints: string[], raw: (name: string) => { text: string | undefined; what: string }, env: NodeJS.ProcessEnv): EtcdSecurity {
+  const given = (name: string) => {
+    const { text, what } = raw(name);
+    return text === undefined ? undefined : { value: text, what };
+  };
+  try {
+    return loadEtcdSecurity({
+      endpoints,
+      ca: given('etcd-ca'),
+      cert: given('etcd-cert'),
+      key: given('etcd-key'),
+      user: given('etcd-user'),
+      password: env[PASSWORD_ENV] || undefined,
+    });
+  } catch (err) {
+    if (err instanceof EtcdSecurityError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
@@ -181,8 +208,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
   const id = idRaw.text ?? defaultId();
   if (!isName(id)) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must match ${NAME_SHAPE}`);
 
+  const etcdEndpoints = get('etcd', parseEndpoints);
   const config: RouterConfig = {
-    etcdEndpoints: get('etcd', parseEndpoints),
+    etcdEndpoints,
+    etcdSecurity: etcdSecurity(etcdEndpoints, raw, env),
     prefix: get('prefix', (t, w) => {
       try {
         return normalizePrefix(t);

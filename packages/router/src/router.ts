@@ -35,7 +35,7 @@ export type PrimaryMessage = { type: 'paas:status'; seq: number };
 export async function startRouter(config: RouterConfig, log: Logger, opts: StartOptions = {}): Promise<RunningRouter> {
   const inWorker = opts.worker !== undefined && process.send !== undefined;
   const layout = new KeyLayout(config.prefix);
-  const etcd = connectEtcd({ endpoints: config.etcdEndpoints });
+  const etcd = connectEtcd({ endpoints: config.etcdEndpoints, security: config.etcdSecurity });
   const metrics = new RouterMetrics();
   const startedAt = new Date().toISOString();
   let ready = false;

@@ -4,7 +4,7 @@
  * defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BALANCE_STRATEGIES, hostError, instanceUrlError, isName, NAME_SHAPE, normalizePrefix, type BalanceStrategy } from '@paas/registry';
+import { BALANCE_STRATEGIES, EtcdSecurityError, hostError, instanceUrlError, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
@@ -13,6 +13,8 @@ import { COMMANDS, commandHelp, findCommand, GLOBAL_FLAGS, mainHelp, type Comman
 export interface GlobalOptions {
   endpoints: string[];
   prefix: string;
+  /** TLS files read and checked, and the etcd user (see @paas/registry loadEtcdSecurity). */
+  etcdSecurity: EtcdSecurity;
 }
 
 export interface RedeployArgs {
@@ -143,21 +145,36 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   if (positionals.length < min) throw new UsageError(`${spec.name}: missing ${spec.positionals.slice(positionals.length).join(' ')} (usage: paas-deploy ${spec.name} ${spec.positionals.join(' ')} [flags])`);
   if (positionals.length > max) throw new UsageError(`${spec.name}: unexpected argument ${JSON.stringify(positionals[max])}`);
 
-  const global = parseGlobal(v);
+  const global = parseGlobal(v, env);
   const app = positionals[0];
   if (app !== undefined && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
   return { kind: 'run', global, command: parseCommand(spec, v, positionals) };
 }
 
-function parseGlobal(v: Values): GlobalOptions {
-  const endpoints = v.list('etcd');
+function parseGlobal(v: Values, env: NodeJS.ProcessEnv): GlobalOptions {
+  const listed = v.list('etcd');
+  const endpoints = listed.length ? listed : ['http://127.0.0.1:2379'];
   let prefix: string;
   try {
     prefix = normalizePrefix(v.string('prefix') ?? '/paas');
   } catch (err) {
     throw new UsageError(`--prefix: ${(err as Error).message}`);
   }
-  return { endpoints: endpoints.length ? endpoints : ['http://127.0.0.1:2379'], prefix };
+  let etcdSecurity: EtcdSecurity;
+  try {
+    etcdSecurity = loadEtcdSecurity({
+      endpoints,
+      ca: v.given('etcd-ca'),
+      cert: v.given('etcd-cert'),
+      key: v.given('etcd-key'),
+      user: v.given('etcd-user'),
+      password: env[PASSWORD_ENV] || undefined,
+    });
+  } catch (err) {
+    if (err instanceof EtcdSecurityError) throw new UsageError(err.message);
+    throw err;
+  }
+  return { endpoints, prefix, etcdSecurity };
 }
 
 function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Command {
@@ -313,6 +330,12 @@ class Values {
     const e = this.env[f.env];
     if (e !== undefined && e !== '') return { text: e, from: f.env };
     return undefined;
+  }
+
+  /** The value and where it came from (for messages naming the flag or variable). */
+  given(name: string): Given | undefined {
+    const text = this.string(name);
+    return text === undefined ? undefined : { value: text, what: this.raw(name)!.from };
   }
 
   string(name: string): string | undefined {

@@ -2,6 +2,7 @@
  * The command line: every command, its positionals and flags, and the environment variable behind
  * each flag. Help text is generated from here, so the two cannot disagree.
  */
+import { PASSWORD_ENV } from '@paas/registry';
 
 export type FlagKind = 'string' | 'list' | 'boolean' | 'duration' | 'seconds' | 'integer';
 
@@ -29,8 +30,15 @@ export interface CommandSpec {
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'etcd', kind: 'list', env: 'ETCD_ENDPOINTS', value: 'URL[,URL]', help: 'etcd endpoints (repeat or comma-separate)', default: 'http://127.0.0.1:2379' },
+  { name: 'etcd-ca', kind: 'string', env: 'ETCD_CA', value: 'FILE', help: "PEM CA(s) that signed etcd's server certificate (https:// endpoints; default: the system's CAs)" },
+  { name: 'etcd-cert', kind: 'string', env: 'ETCD_CERT', value: 'FILE', help: 'PEM client certificate for etcd (with --etcd-key); etcd takes its CN as the user without --etcd-user' },
+  { name: 'etcd-key', kind: 'string', env: 'ETCD_KEY', value: 'FILE', help: 'PEM private key of --etcd-cert' },
+  { name: 'etcd-user', kind: 'string', env: 'ETCD_USER', value: 'NAME', help: `etcd user; its password only from the environment variable ${PASSWORD_ENV}` },
   { name: 'prefix', kind: 'string', env: 'PAAS_PREFIX', value: 'PREFIX', help: 'key prefix of the routing data', default: '/paas' },
 ];
+
+/** Not a flag: a password on the command line would show in `ps`. */
+const PASSWORD_LINE = { left: `  env ${PASSWORD_ENV}`, help: 'password of --etcd-user' };
 
 const routerTimeout: FlagSpec = {
   name: 'router-timeout',
@@ -205,7 +213,7 @@ export function commandHelp(c: CommandSpec): string {
     ...flagLines(c.flags),
     '',
     'Global flags:',
-    ...flagLines(GLOBAL_FLAGS, [HELP_FLAG]),
+    ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, HELP_FLAG]),
     '',
     'Durations: 500ms, 30s, 2m (a bare number is seconds). Boolean env: 1/true/yes or 0/false/no.',
     'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.',
@@ -224,7 +232,7 @@ export function mainHelp(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     '',
     'Global flags:',
-    ...flagLines(GLOBAL_FLAGS, [{ left: HELP_FLAG.left, help: 'this help; "paas-deploy <command> --help" for a command\'s flags' }]),
+    ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, { left: HELP_FLAG.left, help: 'this help; "paas-deploy <command> --help" for a command\'s flags' }]),
     '',
     'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.',
   ].join('\n');

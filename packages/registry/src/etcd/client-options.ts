@@ -1,12 +1,18 @@
 /** How the etcd3 client is configured: deadlines, gRPC keepalive and reconnect pacing, fault handling. */
 import type { IOptions } from 'etcd3';
 import { faultHandling } from './fault-handling.js';
+import type { EtcdSecurity } from './security.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 
-export function clientOptions(endpoints: string[], callTimeoutMs: number): IOptions {
+export function clientOptions(endpoints: string[], callTimeoutMs: number, security: EtcdSecurity = {}): IOptions {
+  const { tls, auth } = security;
   return {
     hosts: endpoints,
+    // etcd3 turns these into grpc-js SSL channel credentials; a missing CA means Node's default roots.
+    ...(tls && { credentials: { rootCertificate: tls.ca as Buffer, ...(tls.cert && { certChain: tls.cert, privateKey: tls.key! }) } }),
+    // etcd3 exchanges them for a token (etcd's Authenticate) and sends it on every call.
+    ...(auth && { auth: { username: auth.username, password: auth.password } }),
     // etcd3 passes no deadline by default, so a unary call waits forever while etcd is down. Streams
     // (watch, lease keep-alive) live as long as they are needed and must not get one. This deadline
     // is per attempt; our own calls also pass one for the whole call (see EtcdClient.callOptions).

@@ -46,7 +46,7 @@ class EtcdClient implements Etcd {
     if (opts.endpoints.length === 0) throw new Error('connectEtcd: no etcd endpoints given');
     this.endpoints = [...opts.endpoints];
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    this.client = new RegistryEtcd3(clientOptions(this.endpoints, this.callTimeoutMs));
+    this.client = new RegistryEtcd3(clientOptions(this.endpoints, this.callTimeoutMs, opts.security));
     this.range = (req, options) => this.client.rangePage(req, options);
   }
 

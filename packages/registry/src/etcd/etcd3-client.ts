@@ -2,12 +2,14 @@
  * etcd3's client plus the calls it does not make well enough: Range through our own wire codec
  * (range-wire.ts) and a Watch stream of our own (watch-stream.ts). Both go through etcd3's
  * connection pool (a subclass may use it), so they pick hosts, send auth metadata and count
- * failures exactly as etcd3's own calls do.
+ * failures exactly as etcd3's own calls do. etcd3 authenticates again when one of its own unary
+ * calls meets a stale token (ConnectionPool.exec); withConnection does not, so both do it here.
  */
 import { castGrpcError, Etcd3, GRPCUnavailableError, type IOptions, type KVClient } from 'etcd3';
+import { isStaleTokenMessage } from './security.js';
 import { HostBreaker, NextEndpointRetry } from './fault-handling.js';
 import { decodeRangeResponse, encodeRangeRequest, RANGE_METHOD, type RangePage, type RangeRequest } from './range-wire.js';
-import type { WatchDuplex } from './watch-stream.js';
+import type { OpenedWatch, WatchDuplex } from './watch-stream.js';
 
 export type CallOptions = NonNullable<Parameters<KVClient['range']>[1]>;
 
@@ -38,6 +40,15 @@ export class RegistryEtcd3 extends Etcd3 {
    */
   rangePage(req: RangeRequest, options: CallOptions): Promise<RangePage> {
     const payload = encodeRangeRequest(req);
+    return this.rangeOnce(payload, options).catch((err: unknown) => {
+      // Once: a token fresh from Authenticate that is refused again is etcd's final word.
+      if (!(err instanceof Error && isStaleTokenMessage(err.message))) throw err;
+      this.staleToken();
+      return this.rangeOnce(payload, options);
+    });
+  }
+
+  private rangeOnce(payload: Buffer, options: CallOptions): Promise<RangePage> {
     return this.retry.execute(() =>
       this.pool.withConnection(
         'KV',
@@ -59,9 +70,10 @@ export class RegistryEtcd3 extends Etcd3 {
    * rpctypes.MetadataRequireLeaderKey, as clientv3.WithRequireLeader sets it). `failed` marks the
    * member failed in the pool (its channels are reset, as etcd3 does for its own watch stream)
    * and, if there is another endpoint, keeps the next calls off it for AVOID_MEMBER_MS: the next
-   * watch goes to another member.
+   * watch goes to another member. `staleToken` drops the auth token the stream was opened with
+   * (etcd cancelled the watch over it), so the next stream authenticates again.
    */
-  openWatchStream(): Promise<{ stream: WatchDuplex; failed(err: Error): void }> {
+  openWatchStream(): Promise<OpenedWatch> {
     return this.pool.withConnection('Watch', ({ resource, client, metadata }) => {
       const withLeader = metadata.clone();
       withLeader.set('hasleader', 'true');
@@ -73,8 +85,14 @@ export class RegistryEtcd3 extends Etcd3 {
           this.avoid(resource.faultHandling);
           this.pool.markFailed(resource, err);
         },
+        staleToken: () => this.staleToken(),
       };
     });
+  }
+
+  /** The next call authenticates again (etcd3's ConnectionPool.exec does the same for its calls). */
+  private staleToken(): void {
+    (this.pool as unknown as { authenticator: { invalidateMetadata(): void } }).authenticator.invalidateMetadata();
   }
 
   /** Keeps a failed member off this client's calls for AVOID_MEMBER_MS, when there is another. */

@@ -17,6 +17,7 @@ import { Backoff, jitteredDelay, Sleeper } from './backoff.js';
 import { groupByRevision } from './convert.js';
 import { errorMessage, isConnectivityError } from './errors.js';
 import type { ListOptions } from './list.js';
+import { describeAccessRefused } from './security.js';
 import type { KvEntry, Mirror, MirrorHandlers, MirrorOptions, SnapshotBuilder } from './types.js';
 import { WatchStream, type OpenWatchStream, type WatchEnd } from './watch-stream.js';
 
@@ -61,8 +62,9 @@ export class RangeMirror implements Mirror {
 
   /**
    * Resolves once the first snapshot was delivered. Rejects after startTimeoutMs naming the
-   * endpoints and the last error; the mirror keeps trying in the background until close(), so a
-   * caller may also log the rejection and wait for onSnapshot.
+   * endpoints and the last error, or at once when etcd refuses the credentials; the mirror keeps
+   * trying in the background until close(), so a caller may also log the rejection and wait for
+   * onSnapshot.
    */
   start(): Promise<void> {
     this.starting ??= this.startOnce();
@@ -91,8 +93,7 @@ export class RangeMirror implements Mirror {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const cause = this.lastListError === undefined ? `no answer within ${timeoutMs} ms` : errorMessage(this.lastListError);
-        const where = `etcd at ${this.deps.endpoints.join(', ')}`;
-        reject(new Error(`could not list ${this.describeRange()} from ${where} within ${timeoutMs} ms: ${cause}`));
+        reject(new Error(`could not list ${this.describeRange()} from ${this.describeEndpoints()} within ${timeoutMs} ms: ${cause}`));
       }, timeoutMs);
     });
     try {
@@ -137,6 +138,9 @@ export class RangeMirror implements Mirror {
         builder?.abandon();
         if (!this.isCurrent(generation)) return;
         this.lastListError = err;
+        // Waiting out the start timeout cannot fix a wrong password or a refused certificate.
+        const refused = describeAccessRefused(err);
+        if (refused) this.firstSnapshot.reject(new Error(`could not list ${this.describeRange()} from ${this.describeEndpoints()}: ${refused}`));
         if (isConnectivityError(err)) this.setConnected(false);
         this.guard(() => this.handlers.onError?.(err));
         await this.sleeper.sleep(this.backoff.next());
@@ -256,6 +260,10 @@ export class RangeMirror implements Mirror {
 
   private isCurrent(generation: number): boolean {
     return !this.closed && generation === this.generation;
+  }
+
+  private describeEndpoints(): string {
+    return `etcd at ${this.deps.endpoints.join(', ')}`;
   }
 
   private describeRange(): string {

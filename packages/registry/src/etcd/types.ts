@@ -2,6 +2,7 @@
  * The interface of the etcd wrapper: the only code in the project that talks to etcd3.
  * Revisions are bigint everywhere (etcd3 hands them out as decimal strings).
  */
+import type { EtcdSecurity } from './security.js';
 
 export interface KvEntry {
   key: string;
@@ -23,6 +24,8 @@ export interface EtcdOptions {
   endpoints: string[];
   /** How long one unary call may take before it fails (ms). */
   callTimeoutMs?: number;
+  /** TLS and user/password for a secured etcd (see security.ts). */
+  security?: EtcdSecurity;
 }
 
 export type Compare =

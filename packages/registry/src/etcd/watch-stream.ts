@@ -19,6 +19,7 @@
  */
 import type { IWatchRequest, IWatchResponse } from 'etcd3';
 import { EtcdTimeoutError } from './errors.js';
+import { isStaleTokenMessage } from './security.js';
 
 /**
  * How often a progress request is sent once the watch exists. A stalled stream is found 3 to 4
@@ -44,8 +45,17 @@ export interface WatchDuplex {
   on(event: 'end', listener: () => void): this;
 }
 
-/** Opens a Watch stream on some member; `failed` reports that member as unusable. */
-export type OpenWatchStream = () => Promise<{ stream: WatchDuplex; failed(err: Error): void }>;
+/**
+ * A Watch stream on some member. `failed` reports that member as unusable; `staleToken` says
+ * etcd refused the auth token the stream carries, so the next stream must authenticate again.
+ */
+export interface OpenedWatch {
+  stream: WatchDuplex;
+  failed(err: Error): void;
+  staleToken(): void;
+}
+
+export type OpenWatchStream = () => Promise<OpenedWatch>;
 
 export interface WatchRequest {
   start: Buffer;
@@ -79,7 +89,7 @@ export function classifyCancel(res: Pick<IWatchResponse, 'compact_revision' | 'c
 
 export class WatchStream {
   private stream: WatchDuplex | undefined;
-  private failed: ((err: Error) => void) | undefined;
+  private opened: OpenedWatch | undefined;
   private done = false;
   private created = false;
   private heard = true;
@@ -98,7 +108,7 @@ export class WatchStream {
       createTimeoutMs,
     );
     open().then(
-      (opened) => this.attach(opened.stream, opened.failed),
+      (opened) => this.attach(opened),
       (err: unknown) => this.finish({ kind: 'lost', err: err instanceof Error ? err : new Error(String(err)) }),
     );
   }
@@ -110,14 +120,15 @@ export class WatchStream {
     this.stop();
   }
 
-  private attach(stream: WatchDuplex, failed: (err: Error) => void): void {
+  private attach(opened: OpenedWatch): void {
+    const { stream } = opened;
     if (this.done) {
       stream.on('error', () => undefined);
       stream.cancel();
       return;
     }
     this.stream = stream;
-    this.failed = failed;
+    this.opened = opened;
     stream.on('data', (res) => this.onData(res));
     // Listeners stay for the stream's life: an 'error' without one would throw.
     stream.on('error', (err) => this.lose(err));
@@ -137,7 +148,16 @@ export class WatchStream {
   private onData(res: IWatchResponse): void {
     if (this.done) return;
     this.heard = true;
-    if (res.canceled) return this.finish(classifyCancel(res));
+    if (res.canceled) {
+      // etcd checks the token when a watch is created (3.4: "rpc error: code = Unauthenticated
+      // desc = etcdserver: invalid auth token"): the member is fine, the next stream
+      // authenticates again and resumes where this one would have started.
+      if (res.cancel_reason && isStaleTokenMessage(res.cancel_reason)) {
+        this.opened?.staleToken();
+        return this.finish({ kind: 'lost', err: new Error(`etcd refused the watch's auth token (${res.cancel_reason}); authenticating again`) });
+      }
+      return this.finish(classifyCancel(res));
+    }
     if (res.created) {
       if (this.created) return;
       this.created = true;
@@ -170,7 +190,7 @@ export class WatchStream {
   /** The stream failed, ended or stalled: the member is reported to the pool, the watch may be resumed. */
   private lose(err: Error): void {
     if (this.done) return;
-    this.failed?.(err);
+    this.opened?.failed(err);
     this.finish({ kind: 'lost', err });
   }
 
