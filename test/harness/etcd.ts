@@ -50,6 +50,12 @@ export interface StartEtcdOptions {
   extraArgs?: string[];
   /** How long to wait for the server to become healthy (default 20 000 ms). */
   startTimeoutMs?: number;
+  /**
+   * Serve clients over TLS only, asking each for a certificate signed by `trustedCaFile`
+   * (--client-cert-auth). Endpoints are then https://localhost:<port> (the server certificate
+   * needs DNS:localhost); health is checked on a plain-HTTP metrics listener.
+   */
+  tls?: { certFile: string; keyFile: string; trustedCaFile: string };
 }
 
 /** Starts a single-member etcd from the local binary, on free loopback ports and a temporary data dir. */
@@ -58,9 +64,9 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdProces
   if (!etcdBin) throw new Error(`no etcd binary on PATH: ${INSTALL_HINT}`);
   // Another process can take a port between picking and binding it: pick again then.
   for (let attempt = 1; ; attempt++) {
-    const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
+    const [clientPort, peerPort, metricsPort] = (await freePorts(3)) as [number, number, number];
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'paas-etcd-'));
-    const server = new LocalEtcd(etcdBin, dataDir, clientPort, peerPort, opts);
+    const server = new LocalEtcd(etcdBin, dataDir, clientPort, peerPort, metricsPort, opts);
     try {
       await server.launch();
       return server;
@@ -149,9 +155,10 @@ class LocalEtcd implements EtcdProcess {
     readonly dataDir: string,
     private readonly clientPort: number,
     private readonly peerPort: number,
+    private readonly metricsPort: number,
     private readonly opts: StartEtcdOptions,
   ) {
-    this.endpoints = [`http://127.0.0.1:${clientPort}`];
+    this.endpoints = [opts.tls ? `https://localhost:${clientPort}` : `http://127.0.0.1:${clientPort}`];
     this.server = new EtcdServerProcess('etcd', etcdBin);
   }
 
@@ -165,13 +172,16 @@ class LocalEtcd implements EtcdProcess {
 
   /** Spawns the server and resolves once /health says it is healthy; rejects if it exits first. */
   async launch(): Promise<void> {
-    const clientUrl = `http://127.0.0.1:${this.clientPort}`;
+    const { tls } = this.opts;
+    const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`;
     const peerUrl = `http://127.0.0.1:${this.peerPort}`;
+    const metricsUrl = `http://127.0.0.1:${this.metricsPort}`;
     const args = [
       '--name', 'test',
       '--data-dir', this.dataDir,
       '--listen-client-urls', clientUrl,
-      '--advertise-client-urls', clientUrl,
+      '--advertise-client-urls', this.endpoints[0]!,
+      ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.trustedCaFile, '--client-cert-auth', '--listen-metrics-urls', metricsUrl] : []),
       '--listen-peer-urls', peerUrl,
       '--initial-advertise-peer-urls', peerUrl,
       '--initial-cluster', `test=${peerUrl}`,
@@ -185,7 +195,7 @@ class LocalEtcd implements EtcdProcess {
       ...(this.opts.extraArgs ?? []),
     ];
     const exitedEarly = this.server.spawn(args);
-    const healthUrl = `${clientUrl}/health`;
+    const healthUrl = `${tls ? metricsUrl : clientUrl}/health`;
     await waitFor(
       async () => {
         const res = await fetch(healthUrl, { signal: AbortSignal.timeout(1_000) });

@@ -29,6 +29,10 @@ export interface IssueOptions {
   cn?: string;
   /** Leave the CA out of `certPem` (a leaf without its chain). */
   leafOnly?: boolean;
+  /** IP subjectAltNames (default none). */
+  ip?: string[];
+  /** extendedKeyUsage (default serverAuth): clientAuth for a TLS client certificate, e.g. etcd's. */
+  usage?: ('serverAuth' | 'clientAuth')[];
 }
 
 export interface IssuedCert {
@@ -88,12 +92,13 @@ export async function createCa(keyType: KeyType = 'ec'): Promise<TestCa> {
     const cn = opts.cn ?? opts.dns[0] ?? 'no-dns';
     await run('openssl', ['req', '-new', '-key', key, '-subj', `/CN=${cn}`, '-out', csr]);
     const ext = join(dir, `${id}.cnf`);
-    const san = opts.dns.length > 0 ? `subjectAltName=${opts.dns.map((d) => `DNS:${d}`).join(',')}\n` : '';
+    const names = [...opts.dns.map((d) => `DNS:${d}`), ...(opts.ip ?? []).map((ip) => `IP:${ip}`)];
+    const san = names.length > 0 ? `subjectAltName=${names.join(',')}\n` : '';
     await writeFile(ext, [
       '[ca]', 'default_ca=test', '[test]', `dir=${dir}`, 'database=$dir/index.txt', 'serial=$dir/serial',
       'new_certs_dir=$dir', 'default_md=sha256', 'policy=any', 'unique_subject=no', 'copy_extensions=none',
       'x509_extensions=leaf', '[any]', 'commonName=supplied', '[leaf]', 'basicConstraints=CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', san,
+      'keyUsage=critical,digitalSignature,keyEncipherment', `extendedKeyUsage=${(opts.usage ?? ['serverAuth']).join(',')}`, san,
     ].join('\n'));
     const notBefore = opts.notBefore ?? new Date(Date.now() - 3_600_000);
     const notAfter = opts.notAfter ?? new Date(Date.now() + 90 * 86_400_000);

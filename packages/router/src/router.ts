@@ -62,7 +62,11 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     onConnection(connected) {
       metrics.etcdConnected.set(connected ? 1 : 0);
     },
-  }, etcd);
+  }, {
+    getAt: (key, revision) => etcd.getAt(key, revision),
+    // A key inside the prefix: a router's etcd role (docs/etcd-security.md) grants nothing outside it.
+    servesRevision: (revision) => etcd.servesRevision(revision, `${layout.prefix}/`),
+  });
 
   // The first list is asked for before the listeners' modules (fastify, the upstream clients)
   // are loaded: etcd takes longer to read the first page than Node takes to load them, so the

@@ -67,9 +67,9 @@ class EtcdClient implements Etcd {
     }
   }
 
-  async servesRevision(revision: bigint): Promise<boolean> {
+  async servesRevision(revision: bigint, key = '\0'): Promise<boolean> {
     try {
-      await this.client.kv.range({ key: Buffer.from([0]), count_only: true, revision: revision.toString() }, this.callOptions());
+      await this.client.kv.range({ key: Buffer.from(key), count_only: true, revision: revision.toString() }, this.callOptions());
       return true;
     } catch (err) {
       if (isCompactedError(err)) return false;

@@ -131,8 +131,12 @@ export interface Etcd {
    * ahead of the store: etcd answers both "compacted" and "future revision" with OUT_OF_RANGE.
    */
   getAt(key: string, revision: bigint): Promise<KeyAtRevision>;
-  /** Whether etcd still serves reads at `revision`, i.e. has not compacted past it. */
-  servesRevision(revision: bigint): Promise<boolean>;
+  /**
+   * Whether etcd still serves reads at `revision`, i.e. has not compacted past it. Reads `key`
+   * (count only): pass one the client's etcd role may read; the default, "\0", needs a role
+   * that reads outside any prefix.
+   */
+  servesRevision(revision: bigint, key?: string): Promise<boolean>;
   /** Every key in [start, end) at one revision, read in pages. */
   list(start: string, end: string, opts?: { pageSize?: number; revision?: bigint; boundaries?: string[]; splits?: string[] }): Promise<{ entries: KvEntry[]; revision: bigint }>;
   /** Convenience over list() for a key prefix. */
