@@ -153,4 +153,21 @@ describe('parseCommandLine', () => {
     }
     for (const [n, vs] of byName) if (n !== 'url') expect(vs.size, n).toBe(1);
   });
+
+  test('etcd access: TLS files and the user as flags or environment, the password from ETCD_PASSWORD only', () => {
+    const global = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const p = parseCommandLine(argv, env);
+      if (p.kind !== 'run') throw new Error('expected a command');
+      return p.global.etcdSecurity;
+    };
+    expect(global(['status'])).toEqual({});
+    expect(global(['status'], { ETCD_USER: 'paas-deployer', ETCD_PASSWORD: 'pw' })).toEqual({ auth: { username: 'paas-deployer', password: 'pw' } });
+    expect(global(['--etcd', 'https://etcd:2379', 'status'])).toEqual({ tls: {} });
+    expect(usage(['status', '--etcd', 'https://etcd:2379', '--etcd-key', '/k.pem'])).toBe('--etcd-key: a client key needs its certificate too (--etcd-cert / ETCD_CERT)');
+    expect(usage(['status'], { ETCD_ENDPOINTS: 'https://etcd:2379', ETCD_CA: '/no/ca.pem' })).toBe('ETCD_CA: cannot read "/no/ca.pem": ENOENT');
+    expect(usage(['status', '--etcd-user', 'paas-deployer'])).toBe("--etcd-user: the user's password must be in the environment variable ETCD_PASSWORD");
+    expect(usage(['status', '--etcd-password', 'pw'])).toMatch(/unknown flag --etcd-password/);
+    expect(mainHelp()).toContain('env ETCD_PASSWORD');
+  });
 });
+

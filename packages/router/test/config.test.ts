@@ -76,4 +76,24 @@ describe('router command line', () => {
       expect(text).toContain(v);
     }
   });
+
+  it('etcd access: the user from a flag or ETCD_USER, the password from ETCD_PASSWORD only; bad settings name the flag', () => {
+    expect(parse(['--id', 'r1']).etcdSecurity).toEqual({});
+    expect(parse(['--id', 'r1', '--etcd-user', 'paas-router'], { ETCD_PASSWORD: 'pw' }).etcdSecurity).toEqual({ auth: { username: 'paas-router', password: 'pw' } });
+    expect(parse(['--id', 'r1', '--etcd', 'https://etcd:2379']).etcdSecurity).toEqual({ tls: {} });
+    const refused = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      try {
+        parse(argv, env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(refused(['--etcd-user', 'paas-router'])).toBe("--etcd-user: the user's password must be in the environment variable ETCD_PASSWORD");
+    expect(refused(['--etcd', 'https://etcd:2379'], { ETCD_CERT: '/c.pem' })).toBe('ETCD_CERT: a client certificate needs its key too (--etcd-key / ETCD_KEY)');
+    expect(refused(['--etcd', 'https://etcd:2379', '--etcd-ca', '/no/ca.pem'])).toBe('--etcd-ca: cannot read "/no/ca.pem": ENOENT');
+    expect(refused(['--etcd-password', 'pw'])).toMatch(/Unknown option '--etcd-password'/);
+    expect(helpText()).toMatch(/ETCD_PASSWORD +password of --etcd-user \(environment only/);
+  });
 });
