@@ -34,6 +34,7 @@ interface Identity {
 
 const passwords = { router: 'router-pw-1', deployer: 'deployer-pw-2', acme: 'acme-pw-3' };
 let ca: TestCa;
+let strangerCa: TestCa;
 let etcd: EtcdProcess;
 let proxy: TcpProxy;
 let router: RouterProcess;
@@ -71,7 +72,7 @@ function flags(who: Identity): string[] {
   return ['--etcd-ca', ca.certFile, '--etcd-cert', who.cert, '--etcd-key', who.key, ...(who.user ? ['--etcd-user', who.user] : [])];
 }
 
-async function deploy(args: string[], who: Identity = id.deployer): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function deploy(args: string[], who: Identity = id.deployer, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = processes.spawn(process.execPath, [DEPLOY_BIN, ...args], {
     name: `paas-deploy ${args[0]}`,
     env: {
@@ -82,6 +83,7 @@ async function deploy(args: string[], who: Identity = id.deployer): Promise<{ co
       ETCD_KEY: who.key,
       ETCD_USER: who.user,
       ETCD_PASSWORD: who.password,
+      ...env,
     },
   });
   const { code } = await p.exited;
@@ -110,7 +112,8 @@ beforeAll(async () => {
   id.deployer = { ...(await clientCert(ca, 'paas-deployer')), user: 'paas-deployer', password: passwords.deployer };
   id.acme = { ...(await clientCert(ca, 'paas-acme')), user: 'paas-acme', password: passwords.acme };
   // A certificate with the right name from a CA etcd does not trust.
-  id.stranger = { ...(await clientCert(await createCa(), 'paas-router')), user: 'paas-router', password: passwords.router };
+  strangerCa = await createCa();
+  id.stranger = { ...(await clientCert(strangerCa, 'paas-router')), user: 'paas-router', password: passwords.router };
 
   etcd = await startEtcd({ tls, extraArgs: ['--auth-token', 'simple', '--auth-token-ttl', String(TOKEN_TTL_S)] });
   await sh(await docSetupBlock(), {
@@ -223,6 +226,12 @@ describe('etcd with TLS, client certificates and RBAC (docs/etcd-security.md)', 
     expect(deployStranger.code).toBe(1);
     expect(deployStranger.stderr).toMatch(/^paas-deploy: status failed: etcd TLS handshake failed: tls alert/);
     expect(deployStranger.stderr.split('\n')).toHaveLength(1);
+
+    // The other way round: the deployer does not trust etcd's server certificate.
+    const untrusted = await deploy(['status'], id.deployer, { ETCD_CA: strangerCa.certFile });
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toBe('paas-deploy: status failed: etcd TLS handshake failed: self-signed certificate in certificate chain (check --etcd-ca, --etcd-cert, --etcd-key)');
+    expect(untrusted.stderr.split('\n')).toHaveLength(1);
   });
 
   test("the router's token expires, its watch is cut: it authenticates again and a change made after the TTL reaches traffic", async () => {
@@ -262,5 +271,10 @@ describe('etcd with TLS, client certificates and RBAC (docs/etcd-security.md)', 
     // No call went on with the dead token: the refusal of the watch is the only mention of it.
     const mentions = router.proc.stdout.slice(linesBefore).filter((l) => l.includes('invalid auth token'));
     expect(mentions.filter((l) => !l.includes("refused the watch's auth token"))).toEqual([]);
+
+    // A clean stop revokes the status record's lease, which the router's role allows.
+    await router.proc.stop();
+    expect(await router.proc.exited).toEqual({ code: 0, signal: null });
+    expect(await etcdctlAs(id.root, 'get', `${PREFIX}/routers/r1`)).toBe('');
   });
 });

@@ -79,6 +79,8 @@ describe('refusals and stale tokens', () => {
       '14 UNAVAILABLE: No connection established. Last error: 40:error:0A000412:SSL routines:ssl3_read_bytes:ssl/tls alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:918:SSL alert number 42\n (2026-11-29T19:42:16.559Z). Resolution note: ',
     );
     expect(describeAccessRefused(alert)).toBe('etcd TLS handshake failed: tls alert bad certificate (check --etcd-ca, --etcd-cert, --etcd-key)');
+    const untrusted = new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: self-signed certificate in certificate chain. Resolution note: ');
+    expect(describeAccessRefused(untrusted)).toBe('etcd TLS handshake failed: self-signed certificate in certificate chain (check --etcd-ca, --etcd-cert, --etcd-key)');
     expect(describeAccessRefused(new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped'))).toBeUndefined();
     expect(describeAccessRefused(new EtcdPermissionDeniedError('etcdserver: permission denied'))).toBeUndefined();
     expect(describeAccessRefused('not an error')).toBeUndefined();

@@ -117,7 +117,8 @@ export function describeAccessRefused(err: unknown): string | undefined {
   const cast = castGrpcError(err);
   if (cast instanceof EtcdAuthenticationFailedError) return 'etcd authentication failed: wrong user or password (--etcd-user / ETCD_USER, ETCD_PASSWORD)';
   if (cast instanceof GRPCUnavailableError) {
-    const alert = /(?:ssl|tls)[^\n]*?alert ([a-z ]+?)(?::|\n|$)|certificate verify failed[^\n]*|self[- ]signed certificate[^\n]*|unable to (?:get|verify)[^\n]*certificate[^\n]*/i.exec(cast.message);
+    // The server's alert (it refused our certificate), or Node's verdict on the server's.
+    const alert = /(?:ssl|tls)[^\n]*?alert ([a-z ]+?)(?::|\n|$)|certificate verify failed[^.\n]*|self[- ]signed certificate[^.\n]*|unable to (?:get|verify)[^.\n]*certificate[^.\n]*|certificate has expired|Hostname\/IP does not match certificate's altnames/i.exec(cast.message);
     if (alert) return `etcd TLS handshake failed: ${(alert[1] ? `tls alert ${alert[1]}` : alert[0]).trim()} (check --etcd-ca, --etcd-cert, --etcd-key)`;
   }
   return undefined;
