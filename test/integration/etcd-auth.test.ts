@@ -3,14 +3,17 @@
  * over TLS only with client certificates (--client-cert-auth), auth enabled, and the users and
  * roles made by running the doc's own etcdctl block, so the doc and this test cannot drift.
  * Certificates come from a private CA made here. etcd hands out simple tokens that expire
- * TOKEN_TTL_S after their last use, so every component here also lives through token expiry.
+ * TOKEN_TTL_S after their last use, so every component here also lives through token expiry;
+ * a second etcd hands out JWT tokens, which a change of users or roles makes "old".
  */
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { request } from 'undici';
-import { runEtcdctl, startEtcd, type EtcdProcess } from '../harness/etcd.js';
+import { connectEtcd, loadEtcdSecurity } from '@paas/registry';
+import { runEtcdctl, startEtcd, type EtcdProcess, type StartEtcdOptions } from '../harness/etcd.js';
 import { createCa, type TestCa } from '../harness/pki.js';
 import { processes, startRouter, startSampleApp, type RouterProcess } from '../harness/processes.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
@@ -35,6 +38,7 @@ interface Identity {
 const passwords = { router: 'router-pw-1', deployer: 'deployer-pw-2', acme: 'acme-pw-3' };
 let ca: TestCa;
 let strangerCa: TestCa;
+let tls: NonNullable<StartEtcdOptions['tls']>;
 let etcd: EtcdProcess;
 let proxy: TcpProxy;
 let router: RouterProcess;
@@ -62,10 +66,29 @@ function sh(script: string, env: Record<string, string>): Promise<string> {
   });
 }
 
+/** The doc's etcdctl block, run as the administrator (certificate CN=root) against `server`. */
+async function runDocSetup(server: EtcdProcess): Promise<void> {
+  await sh(await docSetupBlock(), {
+    ETCDCTL_API: '3',
+    ETCDCTL_ENDPOINTS: server.endpoints.join(','),
+    ETCDCTL_CACERT: ca.certFile,
+    ETCDCTL_CERT: id.root.cert,
+    ETCDCTL_KEY: id.root.key,
+    PAAS_PREFIX: PREFIX,
+    PAAS_ROUTER_PASSWORD: passwords.router,
+    PAAS_DEPLOYER_PASSWORD: passwords.deployer,
+    PAAS_ACME_PASSWORD: passwords.acme,
+  });
+}
+
 /** etcdctl as `who`: its client certificate, and its user and password when it has them. */
 function etcdctlAs(who: Identity, ...args: string[]): Promise<string> {
+  return etcdctlOn(etcd, who, ...args);
+}
+
+function etcdctlOn(server: EtcdProcess, who: Identity, ...args: string[]): Promise<string> {
   const user = who.user ? ['--user', `${who.user}:${who.password}`] : [];
-  return runEtcdctl(etcd.endpoints, ['--cacert', ca.certFile, '--cert', who.cert, '--key', who.key, ...user, ...args]);
+  return runEtcdctl(server.endpoints, ['--cacert', ca.certFile, '--cert', who.cert, '--key', who.key, ...user, ...args]);
 }
 
 function flags(who: Identity): string[] {
@@ -105,7 +128,7 @@ async function served(host: string): Promise<{ status: number; release: string }
 beforeAll(async () => {
   ca = await createCa();
   const server = await ca.issue({ dns: ['localhost'], cn: 'etcd', usage: ['serverAuth', 'clientAuth'] });
-  const tls = { certFile: await ca.writeFile('etcd.pem', server.certPem), keyFile: await ca.writeFile('etcd.key', server.keyPem), trustedCaFile: ca.certFile };
+  tls = { certFile: await ca.writeFile('etcd.pem', server.certPem), keyFile: await ca.writeFile('etcd.key', server.keyPem), trustedCaFile: ca.certFile };
   // One at a time: `openssl ca` rewrites the CA's serial file.
   id.root = await clientCert(ca, 'root');
   id.router = { ...(await clientCert(ca, 'paas-router')), user: 'paas-router', password: passwords.router };
@@ -116,17 +139,7 @@ beforeAll(async () => {
   id.stranger = { ...(await clientCert(strangerCa, 'paas-router')), user: 'paas-router', password: passwords.router };
 
   etcd = await startEtcd({ tls, extraArgs: ['--auth-token', 'simple', '--auth-token-ttl', String(TOKEN_TTL_S)] });
-  await sh(await docSetupBlock(), {
-    ETCDCTL_API: '3',
-    ETCDCTL_ENDPOINTS: etcd.endpoints.join(','),
-    ETCDCTL_CACERT: ca.certFile,
-    ETCDCTL_CERT: id.root.cert,
-    ETCDCTL_KEY: id.root.key,
-    PAAS_PREFIX: PREFIX,
-    PAAS_ROUTER_PASSWORD: passwords.router,
-    PAAS_DEPLOYER_PASSWORD: passwords.deployer,
-    PAAS_ACME_PASSWORD: passwords.acme,
-  });
+  await runDocSetup(etcd);
   expect((await etcdctlAs(id.root, 'user', 'list')).split('\n').filter(Boolean).sort()).toEqual(['paas-acme', 'paas-deployer', 'paas-router', 'root']);
 
   // The router reaches etcd through a forwarder, so a test can cut its streams.
@@ -277,4 +290,39 @@ describe('etcd with TLS, client certificates and RBAC (docs/etcd-security.md)', 
     expect(await router.proc.exited).toEqual({ code: 0, signal: null });
     expect(await etcdctlAs(id.root, 'get', `${PREFIX}/routers/r1`)).toBe('');
   });
+
+  test('JWT tokens: after a change of users or roles, calls and lists authenticate again ("revision of auth store is old")', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const priv = await ca.writeFile('jwt.key', privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    const pub = await ca.writeFile('jwt.pub', publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    const jwtEtcd = await startEtcd({ tls, extraArgs: ['--auth-token', `jwt,pub-key=${pub},priv-key=${priv},sign-method=ES256,ttl=10m`] });
+    try {
+      await runDocSetup(jwtEtcd);
+      const security = loadEtcdSecurity({
+        endpoints: jwtEtcd.endpoints,
+        ca: { value: ca.certFile, what: '--etcd-ca' },
+        cert: { value: id.router.cert, what: '--etcd-cert' },
+        key: { value: id.router.key, what: '--etcd-key' },
+        user: { value: 'paas-router', what: '--etcd-user' },
+        password: passwords.router,
+      });
+      const client = connectEtcd({ endpoints: jwtEtcd.endpoints, security });
+      try {
+        await client.put(`${PREFIX}/routers/jwt`, '1'); // authenticates: a token of this auth revision
+        // Each change of roles makes every token issued before it "old" for etcd.
+        const changeRoles = (n: number) => etcdctlOn(jwtEtcd, id.root, 'role', 'grant-permission', 'paas-acme', 'read', `/unrelated/${n}`);
+        await changeRoles(1);
+        await client.put(`${PREFIX}/routers/jwt`, '2'); // etcd3's own unary call
+        await changeRoles(2);
+        expect((await client.listPrefix(`${PREFIX}/routers/`)).entries.map((e) => e.value.toString())).toEqual(['2']); // our Range
+        await changeRoles(3);
+        expect((await client.get(`${PREFIX}/routers/jwt`))?.value.toString()).toBe('2');
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await jwtEtcd.cleanup();
+    }
+  });
 });
+

@@ -89,7 +89,8 @@ describe('refusals and stale tokens', () => {
   it('knows etcd\'s answers to a token it no longer accepts', () => {
     expect(isStaleTokenMessage(new EtcdInvalidAuthTokenError('16 UNAUTHENTICATED: etcdserver: invalid auth token').message)).toBe(true);
     expect(isStaleTokenMessage('rpc error: code = Unauthenticated desc = etcdserver: invalid auth token')).toBe(true);
-    expect(isStaleTokenMessage('etcdserver: revision of auth store is old')).toBe(true);
+    expect(isStaleTokenMessage('3 INVALID_ARGUMENT: etcdserver: revision of auth store is old')).toBe(true);
+    expect(isStaleTokenMessage('rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old')).toBe(true);
     expect(isStaleTokenMessage('etcdserver: permission denied')).toBe(false);
   });
 });

@@ -30,6 +30,27 @@ export class RegistryEtcd3 extends Etcd3 {
     super(options);
     this.endpointCount = typeof options.hosts === 'string' ? 1 : (options.hosts?.length ?? 1);
     this.retry = new NextEndpointRetry(this.endpointCount);
+    if (options.auth) this.renewOldTokens();
+  }
+
+  /**
+   * etcd3 authenticates again when one of its own calls meets an expired token, but not when a
+   * JWT token predates a change of users or roles ("revision of auth store is old"): every call
+   * would then fail until the token's ttl ends. clientv3 authenticates again on both; so do we,
+   * once per call. etcd checked the token before applying anything, so a write is not doubled.
+   */
+  private renewOldTokens(): void {
+    const pool = this.pool;
+    const exec = pool.exec.bind(pool);
+    pool.exec = async <T>(...args: Parameters<typeof exec>): Promise<T> => {
+      try {
+        return await exec<T>(...args);
+      } catch (err) {
+        if (!(err instanceof Error && isStaleTokenMessage(err.message))) throw err;
+        this.staleToken();
+        return exec<T>(...args);
+      }
+    };
   }
 
   /**
