@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { connectEtcd, KeyLayout, type Etcd, type KvEntry, type MirrorHandlers, type WatchEvent } from '@paas/registry';
+import { connectEtcd, FIRST_PAGE_SIZE, KeyLayout, type Etcd, type KvEntry, type MirrorHandlers, type WatchEvent } from '@paas/registry';
 import { runEtcdctl, sharedEtcdEndpoints, startEtcd, uniquePrefix, type EtcdProcess } from '../harness/etcd.js';
 import { freePort } from '../harness/ports.js';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
@@ -348,6 +348,24 @@ describe('on an etcd of its own', () => {
     const split = await listed(2);
     expect(split.keys).toEqual(whole.keys);
     expect(split.requests).toBe(27 + 27 + 1);
+  });
+
+  test('a list starts with a small page and grows the next ones, so the caller gets work before etcd has read a whole page', async () => {
+    const etcd = connect(server.endpoints);
+    const layout = new KeyLayout(uniquePrefix('list-ramp'));
+    const count = FIRST_PAGE_SIZE * 2.5;
+    for (let i = 0; i < count; i += 250) {
+      await Promise.all(Array.from({ length: 250 }, (_, k) => etcd.put(layout.app(`app${i + k}`), 'v')));
+    }
+    const { start, end } = layout.watchedRange();
+    const before = await rangeRequests(server.endpoints[0]!);
+    const pages: number[] = [];
+    await etcd.list(start, end, { boundaries: layout.watchedBoundaries(), splits: layout.watchedSplits(), onPage: (entries) => pages.push(entries.length) });
+    // FIRST_PAGE_SIZE keys, then 1.5 times as many (the rest), then one request each for the
+    // instances and overrides directories.
+    expect((await rangeRequests(server.endpoints[0]!)) - before).toBe(2 + 2);
+    expect(pages.reduce((a, b) => a + b, 0)).toBe(count);
+    expect(pages[0]).toBeLessThanOrEqual(FIRST_PAGE_SIZE);
   });
 
   test('progress notifications arrive as onProgress while nothing changes', async () => {

@@ -26,6 +26,14 @@ import type { KvEntry } from './types.js';
 export const DEFAULT_PAGE_SIZE = 100_000;
 
 /**
+ * The first page is small and each next one larger by PAGE_GROWTH, up to the page size: etcd
+ * takes time in proportion to a page's size to send it, and the caller can do nothing until the
+ * first page arrives, while later pages are read during the handling of the one before.
+ */
+export const FIRST_PAGE_SIZE = 2_000;
+const PAGE_GROWTH = 1.5;
+
+/**
  * onPage receives at most this many entries at a time, with a turn of the event loop between
  * slices: a re-list happens while the old table serves traffic, and one large page handled in
  * one go would hold every request for its whole parse and build.
@@ -99,8 +107,12 @@ async function listPages(
   const ends = [...inside(opts.boundaries, start, end), end];
   const splits = inside(opts.splits, start, end);
   let segment = 0;
-  const read = (from: Buffer, at: bigint): Promise<RangePage> =>
-    range({ key: from, rangeEnd: ends[segment]!, limit: pageSize, revision: Number(at) }, callOptions());
+  let limit = Math.min(pageSize, FIRST_PAGE_SIZE);
+  const read = (from: Buffer, at: bigint): Promise<RangePage> => {
+    const req = { key: from, rangeEnd: ends[segment]!, limit, revision: Number(at) };
+    limit = Math.min(pageSize, Math.ceil(limit * PAGE_GROWTH));
+    return range(req, callOptions());
+  };
   const entries: KvEntry[] = [];
   let page = await read(start, opts.revision ?? 0n);
   const revision = opts.revision ?? page.revision;
