@@ -27,8 +27,9 @@ export class Backend implements RecordStamp {
   hashLo = 0;
   listed = 0;
 
-  constructor(app: string, id: string, origin: string) {
-    this.key = backendKey(app, id);
+  /** `key`: backendKey(app, id), which the table has built already. */
+  constructor(key: string, app: string, id: string, origin: string) {
+    this.key = key;
     this.app = app;
     this.id = id;
     this.origin = origin;

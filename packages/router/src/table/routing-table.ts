@@ -84,7 +84,7 @@ export class RoutingTable {
       backend = undefined;
     }
     if (backend === undefined) {
-      backend = new Backend(pool.name, id, origin); // the pool's name: one string per app, not per instance
+      backend = new Backend(key, pool.name, id, origin); // the pool's name: one string per app, not per instance
       this.backendsByKey.set(key, backend);
       pool.addBackend(backend);
     }

@@ -17,12 +17,22 @@
  * FIN (then the request goes out on a fresh connection instead).
  */
 import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import { Client, type Dispatcher } from 'undici';
+import type { Client, Dispatcher } from 'undici';
 import type { ConnectCallback, ConnectTarget, Connector } from './connector.js';
 import { ANNOUNCED_KEEPALIVE_MARGIN_MS, noTransportError, writeAgainOnFreshConnection, type Upstream, type UpstreamClient, type UpstreamClientOptions, type UpstreamExchange } from './upstream.js';
 
 type ClientOptions = ConstructorParameters<typeof Client>[1];
+
+/**
+ * undici, required when the first portable client is made: the native client is the default,
+ * and loading undici is a measurable part of a cold start that would not use it.
+ */
+let undiciClient: typeof Client | undefined;
+function loadUndiciClient(): typeof Client {
+  return (undiciClient ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Client);
+}
 
 export class PortableUpstreamClient implements UpstreamClient {
   readonly kind = 'portable';
@@ -31,7 +41,9 @@ export class PortableUpstreamClient implements UpstreamClient {
   private closing = false;
   private onAllClosed: (() => void) | null = null;
 
-  constructor(readonly opts: UpstreamClientOptions) {}
+  constructor(readonly opts: UpstreamClientOptions) {
+    loadUndiciClient();
+  }
 
   request(origin: string, ex: UpstreamExchange): void {
     let pool = this.pools.get(origin);
@@ -132,7 +144,7 @@ class Slot implements Upstream, Dispatcher.DispatchHandler {
 
   constructor(readonly pool: SlotPool) {
     this.dispatchOptions = { path: '/', method: 'GET', headers: null, body: null, servername: pool.hostname };
-    this.undici = new Client(pool.origin, pool.clientOptions);
+    this.undici = new (loadUndiciClient())(pool.origin, pool.clientOptions);
     this.undici.on('connect', () => (this.connected = true));
     this.undici.on('disconnect', () => {
       this.connected = false;
