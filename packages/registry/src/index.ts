@@ -5,3 +5,4 @@ export * from './parse.js';
 export * from './etcd/types.js';
 export { connectEtcd } from './etcd/connect.js';
 export { KeyTakenError } from './etcd/leased-key.js';
+export type { CertRecordValue } from './cert-record.js';
