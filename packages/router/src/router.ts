@@ -95,6 +95,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     maxAttempts: config.maxAttempts,
     accessLog: config.accessLog,
     onDrained: () => reporter?.schedule(),
+    publicHttpsPort: config.publicHttpsPort,
+    tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
   });
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
 
@@ -102,6 +104,13 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     id: config.id,
     ready,
     upstreamClient: proxy.upstream.kind,
+    tls: proxy.tls === undefined ? null : {
+      listen: `${config.listenTls!.host}:${config.listenTls!.port}`,
+      defaultCert: config.defaultCert ?? null,
+      certificates: sync.table.certs.size,
+      contexts: proxy.tls.contexts.size,
+      contextCache: config.tlsContextCache,
+    },
     ...statusRecord(sync, startedAt),
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
@@ -158,6 +167,10 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   });
 
   await proxy.server.listen({ host: config.listen.host, port: config.listen.port });
+  if (proxy.tls !== undefined) {
+    await proxy.tls.listen(config.listenTls!.host, config.listenTls!.port);
+    log.info({ listenTls: `${config.listenTls!.host}:${config.listenTls!.port}`, defaultCert: config.defaultCert ?? null }, 'TLS listener ready');
+  }
   ready = true;
   if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();

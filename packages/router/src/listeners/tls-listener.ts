@@ -1,0 +1,158 @@
+/**
+ * The TLS listener (--listen-tls): HTTP/2 and HTTP/1.1 chosen by ALPN on one port, every request
+ * through the same forwarder, upgrade handler and decision as the plain listener.
+ *
+ * The server has no certificate of its own: every handshake is answered from SNICallback with
+ * the certificate the table's index gives for the server name (exact, then one-label wildcard),
+ * else the --default-cert one, else none, and the handshake fails. A server certificate of its
+ * own would be served instead of an SNI certificate of another key type (nodejs/node#54235:
+ * Node adds the SNI certificate beside the default one and OpenSSL may pick either).
+ *
+ * The certificate a connection was handshaken with is kept on its socket: a request on it for a
+ * host that certificate does not cover is answered 421 by the decision (HTTP/2 clients reuse a
+ * connection for every host its certificate covers).
+ *
+ * WebSocket goes over HTTP/1.1 only (Extended CONNECT, RFC 8441, is not advertised). Other
+ * upgrades are served as plain requests, as on the plain listener.
+ */
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { SecureContext, TLSSocket } from 'node:tls';
+import type { RouterMetrics } from '../admin/metrics.js';
+import { BAD_REQUEST, rawAnswer } from '../decision/answers.js';
+import { normalizeHost } from '../decision/host.js';
+import type { ServedCertificate } from '../table/cert-index.js';
+import type { RoutingTable } from '../table/routing-table.js';
+import { nodeHttp } from '../node-http.js';
+import type { Forwarder, ForwardLogger, TlsEdge } from './forward.js';
+import { ContextCache } from './tls-contexts.js';
+import { isWebSocketUpgrade, type UpgradeHandler } from './upgrade.js';
+
+/** On a TLS socket: the certificate its handshake served (null: none covered the name). */
+const kCert = Symbol('paas.cert');
+type CertSocket = TLSSocket & { [kCert]?: ServedCertificate | null };
+
+/** Handshake failures that mean "no certificate to serve" when the client sent no server name. */
+const NO_CERTIFICATE = new Set(['ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM', 'ERR_SSL_NO_SHARED_CIPHER', 'ERR_SSL_NO_CERTIFICATE_ASSIGNED']);
+
+export interface TlsListenerOptions {
+  getTable: () => RoutingTable;
+  metrics: RouterMetrics;
+  log: ForwardLogger;
+  /** --default-cert: the `certs/` name served when none covers the server name. */
+  defaultCert: string | undefined;
+  /** --tls-context-cache. */
+  contextCacheSize: number;
+}
+
+type Handshake = 'ok' | 'default_cert' | 'unknown_name' | 'error';
+
+export class TlsListener implements TlsEdge {
+  readonly server: Http2SecureServer;
+  readonly contexts: ContextCache;
+  /** X-Forwarded-Port, once listening. */
+  port = '';
+  private readonly handshakes: Record<Handshake, { inc(): void }>;
+  private readonly requests: { h1: { inc(): void }; h2: { inc(): void } };
+
+  constructor(
+    private readonly opts: TlsListenerOptions,
+    /** The forwarder for this listener's requests, given the listener. */
+    makeForwarder: (edge: TlsEdge) => Forwarder,
+    upgrades: UpgradeHandler,
+  ) {
+    const forwarder = makeForwarder(this);
+    this.contexts = new ContextCache(opts.contextCacheSize);
+    const m = opts.metrics;
+    // Label children bound once: nothing is hashed per handshake or request.
+    this.handshakes = { ok: m.tlsHandshakes.labels('ok'), default_cert: m.tlsHandshakes.labels('default_cert'), unknown_name: m.tlsHandshakes.labels('unknown_name'), error: m.tlsHandshakes.labels('error') };
+    this.requests = { h1: m.tlsRequests.labels('http/1.1'), h2: m.tlsRequests.labels('h2') };
+    const select = (socket: CertSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => this.select(socket, servername, cb);
+    this.server = createSecureServer(
+      {
+        allowHTTP1: true,
+        ALPNProtocols: ['h2', 'http/1.1'],
+        // Node calls it as a method of the TLS socket being handshaken.
+        SNICallback(this: CertSocket, servername, cb) {
+          select(this, servername, cb);
+        },
+        // The same bound on a request head as HTTP/1.1 (Node's --max-http-header-size).
+        maxSendHeaderBlockLength: nodeHttp.maxHeaderSize * 4,
+        settings: { maxHeaderListSize: nodeHttp.maxHeaderSize, enableConnectProtocol: false },
+      },
+      // Node's compatibility request and response have the shape forward.ts uses (see README, Design).
+      (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => forwarder.handle(req as IncomingMessage, res as ServerResponse),
+    );
+    // Only WebSocket upgrades leave HTTP (Node >= 24.9 and 22.21 ask; older ones hand every upgrade to 'upgrade').
+    (this.server as unknown as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = isWebSocketUpgrade;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, early: Buffer) => {
+      if (isWebSocketUpgrade(req)) upgrades.handle(req, socket, early, this);
+      else socket.end(rawAnswer(BAD_REQUEST, '', ''));
+    });
+    this.server.on('secureConnection', (socket: CertSocket) => {
+      if (socket.isSessionReused()) m.tlsResumed.inc();
+    });
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: CertSocket) => {
+      // A name no certificate covers was counted when it was looked up.
+      if (socket[kCert] === null) return;
+      if (socket[kCert] === undefined && !socket.servername && NO_CERTIFICATE.has(err.code ?? '')) this.handshakes.unknown_name.inc();
+      else this.handshakes.error.inc();
+    });
+  }
+
+  /** The certificate for a handshake's server name (see the module comment). */
+  private select(socket: CertSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
+    const certs = this.opts.getTable().certs;
+    let cert = certs.forHost(normalizeHost(servername));
+    let result: Handshake = 'ok';
+    if (cert === undefined && this.opts.defaultCert !== undefined) {
+      cert = certs.get(this.opts.defaultCert);
+      result = 'default_cert';
+    }
+    if (cert === undefined) {
+      socket[kCert] = null;
+      this.handshakes.unknown_name.inc();
+      // No context: the server has no certificate, so the handshake fails.
+      cb(null);
+      return;
+    }
+    let context: SecureContext;
+    try {
+      const before = this.contexts.size;
+      context = this.contexts.get(cert);
+      if (this.contexts.size !== before) this.opts.metrics.tlsContexts.set(this.contexts.size);
+    } catch (err) {
+      this.opts.log.warn({ cert: cert.name, err: (err as Error).message }, 'TLS context could not be built');
+      this.handshakes.error.inc();
+      socket[kCert] = null;
+      cb(null);
+      return;
+    }
+    socket[kCert] = cert;
+    this.handshakes[result].inc();
+    cb(null, context);
+  }
+
+  // --- TlsEdge ---
+
+  certOf(socket: Socket): ServedCertificate | null {
+    return (socket as CertSocket)[kCert] ?? null;
+  }
+
+  count(http2: boolean): void {
+    (http2 ? this.requests.h2 : this.requests.h1).inc();
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        this.port = typeof address === 'object' && address !== null ? String(address.port) : String(port);
+        resolve();
+      });
+    });
+  }
+}
