@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { connect as h2connect } from 'node:http2';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
@@ -186,13 +187,13 @@ describe('requests over TLS', () => {
   });
 
   it('streams bodies both ways over HTTP/2 (undici allowH2) to an HTTP/1.1 instance, and joins split cookies', async () => {
-    const client = new Client(`https://www.mango.com:${noDefault.tlsPort}`, { allowH2: true, connect: { ca: ca.certPem, host: '127.0.0.1', servername: 'www.mango.com', lookup: (_h, _o, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]) } as never });
+    const client = new Client(`https://127.0.0.1:${noDefault.tlsPort}`, { allowH2: true, connect: { ca: ca.certPem, servername: 'www.mango.com' } });
     try {
       const chunk = 'x'.repeat(16 * 1024);
       async function* body() {
         for (let i = 0; i < 64; i++) yield chunk;
       }
-      const res = await client.request({ path: '/echo', method: 'POST', body: body(), headers: { cookie: ['a=1', 'b=2'] as unknown as string } });
+      const res = await client.request({ path: '/echo', method: 'POST', body: Readable.from(body()), headers: { host: 'www.mango.com', cookie: ['a=1', 'b=2'] } });
       expect(res.statusCode).toBe(200);
       let received = 0;
       let text = '';
@@ -212,7 +213,9 @@ describe('requests over TLS', () => {
 
   it('tunnels WebSocket over TLS (wss, HTTP/1.1 upgrade)', async () => {
     const hello = await new Promise<{ headers: Record<string, string>; echoed: string }>((resolve, reject) => {
-      const ws = new WebSocket(`wss://127.0.0.1:${noDefault.tlsPort}/`, { ca: ca.certPem, servername: 'www.mango.com', headers: { host: 'www.mango.com' } });
+      // ws passes servername on to tls.connect (its types do not list it).
+      const options: WebSocket.ClientOptions & { servername: string } = { ca: ca.certPem, servername: 'www.mango.com', headers: { host: 'www.mango.com' } };
+      const ws = new WebSocket(`wss://127.0.0.1:${noDefault.tlsPort}/`, options);
       ws.once('error', reject);
       ws.once('message', (first) => {
         const { headers } = JSON.parse(String(first)) as { headers: Record<string, string> };

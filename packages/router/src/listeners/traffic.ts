@@ -41,8 +41,8 @@ export interface ProxyOptions {
   accessLog: boolean;
   /** A draining instance's last request or WebSocket ended. */
   onDrained: (backend: Backend) => void;
-  /** --public-https-port, for `tls.redirect` Locations. */
-  publicHttpsPort: number;
+  /** --public-https-port, for `tls.redirect` Locations (default 443). */
+  publicHttpsPort?: number;
   /** The TLS listener, when --listen-tls is set (it listens when told: see ProxyServer.tls). */
   tls?: { defaultCert: string | undefined; contextCacheSize: number };
 }
@@ -140,7 +140,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     if (getTable().release(backend) === 0 && backend.state === 'draining') opts.onDrained(backend);
   }
 
-  const httpsPort = opts.publicHttpsPort === 443 ? '' : `:${opts.publicHttpsPort}`;
+  const httpsPort = opts.publicHttpsPort === undefined || opts.publicHttpsPort === 443 ? '' : `:${opts.publicHttpsPort}`;
   const forwarderOptions = {
     getTable,
     client: upstream,
