@@ -9,7 +9,7 @@ import { connect as h2connect } from 'node:http2';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, request } from 'undici';
 import WebSocket from 'ws';
@@ -24,6 +24,7 @@ const endpoints = inject('etcdEndpoints');
 const prefix = uniquePrefix('tls');
 
 let ca: TestCa;
+let mangoUrl: string;
 let withDefault: { router: RouterProcess; tlsPort: number };
 let noDefault: { router: RouterProcess; tlsPort: number };
 const issued: Record<string, IssuedCert> = {};
@@ -87,6 +88,7 @@ beforeAll(async () => {
   const other = await ca.issue({ dns: ['other.mango.com'] });
   Object.assign(issued, { www, apple, fallback, secure, other });
   const mango = await startSampleApp({ app: 'mango', name: 'mango-1' });
+  mangoUrl = mango.url;
   const appleApp = await startSampleApp({ app: 'apple', name: 'apple-1' });
   await putJson(`${prefix}/apps/mango`, { routes: [{ host: 'www.mango.com' }, { host: 'other.mango.com' }], tls: { hsts: 'max-age=31536000' } });
   await putJson(`${prefix}/instances/mango/m1`, { url: mango.url, state: 'ready' });
@@ -305,5 +307,64 @@ describe('certificate rotation', () => {
     // Replaced certificates' contexts are dropped, not accumulated.
     const status = (await (await request(`${noDefault.router.adminUrl}/status`)).body.json()) as { tls: { contexts: number } };
     expect(status.tls.contexts).toBeLessThanOrEqual(5);
+  });
+});
+
+/** One HTTP/1.1 exchange on an open TLS socket: the answer's head, once its body (Content-Length or chunked) is in. */
+function exchangeOn(socket: TLSSocket, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (d: Buffer) => {
+      text += d.toString('latin1');
+      const cut = text.indexOf('\r\n\r\n');
+      if (cut < 0) return;
+      const length = /content-length: (\d+)/i.exec(text.slice(0, cut));
+      if (length !== null ? text.length >= cut + 4 + Number(length[1]) : text.endsWith('\r\n0\r\n\r\n')) {
+        socket.off('data', onData);
+        resolve(text.slice(0, cut));
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: www.mango.com\r\n\r\n`);
+  });
+}
+
+describe('drain on SIGTERM', () => {
+  it('sends GOAWAY to HTTP/2 sessions and lets their streams finish; HTTP/1.1 over TLS answers say Connection: close', async () => {
+    const { router, tlsPort } = await startTlsRouter('tls-drain', ['--drain-wait', '300ms', '--shutdown-timeout', '10s']);
+    const session = h2connect(`https://127.0.0.1:${tlsPort}`, { ca: ca.certPem, servername: 'www.mango.com' });
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    session.on('error', () => undefined);
+    const held = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({ ':path': '/hold?id=tls-drain', ':authority': 'www.mango.com' });
+      let status = 0;
+      let body = '';
+      req.once('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.once('end', () => resolve({ status, body }));
+      req.once('error', reject);
+    });
+    const h1 = tlsConnect({ host: '127.0.0.1', port: tlsPort, servername: 'www.mango.com', ca: ca.certPem, ALPNProtocols: ['http/1.1'] });
+    await new Promise((resolve) => h1.once('secureConnect', resolve));
+    expect(await exchangeOn(h1, '/')).not.toMatch(/connection: close/i);
+    await waitFor(async () => {
+      const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { inflight: Record<string, number> };
+      return status.inflight['mango/m1'] === 1;
+    }, { message: 'the held HTTP/2 request to reach the instance' });
+
+    router.proc.kill('SIGTERM');
+    await goaway;
+    expect(await exchangeOn(h1, '/')).toMatch(/connection: close/i);
+    expect(router.proc.running).toBe(true);
+    // The stream in flight finishes after the GOAWAY.
+    await (await request(`${mangoUrl}/release?id=tls-drain`)).body.dump();
+    const answer = await held;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toContain('"held":"tls-drain"');
+    session.close();
+    h1.destroy();
+    expect((await router.proc.exited).code).toBe(0);
   });
 });
