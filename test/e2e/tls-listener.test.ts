@@ -129,6 +129,10 @@ describe('certificate selection by SNI', () => {
     const leaf = await servedLeaf(withDefault.tlsPort, 'unknown.example.org');
     expect(leaf).toBeInstanceOf(X509Certificate);
     expect((leaf as X509Certificate).subjectAltName).toBe('DNS:fallback.example.net');
+    // A client that sends no server name gets the default certificate too.
+    const noName = await sClient(withDefault.tlsPort, undefined);
+    expect(noName.ok, noName.out).toBe(true);
+    expect(noName.out).toMatch(/Peer certificate: CN\s*=\s*fallback\.example\.net/);
     const refused = await sClient(noDefault.tlsPort, 'unknown.example.org');
     expect(refused.ok).toBe(false);
     expect(refused.out).toMatch(/alert/i);
@@ -366,5 +370,26 @@ describe('drain on SIGTERM', () => {
     session.close();
     h1.destroy();
     expect((await router.proc.exited).code).toBe(0);
+  });
+});
+
+describe('--workers', () => {
+  it('shares the TLS listener among the workers like the plain one', async () => {
+    const { router, tlsPort } = await startTlsRouter('tls-workers', ['--workers', '2']);
+    const pids = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const { head } = await curl(tlsPort, 'www.mango.com', '/', ['--http2']);
+      expect(head).toMatch(/^HTTP\/2 200/);
+    }
+    const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { workers: Array<{ pid: number; tls: { listen: string } | null }> };
+    expect(status.workers).toHaveLength(2);
+    for (const w of status.workers) {
+      expect(w.tls?.listen).toBe(`127.0.0.1:${tlsPort}`);
+      pids.add(String(w.pid));
+    }
+    expect(pids.size).toBe(2);
+    const metrics = await (await request(`${router.adminUrl}/metrics`)).body.text();
+    expect(Number(/router_tls_requests_total\{protocol="h2"\} (\d+)/.exec(metrics)?.[1])).toBe(12);
+    await router.proc.stop();
   });
 });

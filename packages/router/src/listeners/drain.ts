@@ -94,29 +94,35 @@ export class ClientDrain {
   }
 
   /**
-   * Drains the TLS listener's connections with this one's: HTTP/1.1 over TLS as above (the
-   * server's own keep-alive and header timeouts set here), HTTP/2 sessions by GOAWAY. A
+   * Drains the TLS listener's connections with this one's: `front` is its listening socket,
+   * `servers` the HTTP servers it hands connections to. HTTP/1.1 over TLS as above (the
+   * servers' own keep-alive and header timeouts set here), HTTP/2 sessions by GOAWAY. A
    * connection counts from its handshake's end: one still in its handshake when the router
    * stops has sent no request.
    */
-  adopt(server: Http2SecureServer, opts: ClientConnectionOptions): void {
-    this.adopted.push(server);
-    // Node serves HTTP/1.1 on an HTTP/2 server with http.Server's connection code, which reads these from the server.
-    const h1 = server as unknown as { keepAliveTimeout: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
-    h1.keepAliveTimeout = opts.keepAliveTimeoutMs;
-    h1.headersTimeout = opts.requestHeaderTimeoutMs;
-    h1.requestTimeout = 0;
-    h1.connectionsCheckingInterval = Math.min(MAX_HEADER_CHECK_INTERVAL_MS, Math.max(1, Math.floor(opts.requestHeaderTimeoutMs / 4)));
-    server.on('connection', () => this.accepted++);
-    server.on('secureConnection', (socket: TLSSocket) => this.track(socket));
-    server.on('upgrade', (req: { socket: Socket }) => this.forget(req.socket));
-    server.on('session', (session: ServerHttp2Session) => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-      // An idle session ends like an idle HTTP/1.1 connection: GOAWAY, nothing in flight is cut.
-      session.setTimeout(opts.keepAliveTimeoutMs, () => session.close());
-      if (this.isStopping) session.once('stream', (stream) => stream.once('close', () => session.close()));
-    });
+  adopt(front: NetServer, servers: Http2SecureServer[], opts: ClientConnectionOptions): void {
+    this.adopted.push(front);
+    front.on('connection', () => this.accepted++);
+    for (const server of servers) {
+      // Node serves HTTP/1.1 on an HTTP/2 server with http.Server's connection code, which reads these from the server.
+      const h1 = server as unknown as { keepAliveTimeout: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+      h1.keepAliveTimeout = opts.keepAliveTimeoutMs;
+      h1.headersTimeout = opts.requestHeaderTimeoutMs;
+      h1.requestTimeout = 0;
+      h1.connectionsCheckingInterval = Math.min(MAX_HEADER_CHECK_INTERVAL_MS, Math.max(1, Math.floor(opts.requestHeaderTimeoutMs / 4)));
+      // Node starts its header-timeout checks on a server's 'listening'; these servers never
+      // listen themselves (`front` does and hands them connections), so they are told when it does.
+      front.once('listening', () => server.emit('listening'));
+      server.on('secureConnection', (socket: TLSSocket) => this.track(socket));
+      server.on('upgrade', (req: { socket: Socket }) => this.forget(req.socket));
+      server.on('session', (session: ServerHttp2Session) => {
+        this.sessions.add(session);
+        session.once('close', () => this.sessions.delete(session));
+        // An idle session ends like an idle HTTP/1.1 connection: GOAWAY, nothing in flight is cut.
+        session.setTimeout(opts.keepAliveTimeoutMs, () => session.close());
+        if (this.isStopping) session.once('stream', (stream) => stream.once('close', () => session.close()));
+      });
+    }
   }
 
   /** True from begin() on: answers carry `Connection: close`. */

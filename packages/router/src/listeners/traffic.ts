@@ -176,8 +176,12 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   });
   let tls: TlsListener | undefined;
   if (opts.tls !== undefined) {
-    tls = new TlsListener({ getTable, metrics, log, defaultCert: opts.tls.defaultCert, contextCacheSize: opts.tls.contextCacheSize }, (edge) => new Forwarder(forwarderOptions, edge), upgrades);
-    drain.adopt(tls.server, clientConnections);
+    tls = new TlsListener(
+      { getTable, metrics, log, defaultCert: opts.tls.defaultCert, contextCacheSize: opts.tls.contextCacheSize, helloTimeoutMs: opts.requestHeaderTimeoutMs },
+      (edge) => new Forwarder(forwarderOptions, edge),
+      upgrades,
+    );
+    drain.adopt(tls.front, tls.fallback === undefined ? [tls.server] : [tls.server, tls.fallback], clientConnections);
   }
 
   const app = fastify({
