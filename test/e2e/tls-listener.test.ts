@@ -393,3 +393,36 @@ describe('--workers', () => {
     await router.proc.stop();
   });
 });
+
+/** A TLS connection to `port` for www.mango.com, resuming `session` when given; one request so the server's ticket arrives. */
+function resumeAt(port: number, session: Buffer | undefined, maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<{ reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'www.mango.com', ca: ca.certPem, session, maxVersion, ALPNProtocols: ['http/1.1'] });
+    let ticket: Buffer | undefined;
+    socket.on('session', (s: Buffer) => (ticket = s));
+    socket.once('secureConnect', () => {
+      exchangeOn(socket, '/').then(() => {
+        const reused = socket.isSessionReused();
+        socket.end();
+        socket.once('close', () => resolve({ reused, session: ticket }));
+      }, reject);
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('session resumption', () => {
+  it('resumes on another replica with the ticket key both read from etcd (TLS 1.3 and 1.2)', async () => {
+    const stored = JSON.parse(await etcdctl(endpoints, ['get', `${prefix}/tls-ticket-keys`, '--print-value-only'])) as { current: string; rotatedAt: string };
+    expect(Buffer.from(stored.current, 'base64')).toHaveLength(48);
+    for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const first = await resumeAt(noDefault.tlsPort, undefined, version);
+      expect(first.reused).toBe(false);
+      expect(first.session, `${version}: a ticket`).toBeInstanceOf(Buffer);
+      const again = await resumeAt(withDefault.tlsPort, first.session, version);
+      expect(again.reused, version).toBe(true);
+    }
+    const metrics = await (await request(`${withDefault.router.adminUrl}/metrics`)).body.text();
+    expect(Number(/router_tls_resumed_handshakes_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -10,6 +10,7 @@ import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
 import { ActiveHealthChecker } from './health/active.js';
 import { TableSync } from './records/table-sync.js';
+import { SharedTicketKeys } from './listeners/ticket-keys.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
@@ -166,8 +167,12 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     minResyncIntervalMs: 60_000,
   });
 
+  const tlsListener = proxy.tls;
+  const ticketKeys = tlsListener === undefined ? undefined : new SharedTicketKeys(etcd, `${layout.prefix}/tls-ticket-keys`, (key) => tlsListener.setTicketKeys(key), log);
   await proxy.server.listen({ host: config.listen.host, port: config.listen.port });
   if (proxy.tls !== undefined) {
+    // The fleet's ticket key before the first handshake, so its tickets resume on any replica.
+    await ticketKeys!.start();
     await proxy.tls.listen(config.listenTls!.host, config.listenTls!.port);
     log.info({ listenTls: `${config.listenTls!.host}:${config.listenTls!.port}`, defaultCert: config.defaultCert ?? null }, 'TLS listener ready');
   }
@@ -195,6 +200,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await proxy.close();
     clearTimeout(cutOff);
     checker?.stop();
+    ticketKeys?.stop();
     digestCheck.stop();
     sync.close();
     await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));

@@ -90,6 +90,9 @@ export class TlsListener implements TlsEdge {
     const http = {
       allowHTTP1: true,
       ALPNProtocols: ['h2', 'http/1.1'],
+      // Node's default is a hash of the process's command line, which differs between replicas
+      // (ids, ports) and would refuse their tickets: one value for the whole fleet.
+      sessionIdContext: 'paas-router',
       // The same bound on a request head as HTTP/1.1 (Node's --max-http-header-size).
       maxSendHeaderBlockLength: nodeHttp.maxHeaderSize * 4,
       settings: { maxHeaderListSize: nodeHttp.maxHeaderSize, enableConnectProtocol: false },
@@ -211,6 +214,12 @@ export class TlsListener implements TlsEdge {
     socket[kCert] = cert;
     this.handshakes[result].inc();
     cb(null, context);
+  }
+
+  /** The session ticket key of both servers (see ticket-keys.ts). */
+  setTicketKeys(key: Buffer): void {
+    this.server.setTicketKeys(key);
+    this.fallback?.setTicketKeys(key);
   }
 
   // --- TlsEdge ---
