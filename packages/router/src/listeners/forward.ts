@@ -223,10 +223,13 @@ export class Forwarder {
     (res as TrackedResponse)[kExchange] = ex;
     res.on('close', onResponseClose);
     const tls = this.tls;
+    let socket: Socket = req.socket;
     if (tls !== null) {
       ex.secure = true;
-      ex.cert = tls.certOf(req.socket);
       ex.http2 = req.httpVersionMajor === 2;
+      // An HTTP/2 request's own `socket` is a proxy made per stream; its session's is made once.
+      if (ex.http2) socket = (req as unknown as Http2ServerRequest).stream.session!.socket as Socket;
+      ex.cert = tls.certOf(socket);
       tls.count(ex.http2);
       // An HTTP/2 request has a body unless its HEADERS frame ended the stream; without a
       // Content-Length it goes to the instance chunked.
@@ -235,8 +238,8 @@ export class Forwarder {
 
     const answer = decide(this.opts.getTable(), ex, Date.now(), this.opts.httpsPort);
     if (answer !== null) return this.send(ex, answer);
-    if (tls === null) addForwardedHeaders(ex, req.socket.remoteAddress ?? '', 'http');
-    else addForwardedHeaders(ex, req.socket.remoteAddress ?? '', 'https', tls.port);
+    if (tls === null) addForwardedHeaders(ex, socket.remoteAddress ?? '', 'http');
+    else addForwardedHeaders(ex, socket.remoteAddress ?? '', 'https', tls.port);
     if (ex.hasBody) {
       ex.body = req;
       ex.chunked = !ex.hasLength;
