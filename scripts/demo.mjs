@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `make demo`: a local etcd (data under .data/), two router replicas, the mango app (v1, three
 // instances) and the apple app (two), records written with etcdctl as an operator would, requests
-// through both routers showing which instance answered; then a zero-downtime redeploy of mango to
+// through both routers showing which instance answered, over plain HTTP and over HTTPS with HTTP/2
+// (a certificate in /paas/certs/, served by each router's TLS listener); then a zero-downtime redeploy of mango to
 // v2 with `paas-deploy redeploy` under a steady load through both routers, and a summary. Stops
 // everything it started; exits non-zero if any request of the load failed.
 import { spawn, execFile } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { request } from 'undici';
@@ -83,10 +84,19 @@ async function startApp(app, name, release) {
 }
 
 async function startRouter(id, endpoint) {
-  const [port, admin] = [await freePort(), await freePort()];
-  const child = start(id, 'node', ['packages/router/bin/paas-router.js', '--etcd', endpoint, '--prefix', '/paas', '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--id', id]);
+  const [port, admin, tls] = [await freePort(), await freePort(), await freePort()];
+  const child = start(id, 'node', ['packages/router/bin/paas-router.js', '--etcd', endpoint, '--prefix', '/paas', '--listen', `127.0.0.1:${port}`, '--listen-tls', `127.0.0.1:${tls}`, '--admin', `127.0.0.1:${admin}`, '--id', id]);
   await until(`${id} ready`, async () => (await request(`http://127.0.0.1:${admin}/readyz`)).statusCode === 200);
-  return { ...child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${admin}` };
+  return { ...child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${admin}`, tlsPort: tls };
+}
+
+/** A self-signed certificate for www.mango.com (it is its own CA for curl --cacert). */
+async function demoCertificate() {
+  const dir = `${root}.data/demo-tls`;
+  mkdirSync(dir, { recursive: true });
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`,
+    '-days', '30', '-subj', '/CN=www.mango.com', '-addext', 'subjectAltName=DNS:www.mango.com']);
+  return { file: `${dir}/cert.pem`, cert: readFileSync(`${dir}/cert.pem`, 'utf8'), key: readFileSync(`${dir}/key.pem`, 'utf8') };
 }
 
 const etcdctl = (endpoint, ...args) => run('etcdctl', [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
@@ -103,6 +113,7 @@ async function main() {
   }
 
   console.log('== writing records with etcdctl, as an operator would');
+  const certificate = await demoCertificate();
   const puts = [
     ['/paas/apps/mango', { routes: [{ host: 'www.mango.com' }, { path: '/mango' }] }],
     ['/paas/apps/apple', { routes: [{ host: 'www.apple.com' }, { path: '/apple' }] }],
@@ -112,6 +123,8 @@ async function main() {
     console.log(`   etcdctl put ${key} '${JSON.stringify(value)}'`);
     await etcdctl(endpoint, 'put', key, JSON.stringify(value));
   }
+  console.log(`   etcdctl put /paas/certs/www.mango.com '{"cert":"-----BEGIN CERTIFICATE-----...","key":"-----BEGIN PRIVATE KEY-----..."}'`);
+  await etcdctl(endpoint, 'put', '/paas/certs/www.mango.com', JSON.stringify({ cert: certificate.cert, key: certificate.key }));
 
   console.log('== starting two router replicas');
   const routers = [await startRouter('r1', endpoint), await startRouter('r2', endpoint)];
@@ -135,6 +148,16 @@ async function main() {
       }
       console.log(`   ${r.name}  ${(host + path).padEnd(24)} → ${answers.join(', ')}`);
     }
+  }
+
+  console.log('== HTTPS with HTTP/2 through both routers (curl --http2 --cacert, SNI www.mango.com)');
+  for (const r of routers) {
+    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', certificate.file, '--resolve', `www.mango.com:${r.tlsPort}:127.0.0.1`,
+      '-o', '/dev/null', '-w', '%{http_version} %{http_code} %{header_json}', `https://www.mango.com:${r.tlsPort}/`]);
+    const [version, code] = stdout.split(' ');
+    const instance = JSON.parse(stdout.slice(stdout.indexOf('{')))['x-instance']?.[0];
+    console.log(`   ${r.name}  https://www.mango.com:${r.tlsPort}/ → HTTP/${version} ${code} from ${instance}`);
+    if (version !== '2' || code !== '200') failures++;
   }
 
   console.log('== routers report what they applied');

@@ -3,15 +3,18 @@
  * ready instance, maintenance, every instance refusing, an instance too slow, a forwarded
  * request), each column a way to send a request (plain HTTP with undici, a WebSocket upgrade with
  * ws) through a router running one of the two upstream clients (--upstream-client native and
- * portable). Transports still to come (HTTP/2, tunnels) add a column to `transports`.
+ * portable), on the plain listener and on the TLS one (HTTPS with HTTP/1.1, HTTP/2, wss; a
+ * `certs/` record for *.example.com). Transports still to come (tunnels) add a column to `transports`.
  * Real etcd, a real router process, real sample-app processes.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { IncomingHttpHeaders } from 'node:http';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { createCa, type TestCa } from '../harness/pki.js';
+import { freePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 
 const endpoints = inject('etcdEndpoints');
@@ -19,7 +22,12 @@ const prefix = uniquePrefix('answers');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 type ClientKind = 'native' | 'portable';
 const routers = {} as Record<ClientKind, RouterProcess>;
+const tlsPorts = {} as Record<ClientKind, number>;
 let stopped: SampleApp;
+let ca: TestCa;
+/** HTTPS clients trusting the test CA (undici sends the Host as the server name). */
+let https1: Agent;
+let https2: Agent;
 
 /** What a client got, and for a forwarded request what the instance saw. */
 interface Outcome {
@@ -35,15 +43,21 @@ interface Outcome {
 type Send = (host: string, path: string, headers: Record<string, string>) => Promise<Outcome>;
 
 async function viaHttp(router: RouterProcess, host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
-  const res = await request(`${router.url}${path}`, { headers: { host, ...headers } });
+  return viaUndici(router.url, undefined, host, path, headers);
+}
+
+async function viaUndici(origin: string, dispatcher: Agent | undefined, host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
+  const res = await request(`${origin}${path}`, { headers: { host, ...headers }, dispatcher });
   const body = await res.body.text();
   const seen = res.statusCode === 200 ? (JSON.parse(body) as { headers: Record<string, string> }).headers : undefined;
   return { status: res.statusCode, headers: res.headers, body, seen };
 }
 
-function viaWebSocket(router: RouterProcess, host: string, path: string, headers: Record<string, string>): Promise<Outcome> {
+function viaWebSocket(router: RouterProcess, host: string, path: string, headers: Record<string, string>, tlsPort?: number): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${router.port}${path}`, { headers: { host, ...headers } });
+    // ws passes servername on to tls.connect (its types do not list it).
+    const options: WebSocket.ClientOptions & { servername?: string } = tlsPort === undefined ? { headers: { host, ...headers } } : { headers: { host, ...headers }, ca: ca.certPem, servername: host };
+    const ws = new WebSocket(tlsPort === undefined ? `ws://127.0.0.1:${router.port}${path}` : `wss://127.0.0.1:${tlsPort}${path}`, options);
     let upgraded: IncomingHttpHeaders = {};
     ws.once('upgrade', (res) => (upgraded = res.headers));
     ws.once('unexpected-response', (_req, res) => {
@@ -70,6 +84,10 @@ const transports: Record<string, Send> = {};
 for (const client of ['native', 'portable'] as const) {
   transports[`http, ${client} client`] = (host, path, headers) => viaHttp(routers[client], host, path, headers);
   transports[`websocket, ${client} client`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers);
+  transports[`https http/1.1, ${client} client`] = (host, path, headers) => viaUndici(`https://127.0.0.1:${tlsPorts[client]}`, https1, host, path, headers);
+  // HTTP/2 has no connection-specific headers: a client cannot send Proxy-Connection at all.
+  transports[`https h2, ${client} client`] = (host, path, { 'proxy-connection': _, ...headers }) => viaUndici(`https://127.0.0.1:${tlsPorts[client]}`, https2, host, path, headers);
+  transports[`wss, ${client} client`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers, tlsPorts[client]);
 }
 
 /** One of the router's own answers: exact body, text, nosniff, the request's id. */
@@ -141,16 +159,20 @@ const cases: Case[] = [
     path: '/echo',
     headers: { 'x-request-id': 'row-forwarded', 'x-forwarded-for': '203.0.113.9', te: 'trailers', 'proxy-connection': 'keep-alive', 'proxy-authorization': 'Basic eDp5', cookie: 'session=42' },
     check: (out, kind) => {
-      const websocket = kind.startsWith('websocket');
+      const websocket = kind.startsWith('websocket') || kind.startsWith('wss');
+      const overTls = kind.startsWith('https') || kind.startsWith('wss');
       expect(out.status).toBe(websocket ? 101 : 200);
       expect(out.headers['x-request-id']).toBe('row-forwarded');
       expect(out.headers['x-content-type-options']).toBeUndefined();
       const seen = out.seen!;
       expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
-      expect(seen['x-forwarded-proto']).toBe('http');
+      expect(seen['x-forwarded-proto']).toBe(overTls ? 'https' : 'http');
+      expect(seen['x-forwarded-port']).toBe(overTls ? String(tlsPorts[kind.endsWith('native client') ? 'native' : 'portable']) : undefined);
       expect(seen['x-forwarded-host']).toBe('ok.example.com');
       expect(seen['x-request-id']).toBe('row-forwarded');
       expect(seen.host).toBe('ok.example.com');
+      if (kind.startsWith('https h2')) expect(out.headers.connection).toBeUndefined();
+      if (kind.startsWith('https http/1.1')) expect(out.headers.connection).toBe('keep-alive');
       expect(seen.cookie).toBe('session=42');
       expect(seen.te).toBeUndefined();
       expect(seen['proxy-connection']).toBeUndefined();
@@ -174,6 +196,11 @@ async function putJson(key: string, value: unknown): Promise<void> {
 }
 
 beforeAll(async () => {
+  ca = await createCa();
+  const wildcard = await ca.issue({ dns: ['*.example.com'] });
+  await putJson(`${prefix}/certs/example-wildcard`, { cert: wildcard.certPem, key: wildcard.keyPem });
+  https1 = new Agent({ allowH2: false, connect: { ca: ca.certPem } });
+  https2 = new Agent({ allowH2: true, connect: { ca: ca.certPem } });
   const ok = await startSampleApp({ app: 'ok', name: 'ok-1' });
   stopped = await startSampleApp({ app: 'refused', name: 'gone-1' });
   const frozen = await startSampleApp({ app: 'frozen', name: 'frozen-1' });
@@ -191,7 +218,8 @@ beforeAll(async () => {
   // A stopped process: the kernel still accepts the connection, nothing ever answers.
   frozen.proc.kill('SIGSTOP');
   for (const client of ['native', 'portable'] as const) {
-    const args = ['--upstream-timeout', '1s', '--retry-after', '7', '--upstream-client', client];
+    tlsPorts[client] = await freePort();
+    const args = ['--upstream-timeout', '1s', '--retry-after', '7', '--upstream-client', client, '--listen-tls', `127.0.0.1:${tlsPorts[client]}`];
     const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `answers-${client}`, extraArgs: args });
     routers[client] = router;
     await waitFor(async () => (await viaHttp(router, 'ok.example.com', '/', {})).status === 200, { timeoutMs: 10_000, message: `router ${client} serving ok.example.com` });
@@ -201,6 +229,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await Promise.all([https1?.close(), https2?.close()]);
   await Promise.all(Object.values(routers).map((r) => r.proc.stop()));
 });
 

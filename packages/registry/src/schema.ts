@@ -22,11 +22,21 @@ export const HealthCheckSchema = Type.Object({
   timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 })),
 });
 
+/** An app's TLS behaviour at the edge (docs/CONTRACT.md, "App record: tls"). */
+export const AppTlsSchema = Type.Object({
+  redirect: Type.Optional(Type.Boolean({ default: false, description: 'plain-HTTP requests for the app get 308 to https' })),
+  hsts: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7e]+$', description: 'value of Strict-Transport-Security on the app\'s answers over TLS' }),
+  ),
+  acme: Type.Optional(Type.Boolean({ default: false, description: 'the fleet obtains a certificate for the app\'s exact hosts' })),
+});
+
 export const AppRecordSchema = Type.Object(
   {
     routes: Type.Array(RouteSchema, { maxItems: 1000 }),
     balance: Type.Optional(Type.Union(BALANCE_STRATEGIES.map((s) => Type.Literal(s)), { default: 'round-robin' })),
     healthCheck: Type.Optional(HealthCheckSchema),
+    tls: Type.Optional(AppTlsSchema),
   },
   {
     examples: [
@@ -106,6 +116,7 @@ export const RouterStatusRecordSchema = Type.Object(
 
 export type Route = Static<typeof RouteSchema>;
 export type HealthCheck = Static<typeof HealthCheckSchema>;
+export type AppTls = Static<typeof AppTlsSchema>;
 export type AppRecord = Static<typeof AppRecordSchema>;
 export type BalanceStrategy = (typeof BALANCE_STRATEGIES)[number];
 export type InstanceState = (typeof INSTANCE_STATES)[number];

@@ -21,6 +21,11 @@ describe('app records', () => {
     expect(r.ok).toBe(true);
   });
 
+  it('accepts the tls field of the contract (redirect, hsts, acme)', () => {
+    const r = parseAppRecord(json({ routes: [{ host: 'www.mango.com' }], tls: { redirect: true, hsts: 'max-age=31536000', acme: true } }));
+    expect(r.ok && r.value.tls).toEqual({ redirect: true, hsts: 'max-age=31536000', acme: true });
+  });
+
   it.each([
     ['not JSON', '{routes:', /not valid JSON/],
     ['missing routes', json({}), /routes/],
@@ -32,6 +37,10 @@ describe('app records', () => {
     ['path with a query', json({ routes: [{ path: '/api?x' }] }), /routes\.0\.path/],
     ['unknown balance', json({ routes: [], balance: 'fastest' }), /balance/],
     ['interval too short', json({ routes: [], healthCheck: { intervalMs: 5 } }), /healthCheck\.intervalMs/],
+    ['tls.redirect not a boolean', json({ routes: [], tls: { redirect: 'yes' } }), /tls\.redirect/],
+    ['empty tls.hsts', json({ routes: [], tls: { hsts: '' } }), /tls\.hsts/],
+    ['tls.hsts with a line break', json({ routes: [], tls: { hsts: 'max-age=1\r\nx-evil: 1' } }), /tls\.hsts/],
+    ['tls.acme not a boolean', json({ routes: [], tls: { acme: 1 } }), /tls\.acme/],
     ['oversized', json({ routes: [], pad: 'x'.repeat(MAX_VALUE_BYTES) }), /over the 65536-byte limit/],
   ])('rejects %s with a reason', (_name, raw, reason) => {
     const r = parseAppRecord(raw);

@@ -39,6 +39,14 @@ export interface RouterConfig {
   logLevel: string;
   /** Worker processes sharing the traffic port (node:cluster); 1 runs the router in this process. */
   workers: number;
+  /** The TLS listener (HTTP/2 and HTTP/1.1); none when not set. */
+  listenTls: ListenAddress | undefined;
+  /** The `certs/` name served to a handshake whose name no certificate covers (or that names none). */
+  defaultCert: string | undefined;
+  /** The https port clients reach, for `tls.redirect` Locations (443: no port in the Location). */
+  publicHttpsPort: number;
+  /** How many TLS contexts (one per certificate in use) are kept built. */
+  tlsContextCache: number;
 }
 
 export class ConfigError extends Error {}
@@ -76,6 +84,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
   workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
+  'listen-tls': { env: 'ROUTER_LISTEN_TLS', help: 'TLS listener host:port (HTTP/2 and HTTP/1.1 by ALPN; certificates from <prefix>/certs/); off when not set' },
+  'default-cert': { env: 'ROUTER_DEFAULT_CERT', help: 'certs/<name> served when no certificate covers the handshake\'s server name (or it sends none); else the handshake fails' },
+  'public-https-port': { env: 'ROUTER_PUBLIC_HTTPS_PORT', default: '443', help: 'https port clients use, in the Location of tls.redirect answers' },
+  'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
 };
 
 export function helpText(): string {
@@ -176,6 +188,14 @@ function etcdSecurity(endpoints: string[], raw: (name: string) => { text: string
   }
 }
 
+/** `<name>` of `certs/<name>` (CONTRACT-EDGE: lower-case letters, digits, `-` and `.`, 1 to 253 characters). */
+const CERT_NAME = /^[a-z0-9.-]{1,253}$/;
+
+/** A flag without a default: undefined when neither it nor its variable is given. */
+function optional<T>(given: { text: string | undefined; what: string }, parse: (text: string, what: string) => T): T | undefined {
+  return given.text === undefined ? undefined : parse(given.text, given.what);
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
@@ -248,6 +268,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
       return t;
     }),
     workers: get('workers', (t, w) => parseInteger(t, w, 1, 64)),
+    listenTls: optional(raw('listen-tls'), parseAddress),
+    defaultCert: optional(raw('default-cert'), (t, w) => {
+      if (!CERT_NAME.test(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not a certificate name (lower-case letters, digits, - and ., 1 to 253 characters)`);
+      return t;
+    }),
+    publicHttpsPort: get('public-https-port', (t, w) => parseInteger(t, w, 1, 65535)),
+    tlsContextCache: get('tls-context-cache', (t, w) => parseInteger(t, w, 1, 1_000_000)),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {

@@ -10,6 +10,7 @@ import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
 import { ActiveHealthChecker } from './health/active.js';
 import { TableSync } from './records/table-sync.js';
+import { SharedTicketKeys } from './listeners/ticket-keys.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
@@ -99,6 +100,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     maxAttempts: config.maxAttempts,
     accessLog: config.accessLog,
     onDrained: () => reporter?.schedule(),
+    publicHttpsPort: config.publicHttpsPort,
+    tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
   });
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
 
@@ -106,6 +109,13 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     id: config.id,
     ready,
     upstreamClient: proxy.upstream.kind,
+    tls: proxy.tls === undefined ? null : {
+      listen: `${config.listenTls!.host}:${config.listenTls!.port}`,
+      defaultCert: config.defaultCert ?? null,
+      certificates: sync.table.certs.size,
+      contexts: proxy.tls.contexts.size,
+      contextCache: config.tlsContextCache,
+    },
     ...statusRecord(sync, startedAt),
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
@@ -161,7 +171,15 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     minResyncIntervalMs: 60_000,
   });
 
+  const tlsListener = proxy.tls;
+  const ticketKeys = tlsListener === undefined ? undefined : new SharedTicketKeys(etcd, `${layout.prefix}/tls-ticket-keys`, (key) => tlsListener.setTicketKeys(key), log);
   await proxy.server.listen({ host: config.listen.host, port: config.listen.port });
+  if (proxy.tls !== undefined) {
+    // The fleet's ticket key before the first handshake, so its tickets resume on any replica.
+    await ticketKeys!.start();
+    await proxy.tls.listen(config.listenTls!.host, config.listenTls!.port);
+    log.info({ listenTls: `${config.listenTls!.host}:${config.listenTls!.port}`, defaultCert: config.defaultCert ?? null }, 'TLS listener ready');
+  }
   ready = true;
   if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();
@@ -186,6 +204,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await proxy.close();
     clearTimeout(cutOff);
     checker?.stop();
+    ticketKeys?.stop();
     digestCheck.stop();
     sync.close();
     await statusReporter.close().catch((err: Error) => log.warn({ err: err.message }, 'could not revoke the status lease'));

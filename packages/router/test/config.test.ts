@@ -62,6 +62,24 @@ describe('router command line', () => {
     expect(() => parse(['--id', 'r1'], { ROUTER_UPSTREAM_CLIENT: 'undici' })).toThrow('ROUTER_UPSTREAM_CLIENT: "undici" is not one of auto, native, portable');
   });
 
+  it('reads the TLS flags: off by default, each from its variable, bad values refused', () => {
+    const off = parse(['--id', 'r1']);
+    expect(off.listenTls).toBeUndefined();
+    expect(off.defaultCert).toBeUndefined();
+    expect(off.publicHttpsPort).toBe(443);
+    expect(off.tlsContextCache).toBe(1000);
+    const on = parse(['--id', 'r1', '--listen-tls', '127.0.0.1:8443', '--default-cert', 'mango-wildcard'], { ROUTER_PUBLIC_HTTPS_PORT: '8443', ROUTER_TLS_CONTEXT_CACHE: '50' });
+    expect(on.listenTls).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(on.defaultCert).toBe('mango-wildcard');
+    expect(on.publicHttpsPort).toBe(8443);
+    expect(on.tlsContextCache).toBe(50);
+    expect(parse(['--id', 'r1'], { ROUTER_LISTEN_TLS: ':9443' }).listenTls).toEqual({ host: '0.0.0.0', port: 9443 });
+    expect(() => parse(['--id', 'r1', '--listen-tls', '8443'])).toThrow('--listen-tls: "8443" is not host:port');
+    expect(() => parse(['--id', 'r1', '--default-cert', 'Mango_Cert'])).toThrow('--default-cert: "Mango_Cert" is not a certificate name');
+    expect(() => parse(['--id', 'r1'], { ROUTER_PUBLIC_HTTPS_PORT: '0' })).toThrow('ROUTER_PUBLIC_HTTPS_PORT: "0" must be an integer from 1 to 65535');
+    expect(() => parse(['--id', 'r1', '--tls-context-cache', 'lots'])).toThrow('--tls-context-cache: "lots" must be an integer');
+  });
+
   it('parses durations', () => {
     expect(parseDuration('250ms', 'x')).toBe(250);
     expect(parseDuration('5s', 'x')).toBe(5000);

@@ -142,6 +142,30 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
+  readonly tlsHandshakes = new Counter({
+    name: 'router_tls_handshakes_total',
+    help: 'TLS handshakes on --listen-tls by result: ok (a certificate covers the server name), default_cert (--default-cert served), unknown_name (no certificate: refused), error (failed otherwise)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly tlsResumed = new Counter({
+    name: 'router_tls_resumed_handshakes_total',
+    help: 'TLS handshakes that resumed a session (a ticket) instead of a full handshake',
+    registers: [this.registry],
+  });
+  readonly tlsRequests = new Counter({
+    name: 'router_tls_requests_total',
+    help: 'Requests on --listen-tls by protocol (http/1.1 includes WebSocket upgrades; h2)',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+  readonly tlsContexts = new Gauge({
+    name: 'router_tls_contexts',
+    help: 'TLS contexts built and cached (one per certificate in use, at most --tls-context-cache)',
+    aggregator: 'sum',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.registry.registerMetric(this.upstreamLatency as unknown as Metric);

@@ -13,6 +13,8 @@ export interface Answer {
   readonly retryAfter?: boolean;
   /** The request's framing cannot be trusted (or its body is not read): the connection is closed after it. */
   readonly close?: boolean;
+  /** A redirect's target. */
+  readonly location?: string;
 }
 
 function answer(status: number, extra: { retryAfter?: boolean; close?: boolean } = {}): Answer {
@@ -21,12 +23,19 @@ function answer(status: number, extra: { retryAfter?: boolean; close?: boolean }
 
 export const BAD_REQUEST = answer(400, { close: true });
 export const NOT_FOUND = answer(404);
+/** A request over TLS for a host the connection's certificate does not cover (RFC 9110 §15.5.20). */
+export const MISDIRECTED = answer(421);
 export const REQUEST_TIMEOUT = answer(408, { close: true });
 export const HEADERS_TOO_LARGE = answer(431, { close: true });
 export const NOT_IMPLEMENTED = answer(501, { close: true });
 export const BAD_GATEWAY = answer(502);
 export const UNAVAILABLE = answer(503, { retryAfter: true });
 export const GATEWAY_TIMEOUT = answer(504);
+
+/** `tls.redirect`: 308 to the same host, path and query on https (a new object per request: it carries the Location). */
+export function redirectAnswer(location: string): Answer {
+  return { status: 308, message: nodeHttp.STATUS_CODES[308]!, location };
+}
 
 /** The contract's answers to upstream failures, by status. */
 export const FAILURE_ANSWER = { 502: BAD_GATEWAY, 504: GATEWAY_TIMEOUT } as const;
@@ -35,18 +44,22 @@ const TEXT = 'text/plain; charset=utf-8';
 
 /**
  * The head of an answer as a header list. `retryAfter`: the configured value, sent with 503 for
- * want of an instance; `close`: the connection ends after this answer (shutdown, bad framing).
+ * want of an instance; `close`: the connection ends after this answer (shutdown, bad framing);
+ * `hsts`: the app's Strict-Transport-Security, over TLS; `http2`: an HTTP/2 stream, where
+ * connection-specific headers do not exist (RFC 9113 §8.2.2: a stream ends alone).
  */
-export function answerHeaders(a: Answer, requestId: string, retryAfter: string, close: boolean): string[] {
+export function answerHeaders(a: Answer, requestId: string, retryAfter: string, close: boolean, hsts?: string, http2 = false): string[] {
   const out = ['content-type', TEXT, 'content-length', String(Buffer.byteLength(a.message)), 'x-content-type-options', 'nosniff', 'x-request-id', requestId];
   if (a.retryAfter === true) out.push('retry-after', retryAfter);
-  if (close || a.close === true) out.push('connection', 'close');
+  if (a.location !== undefined) out.push('location', a.location);
+  if (hsts !== undefined) out.push('strict-transport-security', hsts);
+  if (!http2 && (close || a.close === true)) out.push('connection', 'close');
   return out;
 }
 
 /** The whole answer as HTTP/1.1 text for a raw socket (write it as UTF-8); the connection always closes after it. */
-export function rawAnswer(a: Answer, requestId: string, retryAfter: string): string {
-  const headers = answerHeaders(a, requestId, retryAfter, true);
+export function rawAnswer(a: Answer, requestId: string, retryAfter: string, hsts?: string): string {
+  const headers = answerHeaders(a, requestId, retryAfter, true, hsts);
   let head = `HTTP/1.1 ${a.status} ${nodeHttp.STATUS_CODES[a.status] ?? ''}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${head}\r\n${a.message}`;

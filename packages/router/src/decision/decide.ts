@@ -5,17 +5,30 @@
  */
 import type { Backend } from '../table/backend.js';
 import type { RoutingTable } from '../table/routing-table.js';
-import { NOT_FOUND, UNAVAILABLE, type Answer } from './answers.js';
+import { certCovers } from '../table/cert-index.js';
+import { MISDIRECTED, NOT_FOUND, redirectAnswer, UNAVAILABLE, type Answer } from './answers.js';
 import { mayRetry, type FailureVerdict } from './failure.js';
 import type { RequestHead } from './request-head.js';
 
-/** The answer to give, or null: forward to `head.backend` (of app `head.pool`). */
-export function decide(table: RoutingTable, head: RequestHead, now: number): Answer | null {
+/** ACME HTTP-01 challenges are answered over plain HTTP whatever `tls.redirect` says (as Caddy and Traefik do). */
+const ACME_CHALLENGE = '/.well-known/acme-challenge/';
+
+/**
+ * The answer to give, or null: forward to `head.backend` (of app `head.pool`).
+ * `httpsPort`: what follows the host in a `tls.redirect` Location (`:8443`, or '' for 443).
+ */
+export function decide(table: RoutingTable, head: RequestHead, now: number, httpsPort = ''): Answer | null {
   if (head.error !== null) return head.error;
+  // A client may reuse a connection for any host its certificate covers (HTTP/2 coalescing):
+  // one it does not cover was meant for another connection (RFC 9110 §15.5.20).
+  if (head.cert !== null && !certCovers(head.cert, head.host)) return MISDIRECTED;
   const target = table.lookup(head.host, head.path);
   if (target === undefined) return NOT_FOUND;
   if (target.kind === 'maintenance') return target;
   head.pool = target;
+  if (!head.secure && target.record?.tls?.redirect === true && !head.path.startsWith(ACME_CHALLENGE)) {
+    return redirectAnswer(`https://${head.host}${httpsPort}${head.path}`);
+  }
   const backend = target.pick(now);
   if (backend === undefined) return UNAVAILABLE;
   head.backend = backend;

@@ -47,7 +47,7 @@ function removeListed(headers: string[], listed: Set<string>): void {
  * X-Request-Id in; and, as undici does, `content-length: 0` for a body-less request of a method
  * that usually has a body.
  */
-export function addForwardedHeaders(head: RequestHead, remoteAddress: string, proto: string): void {
+export function addForwardedHeaders(head: RequestHead, remoteAddress: string, proto: string, port?: string): void {
   const headers = head.headers;
   if (head.connection !== undefined) {
     const listed = connectionListed(head.connection);
@@ -55,14 +55,17 @@ export function addForwardedHeaders(head: RequestHead, remoteAddress: string, pr
   }
   headers.push('x-forwarded-for', head.xff === undefined ? remoteAddress : `${head.xff}, ${remoteAddress}`, 'x-forwarded-proto', proto, 'x-request-id', head.id);
   if (head.hostHeader !== undefined) headers.push('x-forwarded-host', head.hostHeader);
+  if (port !== undefined) headers.push('x-forwarded-port', port);
   if (!head.hasBody && !head.hasLength && !NO_LENGTH_METHODS.has(head.method)) headers.push('content-length', '0');
 }
 
 /**
  * The instance's answer headers for the client: hop-by-hop ones and those its Connection lists
- * out, X-Request-Id in, and `connection: close` when the client's connection ends after it.
+ * out (so nothing connection-specific reaches an HTTP/2 stream), X-Request-Id in, the app's
+ * Strict-Transport-Security over TLS (replacing the instance's own), and `connection: close`
+ * when the client's HTTP/1.1 connection ends after it.
  */
-export function forwardedResponseHeaders(raw: string[], requestId: string, close: boolean): string[] {
+export function forwardedResponseHeaders(raw: string[], requestId: string, close: boolean, hsts?: string): string[] {
   const out: string[] = [];
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -72,10 +75,17 @@ export function forwardedResponseHeaders(raw: string[], requestId: string, close
       if (lower === 'connection') listed = connectionListed(raw[i + 1]!);
       continue;
     }
+    if (hsts !== undefined && lower === 'strict-transport-security') continue;
     out.push(name, raw[i + 1]!);
   }
   if (listed !== undefined) removeListed(out, listed);
   out.push('x-request-id', requestId);
+  if (hsts !== undefined) out.push('strict-transport-security', hsts);
   if (close) out.push('connection', 'close');
   return out;
+}
+
+/** The app's `tls.hsts`, for an answer over TLS once the decision found the app; else undefined. */
+export function hstsOf(head: RequestHead): string | undefined {
+  return head.secure ? head.pool?.record?.tls?.hsts : undefined;
 }

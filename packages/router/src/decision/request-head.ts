@@ -11,9 +11,15 @@
  * nor absolute-form (`http://host/p`) is 400. An absolute-form target routes by its authority
  * (RFC 9112 §3.2.2), which replaces the client's Host; the instance receives origin-form.
  * Dot-segments are removed before routing (dot-segments.ts).
+ *
+ * HTTP/2 (httpVersion '2.0', Node's raw header list with its pseudo-headers first): `:authority`
+ * is read as an absolute-form target's authority (it wins over a Host header and reaches the
+ * instance as Host), `:path` is the target, the other pseudo-headers are dropped, and the
+ * Cookie fields HTTP/2 may split are joined with "; " for the HTTP/1.1 instance (RFC 9113 §8.2.3).
  */
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../table/backend.js';
+import type { ServedCertificate } from '../table/cert-index.js';
 import type { AppPool } from '../table/routing-table.js';
 import { BAD_REQUEST, NOT_IMPLEMENTED, type Answer } from './answers.js';
 import { removeDotSegments } from './dot-segments.js';
@@ -31,6 +37,7 @@ const REQUEST_SKIP = new Set([
 ]);
 
 const SLASH = 0x2f;
+const COLON = 0x3a;
 
 /** One request as the decision sees it; the listeners' per-request objects extend it. */
 export class RequestHead {
@@ -54,6 +61,10 @@ export class RequestHead {
   hasLength = false;
   /** Set when the head is refused: the answer. */
   error: Answer | null = null;
+  /** The request came over TLS (set by the listener). */
+  secure = false;
+  /** Over TLS: the certificate the connection's handshake served; the request's host must be one it covers. */
+  cert: ServedCertificate | null = null;
   /** The decision: the app, and the instance chosen (set by decide()). */
   pool: AppPool | null = null;
   backend: Backend | null = null;
@@ -111,9 +122,16 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
   let te: string | undefined;
   let hasBody = false;
   let hasLength = false;
+  const http2 = httpVersion === '2.0';
+  /** HTTP/2: where the first Cookie field went in `headers`. */
+  let cookieAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
+    if (http2 && name.charCodeAt(0) === COLON) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (!REQUEST_SKIP.has(lower)) {
       if (lower === 'host') {
@@ -122,6 +140,12 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
       } else if (lower === 'content-length') {
         hasLength = true;
         if (value !== '0') hasBody = true;
+      } else if (http2 && lower === 'cookie') {
+        if (cookieAt >= 0) {
+          headers[cookieAt + 1] += `; ${value}`;
+          continue;
+        }
+        cookieAt = headers.length;
       }
       headers.push(name, value);
       continue;
@@ -160,7 +184,9 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
     }
     head.hostHeader = authority;
     headers.push('host', authority);
-  } else if (head.path === '') {
+  }
+  // Neither origin-form nor absolute-form (`*`, an authority-form CONNECT; over HTTP/2 a `:path` like them).
+  if (head.path === '') {
     head.error = BAD_REQUEST;
     return;
   }

@@ -19,10 +19,19 @@
  *
  * Upgraded connections (WebSockets) are not HTTP connections any more: they end as the
  * upgrade tunnels are closed (listeners/upgrade.ts).
+ *
+ * The TLS listener (tls-listener.ts) is adopted: its connections count here too, its HTTP/1.1
+ * answers say `Connection: close` alike, and its HTTP/2 sessions get GOAWAY instead (RFC 9113
+ * §6.8: the client sends no new stream on the session, the streams in flight finish, and the
+ * client may retry elsewhere any stream the GOAWAY says was not processed). A session opened
+ * while stopping gets its GOAWAY once its first stream ends, as an HTTP/1.1 connection gets
+ * `Connection: close` on its first answer.
  */
 import type { RequestListener, Server } from 'node:http';
+import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
 import { nodeHttp } from '../node-http.js';
 import { Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 export interface ClientConnectionOptions {
   /** How long an idle client connection is kept, announced as `Keep-Alive: timeout=N`. */
@@ -46,6 +55,9 @@ export class ClientDrain {
   private readonly open = new Set<Socket>();
   private accepted = 0;
   private onDrained: (() => void) | null = null;
+  /** Listeners besides `server` (the TLS one). */
+  private readonly adopted: NetServer[] = [];
+  private readonly sessions = new Set<ServerHttp2Session>();
 
   constructor(listener: RequestListener, opts: ClientConnectionOptions) {
     this.server = nodeHttp.createServer(
@@ -63,17 +75,54 @@ export class ClientDrain {
       listener,
     );
     this.server.setTimeout(0);
-    const forget = (socket: Socket): void => {
-      if (!this.open.delete(socket) || this.open.size > 0 || this.onDrained === null) return;
-      this.onDrained();
-      this.onDrained = null;
-    };
     this.server.on('connection', (socket: Socket) => {
       this.accepted++;
-      this.open.add(socket);
-      socket.once('close', () => forget(socket));
+      this.track(socket);
     });
-    this.server.on('upgrade', (req: { socket: Socket }) => forget(req.socket));
+    this.server.on('upgrade', (req: { socket: Socket }) => this.forget(req.socket));
+  }
+
+  private track(socket: Socket): void {
+    this.open.add(socket);
+    socket.once('close', () => this.forget(socket));
+  }
+
+  private forget(socket: Socket): void {
+    if (!this.open.delete(socket) || this.open.size > 0 || this.onDrained === null) return;
+    this.onDrained();
+    this.onDrained = null;
+  }
+
+  /**
+   * Drains the TLS listener's connections with this one's: `front` is its listening socket,
+   * `servers` the HTTP servers it hands connections to. HTTP/1.1 over TLS as above (the
+   * servers' own keep-alive and header timeouts set here), HTTP/2 sessions by GOAWAY. A
+   * connection counts from its handshake's end: one still in its handshake when the router
+   * stops has sent no request.
+   */
+  adopt(front: NetServer, servers: Http2SecureServer[], opts: ClientConnectionOptions): void {
+    this.adopted.push(front);
+    front.on('connection', () => this.accepted++);
+    for (const server of servers) {
+      // Node serves HTTP/1.1 on an HTTP/2 server with http.Server's connection code, which reads these from the server.
+      const h1 = server as unknown as { keepAliveTimeout: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+      h1.keepAliveTimeout = opts.keepAliveTimeoutMs;
+      h1.headersTimeout = opts.requestHeaderTimeoutMs;
+      h1.requestTimeout = 0;
+      h1.connectionsCheckingInterval = Math.min(MAX_HEADER_CHECK_INTERVAL_MS, Math.max(1, Math.floor(opts.requestHeaderTimeoutMs / 4)));
+      // Node starts its header-timeout checks on a server's 'listening'; these servers never
+      // listen themselves (`front` does and hands them connections), so they are told when it does.
+      front.once('listening', () => server.emit('listening'));
+      server.on('secureConnection', (socket: TLSSocket) => this.track(socket));
+      server.on('upgrade', (req: { socket: Socket }) => this.forget(req.socket));
+      server.on('session', (session: ServerHttp2Session) => {
+        this.sessions.add(session);
+        session.once('close', () => this.sessions.delete(session));
+        // An idle session ends like an idle HTTP/1.1 connection: GOAWAY, nothing in flight is cut.
+        session.setTimeout(opts.keepAliveTimeoutMs, () => session.close());
+        if (this.isStopping) session.once('stream', (stream) => stream.once('close', () => session.close()));
+      });
+    }
   }
 
   /** True from begin() on: answers carry `Connection: close`. */
@@ -87,7 +136,9 @@ export class ClientDrain {
   }
 
   begin(): void {
+    if (this.isStopping) return;
     this.isStopping = true;
+    for (const session of this.sessions) session.close();
   }
 
   /**
@@ -110,6 +161,7 @@ export class ClientDrain {
       if (this.accepted === before || performance.now() > giveUpAt) break;
     }
     if (this.server.listening) NetServer.prototype.close.call(this.server);
+    for (const other of this.adopted) if (other.listening) NetServer.prototype.close.call(other);
   }
 
   /** Resolves once every HTTP connection has ended. */
@@ -126,6 +178,7 @@ export class ClientDrain {
 
   /** The shutdown timeout ran out: closes every HTTP connection still open, in flight or not. */
   cut(): void {
+    for (const session of this.sessions) session.destroy();
     for (const socket of this.open) socket.destroy();
   }
 }

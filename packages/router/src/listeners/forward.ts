@@ -15,16 +15,18 @@
  * upstream request, access log, metrics.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { answerHeaders, FAILURE_ANSWER, type Answer } from '../decision/answers.js';
 import { decide, retryTarget } from '../decision/decide.js';
 import { classifyUpstreamError } from '../decision/failure.js';
-import { addForwardedHeaders, forwardedResponseHeaders } from '../decision/forwarded.js';
+import { addForwardedHeaders, forwardedResponseHeaders, hstsOf } from '../decision/forwarded.js';
 import { readRequestHead, RequestHead } from '../decision/request-head.js';
 import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { Upstream, UpstreamClient, UpstreamExchange } from '../transport/upstream.js';
 import type { Backend } from '../table/backend.js';
+import type { ServedCertificate } from '../table/cert-index.js';
 import type { RoutingTable } from '../table/routing-table.js';
 
 export interface ForwardLogger {
@@ -45,6 +47,18 @@ export interface ListenerOptions {
   /** Counts a request against a backend (in flight), and releases it. */
   acquire: (backend: Backend) => void;
   release: (backend: Backend) => void;
+  /** What follows the host in a `tls.redirect` Location: `:N` for --public-https-port N, '' for 443. */
+  httpsPort: string;
+}
+
+/** What a request listener knows of the TLS listener a request came on (null: the plain one). */
+export interface TlsEdge {
+  /** X-Forwarded-Port: the port the TLS listener accepted the connection on. */
+  readonly port: string;
+  /** The certificate the connection's handshake served. */
+  certOf(socket: Socket): ServedCertificate | null;
+  /** Counts a request over TLS by protocol. */
+  count(http2: boolean): void;
 }
 
 export interface ForwarderOptions extends ListenerOptions {
@@ -105,6 +119,8 @@ class Exchange extends RequestHead implements UpstreamExchange {
   upstream: Upstream | null = null;
   /** Response head written to the client. */
   started = false;
+  /** An HTTP/2 stream (Node's compatibility request and response). */
+  http2 = false;
   done = false;
   private onDrain: (() => void) | null = null;
 
@@ -132,9 +148,10 @@ class Exchange extends RequestHead implements UpstreamExchange {
     const fwd = this.fwd;
     if (backend.consecutiveFailures > 0) recordSuccess(backend);
     fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
-    const out = forwardedResponseHeaders(rawHeaders, this.id, fwd.opts.isClosing());
+    const out = forwardedResponseHeaders(rawHeaders, this.id, !this.http2 && fwd.opts.isClosing(), hstsOf(this));
     const res = this.res;
-    if (statusText) res.writeHead(statusCode, statusText, out);
+    // HTTP/2 has no reason phrase (Node warns when given one).
+    if (statusText && !this.http2) res.writeHead(statusCode, statusText, out);
     else res.writeHead(statusCode, out);
     this.started = true;
   }
@@ -188,20 +205,41 @@ class Exchange extends RequestHead implements UpstreamExchange {
 export class Forwarder {
   private readonly retryAfter: string;
 
-  constructor(readonly opts: ForwarderOptions) {
+  /** `tls`: the TLS listener this forwarder serves, or null for the plain one. */
+  constructor(
+    readonly opts: ForwarderOptions,
+    readonly tls: TlsEdge | null = null,
+  ) {
     this.retryAfter = String(opts.retryAfterSeconds);
   }
 
-  /** The server's request listener for non-upgrade requests. */
+  /**
+   * The server's request listener for non-upgrade requests: HTTP/1.x, and on the TLS listener
+   * also HTTP/2 streams through Node's compatibility API (same shape; see README, Design).
+   */
   handle(req: IncomingMessage, res: ServerResponse): void {
     const ex = new Exchange(this, req, res);
     readRequestHead(ex, req.method!, req.url!, req.httpVersion, req.rawHeaders);
     (res as TrackedResponse)[kExchange] = ex;
     res.on('close', onResponseClose);
+    const tls = this.tls;
+    let socket: Socket = req.socket;
+    if (tls !== null) {
+      ex.secure = true;
+      ex.http2 = req.httpVersionMajor === 2;
+      // An HTTP/2 request's own `socket` is a proxy made per stream; its session's is made once.
+      if (ex.http2) socket = (req as unknown as Http2ServerRequest).stream.session!.socket as Socket;
+      ex.cert = tls.certOf(socket);
+      tls.count(ex.http2);
+      // An HTTP/2 request has a body unless its HEADERS frame ended the stream; without a
+      // Content-Length it goes to the instance chunked.
+      if (ex.http2 && !ex.hasLength && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders) ex.hasBody = true;
+    }
 
-    const answer = decide(this.opts.getTable(), ex, Date.now());
+    const answer = decide(this.opts.getTable(), ex, Date.now(), this.opts.httpsPort);
     if (answer !== null) return this.send(ex, answer);
-    addForwardedHeaders(ex, req.socket.remoteAddress ?? '', 'http');
+    if (tls === null) addForwardedHeaders(ex, socket.remoteAddress ?? '', 'http');
+    else addForwardedHeaders(ex, socket.remoteAddress ?? '', 'https', tls.port);
     if (ex.hasBody) {
       ex.body = req;
       ex.chunked = !ex.hasLength;
@@ -218,9 +256,9 @@ export class Forwarder {
     ex.done = true;
     const res = ex.res;
     if (res.headersSent || res.destroyed) return;
-    res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing()));
+    res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
     res.end(answer.message);
-    if (answer.close === true) {
+    if (answer.close === true && !ex.http2) {
       (ex.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
       return;
     }

@@ -21,6 +21,7 @@ import type { Backend } from '../table/backend.js';
 import type { RoutingTable } from '../table/routing-table.js';
 import { closesAfterAnswer, Forwarder, type ForwardLogger } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
+import { TlsListener } from './tls-listener.js';
 
 export interface ProxyOptions {
   getTable: () => RoutingTable;
@@ -40,6 +41,10 @@ export interface ProxyOptions {
   accessLog: boolean;
   /** A draining instance's last request or WebSocket ended. */
   onDrained: (backend: Backend) => void;
+  /** --public-https-port, for `tls.redirect` Locations (default 443). */
+  publicHttpsPort?: number;
+  /** The TLS listener, when --listen-tls is set (it listens when told: see ProxyServer.tls). */
+  tls?: { defaultCert: string | undefined; contextCacheSize: number };
 }
 
 /** The longest idle time an instance's own Keep-Alive announcement may give an upstream connection. */
@@ -51,6 +56,8 @@ export interface ProxyServer {
   upstream: UpstreamClient;
   /** The client connections: begin() turns every answer to `Connection: close` (see drain.ts). */
   drain: ClientDrain;
+  /** The TLS listener (HTTP/2 and HTTP/1.1), when configured; its connections drain with the plain ones. */
+  tls: TlsListener | undefined;
   /**
    * Ends WebSocket tunnels, stops accepting and resolves once every client connection has ended.
    * Answers sent meanwhile carry `Connection: close`; idle connections end at their keep-alive
@@ -133,7 +140,8 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     if (getTable().release(backend) === 0 && backend.state === 'draining') opts.onDrained(backend);
   }
 
-  const forwarder = new Forwarder({
+  const httpsPort = opts.publicHttpsPort === undefined || opts.publicHttpsPort === 443 ? '' : `:${opts.publicHttpsPort}`;
+  const forwarderOptions = {
     getTable,
     client: upstream,
     metrics,
@@ -144,11 +152,14 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     isClosing: () => drain.stopping,
     acquire,
     release,
-  });
-  const drain = new ClientDrain((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res), {
+    httpsPort,
+  };
+  const forwarder = new Forwarder(forwarderOptions);
+  const clientConnections = {
     keepAliveTimeoutMs: opts.clientKeepAliveTimeoutMs,
     requestHeaderTimeoutMs: opts.requestHeaderTimeoutMs,
-  });
+  };
+  const drain = new ClientDrain((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res), clientConnections);
   const upgrades = new UpgradeHandler({
     getTable,
     metrics,
@@ -161,7 +172,17 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     isClosing: () => closed,
     acquire,
     release,
+    httpsPort,
   });
+  let tls: TlsListener | undefined;
+  if (opts.tls !== undefined) {
+    tls = new TlsListener(
+      { getTable, metrics, log, defaultCert: opts.tls.defaultCert, contextCacheSize: opts.tls.contextCacheSize, helloTimeoutMs: opts.requestHeaderTimeoutMs },
+      (edge) => new Forwarder(forwarderOptions, edge),
+      upgrades,
+    );
+    drain.adopt(tls.front, tls.fallback === undefined ? [tls.server] : [tls.server, tls.fallback], clientConnections);
+  }
 
   const app = fastify({
     logger: false,
@@ -190,5 +211,5 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     await app.close();
   }
 
-  return { server: app, upstream, drain, close };
+  return { server: app, upstream, drain, tls, close };
 }

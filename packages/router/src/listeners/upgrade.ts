@@ -15,13 +15,13 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FAILURE_ANSWER, rawAnswer, UNAVAILABLE, type Answer } from '../decision/answers.js';
 import { decide } from '../decision/decide.js';
-import { addForwardedHeaders } from '../decision/forwarded.js';
+import { addForwardedHeaders, hstsOf } from '../decision/forwarded.js';
 import { readRequestHead, RequestHead } from '../decision/request-head.js';
 import { recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
 import type { Connectors } from '../transport/connector.js';
 import { noTransportError, UpstreamError } from '../transport/upstream.js';
-import { upstreamFailure, type ListenerOptions } from './forward.js';
+import { upstreamFailure, type ListenerOptions, type TlsEdge } from './forward.js';
 
 /** No answer bytes yet (shared: never written to). */
 const EMPTY = Buffer.alloc(0);
@@ -177,7 +177,7 @@ class Tunnel extends RequestHead {
     const client = this.client;
     if (client.destroyed) return;
     // The server's sockets are half-open: ours ends here, the client's when it has read the answer.
-    client.end(rawAnswer(a, this.id, this.owner.retryAfter));
+    client.end(rawAnswer(a, this.id, this.owner.retryAfter, hstsOf(this)));
     client.resume();
     client.setTimeout(LINGER_MS, onLingerTimeout);
   }
@@ -213,18 +213,24 @@ export class UpgradeHandler {
     this.retryAfter = String(opts.retryAfterSeconds);
   }
 
-  /** For a WebSocket upgrade (isWebSocketUpgrade) the HTTP server has let go of. */
-  handle(req: IncomingMessage, client: Socket, early: Buffer): void {
+  /** For a WebSocket upgrade (isWebSocketUpgrade) the HTTP server has let go of; `tls`: the TLS listener it came on, if any. */
+  handle(req: IncomingMessage, client: Socket, early: Buffer, tls: TlsEdge | null = null): void {
     const t = new Tunnel(this, req, client, early);
     this.tunnels.add(t);
     // A client error ends in 'close', which ends the tunnel.
     client.on('error', ignore);
     client.once('close', () => t.finish());
     readRequestHead(t, req.method!, req.url!, req.httpVersion, req.rawHeaders);
+    if (tls !== null) {
+      t.secure = true;
+      t.cert = tls.certOf(client);
+      tls.count(false);
+    }
     // During shutdown no new WebSocket starts: close() would have to wait for it.
-    const answer = this.opts.isClosing() ? UNAVAILABLE : decide(this.opts.getTable(), t, Date.now());
+    const answer = this.opts.isClosing() ? UNAVAILABLE : decide(this.opts.getTable(), t, Date.now(), this.opts.httpsPort);
     if (answer !== null) return t.answer(answer);
-    addForwardedHeaders(t, client.remoteAddress ?? '', 'http');
+    if (tls === null) addForwardedHeaders(t, client.remoteAddress ?? '', 'http');
+    else addForwardedHeaders(t, client.remoteAddress ?? '', 'https', tls.port);
     t.headers.push('connection', 'upgrade', 'upgrade', req.headers.upgrade!);
     t.dispatch(t.backend!);
   }

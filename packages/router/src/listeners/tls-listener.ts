@@ -1,0 +1,246 @@
+/**
+ * The TLS listener (--listen-tls): HTTP/2 and HTTP/1.1 chosen by ALPN on one port, every request
+ * through the same forwarder, upgrade handler and decision as the plain listener.
+ *
+ * The server has no certificate of its own: every handshake is answered from SNICallback with
+ * the certificate the table's index gives for the server name (exact, then one-label wildcard),
+ * else the --default-cert one, else none, and the handshake fails. A server certificate of its
+ * own would be served instead of an SNI certificate of another key type (nodejs/node#54235:
+ * Node adds the SNI certificate beside the default one and OpenSSL may pick either).
+ *
+ * The certificate a connection was handshaken with is kept on its socket: a request on it for a
+ * host that certificate does not cover is answered 421 by the decision (HTTP/2 clients reuse a
+ * connection for every host its certificate covers).
+ *
+ * A client that sends no server name never reaches SNICallback (Node then serves the server's
+ * own certificate). So the listening socket is a plain TCP server that reads the ClientHello
+ * (client-hello.ts) and hands the connection to the SNI server, or, when it names no server and
+ * --default-cert is set, to a second server whose own certificate is the default one (no
+ * SNICallback there, so nodejs/node#54235 cannot bite either).
+ *
+ * WebSocket goes over HTTP/1.1 only (Extended CONNECT, RFC 8441, is not advertised). Other
+ * upgrades are served as plain requests, as on the plain listener.
+ */
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { SecureContext, TLSSocket } from 'node:tls';
+import type { RouterMetrics } from '../admin/metrics.js';
+import { BAD_REQUEST, rawAnswer } from '../decision/answers.js';
+import { normalizeHost } from '../decision/host.js';
+import type { ServedCertificate } from '../table/cert-index.js';
+import type { RoutingTable } from '../table/routing-table.js';
+import { nodeHttp } from '../node-http.js';
+import type { Forwarder, ForwardLogger, TlsEdge } from './forward.js';
+import { firstRecordLength, MAX_RECORD, namesServer } from './client-hello.js';
+import { ContextCache } from './tls-contexts.js';
+import { isWebSocketUpgrade, type UpgradeHandler } from './upgrade.js';
+
+/** On a TLS socket: the certificate its handshake served (null: none covered the name). */
+const kCert = Symbol('paas.cert');
+type CertSocket = TLSSocket & { [kCert]?: ServedCertificate | null };
+
+/** Handshake failures that mean "no certificate to serve" when the client sent no server name. */
+const NO_CERTIFICATE = new Set(['ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM', 'ERR_SSL_NO_SHARED_CIPHER', 'ERR_SSL_NO_CERTIFICATE_ASSIGNED']);
+
+export interface TlsListenerOptions {
+  getTable: () => RoutingTable;
+  metrics: RouterMetrics;
+  log: ForwardLogger;
+  /** --default-cert: the `certs/` name served when none covers the server name. */
+  defaultCert: string | undefined;
+  /** --tls-context-cache. */
+  contextCacheSize: number;
+  /** How long a client has to send its ClientHello (--request-header-timeout). */
+  helloTimeoutMs: number;
+}
+
+function ignore(): void {}
+
+type Handshake = 'ok' | 'default_cert' | 'unknown_name' | 'error';
+
+export class TlsListener implements TlsEdge {
+  /** The listening socket: reads each ClientHello and hands the connection on. */
+  readonly front: NetServer;
+  /** Handshakes that name a server: certificates from SNICallback. */
+  readonly server: Http2SecureServer;
+  /** Handshakes that name none, with --default-cert: that certificate as the server's own. */
+  readonly fallback: Http2SecureServer | undefined;
+  /** The certificate `fallback` serves now. */
+  private fallbackCert: ServedCertificate | undefined;
+  readonly contexts: ContextCache;
+  /** X-Forwarded-Port, once listening. */
+  port = '';
+  private readonly handshakes: Record<Handshake, { inc(): void }>;
+  private readonly requests: { h1: { inc(): void }; h2: { inc(): void } };
+
+  constructor(
+    private readonly opts: TlsListenerOptions,
+    /** The forwarder for this listener's requests, given the listener. */
+    makeForwarder: (edge: TlsEdge) => Forwarder,
+    upgrades: UpgradeHandler,
+  ) {
+    const forwarder = makeForwarder(this);
+    this.contexts = new ContextCache(opts.contextCacheSize);
+    const m = opts.metrics;
+    // Label children bound once: nothing is hashed per handshake or request.
+    this.handshakes = { ok: m.tlsHandshakes.labels('ok'), default_cert: m.tlsHandshakes.labels('default_cert'), unknown_name: m.tlsHandshakes.labels('unknown_name'), error: m.tlsHandshakes.labels('error') };
+    this.requests = { h1: m.tlsRequests.labels('http/1.1'), h2: m.tlsRequests.labels('h2') };
+    const select = (socket: CertSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => this.select(socket, servername, cb);
+    const http = {
+      allowHTTP1: true,
+      ALPNProtocols: ['h2', 'http/1.1'],
+      // Node's default is a hash of the process's command line, which differs between replicas
+      // (ids, ports) and would refuse their tickets: one value for the whole fleet.
+      sessionIdContext: 'paas-router',
+      // The same bound on a request head as HTTP/1.1 (Node's --max-http-header-size).
+      maxSendHeaderBlockLength: nodeHttp.maxHeaderSize * 4,
+      settings: { maxHeaderListSize: nodeHttp.maxHeaderSize, enableConnectProtocol: false },
+    };
+    // Node's compatibility request and response have the shape forward.ts uses (see README, Design).
+    const onRequest = (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => forwarder.handle(req as IncomingMessage, res as ServerResponse);
+    this.server = createSecureServer(
+      {
+        ...http,
+        // Node calls it as a method of the TLS socket being handshaken.
+        SNICallback(this: CertSocket, servername, cb) {
+          select(this, servername, cb);
+        },
+      },
+      onRequest,
+    );
+    this.wire(this.server, upgrades);
+    if (opts.defaultCert !== undefined) {
+      const fallback = createSecureServer(http, onRequest);
+      this.wire(fallback, upgrades);
+      fallback.on('secureConnection', (socket: CertSocket) => {
+        socket[kCert] = this.fallbackCert ?? null;
+      });
+      this.fallback = fallback;
+    }
+    this.front = createNetServer((socket) => this.dispatch(socket, opts.helloTimeoutMs));
+  }
+
+  /** The same requests, upgrades and counts on both servers. */
+  private wire(server: Http2SecureServer, upgrades: UpgradeHandler): void {
+    const m = this.opts.metrics;
+    // Only WebSocket upgrades leave HTTP (Node >= 24.9 and 22.21 ask; older ones hand every upgrade to 'upgrade').
+    (server as unknown as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = isWebSocketUpgrade;
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, early: Buffer) => {
+      if (isWebSocketUpgrade(req)) upgrades.handle(req, socket, early, this);
+      else socket.end(rawAnswer(BAD_REQUEST, '', ''));
+    });
+    server.on('secureConnection', (socket: CertSocket) => {
+      if (socket.isSessionReused()) m.tlsResumed.inc();
+    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: CertSocket) => {
+      // A name no certificate covers was counted when it was looked up.
+      if (socket[kCert] === null) return;
+      if (socket[kCert] === undefined && !socket.servername && NO_CERTIFICATE.has(err.code ?? '')) this.handshakes.unknown_name.inc();
+      else this.handshakes.error.inc();
+    });
+  }
+
+  /**
+   * Reads the first TLS record (the ClientHello), then hands the connection, bytes unread, to
+   * the server that answers it: Node's TLS socket takes over bytes already buffered.
+   */
+  private dispatch(socket: Socket, timeoutMs: number): void {
+    let seen: Buffer | null = null;
+    socket.on('error', ignore);
+    socket.setTimeout(timeoutMs, () => socket.destroy());
+    const onData = (chunk: Buffer) => {
+      seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
+      const length = firstRecordLength(seen);
+      if (length !== 0 && seen.length < length && seen.length < MAX_RECORD) return;
+      socket.off('data', onData);
+      socket.off('error', ignore);
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(seen);
+      const target = length !== 0 && seen.length >= length && !namesServer(seen) ? this.fallbackFor() : this.server;
+      target.emit('connection', socket);
+    };
+    socket.on('data', onData);
+  }
+
+  /** The server for a handshake that names no server: the fallback, its certificate the current --default-cert one. */
+  private fallbackFor(): Http2SecureServer {
+    const fallback = this.fallback;
+    if (fallback === undefined) return this.server;
+    const cert = this.opts.getTable().certs.get(this.opts.defaultCert!);
+    if (cert === undefined) return this.server;
+    if (cert !== this.fallbackCert) {
+      try {
+        fallback.setSecureContext({ cert: cert.certPem, key: cert.keyPem });
+      } catch (err) {
+        this.opts.log.warn({ cert: cert.name, err: (err as Error).message }, 'TLS context could not be built');
+        return this.server;
+      }
+      this.fallbackCert = cert;
+    }
+    this.handshakes.default_cert.inc();
+    return fallback;
+  }
+
+  /** The certificate for a handshake's server name (see the module comment). */
+  private select(socket: CertSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
+    const certs = this.opts.getTable().certs;
+    let cert = certs.forHost(normalizeHost(servername));
+    let result: Handshake = 'ok';
+    if (cert === undefined && this.opts.defaultCert !== undefined) {
+      cert = certs.get(this.opts.defaultCert);
+      result = 'default_cert';
+    }
+    if (cert === undefined) {
+      socket[kCert] = null;
+      this.handshakes.unknown_name.inc();
+      // No context: the server has no certificate, so the handshake fails.
+      cb(null);
+      return;
+    }
+    let context: SecureContext;
+    try {
+      const before = this.contexts.size;
+      context = this.contexts.get(cert);
+      if (this.contexts.size !== before) this.opts.metrics.tlsContexts.set(this.contexts.size);
+    } catch (err) {
+      this.opts.log.warn({ cert: cert.name, err: (err as Error).message }, 'TLS context could not be built');
+      this.handshakes.error.inc();
+      socket[kCert] = null;
+      cb(null);
+      return;
+    }
+    socket[kCert] = cert;
+    this.handshakes[result].inc();
+    cb(null, context);
+  }
+
+  /** The session ticket key of both servers (see ticket-keys.ts). */
+  setTicketKeys(key: Buffer): void {
+    this.server.setTicketKeys(key);
+    this.fallback?.setTicketKeys(key);
+  }
+
+  // --- TlsEdge ---
+
+  certOf(socket: Socket): ServedCertificate | null {
+    return (socket as CertSocket)[kCert] ?? null;
+  }
+
+  count(http2: boolean): void {
+    (http2 ? this.requests.h2 : this.requests.h1).inc();
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.front.once('error', reject);
+      this.front.listen(port, host, () => {
+        this.front.off('error', reject);
+        const address = this.front.address();
+        this.port = typeof address === 'object' && address !== null ? String(address.port) : String(port);
+        resolve();
+      });
+    });
+  }
+}
