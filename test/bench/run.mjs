@@ -58,6 +58,9 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --redeploy-every D        soak: one redeploy of the app this often (default 30s)
   --etcd-restart-every D    soak: one etcd member restarted this often (default 5m)
   --router-restart-every D  soak: one router restarted (SIGTERM, drain) this often (default 10m)
+  --baseline DIR     a checkout of another router build (built: packages/router/dist), offered as the
+                     configuration router-baseline, so two builds are compared within one run
+  --baseline-node P  the node binary router-baseline runs on (default: the bench's own)
   --nice N           run everything the bench starts under \`nice -n N\` (e.g. -10, root only): on a
                      machine shared with other work, fewer of its time slices land in the figures
   --noise-retries N  measure a proxy / fixed-rate configuration again, up to N times, while other
@@ -102,6 +105,8 @@ function parseArgs(argv) {
       case '--etcd-restart-every': o.etcdRestartEvery = seconds(val(), a); break;
       case '--router-restart-every': o.routerRestartEvery = seconds(val(), a); break;
       case '--warmup': o.warmup = Number(val()); break;
+      case '--baseline': o.baseline = path.resolve(val()); break;
+      case '--baseline-node': o.baselineNode = path.resolve(val()); break;
       case '--nice': o.nice = Number(val()); break;
       case '--noise-retries': o.noiseRetries = Number(val()); break;
       case '--max-minutes': o.maxMinutes = Number(val()); break;
@@ -184,6 +189,7 @@ async function main() {
     tmpDir,
     outDir: path.join(HERE, 'results'),
     targets: opts.proxies,
+    baseline: opts.baseline === undefined ? undefined : { bin: path.join(opts.baseline, 'packages/router/bin/paas-router.js'), node: opts.baselineNode ?? process.execPath, dir: opts.baseline },
     connections: 50,
     warmSeconds: opts.warmup ?? (q ? 1 : 3),
     measureSeconds: opts.duration ?? (q ? 2 : 10),

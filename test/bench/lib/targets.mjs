@@ -19,12 +19,13 @@ import { startRouter, routerSupportsWorkers, routerSupportsUpstreamClient } from
 import { appOps } from './etcd-load.mjs';
 
 export const BENCH_HOST = 'bench.local';
-export const ALL_TARGETS = ['direct', 'haproxy', 'nginx', 'router', 'router-portable', 'router-workers'];
+export const ALL_TARGETS = ['direct', 'haproxy', 'nginx', 'router', 'router-portable', 'router-workers', 'router-baseline'];
 
 /** Why a target cannot run here, or undefined when it can. */
 export async function unavailable(ctx, name) {
   if (name === 'haproxy' && !ctx.tools.haproxy) return 'haproxy not installed';
   if (name === 'nginx' && !ctx.tools.nginx) return 'nginx not installed';
+  if (name === 'router-baseline' && ctx.baseline === undefined) return 'not asked for (--baseline DIR)';
   if (name === 'router-workers' && !(await routerSupportsWorkers())) return 'not available: the router has no --workers flag (paas-router --help)';
   if (name === 'router-portable' && !(await routerSupportsUpstreamClient())) return 'not available: the router has no --upstream-client flag (paas-router --help)';
   return undefined;
@@ -57,7 +58,8 @@ export async function startTarget(ctx, name) {
     }
     case 'router':
     case 'router-portable':
-    case 'router-workers': {
+    case 'router-workers':
+    case 'router-baseline': {
       const etcd = await ctx.etcd();
       const prefix = '/bench-proxy';
       if (!ctx.proxyAppWritten) {
@@ -68,7 +70,8 @@ export async function startTarget(ctx, name) {
       const workers = name === 'router-workers' ? 2 : undefined;
       const routerCpus = workers ? cpus.all : cpus.proxy;
       const extraArgs = name === 'router-portable' ? ['--upstream-client', 'portable'] : [];
-      const router = await startRouter({ etcd: etcd.endpoint, prefix, id: `bench-${name}`, cpus: routerCpus, workers, extraArgs });
+      const baseline = name === 'router-baseline' ? ctx.baseline : undefined;
+      const router = await startRouter({ etcd: etcd.endpoint, prefix, id: `bench-${name}`, cpus: routerCpus, workers, extraArgs, ...(baseline && { bin: baseline.bin, node: baseline.node }) });
       const client = await upstreamClientOf(router);
       return {
         name,
@@ -76,7 +79,7 @@ export async function startTarget(ctx, name) {
         host: BENCH_HOST,
         pids: [router.proc.pid],
         cpus: router.proc.pinned ?? 'unpinned',
-        note: (workers ? '--workers 2 (primary + workers counted), on both cores' : 'one process') + (client ? `, ${client} upstream client` : ''),
+        note: (workers ? '--workers 2 (primary + workers counted), on both cores' : 'one process') + (client ? `, ${client} upstream client` : '') + (baseline ? `, build in ${baseline.dir} on ${baseline.node}` : ''),
         stop: () => router.proc.stop(),
       };
     }
