@@ -8,7 +8,6 @@
 import { hostError, isName, NAME_PATTERN } from './names.js';
 import { parseAppRecord, parseInstanceRecord, parseOverrideRecord, type ParseResult } from './parse.js';
 import type { KeyLayout } from './keys.js';
-import { parseCertRecord, type CertRecordValue } from './cert-record.js';
 import type { AppRecord, InstanceRecord, OverrideRecord } from './schema.js';
 
 export type AppRef = { kind: 'app'; app: string };
@@ -16,8 +15,7 @@ export type InstanceRef = { kind: 'instance'; app: string; id: string };
 export type OverrideRef = { kind: 'override'; host: string };
 export type RouterRef = { kind: 'router'; id: string };
 export type RolloutRef = { kind: 'rollout'; app: string };
-export type CertRef = { kind: 'cert'; name: string };
-export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef;
+export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef;
 
 /** One directory under the prefix. */
 export interface KeyKind<R extends KeyRef = KeyRef> {
@@ -66,13 +64,6 @@ const overrideKind: RecordKind<OverrideRef, OverrideRecord> = {
   value: parseOverrideRecord,
 };
 
-const certKind: RecordKind<CertRef, CertRecordValue> = {
-  kind: 'cert',
-  dir: 'certs',
-  ref: (tail) => (!single(tail) || !/^[a-z0-9.-]{1,253}$/.test(tail) ? 'expected certs/<name> (lower-case letters, digits, - and .)' : { kind: 'cert', name: tail }),
-  value: parseCertRecord,
-};
-
 const routerKind: KeyKind<RouterRef> = {
   kind: 'router',
   dir: 'routers',
@@ -87,9 +78,9 @@ const rolloutKind: KeyKind<RolloutRef> = {
 };
 
 /** The records routers apply, by kind. */
-export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind, cert: certKind } as const;
+export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind } as const;
 /** Every directory of the layout. */
-export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind];
+export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, routerKind, rolloutKind];
 
 export type RecordKindName = keyof typeof RECORD_KINDS;
 export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;

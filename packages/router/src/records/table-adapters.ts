@@ -42,8 +42,6 @@ const always = () => true;
 export function tableAdapters(table: RoutingTable): TableAdapters {
   /** Overrides map a host to a shared target, so their stamps live here. */
   const overrideStamps = new Map<string, RecordStamp>();
-  /** MINIMAL certs/ adapter (this branch only; the certificate-index branch has the full one). */
-  const certStamps = new Map<string, RecordStamp>();
   return {
     app: {
       stamp(ref) {
@@ -96,30 +94,6 @@ export function tableAdapters(table: RoutingTable): TableAdapters {
             gone(stamp);
             overrideStamps.delete(host);
             table.deleteOverride(host);
-          }
-        }
-      },
-    },
-    cert: {
-      stamp: (ref) => certStamps.get(ref.name),
-      sameCreation: always,
-      set(rec, createRevision, old) {
-        const v = rec.value;
-        table.certs.set({ name: rec.ref.name, hosts: v.hosts, certPem: v.cert, keyPem: v.key, notAfter: v.notAfter, fingerprint: v.fingerprint, createRevision });
-        const stamp = old ?? { hashHi: 0, hashLo: 0, listed: 0 };
-        certStamps.set(rec.ref.name, stamp);
-        return stamp;
-      },
-      delete(ref) {
-        certStamps.delete(ref.name);
-        table.certs.delete(ref.name);
-      },
-      sweep(mark, gone) {
-        for (const [name, stamp] of certStamps) {
-          if (stamp.listed !== mark) {
-            gone(stamp);
-            certStamps.delete(name);
-            table.certs.delete(name);
           }
         }
       },
