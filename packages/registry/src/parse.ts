@@ -6,13 +6,16 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
+import { checkKey, decryptKey, DEFAULT_PARSE_CONTEXT, expiredError, readCertificate, type CertificateFacts, type ParseContext } from './certificate.js';
 import { hostError } from './names.js';
 import {
   AppRecordSchema,
+  CertRecordSchema,
   InstanceRecordSchema,
   OverrideRecordSchema,
   RouterStatusRecordSchema,
   type AppRecord,
+  type CertRecord,
   type InstanceRecord,
   type OverrideRecord,
   type RouterStatusRecord,
@@ -21,12 +24,18 @@ import {
 /** Larger values are rejected before JSON parsing: no legitimate record comes near it. */
 export const MAX_VALUE_BYTES = 64 * 1024;
 
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+/**
+ * `final` marks a rejection after which no earlier version of the key may be kept: a
+ * certificate record that is valid but for its expired leaf (docs/CONTRACT.md, "Certificate
+ * expiry"). Every other rejection keeps the key's last good value.
+ */
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string; final?: true };
 
 const checkApp = TypeCompiler.Compile(AppRecordSchema);
 const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
 const checkOverride = TypeCompiler.Compile(OverrideRecordSchema);
 const checkRouterStatus = TypeCompiler.Compile(RouterStatusRecordSchema);
+const checkCert = TypeCompiler.Compile(CertRecordSchema);
 
 function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
@@ -120,3 +129,38 @@ export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<R
   return check<RouterStatusRecord>(checkRouterStatus, json.value);
 }
 
+
+/** A valid certificate record as routers serve it: its PEM texts (the key decrypted) and the leaf's facts. */
+export interface CertificateValue extends CertificateFacts {
+  certPem: string;
+  keyPem: string;
+  /** The record's `source`, or "etcd" when it has none. */
+  source: string;
+}
+
+/**
+ * Judges a certificate record: shape, `key` or `keyEnc` (decrypted with ctx.keyRing), PEM
+ * certificates, DNS names, the key matching the leaf, and, last, the leaf's notAfter against
+ * ctx.now(), so that "expired" (a final rejection) is said only of a record valid in every other way.
+ */
+export function parseCertRecord(raw: Uint8Array | string, ctx: ParseContext = DEFAULT_PARSE_CONTEXT): ParseResult<CertificateValue> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<CertRecord>(checkCert, json.value);
+  if (!typed.ok) return typed;
+  const rec = typed.value;
+  if ((rec.key === undefined) === (rec.keyEnc === undefined)) return { ok: false, error: 'a certificate record has either "key" or "keyEnc", exactly one' };
+  let keyPem = rec.key;
+  if (rec.keyEnc !== undefined) {
+    const plain = decryptKey(rec.keyEnc, ctx.keyRing);
+    if (!plain.ok) return plain;
+    keyPem = plain.value;
+  }
+  const leaf = readCertificate(rec.cert);
+  if (!leaf.ok) return leaf;
+  const keyError = checkKey(leaf.value, keyPem!);
+  if (keyError !== undefined) return { ok: false, error: keyError };
+  const facts = leaf.value.facts;
+  if (facts.notAfter <= ctx.now()) return expiredError(facts.notAfter);
+  return { ok: true, value: { certPem: rec.cert, keyPem: keyPem!, hosts: facts.hosts, notAfter: facts.notAfter, fingerprint: facts.fingerprint, source: rec.source ?? 'etcd' } };
+}

@@ -2,9 +2,10 @@
  * Command line and environment → RouterConfig. Every flag has an environment variable; a bad
  * value stops start-up with one line naming the flag, the variable and what was wrong.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { isName, NAME_SHAPE, normalizePrefix } from '@paas/registry';
+import { isName, NAME_SHAPE, normalizePrefix, parseKeyRing, type KeyRing } from '@paas/registry';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
@@ -37,6 +38,8 @@ export interface RouterConfig {
   logLevel: string;
   /** Worker processes sharing the traffic port (node:cluster); 1 runs the router in this process. */
   workers: number;
+  /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
+  keyRing: KeyRing;
 }
 
 export class ConfigError extends Error {}
@@ -69,6 +72,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
   'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'key-ring': { env: 'ROUTER_KEY_RING', help: 'JSON file { "<kid>": "<base64 of 32 bytes>", ... }: the keys that decrypt certificate records\' keyEnc (several kids, so keys can rotate)' },
   workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
 };
 
@@ -149,6 +153,20 @@ function checkClientKeepAlive(config: RouterConfig, keepAlive: { text: string | 
   }
 }
 
+function readKeyRing(file: string, what: string): KeyRing {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${what}: cannot read ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseKeyRing(text);
+  } catch (err) {
+    throw new ConfigError(`${what}: ${JSON.stringify(file)}: ${(err as Error).message}`);
+  }
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
@@ -219,6 +237,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
       return t;
     }),
     workers: get('workers', (t, w) => parseInteger(t, w, 1, 64)),
+    keyRing: raw('key-ring').text === undefined ? new Map() : get('key-ring', readKeyRing),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {

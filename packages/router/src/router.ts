@@ -12,6 +12,7 @@ import { ActiveHealthChecker } from './health/active.js';
 import { TableSync } from './records/table-sync.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
+import { certificatesReport, expiringSoonCount } from './status/certificates.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
 
 export interface RunningRouter {
@@ -62,7 +63,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     onConnection(connected) {
       metrics.etcdConnected.set(connected ? 1 : 0);
     },
-  }, etcd);
+  }, etcd, { keyRing: config.keyRing, now: Date.now });
+  metrics.observeCertificates({ all: () => sync.table.certs.all(), expiringSoon: () => expiringSoonCount(sync.table.certs, Date.now()) });
 
   // The first list is asked for before the listeners' modules (fastify, the upstream clients)
   // are loaded: etcd takes longer to read the first page than Node takes to load them, so the
@@ -103,6 +105,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     ready,
     upstreamClient: proxy.upstream.kind,
     ...statusRecord(sync, startedAt),
+    certificates: certificatesReport(sync.table, Date.now()),
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 

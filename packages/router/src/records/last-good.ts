@@ -42,15 +42,19 @@ export type LastGood =
   /** No valid version in this incarnation, or its history is compacted. */
   | { found: 'none'; firstBad: bigint; compacted: boolean };
 
+/** What `parse` answers for a version that ends the walk with nothing kept (an expired certificate). */
+export const FINAL = 'final';
+
 /**
- * Walks back from `current`. `parse` says whether a value is valid (and what it is). When `known`
+ * Walks back from `current`. `parse` says whether a value is valid (and what it is), or FINAL
+ * when that version leaves the key no value whatever came before it. When `known`
  * is given and the walk reaches the version it describes, the walk stops there: nothing between
  * that version and `current` was valid, so the answer is the one the router already holds.
  */
 export async function findLastGood(
   history: KeyHistory,
   current: RejectedVersion,
-  parse: (value: Buffer) => ParsedRecord | undefined,
+  parse: (value: Buffer) => ParsedRecord | undefined | typeof FINAL,
   known?: KnownLapse,
 ): Promise<LastGood> {
   let bad: { modRevision: bigint; version: bigint } = current;
@@ -66,6 +70,7 @@ export async function findLastGood(
       return { found: 'none', firstBad: bad.modRevision, compacted: false };
     }
     const record = parse(entry.value);
+    if (record === FINAL) return { found: 'none', firstBad: bad.modRevision, compacted: false };
     if (record !== undefined) return { found: 'entry', entry, record, firstBad: bad.modRevision };
     bad = entry;
   }
