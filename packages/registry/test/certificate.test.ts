@@ -9,11 +9,17 @@ import { encryptKey, parseKeyRing, type KeyRing, type ParseContext } from '../sr
 import { KeyLayout } from '../src/keys.js';
 import { parseRecord } from '../src/kinds.js';
 import { parseCertRecord } from '../src/parse.js';
-import { createCa, type IssuedCert, type TestCa } from '../../../test/harness/pki.js';
+import { createCa, type IssuedCert, type IssueOptions, type TestCa } from '../../../test/harness/pki.js';
 
 const ring: KeyRing = parseKeyRing(JSON.stringify({ k1: Buffer.alloc(32, 1).toString('base64'), k2: Buffer.alloc(32, 2).toString('base64') }));
 const ctx: ParseContext = { keyRing: ring, now: Date.now };
 const json = (v: unknown) => JSON.stringify(v);
+/** One at a time: `openssl ca` keeps a database file that concurrent runs corrupt. */
+async function issueAll<T extends IssueOptions[]>(list: [...T]): Promise<{ [K in keyof T]: IssuedCert }> {
+  const out: IssuedCert[] = [];
+  for (const opts of list) out.push(await ca.issue(opts));
+  return out as { [K in keyof T]: IssuedCert };
+}
 
 let ca: TestCa;
 let ec: IssuedCert;
@@ -25,13 +31,13 @@ let soon: IssuedCert;
 
 beforeAll(async () => {
   ca = await createCa();
-  [ec, rsa, other, noDns, expired, soon] = await Promise.all([
-    ca.issue({ dns: ['www.mango.com', '*.mango.com', 'WWW.Apple.com'] }),
-    ca.issue({ dns: ['rsa.mango.com'], keyType: 'rsa' }),
-    ca.issue({ dns: ['other.mango.com'] }),
-    ca.issue({ dns: [] }),
-    ca.issue({ dns: ['old.mango.com'], notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) }),
-    ca.issue({ dns: ['soon.mango.com'], notAfter: new Date(Date.now() + 3_600_000) }),
+  [ec, rsa, other, noDns, expired, soon] = await issueAll([
+    { dns: ['www.mango.com', '*.mango.com', 'WWW.Apple.com'] },
+    { dns: ['rsa.mango.com'], keyType: 'rsa' },
+    { dns: ['other.mango.com'] },
+    { dns: [] },
+    { dns: ['old.mango.com'], notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) },
+    { dns: ['soon.mango.com'], notAfter: new Date(Date.now() + 3_600_000) },
   ]);
 });
 
