@@ -43,14 +43,15 @@ interface PemBlock {
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END \1-----/g;
-const BASE64_BODY = /^(?:[A-Za-z0-9+/]{4}|\r?\n)*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?:\r?\n)*$/;
+/** Padding only at the end (PEM_BLOCK admits base64 characters only); the DER reading is the real check. */
+const PADDED_AT_END = /^[^=]*={0,2}[\r\n]*$/;
 
 /** The PEM blocks of `text`, in order; text around them is ignored, as OpenSSL does. */
 function pemBlocks(text: string): PemBlock[] {
   const out: PemBlock[] = [];
   PEM_BLOCK.lastIndex = 0;
   for (let m = PEM_BLOCK.exec(text); m !== null; m = PEM_BLOCK.exec(text)) {
-    if (!BASE64_BODY.test(m[2]!)) return [];
+    if (!PADDED_AT_END.test(m[2]!)) return [];
     out.push({ type: m[1]!, der: Buffer.from(m[2]!, 'base64') });
   }
   return out;
