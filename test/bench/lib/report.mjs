@@ -232,6 +232,7 @@ export function renderMarkdown(results) {
           ['figure', 'no certificates', `${int(c.certs)} certificates`, 'added', 'how'],
           [
             ['cold start to /readyz', `${f(c.plain.coldStartMs / 1000)} s`, `${f(c.withCerts.coldStartMs / 1000)} s`, `${f(c.added.coldStartMs / 1000)} s`, `medians of ${c.rounds} alternating starts, ${int(c.apps)} apps under both prefixes; records of ${int(c.recordBytes)} bytes (ECDSA P-256 leaf and key)`],
+            ['router CPU until ready', `${f(c.plain.cpuMs / 1000)} s`, `${f(c.withCerts.cpuMs / 1000)} s`, `${f(c.added.cpuMs / 1000)} s`, 'utime + stime of the router process (every thread) at /readyz 200'],
             ['RSS after load', `${int(c.plain.rssMB)} MB`, `${int(c.withCerts.rssMB)} MB`, `${f(c.added.rssMB, 1)} MB`, 'VmRSS 2 s after ready'],
           ],
         ),
