@@ -14,15 +14,6 @@
 /** The DER is not one of the shapes read here: use OpenSSL. */
 export class NotFastPath extends Error {}
 
-interface Tlv {
-  tag: number;
-  /** Where the TLV starts (its tag byte). */
-  at: number;
-  /** Its content: [start, end). */
-  start: number;
-  end: number;
-}
-
 const SEQUENCE = 0x30;
 const INTEGER = 0x02;
 const BIT_STRING = 0x03;
@@ -36,38 +27,73 @@ function fail(): never {
   throw new NotFastPath();
 }
 
-/** One TLV at `at`, which must end by `limit`; definite, minimal lengths only. */
-function tlv(b: Uint8Array, at: number, limit: number): Tlv {
-  if (at + 2 > limit) fail();
-  const tag = b[at]!;
-  if ((tag & 0x1f) === 0x1f) fail();
-  let len = b[at + 1]!;
-  let p = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || p + n > limit || b[p] === 0) fail();
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + b[p++]!;
-    if (len < 0x80) fail();
-  }
-  if (p + len > limit) fail();
-  return { tag, at, start: p, end: p + len };
-}
+/**
+ * A cursor over DER: `read()` takes the TLV at `pos` (which must end by `limit`) into `tag`,
+ * `start` and `end`, and moves `pos` past it; `enter()` makes its content the range read next.
+ * One object per reading, no allocation per TLV: a cold start reads every certificate record.
+ */
+class Der {
+  pos = 0;
+  limit: number;
+  tag = 0;
+  start = 0;
+  end = 0;
 
-/** The TLVs that make up `parent`'s content, exactly. */
-function children(b: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let p = parent.start; p < parent.end; ) {
-    const t = tlv(b, p, parent.end);
-    out.push(t);
-    p = t.end;
+  constructor(readonly b: Uint8Array) {
+    this.limit = b.length;
   }
-  return out;
-}
 
-function expect(t: Tlv | undefined, tag: number): Tlv {
-  if (t === undefined || t.tag !== tag) fail();
-  return t;
+  /** Reads the next TLV; with `tag`, it must have that tag. */
+  read(tag?: number): this {
+    const b = this.b;
+    const at = this.pos;
+    if (at + 2 > this.limit) fail();
+    const t = b[at]!;
+    if ((t & 0x1f) === 0x1f || (tag !== undefined && t !== tag)) fail();
+    let len = b[at + 1]!;
+    let p = at + 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      if (n === 0 || n > 4 || p + n > this.limit || b[p] === 0) fail();
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + b[p++]!;
+      if (len < 0x80) fail();
+    }
+    if (p + len > this.limit) fail();
+    this.tag = t;
+    this.start = p;
+    this.end = p + len;
+    this.pos = p + len;
+    return this;
+  }
+
+  /** Whether anything is left before `limit`. */
+  more(): boolean {
+    return this.pos < this.limit;
+  }
+
+  /** Continues inside the TLV just read; returns where it ends, for leave(). */
+  enter(): number {
+    const outer = this.limit;
+    this.pos = this.start;
+    this.limit = this.end;
+    return outer;
+  }
+
+  /** Back out of a TLV entered, which must have been read to its end. */
+  leave(outer: number): void {
+    if (this.pos !== this.limit) fail();
+    this.limit = outer;
+  }
+
+  /** Whether the content of the TLV just read equals `bytes`. */
+  is(bytes: Uint8Array): boolean {
+    return bytesEqual(this.b, this.start, this.end, bytes, 0, bytes.length);
+  }
+
+  content(): Buffer {
+    return Buffer.from(this.b.buffer, this.b.byteOffset + this.start, this.end - this.start);
+  }
 }
 
 function bytesEqual(b1: Uint8Array, s1: number, e1: number, b2: Uint8Array, s2: number, e2: number): boolean {
@@ -86,22 +112,23 @@ function digits(b: Uint8Array, at: number, n: number): number {
   return v;
 }
 
-/** UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ (the DER forms), in ms. */
-function time(b: Uint8Array, t: Tlv): number {
-  const len = t.end - t.start;
+/** UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ (the DER forms) just read, in ms. */
+function time(d: Der): number {
+  const b = d.b;
+  const len = d.end - d.start;
   let year: number;
-  let p = t.start;
-  if (t.tag === UTC_TIME && len === 13) {
+  let p = d.start;
+  if (d.tag === UTC_TIME && len === 13) {
     const yy = digits(b, p, 2);
     year = yy >= 50 ? 1900 + yy : 2000 + yy;
     p += 2;
-  } else if (t.tag === GENERALIZED_TIME && len === 15) {
+  } else if (d.tag === GENERALIZED_TIME && len === 15) {
     year = digits(b, p, 4);
     p += 4;
   } else {
     return fail();
   }
-  if (b[t.end - 1] !== 0x5a /* Z */) fail();
+  if (b[d.end - 1] !== 0x5a /* Z */) fail();
   const ms = Date.UTC(year, digits(b, p, 2) - 1, digits(b, p + 2, 2), digits(b, p + 4, 2), digits(b, p + 6, 2), digits(b, p + 8, 2));
   return Number.isNaN(ms) ? fail() : ms;
 }
@@ -109,26 +136,18 @@ function time(b: Uint8Array, t: Tlv): number {
 const SAN_OID = Uint8Array.of(0x55, 0x1d, 0x11); // 2.5.29.17
 const EC_PUBLIC_KEY_OID = Uint8Array.of(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01); // 1.2.840.10045.2.1
 const RSA_ENCRYPTION_OID = Uint8Array.of(0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01); // 1.2.840.113549.1.1.1
-/** Named curves by OID content (hex), with the byte length of their private scalar. */
-const CURVES = new Map<string, number>([
-  ['2a8648ce3d030107', 32], // P-256
-  ['2b81040022', 48], // P-384
-  ['2b81040023', 66], // P-521
-]);
-
-function isOid(b: Uint8Array, t: Tlv, oid: Uint8Array): boolean {
-  return t.tag === OID && bytesEqual(b, t.start, t.end, oid, 0, oid.length);
-}
-
-function hex(b: Uint8Array, t: Tlv): string {
-  return Buffer.from(b.buffer, b.byteOffset + t.start, t.end - t.start).toString('hex');
-}
+/** Named curves (OID content) with the byte length of their private scalar: P-256, P-384, P-521. */
+const CURVES: ReadonlyArray<{ oid: Uint8Array; size: number }> = [
+  { oid: Uint8Array.of(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07), size: 32 },
+  { oid: Uint8Array.of(0x2b, 0x81, 0x04, 0x00, 0x22), size: 48 },
+  { oid: Uint8Array.of(0x2b, 0x81, 0x04, 0x00, 0x23), size: 66 },
+];
 
 /** A public key as the certificate states it. */
 interface PublicKey {
   kind: 'ec' | 'rsa';
-  /** EC: the curve's OID content (hex). */
-  curve?: string;
+  /** EC: the curve's OID content. */
+  curve?: Buffer;
   /** EC: the point; RSA: the modulus and exponent, as their INTEGER contents. */
   point?: Buffer;
   n?: Buffer;
@@ -142,69 +161,95 @@ export interface LeafFacts {
   publicKey: PublicKey | undefined;
 }
 
-function slice(b: Uint8Array, t: Tlv): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset + t.start, t.end - t.start);
-}
-
-function readSpki(b: Uint8Array, spki: Tlv): PublicKey | undefined {
-  const [alg, bits] = children(b, spki);
-  const [oid, params] = children(b, expect(alg, SEQUENCE));
-  expect(bits, BIT_STRING);
-  if (b[bits!.start] !== 0) fail();
-  const key: Tlv = { tag: BIT_STRING, at: bits!.at, start: bits!.start + 1, end: bits!.end };
-  if (oid !== undefined && isOid(b, oid, EC_PUBLIC_KEY_OID) && params !== undefined && params.tag === OID) {
-    return { kind: 'ec', curve: hex(b, params), point: slice(b, key) };
+/** The SubjectPublicKeyInfo just read. */
+function readSpki(d: Der): PublicKey | undefined {
+  const spki = d.enter();
+  const alg = d.read(SEQUENCE).enter();
+  d.read(OID);
+  const ec = d.is(EC_PUBLIC_KEY_OID);
+  const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
+  let curve: Buffer | undefined;
+  if (d.more()) {
+    d.read();
+    if (ec && d.tag === OID) curve = d.content();
   }
-  if (oid !== undefined && isOid(b, oid, RSA_ENCRYPTION_OID)) {
-    const [n, e] = children(b, expect(tlv(b, key.start, key.end), SEQUENCE));
-    return { kind: 'rsa', n: slice(b, expect(n, INTEGER)), e: slice(b, expect(e, INTEGER)) };
+  d.leave(alg);
+  d.read(BIT_STRING);
+  if (d.b[d.start] !== 0) fail();
+  let key: PublicKey | undefined;
+  if (ec && curve !== undefined) {
+    key = { kind: 'ec', curve, point: Buffer.from(d.b.buffer, d.b.byteOffset + d.start + 1, d.end - d.start - 1) };
+  } else if (rsa) {
+    d.start++;
+    const bits = d.enter();
+    const seq = d.read(SEQUENCE).enter();
+    const n = d.read(INTEGER).content();
+    const e = d.read(INTEGER).content();
+    d.leave(seq);
+    d.leave(bits);
+    key = { kind: 'rsa', n, e };
   }
-  return undefined;
+  d.pos = d.end;
+  d.leave(spki);
+  return key;
 }
 
 /** Reads an X.509 certificate's DER; throws NotFastPath for anything else. */
 export function readLeaf(der: Uint8Array): LeafFacts {
-  const cert = expect(tlv(der, 0, der.length), SEQUENCE);
-  if (cert.end !== der.length) fail();
-  const [tbs, sigAlg, sig, extra] = children(der, cert);
-  if (extra !== undefined) fail();
-  expect(sigAlg, SEQUENCE);
-  expect(sig, BIT_STRING);
-  const f = children(der, expect(tbs, SEQUENCE));
-  let i = f[0]?.tag === 0xa0 ? 1 : 0;
-  expect(f[i++], INTEGER);
-  expect(f[i++], SEQUENCE); // signature algorithm
-  expect(f[i++], SEQUENCE); // issuer
-  const validity = children(der, expect(f[i++], SEQUENCE));
-  if (validity.length !== 2) fail();
-  time(der, validity[0]!);
-  const notAfter = time(der, validity[1]!);
-  expect(f[i++], SEQUENCE); // subject
-  const publicKey = readSpki(der, expect(f[i++], SEQUENCE));
+  const d = new Der(der);
+  d.read(SEQUENCE);
+  if (d.end !== der.length) fail();
+  const cert = d.enter();
+  d.read(SEQUENCE);
+  const tbs = d.enter();
+  const first: number = d.read().tag;
+  if (first === 0xa0) d.read(INTEGER); // version, then the serial number
+  else if (first !== INTEGER) fail();
+  d.read(SEQUENCE); // signature algorithm
+  d.read(SEQUENCE); // issuer
+  const validity = d.read(SEQUENCE).enter();
+  time(d.read());
+  const notAfter = time(d.read());
+  d.leave(validity);
+  d.read(SEQUENCE); // subject
+  d.read(SEQUENCE);
+  const publicKey = readSpki(d);
   let dnsNames: string[] | undefined;
-  for (; i < f.length; i++) {
-    const t = f[i]!;
-    if (t.tag === 0x81 || t.tag === 0x82) continue; // issuer/subject unique ids
-    if (t.tag !== 0xa3 || i !== f.length - 1) fail();
-    const [exts, more] = children(der, t);
-    if (more !== undefined) fail();
-    for (const ext of children(der, expect(exts, SEQUENCE))) {
-      const parts = children(der, expect(ext, SEQUENCE));
-      const oid = expect(parts[0], OID);
-      const value = parts[parts.length - 1]!;
-      if (parts.length === 3) expect(parts[1], BOOLEAN);
-      else if (parts.length !== 2) fail();
-      expect(value, OCTET_STRING);
-      if (!isOid(der, oid, SAN_OID)) continue;
-      if (dnsNames !== undefined) fail(); // two SAN extensions: let OpenSSL judge
-      dnsNames = [];
-      const names = expect(tlv(der, value.start, value.end), SEQUENCE);
-      if (names.end !== value.end) fail();
-      for (const name of children(der, names)) {
-        if (name.tag === 0x82) dnsNames.push(Buffer.from(der.buffer, der.byteOffset + name.start, name.end - name.start).toString('latin1'));
+  while (d.more()) {
+    const tag: number = d.read().tag;
+    if (tag === 0x81 || tag === 0x82) continue; // issuer/subject unique ids
+    if (tag !== 0xa3) fail();
+    const explicit = d.enter();
+    const exts = d.read(SEQUENCE).enter();
+    while (d.more()) {
+      const ext = d.read(SEQUENCE).enter();
+      d.read(OID);
+      const san = d.is(SAN_OID);
+      const critical: number = d.read().tag;
+      if (critical === BOOLEAN) d.read(OCTET_STRING);
+      else if (critical !== OCTET_STRING) fail();
+      if (san) {
+        if (dnsNames !== undefined) fail(); // two SAN extensions: let OpenSSL judge
+        dnsNames = [];
+        const value = d.enter();
+        const names = d.read(SEQUENCE).enter();
+        while (d.more()) {
+          d.read();
+          if (d.tag === 0x82) dnsNames.push(Buffer.from(der.buffer, der.byteOffset + d.start, d.end - d.start).toString('latin1'));
+        }
+        d.leave(names);
+        d.leave(value);
       }
+      d.leave(ext);
     }
+    d.leave(exts);
+    d.leave(explicit);
+    if (d.more()) fail();
   }
+  d.leave(tbs);
+  d.read(SEQUENCE); // signature algorithm
+  d.read(BIT_STRING); // signature
+  d.leave(cert);
   return { dnsNames: dnsNames ?? [], notAfter, publicKey };
 }
 
@@ -216,45 +261,75 @@ export function readLeaf(der: Uint8Array): LeafFacts {
  * point): the caller then asks OpenSSL, whose answer stands.
  */
 export function keyMatches(der: Uint8Array, pemType: string, pub: PublicKey): true {
-  const top = expect(tlv(der, 0, der.length), SEQUENCE);
-  if (top.end !== der.length) fail();
+  const d = new Der(der);
+  d.read(SEQUENCE);
+  if (d.end !== der.length) fail();
   if (pemType === 'EC PRIVATE KEY') {
     if (pub.kind !== 'ec') fail();
-    return ecPrivateKeyMatches(der, top, pub, undefined);
+    return ecPrivateKeyMatches(d, pub, undefined);
   }
   if (pemType !== 'PRIVATE KEY') fail();
-  const [version, alg, priv] = children(der, top);
-  expect(version, INTEGER);
-  const [oid, params] = children(der, expect(alg, SEQUENCE));
-  const inner = expect(tlv(der, expect(priv, OCTET_STRING).start, priv!.end), SEQUENCE);
-  if (inner.end !== priv!.end) fail();
-  if (oid !== undefined && isOid(der, oid, EC_PUBLIC_KEY_OID) && params?.tag === OID && pub.kind === 'ec') {
-    return ecPrivateKeyMatches(der, inner, pub, hex(der, params));
+  const top = d.enter();
+  d.read(INTEGER); // version
+  const alg = d.read(SEQUENCE).enter();
+  d.read(OID);
+  const ec = d.is(EC_PUBLIC_KEY_OID);
+  const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
+  let curve: Buffer | undefined;
+  if (d.more()) {
+    d.read();
+    if (ec && d.tag === OID) curve = d.content();
   }
-  if (oid !== undefined && isOid(der, oid, RSA_ENCRYPTION_OID) && pub.kind === 'rsa') {
-    const ints = children(der, inner);
+  d.leave(alg);
+  d.read(OCTET_STRING);
+  const priv = d.enter();
+  d.read(SEQUENCE);
+  if (d.end !== d.limit) fail();
+  if (ec && curve !== undefined && pub.kind === 'ec') {
+    ecPrivateKeyMatches(d, pub, curve);
+  } else if (rsa && pub.kind === 'rsa') {
     // Two-prime RSA: version, n, e, d, p, q, dp, dq, qinv.
-    if (ints.length !== 9 || ints.some((t) => t.tag !== INTEGER)) fail();
-    if (slice(der, ints[1]!).equals(pub.n!) && slice(der, ints[2]!).equals(pub.e!)) return true;
+    const seq = d.enter();
+    d.read(INTEGER);
+    const n = d.read(INTEGER).content();
+    const e = d.read(INTEGER).content();
+    for (let i = 0; i < 6; i++) d.read(INTEGER);
+    d.leave(seq);
+    if (!n.equals(pub.n!) || !e.equals(pub.e!)) fail();
+  } else {
+    fail();
   }
-  return fail();
+  d.leave(priv);
+  return true;
 }
 
-function ecPrivateKeyMatches(der: Uint8Array, ecKey: Tlv, pub: PublicKey, curveFromAlg: string | undefined): true {
-  const [version, scalar, ...rest] = children(der, ecKey);
-  if (expect(version, INTEGER).end - version!.start !== 1 || der[version!.start] !== 1) fail();
-  expect(scalar, OCTET_STRING);
+/** The ECPrivateKey just read: its curve and public point must be the certificate's. */
+function ecPrivateKeyMatches(d: Der, pub: PublicKey, curveFromAlg: Buffer | undefined): true {
+  const key = d.enter();
+  d.read(INTEGER);
+  if (d.end - d.start !== 1 || d.b[d.start] !== 1) fail();
+  d.read(OCTET_STRING);
+  const scalarBytes = d.end - d.start;
   let curve = curveFromAlg;
   let point: Buffer | undefined;
-  for (const t of rest) {
-    if (t.tag === 0xa0) curve ??= hex(der, expect(tlv(der, t.start, t.end), OID));
-    else if (t.tag === 0xa1) {
-      const bits = expect(tlv(der, t.start, t.end), BIT_STRING);
-      if (der[bits.start] !== 0) fail();
-      point = Buffer.from(der.buffer, der.byteOffset + bits.start + 1, bits.end - bits.start - 1);
+  while (d.more()) {
+    d.read();
+    if (d.tag === 0xa0) {
+      const params = d.enter();
+      const named = d.read(OID).content();
+      d.leave(params);
+      if (curve !== undefined && !curve.equals(named)) fail();
+      curve = named;
+    } else if (d.tag === 0xa1) {
+      const wrapped = d.enter();
+      d.read(BIT_STRING);
+      if (d.b[d.start] !== 0) fail();
+      point = Buffer.from(d.b.buffer, d.b.byteOffset + d.start + 1, d.end - d.start - 1);
+      d.leave(wrapped);
     } else fail();
   }
-  const size = curve === undefined ? undefined : CURVES.get(curve);
-  if (size === undefined || curve !== pub.curve || scalar!.end - scalar!.start !== size || point === undefined || !point.equals(pub.point!)) fail();
+  d.leave(key);
+  const known = curve === undefined ? undefined : CURVES.find((c) => curve.equals(c.oid));
+  if (known === undefined || !curve!.equals(pub.curve!) || scalarBytes !== known.size || point === undefined || !point.equals(pub.point!)) fail();
   return true;
 }

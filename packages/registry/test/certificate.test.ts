@@ -6,6 +6,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encryptKey, parseKeyRing, type KeyRing, type ParseContext } from '../src/certificate.js';
+import { keyMatches, readLeaf } from '../src/der.js';
 import { KeyLayout } from '../src/keys.js';
 import { parseRecord } from '../src/kinds.js';
 import { parseCertRecord } from '../src/parse.js';
@@ -54,6 +55,19 @@ describe('a valid certificate record', () => {
     expect(r.value.certPem).toBe(c.certPem);
     expect(r.value.keyPem).toBe(c.keyPem);
     expect(r.value.source).toBe('etcd');
+  });
+
+  it('is read from the DER without OpenSSL objects for the common shapes (ECDSA and RSA leaves, PKCS#8 and SEC1 keys)', () => {
+    const der = (pem: string) => Buffer.from(pem.split('-----')[2]!, 'base64');
+    for (const c of [ec, rsa]) {
+      const facts = readLeaf(der(c.leafPem));
+      expect(facts.notAfter).toBe(Date.parse(new X509Certificate(c.leafPem).validTo));
+      expect(keyMatches(der(c.keyPem), 'PRIVATE KEY', facts.publicKey!)).toBe(true);
+    }
+    const sec1 = createPrivateKey(ec.keyPem).export({ type: 'sec1', format: 'der' });
+    expect(keyMatches(sec1, 'EC PRIVATE KEY', readLeaf(der(ec.leafPem)).publicKey!)).toBe(true);
+    // Not the key of this leaf: the fast path does not decide, OpenSSL does (and rejects it).
+    expect(() => keyMatches(der(other.keyPem), 'PRIVATE KEY', readLeaf(der(ec.leafPem)).publicKey!)).toThrow();
   });
 
   it('takes keys in SEC1 and PKCS#1 PEM too, and keeps a record\'s source', () => {
