@@ -102,7 +102,14 @@ function leafBySsl(der: Buffer): CertCheck<{ facts: LeafFacts; x509: X509Certifi
   } catch (err) {
     return { ok: false, error: `cert: the first PEM block is not an X.509 certificate (${(err as Error).message})` };
   }
-  return { ok: true, value: { x509, facts: { dnsNames: dnsNamesOf(x509.subjectAltName), notAfter: Date.parse(x509.validTo), publicKey: undefined } } };
+  let facts: LeafFacts;
+  try {
+    facts = { dnsNames: dnsNamesOf(x509.subjectAltName), notAfter: Date.parse(x509.validTo), publicKey: undefined };
+  } catch (err) {
+    return { ok: false, error: `cert: the leaf certificate cannot be read (${(err as Error).message})` };
+  }
+  if (Number.isNaN(facts.notAfter)) return { ok: false, error: `cert: the leaf's notAfter cannot be read (${JSON.stringify(x509.validTo)})` };
+  return { ok: true, value: { x509, facts } };
 }
 
 export interface Leaf {
@@ -159,7 +166,12 @@ export function checkKey(leaf: Leaf, keyPem: string): string | undefined {
   } catch (err) {
     return `key: not a usable PEM private key (${(err as Error).message})`;
   }
-  const x509 = leaf.read instanceof X509Certificate ? leaf.read : new X509Certificate(leaf.der);
+  let x509: X509Certificate;
+  try {
+    x509 = leaf.read instanceof X509Certificate ? leaf.read : new X509Certificate(leaf.der);
+  } catch (err) {
+    return `cert: the first PEM block is not an X.509 certificate (${(err as Error).message})`;
+  }
   return x509.checkPrivateKey(key) ? undefined : 'key does not match the leaf certificate';
 }
 

@@ -64,7 +64,16 @@ class Der {
     this.start = p;
     this.end = p + len;
     this.pos = p + len;
+    if (t === OID) this.checkOid();
+    else if (t === BOOLEAN && (len !== 1 || (b[p] !== 0 && b[p] !== 0xff))) fail();
     return this;
+  }
+
+  /** Minimal base-128 subidentifiers, as OpenSSL requires of an OID. */
+  private checkOid(): void {
+    const b = this.b;
+    if (this.end === this.start || b[this.end - 1]! & 0x80) fail();
+    for (let i = this.start; i < this.end; i++) if (b[i] === 0x80 && (i === this.start || !(b[i - 1]! & 0x80))) fail();
   }
 
   /** Whether anything is left before `limit`. */
@@ -129,8 +138,16 @@ function time(d: Der): number {
     return fail();
   }
   if (b[d.end - 1] !== 0x5a /* Z */) fail();
-  const ms = Date.UTC(year, digits(b, p, 2) - 1, digits(b, p + 2, 2), digits(b, p + 4, 2), digits(b, p + 6, 2), digits(b, p + 8, 2));
-  return Number.isNaN(ms) ? fail() : ms;
+  const month = digits(b, p, 2);
+  const day = digits(b, p + 2, 2);
+  const hour = digits(b, p + 4, 2);
+  const minute = digits(b, p + 6, 2);
+  const second = digits(b, p + 8, 2);
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  // Date.UTC rolls over (month 13 is next January): a date that does not come back whole is not one.
+  const at = new Date(ms);
+  if (at.getUTCMonth() !== month - 1 || at.getUTCDate() !== day || at.getUTCHours() !== hour || at.getUTCMinutes() !== minute || at.getUTCSeconds() !== second) fail();
+  return ms;
 }
 
 const SAN_OID = Uint8Array.of(0x55, 0x1d, 0x11); // 2.5.29.17
@@ -170,7 +187,7 @@ function readSpki(d: Der): PublicKey | undefined {
   const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
   let curve: Buffer | undefined;
   if (d.more()) {
-    d.read();
+    params(d);
     if (ec && d.tag === OID) curve = d.content();
   }
   d.leave(alg);
@@ -180,7 +197,7 @@ function readSpki(d: Der): PublicKey | undefined {
   if (ec && curve !== undefined) {
     key = { kind: 'ec', curve, point: Buffer.from(d.b.buffer, d.b.byteOffset + d.start + 1, d.end - d.start - 1) };
   } else if (rsa) {
-    d.start++;
+    d.start++; // past the unused-bits byte: the bit string holds an RSAPublicKey
     const bits = d.enter();
     const seq = d.read(SEQUENCE).enter();
     const n = d.read(INTEGER).content();
@@ -189,9 +206,41 @@ function readSpki(d: Der): PublicKey | undefined {
     d.leave(bits);
     key = { kind: 'rsa', n, e };
   }
-  d.pos = d.end;
   d.leave(spki);
   return key;
+}
+
+/** An AlgorithmIdentifier: SEQUENCE { OID, parameters OPTIONAL }: parameters NULL or an OID here. */
+function algorithm(d: Der): void {
+  const alg = d.read(SEQUENCE).enter();
+  d.read(OID);
+  if (d.more()) params(d);
+  d.leave(alg);
+}
+
+/** Reads algorithm parameters: NULL (RSA) or a named curve's OID; anything else is OpenSSL's to judge. */
+function params(d: Der): void {
+  const tag: number = d.read().tag;
+  if (tag === 0x05 ? d.end !== d.start : tag !== OID) fail();
+}
+
+/** A Name: SEQUENCE OF SET OF SEQUENCE { OID, a primitive string }. */
+function name(d: Der): void {
+  const seq = d.read(SEQUENCE).enter();
+  while (d.more()) {
+    const set = d.read(0x31).enter();
+    while (d.more()) {
+      const atv = d.read(SEQUENCE).enter();
+      d.read(OID);
+      // The common string types, 7-bit: anything else (UTF-8 beyond ASCII included) is OpenSSL's to judge.
+      const tag: number = d.read().tag;
+      if (tag !== 0x0c && tag !== 0x13 && tag !== 0x16) fail();
+      for (let i = d.start; i < d.end; i++) if (d.b[i]! >= 0x80) fail();
+      d.leave(atv);
+    }
+    d.leave(set);
+  }
+  d.leave(seq);
 }
 
 /** Reads an X.509 certificate's DER; throws NotFastPath for anything else. */
@@ -203,15 +252,20 @@ export function readLeaf(der: Uint8Array): LeafFacts {
   d.read(SEQUENCE);
   const tbs = d.enter();
   const first: number = d.read().tag;
-  if (first === 0xa0) d.read(INTEGER); // version, then the serial number
-  else if (first !== INTEGER) fail();
-  d.read(SEQUENCE); // signature algorithm
-  d.read(SEQUENCE); // issuer
+  if (first === 0xa0) {
+    const version = d.enter();
+    d.read(INTEGER);
+    if (d.end - d.start !== 1 || d.b[d.start]! > 2) fail();
+    d.leave(version);
+    d.read(INTEGER); // serial number
+  } else if (first !== INTEGER) fail();
+  algorithm(d); // signature algorithm
+  name(d); // issuer
   const validity = d.read(SEQUENCE).enter();
   time(d.read());
   const notAfter = time(d.read());
   d.leave(validity);
-  d.read(SEQUENCE); // subject
+  name(d); // subject
   d.read(SEQUENCE);
   const publicKey = readSpki(d);
   let dnsNames: string[] | undefined;
@@ -234,8 +288,10 @@ export function readLeaf(der: Uint8Array): LeafFacts {
         const value = d.enter();
         const names = d.read(SEQUENCE).enter();
         while (d.more()) {
-          d.read();
-          if (d.tag === 0x82) dnsNames.push(Buffer.from(der.buffer, der.byteOffset + d.start, d.end - d.start).toString('latin1'));
+          // dNSName, rfc822Name, URI (IA5String), iPAddress: any other GeneralName is OpenSSL's to judge.
+          const tag: number = d.read().tag;
+          if (tag === 0x82) dnsNames.push(Buffer.from(der.buffer, der.byteOffset + d.start, d.end - d.start).toString('latin1'));
+          else if (tag === 0x87 ? d.end - d.start !== 4 && d.end - d.start !== 16 : tag !== 0x81 && tag !== 0x86) fail();
         }
         d.leave(names);
         d.leave(value);
@@ -247,8 +303,9 @@ export function readLeaf(der: Uint8Array): LeafFacts {
     if (d.more()) fail();
   }
   d.leave(tbs);
-  d.read(SEQUENCE); // signature algorithm
+  algorithm(d); // signature algorithm
   d.read(BIT_STRING); // signature
+  if (d.end === d.start || d.b[d.start] !== 0) fail();
   d.leave(cert);
   return { dnsNames: dnsNames ?? [], notAfter, publicKey };
 }
@@ -270,14 +327,16 @@ export function keyMatches(der: Uint8Array, pemType: string, pub: PublicKey): tr
   }
   if (pemType !== 'PRIVATE KEY') fail();
   const top = d.enter();
-  d.read(INTEGER); // version
+  // PKCS#8 version 0, or 1 (which may add the public key after the attributes).
+  d.read(INTEGER);
+  if (d.end - d.start !== 1 || d.b[d.start]! > 1) fail();
   const alg = d.read(SEQUENCE).enter();
   d.read(OID);
   const ec = d.is(EC_PUBLIC_KEY_OID);
   const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
   let curve: Buffer | undefined;
   if (d.more()) {
-    d.read();
+    params(d);
     if (ec && d.tag === OID) curve = d.content();
   }
   d.leave(alg);
@@ -291,6 +350,7 @@ export function keyMatches(der: Uint8Array, pemType: string, pub: PublicKey): tr
     // Two-prime RSA: version, n, e, d, p, q, dp, dq, qinv.
     const seq = d.enter();
     d.read(INTEGER);
+    if (d.end - d.start !== 1 || d.b[d.start] !== 0) fail(); // two-prime RSAPrivateKey: version 0
     const n = d.read(INTEGER).content();
     const e = d.read(INTEGER).content();
     for (let i = 0; i < 6; i++) d.read(INTEGER);

@@ -4,10 +4,12 @@
  * fast path agreeing with OpenSSL's own reading.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encryptKey, parseKeyRing, type KeyRing, type ParseContext } from '../src/certificate.js';
 import { keyMatches, readLeaf } from '../src/der.js';
 import { KeyLayout } from '../src/keys.js';
+import { hostError } from '../src/names.js';
 import { parseRecord } from '../src/kinds.js';
 import { parseCertRecord } from '../src/parse.js';
 import { createCa, type IssuedCert, type IssueOptions, type TestCa } from '../../../test/harness/pki.js';
@@ -169,5 +171,44 @@ describe('keyEnc: the key encrypted with the routers\' key ring', () => {
     expect(() => parseKeyRing(json({ k1: Buffer.alloc(16).toString('base64') }))).toThrow('key "k1" is 16 bytes, not 32');
     expect(() => parseKeyRing(json({ k1: 'not base64!' }))).toThrow('key "k1" is not base64 text');
     expect(() => parseKeyRing(json({ 'a b': Buffer.alloc(32).toString('base64') }))).toThrow(/^kid "a b" must match/);
+  });
+});
+
+describe('the DER fast path never decides against OpenSSL', () => {
+  const der = (pem: string) => Buffer.from(pem.split('-----')[2]!, 'base64');
+  const pem = (type: string, bytes: Buffer) => `-----BEGIN ${type}-----\n${bytes.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${type}-----\n`;
+  /**
+   * OpenSSL's verdict alone: it reads the leaf and the key, they match, not expired; plus the
+   * contract's own rule on names: at least one DNS name, each a host name.
+   */
+  const byOpenSsl = (certPem: string, keyPem: string): boolean => {
+    try {
+      const x = new X509Certificate(certPem);
+      const dns = [...(x.subjectAltName ?? '').matchAll(/(?:^|, )DNS:([^,]*)/g)].map((m) => m[1]!.toLowerCase().replace(/\.$/, ''));
+      return x.checkPrivateKey(createPrivateKey(keyPem)) && dns.length > 0 && dns.every((h) => hostError(h, true) === undefined) && Date.parse(x.validTo) > Date.now();
+    } catch {
+      return false;
+    }
+  };
+
+  it('accepts or rejects a leaf or key with one byte changed exactly as OpenSSL does', () => {
+    const cases = [
+      { c: ec, type: 'PRIVATE KEY' },
+      { c: rsa, type: 'PRIVATE KEY' },
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(0, 1), fc.boolean(), fc.nat(), fc.integer({ min: 1, max: 255 }), (which, inKey, at, xor) => {
+        const { c, type } = cases[which]!;
+        const leaf = der(c.leafPem);
+        const key = der(c.keyPem);
+        const target = inKey ? key : leaf;
+        target[at % target.length]! ^= xor;
+        const certPem = pem('CERTIFICATE', leaf);
+        const keyPem = pem(type, key);
+        const r = parseCertRecord(json({ cert: certPem, key: keyPem }), ctx);
+        expect(r.ok).toBe(byOpenSsl(certPem, keyPem));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
