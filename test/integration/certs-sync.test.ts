@@ -51,8 +51,11 @@ async function startSync(layout: KeyLayout, onApplied: (sync: TableSync) => void
 const record = (c: IssuedCert) => JSON.stringify({ cert: c.certPem, key: c.keyPem });
 const fingerprintOf = (sync: TableSync, name: string) => sync.table.certs.get(name)?.fingerprint;
 const rejectedOf = (sync: TableSync, key: string) => sync.rejected().find((r) => r.key === key);
-/** What two routers at one revision must agree on. */
-const view = (sync: TableSync) => ({ revision: sync.revision, digest: sync.digest(), rejected: sync.rejected().map(({ key, revision, kept }) => ({ key, revision, kept })).sort((a, b) => (a.key < b.key ? -1 : 1)) });
+/**
+ * What two routers must agree on. Not the revision: other files write the shared etcd, so a
+ * router started later lists at a later revision, with no change under this file's prefix.
+ */
+const view = (sync: TableSync) => ({ digest: sync.digest(), rejected: sync.rejected().map(({ key, revision, kept }) => ({ key, revision, kept })).sort((a, b) => (a.key < b.key ? -1 : 1)) });
 
 async function applied(sync: TableSync, revision: bigint): Promise<void> {
   await waitFor(() => sync.revision >= revision, { timeoutMs: 10_000, message: `revision ${revision} applied` });
