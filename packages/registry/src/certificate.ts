@@ -94,13 +94,13 @@ function normaliseHosts(names: string[]): CertCheck<string[]> {
   return { ok: true, value: [...hosts] };
 }
 
-/** The leaf's facts through OpenSSL, for what the fast path does not read. */
-function leafBySsl(der: Buffer): CertCheck<{ facts: LeafFacts; x509: X509Certificate }> {
+/** A certificate's facts through OpenSSL, for what the fast path does not read; `which` names the block. */
+function leafBySsl(der: Buffer, which = 'the first PEM block'): CertCheck<{ facts: LeafFacts; x509: X509Certificate }> {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(der);
   } catch (err) {
-    return { ok: false, error: `cert: the first PEM block is not an X.509 certificate (${(err as Error).message})` };
+    return { ok: false, error: `cert: ${which} is not an X.509 certificate (${(err as Error).message})` };
   }
   let facts: LeafFacts;
   try {
@@ -134,8 +134,8 @@ export function readCertificate(certPem: string): CertCheck<Leaf> {
   } catch (err) {
     if (!(err instanceof NotFastPath)) throw err;
     for (let i = 1; i < blocks.length; i++) {
-      const chained = leafBySsl(blocks[i]!.der);
-      if (!chained.ok) return { ok: false, error: `${chained.error.replace('the first PEM block', `PEM block ${i + 1}`)}` };
+      const chained = leafBySsl(blocks[i]!.der, `PEM block ${i + 1}`);
+      if (!chained.ok) return chained;
     }
     const ssl = leafBySsl(der);
     if (!ssl.ok) return ssl;

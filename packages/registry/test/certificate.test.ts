@@ -104,6 +104,7 @@ describe('rejections, each with its reason', () => {
     expect(reject({ cert: 'hello', key: ec.keyPem }).error).toBe('cert: not PEM (no -----BEGIN CERTIFICATE----- block)');
     expect(reject({ cert: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', key: ec.keyPem }).error).toMatch(/^cert: the first PEM block is not an X.509 certificate/);
     expect(reject({ cert: ec.keyPem, key: ec.keyPem }).error).toBe('cert: not PEM certificates (a "PRIVATE KEY" block)');
+    expect(reject({ cert: `${ec.leafPem}-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n`, key: ec.keyPem }).error).toMatch(/^cert: PEM block 2 is not an X.509 certificate/);
     expect(reject({ cert: ec.certPem, key: 'nope' }).error).toBe('key: not PEM (no -----BEGIN PRIVATE KEY----- block)');
     expect(reject({ cert: ec.certPem, key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }).error).toMatch(/^key: not a usable PEM private key/);
   });
