@@ -11,6 +11,7 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, hash, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { keyMatches, NotFastPath, readLeaf, type LeafFacts } from './der.js';
 import { hostError } from './names.js';
+import type { ParseResult } from './parse.js';
 import type { EncryptedKey } from './schema.js';
 
 /** Key id → the 32-byte AES-256 key. */
@@ -25,8 +26,6 @@ export interface ParseContext {
 
 /** No key ring and the wall clock: what a caller that has no key ring judges records with. */
 export const DEFAULT_PARSE_CONTEXT: ParseContext = { keyRing: new Map(), now: Date.now };
-
-export type CertCheck<T> = { ok: true; value: T } | { ok: false; error: string; final?: true };
 
 /** The leaf's facts as the table keeps them. */
 export interface CertificateFacts {
@@ -82,7 +81,7 @@ function dnsNamesOf(san: string | undefined): string[] {
   return out;
 }
 
-function normaliseHosts(names: string[]): CertCheck<string[]> {
+function normaliseHosts(names: string[]): ParseResult<string[]> {
   const hosts = new Set<string>();
   for (const name of names) {
     const h = name.toLowerCase().replace(/\.$/, '');
@@ -95,7 +94,7 @@ function normaliseHosts(names: string[]): CertCheck<string[]> {
 }
 
 /** A certificate's facts through OpenSSL, for what the fast path does not read; `which` names the block. */
-function leafBySsl(der: Buffer, which = 'the first PEM block'): CertCheck<{ facts: LeafFacts; x509: X509Certificate }> {
+function leafBySsl(der: Buffer, which = 'the first PEM block'): ParseResult<{ facts: LeafFacts; x509: X509Certificate }> {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(der);
@@ -120,7 +119,7 @@ export interface Leaf {
 }
 
 /** Reads and checks the `cert` PEM text: certificates only, the first one with DNS names. */
-export function readCertificate(certPem: string): CertCheck<Leaf> {
+export function readCertificate(certPem: string): ParseResult<Leaf> {
   const blocks = pemBlocks(certPem);
   if (blocks.length === 0) return { ok: false, error: 'cert: not PEM (no -----BEGIN CERTIFICATE----- block)' };
   const other = blocks.find((b) => b.type !== 'CERTIFICATE');
@@ -213,7 +212,7 @@ export function encryptKey(keyPem: string, kid: string, ring: KeyRing): Encrypte
 }
 
 /** The PEM text of an encrypted key, or why it cannot be had. */
-export function decryptKey(enc: EncryptedKey, ring: KeyRing): CertCheck<string> {
+export function decryptKey(enc: EncryptedKey, ring: KeyRing): ParseResult<string> {
   const key = ring.get(enc.kid);
   if (key === undefined) {
     const known = ring.size === 0 ? 'this router has no --key-ring' : `the key ring has ${[...ring.keys()].join(', ')}`;
