@@ -106,39 +106,48 @@ describe('certificates in the table feed', () => {
     expect(view(late)).toEqual(view(early));
   });
 
-  it('at notAfter takes a served or kept certificate out, and a router started afterwards holds the same', async () => {
+  it('at notAfter takes a served or kept certificate out (or back to an earlier version valid now), as a router started afterwards finds', async () => {
     const layout = new KeyLayout(uniquePrefix('certs-exp'));
     // Far enough ahead that issuing and writing finish first on a loaded machine (checked below).
     const notAfter = new Date(Math.ceil((Date.now() + 8000) / 1000) * 1000);
-    const [served, kept, stays, stranger] = await issueAll([
+    const [served, kept, stays, stranger, older, newer] = await issueAll([
       { dns: ['served.exp.com'], notAfter },
       { dns: ['kept.exp.com'], notAfter },
       { dns: ['stays.exp.com'] },
       { dns: ['x.exp.com'] },
+      { dns: ['back.exp.com'], notAfter: new Date(Date.now() + 30 * 86_400_000) },
+      { dns: ['back.exp.com'], notAfter },
     ]);
     const early = await startSync(layout);
     await etcd.put(layout.cert('served'), record(served));
     await etcd.put(layout.cert('kept'), record(kept));
     await etcd.put(layout.cert('stays'), record(stays));
+    // "back": a version valid for 30 days, then one that expires first.
+    const olderRev = await etcd.put(layout.cert('back'), record(older));
+    const newerRev = await etcd.put(layout.cert('back'), record(newer));
     const badRev = await etcd.put(layout.cert('kept'), JSON.stringify({ cert: kept.certPem, key: stranger.keyPem }));
     await applied(early, badRev);
     expect(Date.now()).toBeLessThan(notAfter.getTime());
-    expect([...early.table.certs.all()].map((c) => c.name).sort()).toEqual(['kept', 'served', 'stays']);
+    expect([...early.table.certs.all()].map((c) => c.name).sort()).toEqual(['back', 'kept', 'served', 'stays']);
+    const backBefore = fingerprintOf(early, 'back');
     const revision = early.revision;
 
-    await waitFor(() => early.table.certs.size === 1, { timeoutMs: 20_000, message: 'the two certificates expired' });
+    await waitFor(() => early.table.certs.size === 2 && fingerprintOf(early, 'back') !== backBefore, { timeoutMs: 20_000, message: 'the certificates expired' });
     expect(Date.now()).toBeGreaterThanOrEqual(notAfter.getTime());
     expect(early.revision).toBe(revision);
     expect(early.table.certs.forHost('stays.exp.com')?.name).toBe('stays');
     expect(early.table.certs.forHost('served.exp.com')).toBeUndefined();
-    expect(rejectedOf(early, layout.cert('served'))).toMatchObject({ error: `cert: the leaf expired at ${notAfter.toISOString()}`, kept: null });
+    expect(early.table.certs.forHost('back.exp.com')?.notAfter).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    const expired = `cert: the leaf expired at ${notAfter.toISOString()}`;
+    expect(rejectedOf(early, layout.cert('served'))).toMatchObject({ error: expired, kept: null });
     expect(rejectedOf(early, layout.cert('kept'))).toMatchObject({ revision: String(badRev), error: 'key does not match the leaf certificate', kept: null });
+    expect(rejectedOf(early, layout.cert('back'))).toEqual({ key: layout.cert('back'), revision: String(newerRev), error: expired, kept: String(olderRev) });
 
     const late = await startSync(layout);
     expect(view(late)).toEqual(view(early));
   });
 
-  it('an expired certificate written over a good one leaves the key no value, on every router', async () => {
+  it('an expired certificate written over a good one is rejected and the good one kept, on every router', async () => {
     const layout = new KeyLayout(uniquePrefix('certs-put-exp'));
     const [good, old] = await issueAll([
       { dns: ['p.exp.com'] },
@@ -148,8 +157,8 @@ describe('certificates in the table feed', () => {
     await etcd.put(layout.cert('p'), record(good));
     const rev = await etcd.put(layout.cert('p'), record(old));
     await applied(early, rev);
-    expect(early.table.certs.get('p')).toBeUndefined();
-    expect(rejectedOf(early, layout.cert('p'))).toMatchObject({ revision: String(rev), kept: null });
+    expect(early.table.certs.get('p')?.notAfter).toBeGreaterThan(Date.now());
+    expect(rejectedOf(early, layout.cert('p'))).toMatchObject({ revision: String(rev), error: expect.stringMatching(/^cert: the leaf expired at /), kept: String(rev - 1n) });
     const late = await startSync(layout);
     expect(view(late)).toEqual(view(early));
   });

@@ -233,7 +233,7 @@ export function decryptKey(enc: EncryptedKey, ring: KeyRing): ParseResult<string
   }
 }
 
-/** The one verdict on an expired leaf; `final`: see ParseResult in parse.ts. */
-export function expiredError(notAfter: number): { ok: false; error: string; final: true } {
-  return { ok: false, error: `cert: the leaf expired at ${new Date(notAfter).toISOString()}`, final: true };
+/** The one verdict on an expired leaf (parseCertRecord, and the router's expiry timer). */
+export function expiredError(notAfter: number): { ok: false; error: string } {
+  return { ok: false, error: `cert: the leaf expired at ${new Date(notAfter).toISOString()}` };
 }

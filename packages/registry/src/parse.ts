@@ -24,12 +24,7 @@ import {
 /** Larger values are rejected before JSON parsing: no legitimate record comes near it. */
 export const MAX_VALUE_BYTES = 64 * 1024;
 
-/**
- * `final` marks a rejection after which no earlier version of the key may be kept: a
- * certificate record that is valid but for its expired leaf (docs/CONTRACT.md, "Certificate
- * expiry"). Every other rejection keeps the key's last good value.
- */
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string; final?: true };
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const checkApp = TypeCompiler.Compile(AppRecordSchema);
 const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
@@ -141,7 +136,8 @@ export interface CertificateValue extends CertificateFacts {
 /**
  * Judges a certificate record: shape, `key` or `keyEnc` (decrypted with ctx.keyRing), PEM
  * certificates, DNS names, the key matching the leaf, and, last, the leaf's notAfter against
- * ctx.now(), so that "expired" (a final rejection) is said only of a record valid in every other way.
+ * ctx.now(), so that "expired" is said only of a record valid in every other way: the one verdict
+ * that changes with time (see TableSync.expireCertificates).
  */
 export function parseCertRecord(raw: Uint8Array | string, ctx: ParseContext = DEFAULT_PARSE_CONTEXT): ParseResult<CertificateValue> {
   const json = decodeJson(raw);

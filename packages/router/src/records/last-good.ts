@@ -22,7 +22,8 @@ export interface RejectedVersion {
   key: string;
   createRevision: bigint;
   modRevision: bigint;
-  version: bigint;
+  /** etcd's version number; undefined when not known (the walk then reads once more to find the incarnation's start). */
+  version: bigint | undefined;
 }
 
 /** What the router already knew about a rejected version it met before (see `held` below). */
@@ -42,25 +43,21 @@ export type LastGood =
   /** No valid version in this incarnation, or its history is compacted. */
   | { found: 'none'; firstBad: bigint; compacted: boolean };
 
-/** What `parse` answers for a version that ends the walk with nothing kept (an expired certificate). */
-export const FINAL = 'final';
-
 /**
- * Walks back from `current`. `parse` says whether a value is valid (and what it is), or FINAL
- * when that version leaves the key no value whatever came before it. When `known`
+ * Walks back from `current`. `parse` says whether a value is valid (and what it is). When `known`
  * is given and the walk reaches the version it describes, the walk stops there: nothing between
  * that version and `current` was valid, so the answer is the one the router already holds.
  */
 export async function findLastGood(
   history: KeyHistory,
   current: RejectedVersion,
-  parse: (value: Buffer) => ParsedRecord | undefined | typeof FINAL,
+  parse: (value: Buffer) => ParsedRecord | undefined,
   known?: KnownLapse,
 ): Promise<LastGood> {
-  let bad: { modRevision: bigint; version: bigint } = current;
+  let bad: { modRevision: bigint; version: bigint | undefined } = current;
   for (;;) {
     if (known !== undefined && known.revision === bad.modRevision && known.createRevision === current.createRevision) return { found: 'known', known };
-    if (bad.version <= 1n) return { found: 'none', firstBad: bad.modRevision, compacted: false };
+    if (bad.version !== undefined && bad.version <= 1n) return { found: 'none', firstBad: bad.modRevision, compacted: false };
     const read = await history.getAt(current.key, bad.modRevision - 1n);
     if (read.compacted) return { found: 'none', firstBad: bad.modRevision, compacted: true };
     const entry = read.entry;
@@ -70,7 +67,6 @@ export async function findLastGood(
       return { found: 'none', firstBad: bad.modRevision, compacted: false };
     }
     const record = parse(entry.value);
-    if (record === FINAL) return { found: 'none', firstBad: bad.modRevision, compacted: false };
     if (record !== undefined) return { found: 'entry', entry, record, firstBad: bad.modRevision };
     bad = entry;
   }

@@ -23,7 +23,7 @@ import { DEFAULT_PARSE_CONTEXT, expiredError, parseRecord } from '@paas/registry
 import type { RecordStamp } from '../table/record-stamp.js';
 import { RoutingTable } from '../table/routing-table.js';
 import { CertExpiryTimer } from './cert-expiry.js';
-import { findLastGood, FINAL, highestCompacted, type KeyHistory, type KnownLapse, type LastGood, type RejectedVersion } from './last-good.js';
+import { findLastGood, highestCompacted, type KeyHistory, type KnownLapse, type LastGood, type RejectedVersion } from './last-good.js';
 import { DigestSum, hashRecord, type RecordHash } from './record-digest.js';
 import { tableAdapters, type AnyTableAdapter, type CertStamp } from './table-adapters.js';
 
@@ -105,6 +105,9 @@ export class TableSync implements MirrorHandlers {
   private readonly loadedOnce = new Promise<void>((resolve) => (this.markLoaded = resolve));
   private listed: Promise<void> = Promise.resolve();
   private readonly expiry: CertExpiryTimer;
+  /** Keys whose served certificate expired, still to be walked back (walkExpired): the version that expired. */
+  private readonly expired = new Map<string, { ref: KeyRef; createRevision: bigint; modRevision: bigint }>();
+  private walking = false;
 
   constructor(
     private readonly layout: KeyLayout,
@@ -237,9 +240,8 @@ export class TableSync implements MirrorHandlers {
           }
           const parsed = parseRecord(ref.ref, e.value, this.context);
           if (!parsed.ok) {
-            // The first version of an incarnation has nothing before it: no history to read;
-            // a final rejection (an expired certificate) keeps nothing from it.
-            if (adapter === undefined || e.version <= 1n || parsed.final) {
+            // The first version of an incarnation has nothing before it: no history to read.
+            if (adapter === undefined || e.version <= 1n) {
               this.reject(lapses, { key: e.key, revision: e.modRevision, createRevision: e.createRevision, error: parsed.error, firstBad: e.modRevision, kept: false });
               continue;
             }
@@ -362,9 +364,10 @@ export class TableSync implements MirrorHandlers {
   }
 
   /**
-   * Takes every served certificate whose notAfter has passed out of the table, in one step, with
-   * what a router listing now would conclude: the key is rejected (expired) and keeps nothing,
-   * also when it was a kept last good value. Runs on the expiry timer.
+   * Takes every served certificate whose notAfter has passed out of the table, in one step: its
+   * key becomes rejected (expired), holding nothing for the moment. Then, as a router listing now
+   * would, it looks in etcd's history for the newest earlier version of the key that is valid
+   * now (walkExpired), usually none. Runs on the expiry timer.
    */
   expireCertificates(): void {
     if (this.closed) return;
@@ -381,19 +384,67 @@ export class TableSync implements MirrorHandlers {
     for (const cert of due) {
       const ref: KeyRef = { kind: 'cert', name: cert.name };
       const key = this.layout.cert(cert.name);
-      const stamp = adapter.stamp(ref) as CertStamp | undefined;
+      const modRevision = (adapter.stamp(ref) as CertStamp | undefined)?.modRevision ?? 0n;
       this.removeRecord(ref);
       const lapse = this.lapses.get(key);
       if (lapse !== undefined) {
         lapse.kept = false;
-        this.log.warn({ key, revision: lapse.revision.toString(), error: lapse.error, notAfter: new Date(cert.notAfter).toISOString() }, 'kept certificate expired; the key has no value');
+        this.log.warn({ key, revision: lapse.revision.toString(), error: lapse.error, notAfter: new Date(cert.notAfter).toISOString() }, 'kept certificate expired; looking for an earlier version valid now');
       } else {
-        const revision = stamp?.modRevision ?? 0n;
-        this.reject(this.lapses, { key, revision, createRevision: cert.createRevision, error: expiredError(cert.notAfter).error, firstBad: revision, kept: false });
+        this.reject(this.lapses, { key, revision: modRevision, createRevision: cert.createRevision, error: expiredError(cert.notAfter).error, firstBad: modRevision, kept: false });
       }
+      this.expired.set(key, { ref, createRevision: cert.createRevision, modRevision });
     }
     this.expiry.arm(next);
     if (due.length > 0) this.events.onApplied('revision', performance.now() - started);
+    void this.walkExpired();
+  }
+
+  /**
+   * For each key whose served certificate expired: the walk of last-good.ts from that version,
+   * judging each earlier version with the clock of now, and the version found (if any) put back
+   * as the key's kept value. Every version after the expired one is invalid now (rejected when
+   * it came, or expired itself), so this is what a router listing now finds walking from the
+   * current version. A result is dropped when the key changed meanwhile (a valid version, a
+   * delete, a new incarnation); a list begun meanwhile defers the walk until it is in.
+   */
+  private async walkExpired(): Promise<void> {
+    if (this.walking) return;
+    this.walking = true;
+    try {
+      for (let attempt = 0; this.expired.size > 0 && !this.closed; ) {
+        if (this.listing) return this.expiry.arm(this.context.now() + EXPIRY_RETRY_MS);
+        const [key, at] = this.expired.entries().next().value!;
+        const parse = (value: Buffer) => {
+          const p = parseRecord(at.ref, value, this.context);
+          return p.ok ? p.value : undefined;
+        };
+        let found: LastGood;
+        try {
+          found = await findLastGood(this.history, { key, createRevision: at.createRevision, modRevision: at.modRevision, version: undefined }, parse);
+          attempt = 0;
+        } catch (err) {
+          this.log.warn({ key, err }, 'could not read the history of an expired certificate; retrying');
+          await sleep(Math.min(RETRY_MAX_MS, 100 * 2 ** attempt++), undefined, { ref: false });
+          continue;
+        }
+        if (this.listing || this.closed) continue;
+        this.expired.delete(key);
+        const lapse = this.lapses.get(key);
+        if (found.found !== 'entry' || lapse === undefined || lapse.createRevision !== at.createRevision || lapse.kept) continue;
+        const adapter = this.adapters.get(at.ref.kind)!;
+        const started = performance.now();
+        const h = this.hash;
+        hashRecord(key, found.entry.value, h);
+        this.apply({ adapter, record: found.record, createRevision: found.entry.createRevision, modRevision: found.entry.modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter.stamp(at.ref) }, this.lists);
+        lapse.kept = true;
+        lapse.firstBad = found.firstBad;
+        this.log.warn({ key, keptAt: (found.firstBad - 1n).toString() }, 'certificate expired; keeping an earlier version valid now');
+        this.events.onApplied('revision', performance.now() - started);
+      }
+    } finally {
+      this.walking = false;
+    }
   }
 
   private applyPut(key: string, value: Buffer, createRevision: bigint, modRevision: bigint): void {
@@ -402,11 +453,6 @@ export class TableSync implements MirrorHandlers {
     const adapter = this.adapters.get(ref.ref.kind);
     const parsed = parseRecord(ref.ref, value, this.context);
     if (!parsed.ok) {
-      if (parsed.final) {
-        // Nothing before it is kept (an expired certificate): as a router listing now would find.
-        this.removeRecord(ref.ref);
-        return this.reject(this.lapses, { key, revision: modRevision, createRevision, error: parsed.error, firstBad: modRevision, kept: false });
-      }
       // The first rejected version after a good one starts a lapse; later ones keep its answer.
       const prev = this.lapses.get(key);
       const same = prev !== undefined && prev.createRevision === createRevision;
@@ -483,7 +529,7 @@ export class TableSync implements MirrorHandlers {
         const r = recoveries[i]!;
         const parse = (value: Buffer) => {
           const p = parseRecord(r.ref, value, this.context);
-          return p.ok ? p.value : p.final ? FINAL : undefined;
+          return p.ok ? p.value : undefined;
         };
         for (let attempt = 0; current(); attempt++) {
           try {
