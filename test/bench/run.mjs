@@ -34,10 +34,11 @@ import { propagationSuite, PREFIX } from './suites/propagation.mjs';
 import { scaleSuite } from './suites/scale.mjs';
 import { lookupSuite } from './suites/lookup.mjs';
 import { etcdRollSuite } from './suites/etcd-roll.mjs';
+import { certsSuite } from './suites/certs.mjs';
 import { soakSuite } from './suites/soak.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll'];
+const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll', 'certs'];
 /** Run only when named in --only: the soak takes 30 minutes. */
 const OPTIONAL_SUITES = ['soak'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
@@ -50,6 +51,7 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --no-install       never apt-get install; configurations missing a tool are reported as skipped
   --out DIR          results folder (default test/bench/results)
   --apps N           apps for the scale and etcd-roll suites (default 100000; quick 2000)
+  --certs N          certificate records for the certs suite (default 10000; quick 1000)
   --levels LIST      app counts for propagation (default 0,10000,100000; quick 0,1000)
   --iterations N     puts per propagation level (default 200; quick 20)
   --duration S       measured seconds per proxy run (default 10; quick 2); soak: its length
@@ -97,6 +99,7 @@ function parseArgs(argv) {
       case '--no-install': o.install = false; break;
       case '--out': o.out = path.resolve(val()); break;
       case '--apps': o.apps = Number(val()); break;
+      case '--certs': o.certs = Number(val()); break;
       case '--levels': o.levels = list(val()).map(Number); break;
       case '--iterations': o.iterations = Number(val()); break;
       case '--duration': o.duration = seconds(val(), a); break;
@@ -201,6 +204,9 @@ async function main() {
     propagationBudgetMs: q ? 15_000 : 120_000,
     scaleApps: opts.apps ?? (q ? 2000 : 100_000),
     scaleChanges: q ? 20 : 200,
+    certCount: opts.certs ?? (q ? 1000 : 10_000),
+    certApps: q ? 1000 : 10_000,
+    certRounds: q ? 1 : 3,
     readyTimeoutMs: 180_000,
     noiseRetries: opts.noiseRetries ?? (q ? 0 : 2),
     noiseCores: 0.25,
@@ -297,6 +303,7 @@ async function main() {
     scale: ['scale', scaleSuite],
     lookup: ['lookup', lookupSuite],
     'etcd-roll': ['etcdRoll', etcdRollSuite],
+    certs: ['certs', certsSuite],
     soak: ['soak', soakSuite],
   };
   try {

@@ -5,6 +5,7 @@
  */
 import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
+import { formatCertList, formatCertSet, listCerts, removeCert, setCert } from './cert.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
 import { redeploy } from './redeploy.js';
 import { releaseHeldLocks } from './lock.js';
@@ -49,7 +50,9 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   }
 
   const { command, global } = parsed;
-  const label = command.name === 'app set' ? `app set ${command.args.app}` : `${command.name}${'app' in command.args && command.args.app ? ` ${command.args.app}` : ''}`;
+  const label = command.name === 'app set'
+    ? `app set ${command.args.app}`
+    : `${command.name}${'app' in command.args && command.args.app ? ` ${command.args.app}` : 'name' in command.args ? ` ${command.args.name}` : ''}`;
   const abort = new AbortController();
   let firstSignalAt = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -77,6 +80,11 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     return EXIT_OK;
   } catch (e) {
     reporter.stop();
+    // A bad input file (cert set): bad usage, one line, as for a bad flag.
+    if (e instanceof UsageError) {
+      io.stderr.write(`paas-deploy: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
     const err = asDeployError(e);
     io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
     return EXIT_FAILED;
@@ -102,6 +110,14 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
     case 'status': {
       const status = await collectStatus(etcd, layout, command.args.app);
       return command.args.json ? JSON.stringify(statusJson(status), null, 2) : formatStatus(status);
+    }
+    case 'cert set':
+      return formatCertSet(await setCert(etcd, layout, command.args));
+    case 'cert list':
+      return formatCertList(await listCerts(etcd, layout));
+    case 'cert rm': {
+      const r = await removeCert(etcd, layout, command.args.name);
+      return `${r.key} deleted at revision ${r.revision}`;
     }
   }
 }

@@ -2,14 +2,14 @@
  * The etcd key layout of the contract. Every key lives under one prefix (default `/paas`), in
  * one of the directories declared in kinds.ts. Routers watch the single range from the first to
  * the end of the last record directory, [apps/, overrides/ + '\xff'), which covers apps/,
- * instances/ and overrides/ but never routers/ or rollouts/ (lexical order: apps < instances <
- * overrides < rollouts < routers), so one watch stream delivers every watched revision whole and
+ * certs/, instances/ and overrides/ but never routers/ or rollouts/ (lexical order: apps < certs <
+ * instances < overrides < rollouts < routers), so one watch stream delivers every watched revision whole and
  * status writes wake no router. Loading this module fails if a declared directory that routers
  * do not apply sorts inside that range.
  */
 import { KEY_KINDS, RECORD_KINDS, type KeyRef } from './kinds.js';
 
-export { hostError, isName, NAME_PATTERN, NAME_SHAPE } from './names.js';
+export { CERT_NAME_PATTERN, hostError, isCertName, isName, NAME_PATTERN, NAME_SHAPE } from './names.js';
 export type { KeyRef } from './kinds.js';
 
 export type KeyParse = { ok: true; ref: KeyRef } | { ok: false; error: string };
@@ -51,6 +51,7 @@ export class KeyLayout {
   get overridesDir(): string { return `${this.prefix}/overrides/`; }
   get routersDir(): string { return `${this.prefix}/routers/`; }
   get rolloutsDir(): string { return `${this.prefix}/rollouts/`; }
+  get certsDir(): string { return `${this.prefix}/certs/`; }
 
   app(app: string): string { return `${this.prefix}/apps/${app}`; }
   instancesOf(app: string): string { return `${this.prefix}/instances/${app}/`; }
@@ -58,6 +59,7 @@ export class KeyLayout {
   override(host: string): string { return `${this.prefix}/overrides/${host}`; }
   router(id: string): string { return `${this.prefix}/routers/${id}`; }
   lock(app: string): string { return `${this.prefix}/rollouts/${app}`; }
+  cert(name: string): string { return `${this.prefix}/certs/${name}`; }
 
   /** The half-open key range a router watches: every record directory, nothing else. */
   watchedRange(): { start: string; end: string } {

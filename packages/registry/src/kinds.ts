@@ -5,8 +5,9 @@
  * (packages/router/src/records/table-adapters.ts) all read these declarations, so a new kind of
  * record is one entry here and one adapter there, and no switch anywhere.
  */
-import { hostError, isName, NAME_PATTERN } from './names.js';
-import { parseAppRecord, parseInstanceRecord, parseOverrideRecord, type ParseResult } from './parse.js';
+import { DEFAULT_PARSE_CONTEXT, type ParseContext } from './certificate.js';
+import { CERT_NAME_PATTERN, hostError, isCertName, isName, NAME_PATTERN } from './names.js';
+import { parseAppRecord, parseCertRecord, parseInstanceRecord, parseOverrideRecord, type CertificateValue, type ParseResult } from './parse.js';
 import type { KeyLayout } from './keys.js';
 import type { AppRecord, InstanceRecord, OverrideRecord } from './schema.js';
 
@@ -15,7 +16,8 @@ export type InstanceRef = { kind: 'instance'; app: string; id: string };
 export type OverrideRef = { kind: 'override'; host: string };
 export type RouterRef = { kind: 'router'; id: string };
 export type RolloutRef = { kind: 'rollout'; app: string };
-export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef;
+export type CertRef = { kind: 'cert'; name: string };
+export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef;
 
 /** One directory under the prefix. */
 export interface KeyKind<R extends KeyRef = KeyRef> {
@@ -27,8 +29,8 @@ export interface KeyKind<R extends KeyRef = KeyRef> {
 
 /** A directory of records that routers watch and apply; it must sort inside the watched range. */
 export interface RecordKind<R extends KeyRef = KeyRef, V = unknown> extends KeyKind<R> {
-  /** Parses and validates a value; never throws. */
-  value(raw: Uint8Array | string): ParseResult<V>;
+  /** Parses and validates a value; never throws. `ctx`: what certificates are judged with (the others ignore it). */
+  value(raw: Uint8Array | string, ctx: ParseContext): ParseResult<V>;
 }
 
 const nameError = (what: string, name: string) => `${what} ${JSON.stringify(name)} does not match ${NAME_PATTERN}`;
@@ -64,6 +66,14 @@ const overrideKind: RecordKind<OverrideRef, OverrideRecord> = {
   value: parseOverrideRecord,
 };
 
+/** Certificates (docs/CONTRACT.md, "Certificate record"): "certs" sorts between "apps" and "instances". */
+const certKind: RecordKind<CertRef, CertificateValue> = {
+  kind: 'cert',
+  dir: 'certs',
+  ref: (tail) => (!single(tail) ? 'expected certs/<name>' : !isCertName(tail) ? `certificate name ${JSON.stringify(tail)} does not match ${CERT_NAME_PATTERN}` : { kind: 'cert', name: tail }),
+  value: parseCertRecord,
+};
+
 const routerKind: KeyKind<RouterRef> = {
   kind: 'router',
   dir: 'routers',
@@ -78,9 +88,9 @@ const rolloutKind: KeyKind<RolloutRef> = {
 };
 
 /** The records routers apply, by kind. */
-export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind } as const;
+export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind, cert: certKind } as const;
 /** Every directory of the layout. */
-export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, routerKind, rolloutKind];
+export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind];
 
 export type RecordKindName = keyof typeof RECORD_KINDS;
 export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;
@@ -91,16 +101,16 @@ export type ParsedRecord = { [K in RecordKindName]: { ref: Extract<KeyRef, { kin
 const recordKinds = new Map<string, RecordKind>(Object.values(RECORD_KINDS).map((k) => [k.kind, k as RecordKind]));
 
 /** Parses the value of a key already classified (KeyLayout.parse). */
-export function parseRecord(ref: KeyRef, raw: Uint8Array | string): ParseResult<ParsedRecord> {
+export function parseRecord(ref: KeyRef, raw: Uint8Array | string, ctx: ParseContext = DEFAULT_PARSE_CONTEXT): ParseResult<ParsedRecord> {
   const kind = recordKinds.get(ref.kind);
   if (kind === undefined) return { ok: false, error: `${ref.kind} keys are not routing records` };
-  const p = kind.value(raw);
+  const p = kind.value(raw, ctx);
   // One small object of one shape for every kind: a full load parses every record.
   return p.ok ? { ok: true, value: { ref, value: p.value } as ParsedRecord } : p;
 }
 
 /** Classifies and parses one key and value. */
-export function parseEntry(layout: KeyLayout, key: string, raw: Uint8Array | string): ParseResult<ParsedRecord> {
+export function parseEntry(layout: KeyLayout, key: string, raw: Uint8Array | string, ctx: ParseContext = DEFAULT_PARSE_CONTEXT): ParseResult<ParsedRecord> {
   const ref = layout.parse(key);
-  return ref.ok ? parseRecord(ref.ref, raw) : ref;
+  return ref.ok ? parseRecord(ref.ref, raw, ctx) : ref;
 }

@@ -40,3 +40,11 @@ export function hostError(host: string, wildcard: boolean): string | undefined {
   }
   return undefined;
 }
+
+/** A certificate's `<name>` (certs/<name>): lower-case letters, digits, `-` and `.`, 1-253 characters. */
+export const CERT_NAME_PATTERN = '^[a-z0-9.-]{1,253}$';
+const CERT_NAME_RE = new RegExp(CERT_NAME_PATTERN);
+
+export function isCertName(s: string): boolean {
+  return CERT_NAME_RE.test(s);
+}

@@ -6,13 +6,16 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
+import { checkKey, decryptKey, DEFAULT_PARSE_CONTEXT, expiredError, readCertificate, type CertificateFacts, type ParseContext } from './certificate.js';
 import { hostError } from './names.js';
 import {
   AppRecordSchema,
+  CertRecordSchema,
   InstanceRecordSchema,
   OverrideRecordSchema,
   RouterStatusRecordSchema,
   type AppRecord,
+  type CertRecord,
   type InstanceRecord,
   type OverrideRecord,
   type RouterStatusRecord,
@@ -27,6 +30,7 @@ const checkApp = TypeCompiler.Compile(AppRecordSchema);
 const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
 const checkOverride = TypeCompiler.Compile(OverrideRecordSchema);
 const checkRouterStatus = TypeCompiler.Compile(RouterStatusRecordSchema);
+const checkCert = TypeCompiler.Compile(CertRecordSchema);
 
 function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
@@ -120,3 +124,39 @@ export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<R
   return check<RouterStatusRecord>(checkRouterStatus, json.value);
 }
 
+
+/** A valid certificate record as routers serve it: its PEM texts (the key decrypted) and the leaf's facts. */
+export interface CertificateValue extends CertificateFacts {
+  certPem: string;
+  keyPem: string;
+  /** The record's `source`, or "etcd" when it has none. */
+  source: string;
+}
+
+/**
+ * Judges a certificate record: shape, `key` or `keyEnc` (decrypted with ctx.keyRing), PEM
+ * certificates, DNS names, the key matching the leaf, and, last, the leaf's notAfter against
+ * ctx.now(), so that "expired" is said only of a record valid in every other way: the one verdict
+ * that changes with time (see TableSync.expireCertificates).
+ */
+export function parseCertRecord(raw: Uint8Array | string, ctx: ParseContext = DEFAULT_PARSE_CONTEXT): ParseResult<CertificateValue> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<CertRecord>(checkCert, json.value);
+  if (!typed.ok) return typed;
+  const rec = typed.value;
+  if ((rec.key === undefined) === (rec.keyEnc === undefined)) return { ok: false, error: 'a certificate record has either "key" or "keyEnc", exactly one' };
+  let keyPem = rec.key;
+  if (rec.keyEnc !== undefined) {
+    const plain = decryptKey(rec.keyEnc, ctx.keyRing);
+    if (!plain.ok) return plain;
+    keyPem = plain.value;
+  }
+  const leaf = readCertificate(rec.cert);
+  if (!leaf.ok) return leaf;
+  const keyError = checkKey(leaf.value, keyPem!);
+  if (keyError !== undefined) return { ok: false, error: keyError };
+  const facts = leaf.value.facts;
+  if (facts.notAfter <= ctx.now()) return expiredError(facts.notAfter);
+  return { ok: true, value: { certPem: rec.cert, keyPem: keyPem!, hosts: facts.hosts, notAfter: facts.notAfter, fingerprint: facts.fingerprint, source: rec.source ?? 'etcd' } };
+}

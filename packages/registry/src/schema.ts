@@ -72,6 +72,32 @@ export const OverrideRecordSchema = Type.Union(
   { examples: [{ maintenance: { status: 503, message: 'Back at 14:00' } }, { app: 'mango-canary' }] },
 );
 
+export const CERT_KEY_ALGORITHMS = ['A256GCM'] as const;
+
+export const EncryptedKeySchema = Type.Object({
+  kid: Type.String({ minLength: 1, maxLength: 64, description: 'which key of the routers\' key ring (--key-ring) encrypted it' }),
+  alg: Type.Union(CERT_KEY_ALGORITHMS.map((a) => Type.Literal(a))),
+  iv: Type.String({ maxLength: 64, description: 'base64 of the 12-byte GCM nonce' }),
+  data: Type.String({ maxLength: 65_536, description: 'base64 of the ciphertext of the key\'s PEM text, then the 16-byte GCM tag' }),
+});
+
+/** Exactly one of `key` and `keyEnc` (checked in certs.ts, with the certificate itself). */
+export const CertRecordSchema = Type.Object(
+  {
+    cert: Type.String({ minLength: 1, maxLength: 65_536, description: 'PEM: the leaf first, then intermediates' }),
+    key: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536, description: 'the private key as PEM' })),
+    keyEnc: Type.Optional(EncryptedKeySchema),
+    source: Type.Optional(
+      Type.String({ pattern: '^[a-z0-9-]{1,32}$', description: 'who issued it; absent means "etcd" (an operator\'s record); the ACME issuer writes "acme"' }),
+    ),
+  },
+  {
+    examples: [
+      { cert: '-----BEGIN CERTIFICATE-----\n...leaf first, then intermediates...\n-----END CERTIFICATE-----\n', key: '-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n' },
+    ],
+  },
+);
+
 export const RejectedSchema = Type.Object({
   key: Type.String(),
   revision: Type.String(),
@@ -98,6 +124,9 @@ export const RouterStatusRecordSchema = Type.Object(
     ),
     conflicts: Type.Optional(Type.Array(Type.Object({ host: Type.String(), path: Type.String(), app: Type.String(), winner: Type.String() }))),
     conflictsCount: Type.Optional(Type.Integer({ minimum: 0, description: 'how many route conflicts there are, listed or not' })),
+    certificatesExpiringSoon: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'how many served certificates expire within 14 days (the list is in /status)' }),
+    ),
     startedAt: Type.Optional(Type.String()),
     updatedAt: Type.Optional(Type.String()),
   },
@@ -123,4 +152,6 @@ export type InstanceState = (typeof INSTANCE_STATES)[number];
 export type InstanceRecord = Static<typeof InstanceRecordSchema>;
 export type OverrideRecord = Static<typeof OverrideRecordSchema>;
 export type RouterStatusRecord = Static<typeof RouterStatusRecordSchema>;
+export type EncryptedKey = Static<typeof EncryptedKeySchema>;
+export type CertRecord = Static<typeof CertRecordSchema>;
 export type Rejected = Static<typeof RejectedSchema>;

@@ -41,7 +41,7 @@ describe('the watched key range', () => {
 
 describe('kind declarations', () => {
   it('classify each key by its directory, and parse values of record kinds only', () => {
-    expect(KEY_KINDS.map((k) => k.dir).sort()).toEqual(['apps', 'instances', 'overrides', 'rollouts', 'routers']);
+    expect(KEY_KINDS.map((k) => k.dir).sort()).toEqual(['apps', 'certs', 'instances', 'overrides', 'rollouts', 'routers']);
     const app = layout.parse('/paas/apps/mango');
     expect(app.ok && parseRecord(app.ref, '{"routes":[]}')).toEqual({ ok: true, value: { ref: { kind: 'app', app: 'mango' }, value: { routes: [] } } });
     const router = layout.parse('/paas/routers/r1');

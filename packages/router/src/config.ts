@@ -2,9 +2,10 @@
  * Command line and environment → RouterConfig. Every flag has an environment variable; a bad
  * value stops start-up with one line naming the flag, the variable and what was wrong.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { EtcdSecurityError, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type EtcdSecurity } from '@paas/registry';
+import { EtcdSecurityError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
@@ -47,6 +48,8 @@ export interface RouterConfig {
   publicHttpsPort: number;
   /** How many TLS contexts (one per certificate in use) are kept built. */
   tlsContextCache: number;
+  /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
+  keyRing: KeyRing;
 }
 
 export class ConfigError extends Error {}
@@ -83,6 +86,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
   'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
+  'key-ring': { env: 'ROUTER_KEY_RING', help: 'JSON file { "<kid>": "<base64 of 32 bytes>", ... }: the keys that decrypt certificate records\' keyEnc (several kids, so keys can rotate)' },
   workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
   'listen-tls': { env: 'ROUTER_LISTEN_TLS', help: 'TLS listener host:port (HTTP/2 and HTTP/1.1 by ALPN; certificates from <prefix>/certs/); off when not set' },
   'default-cert': { env: 'ROUTER_DEFAULT_CERT', help: 'certs/<name> served when no certificate covers the handshake\'s server name (or it sends none); else the handshake fails' },
@@ -188,12 +192,23 @@ function etcdSecurity(endpoints: string[], raw: (name: string) => { text: string
   }
 }
 
-/** `<name>` of `certs/<name>` (CONTRACT-EDGE: lower-case letters, digits, `-` and `.`, 1 to 253 characters). */
-const CERT_NAME = /^[a-z0-9.-]{1,253}$/;
-
 /** A flag without a default: undefined when neither it nor its variable is given. */
 function optional<T>(given: { text: string | undefined; what: string }, parse: (text: string, what: string) => T): T | undefined {
   return given.text === undefined ? undefined : parse(given.text, given.what);
+}
+
+function readKeyRing(file: string, what: string): KeyRing {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${what}: cannot read ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseKeyRing(text);
+  } catch (err) {
+    throw new ConfigError(`${what}: ${JSON.stringify(file)}: ${(err as Error).message}`);
+  }
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -270,11 +285,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     workers: get('workers', (t, w) => parseInteger(t, w, 1, 64)),
     listenTls: optional(raw('listen-tls'), parseAddress),
     defaultCert: optional(raw('default-cert'), (t, w) => {
-      if (!CERT_NAME.test(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not a certificate name (lower-case letters, digits, - and ., 1 to 253 characters)`);
+      if (!isCertName(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not a certificate name (lower-case letters, digits, - and ., 1 to 253 characters)`);
       return t;
     }),
     publicHttpsPort: get('public-https-port', (t, w) => parseInteger(t, w, 1, 65535)),
     tlsContextCache: get('tls-context-cache', (t, w) => parseInteger(t, w, 1, 1_000_000)),
+    keyRing: raw('key-ring').text === undefined ? new Map() : get('key-ring', readKeyRing),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {

@@ -13,6 +13,7 @@ import { TableSync } from './records/table-sync.js';
 import { SharedTicketKeys } from './listeners/ticket-keys.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
+import { certificatesReport, expiringSoonCount } from './status/certificates.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
 
 export interface RunningRouter {
@@ -67,7 +68,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     getAt: (key, revision) => etcd.getAt(key, revision),
     // A key inside the prefix: a router's etcd role (docs/etcd-security.md) grants nothing outside it.
     servesRevision: (revision) => etcd.servesRevision(revision, `${layout.prefix}/`),
-  });
+  }, { keyRing: config.keyRing, now: Date.now });
+  metrics.observeCertificates({ all: () => sync.table.certs.all(), expiringSoon: () => expiringSoonCount(sync.table.certs, Date.now()) });
 
   // The first list is asked for before the listeners' modules (fastify, the upstream clients)
   // are loaded: etcd takes longer to read the first page than Node takes to load them, so the
@@ -117,6 +119,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       contextCache: config.tlsContextCache,
     },
     ...statusRecord(sync, startedAt),
+    certificates: certificatesReport(sync.table, Date.now()),
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 

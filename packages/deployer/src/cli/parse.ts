@@ -4,7 +4,7 @@
  * defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BALANCE_STRATEGIES, EtcdSecurityError, hostError, instanceUrlError, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
+import { BALANCE_STRATEGIES, CERT_NAME_PATTERN, EtcdSecurityError, hostError, instanceUrlError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
@@ -56,6 +56,14 @@ export interface AppSetArgs extends AppSettings {
   routerTimeoutMs?: number | undefined;
 }
 
+export interface CertSetArgs {
+  name: string;
+  certFile: string;
+  keyFile: string;
+  keyRingFile?: string | undefined;
+  kid?: string | undefined;
+}
+
 export interface StatusArgs {
   app?: string | undefined;
   json: boolean;
@@ -66,7 +74,10 @@ export type Command =
   | { name: 'register'; args: RegisterArgs }
   | { name: 'retire'; args: RetireArgs }
   | { name: 'app set'; args: AppSetArgs }
-  | { name: 'status'; args: StatusArgs };
+  | { name: 'status'; args: StatusArgs }
+  | { name: 'cert set'; args: CertSetArgs }
+  | { name: 'cert list'; args: Record<string, never> }
+  | { name: 'cert rm'; args: { name: string } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -92,8 +103,8 @@ function splitCommand(argv: string[]): { words: string[]; rest: string[]; help: 
     }
     if (words.length === 0) {
       words.push(a);
-      if (a === 'app' || a === 'help') {
-        // "app set": the subcommand is the next word that is not a flag.
+      if (a === 'app' || a === 'cert' || a === 'help') {
+        // "app set", "cert list": the subcommand is the next word that is not a flag.
         let j = i + 1;
         while (j < argv.length && argv[j]!.startsWith('-')) {
           rest.push(argv[j]!);
@@ -125,6 +136,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   const spec = findCommand(name);
   if (!spec) {
     if (words[0] === 'app') throw new UsageError(`unknown command "${name}" (did you mean "app set"?)`);
+    if (words[0] === 'cert') throw new UsageError(`unknown command "${name}" (one of: cert set, cert list, cert rm)`);
     throw new UsageError(`unknown command "${name}" (one of: ${COMMANDS.map((c) => c.name).join(', ')}); see paas-deploy --help`);
   }
   if (help) return { kind: 'help', text: commandHelp(spec) };
@@ -147,7 +159,8 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
 
   const global = parseGlobal(v, env);
   const app = positionals[0];
-  if (app !== undefined && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
+  // A certificate's <name> has its own shape (checked with the command).
+  if (app !== undefined && !spec.name.startsWith('cert ') && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
   return { kind: 'run', global, command: parseCommand(spec, v, positionals) };
 }
 
@@ -276,6 +289,24 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
     }
     case 'status':
       return { name: 'status', args: { app: positionals[0], json: v.boolean('json') } };
+    case 'cert set': {
+      const name = positionals[0]!;
+      if (!isCertName(name)) throw new UsageError(`cert set: bad certificate name ${JSON.stringify(name)}: must match ${CERT_NAME_PATTERN}`);
+      const certFile = v.string('cert');
+      const keyFile = v.string('key');
+      if (certFile === undefined || keyFile === undefined) throw new UsageError('cert set: --cert FILE and --key FILE are needed');
+      const keyRingFile = v.string('key-ring');
+      const kid = v.string('kid');
+      if ((keyRingFile === undefined) !== (kid === undefined)) throw new UsageError('cert set: --key-ring and --kid go together');
+      return { name: 'cert set', args: { name, certFile, keyFile, keyRingFile, kid } };
+    }
+    case 'cert list':
+      return { name: 'cert list', args: {} };
+    case 'cert rm': {
+      const name = positionals[0]!;
+      if (!isCertName(name)) throw new UsageError(`cert rm: bad certificate name ${JSON.stringify(name)}: must match ${CERT_NAME_PATTERN}`);
+      return { name: 'cert rm', args: { name } };
+    }
   }
 }
 

@@ -17,7 +17,7 @@ export interface FlagSpec {
   default?: string;
 }
 
-export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status';
+export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm';
 
 export interface CommandSpec {
   name: CommandName;
@@ -174,6 +174,37 @@ export const COMMANDS: CommandSpec[] = [
     ],
     flags: [{ name: 'json', kind: 'boolean', env: 'PAAS_DEPLOY_JSON', help: 'print JSON instead of tables' }],
   },
+  {
+    name: 'cert set',
+    positionals: ['<name>'],
+    summary: 'write a certificate and its key to <prefix>/certs/<name>, checked as routers check it',
+    description: [
+      'The record is judged with the routers\' own validation before anything is written: PEM',
+      'certificates (leaf first, then intermediates), a key matching the leaf, DNS subjectAltNames,',
+      'not expired. With --key-ring and --kid the key is written encrypted (keyEnc, AES-256-GCM) with',
+      'that key of the ring; routers need the same key ring (paas-router --key-ring).',
+    ],
+    flags: [
+      { name: 'cert', kind: 'string', env: 'PAAS_CERT_FILE', value: 'FILE', help: 'PEM certificate chain, leaf first' },
+      { name: 'key', kind: 'string', env: 'PAAS_CERT_KEY_FILE', value: 'FILE', help: 'PEM private key of the leaf' },
+      { name: 'key-ring', kind: 'string', env: 'PAAS_KEY_RING', value: 'FILE', help: 'JSON key ring { "<kid>": "<base64 of 32 bytes>" } to encrypt the key with' },
+      { name: 'kid', kind: 'string', env: 'PAAS_KEY_RING_KID', value: 'KID', help: 'which key of --key-ring encrypts it' },
+    ],
+  },
+  {
+    name: 'cert list',
+    positionals: [],
+    summary: 'the certificate records: name, hosts, notAfter, days left',
+    description: ['Judged by their certificate alone (an encrypted key needs the routers\' key ring).'],
+    flags: [],
+  },
+  {
+    name: 'cert rm',
+    positionals: ['<name>'],
+    summary: 'delete a certificate record',
+    description: ['Routers stop serving it as soon as they apply the deletion.'],
+    flags: [],
+  },
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {
@@ -197,8 +228,9 @@ function flagLines(flags: FlagSpec[], extra: { left: string; help: string }[] = 
 }
 
 export function usageLine(c: CommandSpec): string {
-  const required = c.flags.filter((f) => (c.name === 'register' || c.name === 'redeploy') && f.name === 'url');
+  const required = c.flags.filter((f) => ((c.name === 'register' || c.name === 'redeploy') && f.name === 'url') || (c.name === 'cert set' && (f.name === 'cert' || f.name === 'key')));
   const req = required.map((f) => `--${f.name} ${f.value}${f.kind === 'list' ? ' [--url URL ...]' : ''}`);
+  if (c.name === 'cert set') req.push('[--key-ring FILE --kid KID]');
   return `paas-deploy ${c.name} ${[...c.positionals, ...req].join(' ')} [flags]`;
 }
 

@@ -68,8 +68,16 @@ class AppLatencyHistogram {
   }
 }
 
+/** What the certificate metrics read at each scrape. */
+export interface CertificateSource {
+  all(): Iterable<{ readonly name: string; readonly notAfter: number }>;
+  /** How many expire within the warning window (status/certificates.ts). */
+  expiringSoon(): number;
+}
+
 export class RouterMetrics {
   readonly registry = new Registry();
+  private certificates: CertificateSource | undefined;
   private readonly requestCells = new Map<string, Map<number, CountCell>>();
   private readonly requests: Counter<'app' | 'status'> = new Counter({
     name: 'router_requests_total',
@@ -165,6 +173,34 @@ export class RouterMetrics {
     aggregator: 'sum',
     registers: [this.registry],
   });
+
+  /** One series per served certificate, read from the table at each scrape: a removed certificate's series goes with it. */
+  private readonly certificateExpiry: Gauge<'name'> = new Gauge({
+    name: 'router_certificate_expiry_timestamp_seconds',
+    help: "The leaf's notAfter of each served certificate (certs/<name>), in seconds since the epoch",
+    labelNames: ['name'] as const,
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => {
+      this.certificateExpiry.reset();
+      if (this.certificates === undefined) return;
+      for (const c of this.certificates.all()) this.certificateExpiry.set({ name: c.name }, c.notAfter / 1000);
+    },
+  });
+  private readonly certificatesExpiringSoon: Gauge = new Gauge({
+    name: 'router_certificates_expiring_soon',
+    help: 'Served certificates whose leaf expires within 14 days',
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: () => {
+      this.certificatesExpiringSoon.set(this.certificates?.expiringSoon() ?? 0);
+    },
+  });
+
+  /** Where the certificate metrics read the served certificates from. */
+  observeCertificates(source: CertificateSource): void {
+    this.certificates = source;
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -22,7 +22,8 @@ export interface RejectedVersion {
   key: string;
   createRevision: bigint;
   modRevision: bigint;
-  version: bigint;
+  /** etcd's version number; undefined when not known (the walk then reads once more to find the incarnation's start). */
+  version: bigint | undefined;
 }
 
 /** What the router already knew about a rejected version it met before (see `held` below). */
@@ -53,10 +54,10 @@ export async function findLastGood(
   parse: (value: Buffer) => ParsedRecord | undefined,
   known?: KnownLapse,
 ): Promise<LastGood> {
-  let bad: { modRevision: bigint; version: bigint } = current;
+  let bad: { modRevision: bigint; version: bigint | undefined } = current;
   for (;;) {
     if (known !== undefined && known.revision === bad.modRevision && known.createRevision === current.createRevision) return { found: 'known', known };
-    if (bad.version <= 1n) return { found: 'none', firstBad: bad.modRevision, compacted: false };
+    if (bad.version !== undefined && bad.version <= 1n) return { found: 'none', firstBad: bad.modRevision, compacted: false };
     const read = await history.getAt(current.key, bad.modRevision - 1n);
     if (read.compacted) return { found: 'none', firstBad: bad.modRevision, compacted: true };
     const entry = read.entry;

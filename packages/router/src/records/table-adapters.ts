@@ -17,7 +17,7 @@ export interface TableAdapter<K extends RecordKindName = RecordKindName> {
   /** Whether a listed record with this create revision can keep `stamp`'s table object. */
   sameCreation(stamp: RecordStamp, createRevision: bigint): boolean;
   /** Puts the record into the table in place of the key's record (`old`: its stamp) and returns the new stamp. */
-  set(record: RecordOf<K>, createRevision: bigint, old: RecordStamp | undefined): RecordStamp;
+  set(record: RecordOf<K>, createRevision: bigint, old: RecordStamp | undefined, modRevision: bigint): RecordStamp;
   delete(ref: RefOf<K>): void;
   /** Deletes every record whose stamp is not marked `mark`, handing each stamp to `gone` first. */
   sweep(mark: number, gone: (stamp: RecordStamp) => void): void;
@@ -32,16 +32,29 @@ export type TableAdapters = { readonly [K in RecordKindName]: TableAdapter<K> };
 export interface AnyTableAdapter {
   stamp(ref: KeyRef): RecordStamp | undefined;
   sameCreation(stamp: RecordStamp, createRevision: bigint): boolean;
-  set(record: ParsedRecord, createRevision: bigint, old: RecordStamp | undefined): RecordStamp;
+  set(record: ParsedRecord, createRevision: bigint, old: RecordStamp | undefined, modRevision: bigint): RecordStamp;
   delete(ref: KeyRef): void;
   sweep(mark: number, gone: (stamp: RecordStamp) => void): void;
 }
 
 const always = () => true;
 
-export function tableAdapters(table: RoutingTable): TableAdapters {
+/** A certificate's stamp, with the revisions of the version served (an expiry reports them). */
+export interface CertStamp extends RecordStamp {
+  createRevision: bigint;
+  modRevision: bigint;
+}
+
+export interface AdapterHooks {
+  /** A certificate went into the table (its expiry is to be watched). */
+  certServed?(notAfter: number): void;
+}
+
+export function tableAdapters(table: RoutingTable, hooks: AdapterHooks = {}): TableAdapters {
   /** Overrides map a host to a shared target, so their stamps live here. */
   const overrideStamps = new Map<string, RecordStamp>();
+  /** Certificates are immutable objects in the table's CertIndex, so their stamps live here too. */
+  const certStamps = new Map<string, CertStamp>();
   return {
     app: {
       stamp(ref) {
@@ -94,6 +107,34 @@ export function tableAdapters(table: RoutingTable): TableAdapters {
             gone(stamp);
             overrideStamps.delete(host);
             table.deleteOverride(host);
+          }
+        }
+      },
+    },
+    cert: {
+      stamp: (ref) => certStamps.get(ref.name),
+      // The create revision ranks equal certificates, as it ranks apps' routes.
+      sameCreation: (stamp, createRevision) => (stamp as CertStamp).createRevision === createRevision,
+      set(rec, createRevision, old, modRevision) {
+        const v = rec.value;
+        table.certs.set({ name: rec.ref.name, hosts: v.hosts, certPem: v.certPem, keyPem: v.keyPem, notAfter: v.notAfter, fingerprint: v.fingerprint, createRevision, source: v.source });
+        hooks.certServed?.(v.notAfter);
+        const stamp = (old as CertStamp | undefined) ?? { hashHi: 0, hashLo: 0, listed: 0, createRevision, modRevision };
+        stamp.createRevision = createRevision;
+        stamp.modRevision = modRevision;
+        certStamps.set(rec.ref.name, stamp);
+        return stamp;
+      },
+      delete(ref) {
+        certStamps.delete(ref.name);
+        table.certs.delete(ref.name);
+      },
+      sweep(mark, gone) {
+        for (const [name, stamp] of certStamps) {
+          if (stamp.listed !== mark) {
+            gone(stamp);
+            certStamps.delete(name);
+            table.certs.delete(name);
           }
         }
       },

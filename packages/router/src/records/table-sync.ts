@@ -18,13 +18,14 @@
  * rejected keys need such reads commits when they are done; revisions arriving meanwhile wait.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
-import { parseRecord } from '@paas/registry';
+import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParseContext, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
+import { DEFAULT_PARSE_CONTEXT, expiredError, parseRecord } from '@paas/registry';
 import type { RecordStamp } from '../table/record-stamp.js';
 import { RoutingTable } from '../table/routing-table.js';
+import { CertExpiryTimer } from './cert-expiry.js';
 import { findLastGood, highestCompacted, type KeyHistory, type KnownLapse, type LastGood, type RejectedVersion } from './last-good.js';
 import { DigestSum, hashRecord, type RecordHash } from './record-digest.js';
-import { tableAdapters, type AnyTableAdapter } from './table-adapters.js';
+import { tableAdapters, type AnyTableAdapter, type CertStamp } from './table-adapters.js';
 
 export interface SyncLogger {
   warn(obj: object, msg: string): void;
@@ -46,6 +47,7 @@ interface Change {
   adapter: AnyTableAdapter;
   record: ParsedRecord;
   createRevision: bigint;
+  modRevision: bigint;
   hashHi: number;
   hashLo: number;
   /** The stamp of the record it replaces. */
@@ -75,6 +77,8 @@ interface Held {
 /** Reads of etcd's history in flight at once while a list recovers last good values. */
 const RECOVERY_CONCURRENCY = 8;
 const RETRY_MAX_MS = 5000;
+/** While a list is being read, certificate expiry waits this long and looks again. */
+const EXPIRY_RETRY_MS = 100;
 
 export class TableSync implements MirrorHandlers {
   readonly table = new RoutingTable();
@@ -100,14 +104,22 @@ export class TableSync implements MirrorHandlers {
   private markLoaded!: () => void;
   private readonly loadedOnce = new Promise<void>((resolve) => (this.markLoaded = resolve));
   private listed: Promise<void> = Promise.resolve();
+  private readonly expiry: CertExpiryTimer;
+  /** Keys whose served certificate expired, still to be walked back (walkExpired): the version that expired. */
+  private readonly expired = new Map<string, { ref: KeyRef; createRevision: bigint; modRevision: bigint }>();
+  private walking = false;
 
   constructor(
     private readonly layout: KeyLayout,
     private readonly log: SyncLogger,
     private readonly events: SyncEvents,
     private readonly history: KeyHistory,
+    /** The key ring certificates' keys are decrypted with, and the clock their expiry is read from. */
+    private readonly context: ParseContext = DEFAULT_PARSE_CONTEXT,
   ) {
-    this.adapters = new Map(Object.entries(tableAdapters(this.table) as Record<string, AnyTableAdapter>));
+    this.expiry = new CertExpiryTimer(() => context.now(), () => this.expireCertificates());
+    const adapters = tableAdapters(this.table, { certServed: (notAfter) => this.expiry.served(notAfter) });
+    this.adapters = new Map(Object.entries(adapters as Record<string, AnyTableAdapter>));
   }
 
   /** 16 hex digits: the sum of the accepted records' hashes (see record-digest.ts). */
@@ -157,6 +169,7 @@ export class TableSync implements MirrorHandlers {
   close(): void {
     this.closed = true;
     clearInterval(this.checkTimer);
+    this.expiry.close();
   }
 
   onSnapshot(entries: KvEntry[], revision: bigint): void {
@@ -225,7 +238,7 @@ export class TableSync implements MirrorHandlers {
             stamp.listed = mark;
             continue;
           }
-          const parsed = parseRecord(ref.ref, e.value);
+          const parsed = parseRecord(ref.ref, e.value, this.context);
           if (!parsed.ok) {
             // The first version of an incarnation has nothing before it: no history to read.
             if (adapter === undefined || e.version <= 1n) {
@@ -245,7 +258,7 @@ export class TableSync implements MirrorHandlers {
             continue;
           }
           changed++;
-          const change: Change = { adapter: adapter!, record: parsed.value, createRevision: e.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
+          const change: Change = { adapter: adapter!, record: parsed.value, createRevision: e.createRevision, modRevision: e.modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
           if (pending !== undefined) pending.push(change);
           else this.apply(change, mark);
         }
@@ -350,11 +363,95 @@ export class TableSync implements MirrorHandlers {
     }
   }
 
+  /**
+   * Takes every served certificate whose notAfter has passed out of the table, in one step: its
+   * key becomes rejected (expired), holding nothing for the moment. Then, as a router listing now
+   * would, it looks in etcd's history for the newest earlier version of the key that is valid
+   * now (walkExpired), usually none. Runs on the expiry timer.
+   */
+  expireCertificates(): void {
+    if (this.closed) return;
+    const now = this.context.now();
+    if (this.listing) return this.expiry.arm(now + EXPIRY_RETRY_MS);
+    const started = performance.now();
+    const due = [];
+    let next = Infinity;
+    for (const cert of this.table.certs.all()) {
+      if (cert.notAfter <= now) due.push(cert);
+      else if (cert.notAfter < next) next = cert.notAfter;
+    }
+    const adapter = this.adapters.get('cert')!;
+    for (const cert of due) {
+      const ref: KeyRef = { kind: 'cert', name: cert.name };
+      const key = this.layout.cert(cert.name);
+      const modRevision = (adapter.stamp(ref) as CertStamp | undefined)?.modRevision ?? 0n;
+      this.removeRecord(ref);
+      const lapse = this.lapses.get(key);
+      if (lapse !== undefined) {
+        lapse.kept = false;
+        this.log.warn({ key, revision: lapse.revision.toString(), error: lapse.error, notAfter: new Date(cert.notAfter).toISOString() }, 'kept certificate expired; looking for an earlier version valid now');
+      } else {
+        this.reject(this.lapses, { key, revision: modRevision, createRevision: cert.createRevision, error: expiredError(cert.notAfter).error, firstBad: modRevision, kept: false });
+      }
+      this.expired.set(key, { ref, createRevision: cert.createRevision, modRevision });
+    }
+    this.expiry.arm(next);
+    if (due.length > 0) this.events.onApplied('revision', performance.now() - started);
+    void this.walkExpired();
+  }
+
+  /**
+   * For each key whose served certificate expired: the walk of last-good.ts from that version,
+   * judging each earlier version with the clock of now, and the version found (if any) put back
+   * as the key's kept value. Every version after the expired one is invalid now (rejected when
+   * it came, or expired itself), so this is what a router listing now finds walking from the
+   * current version. A result is dropped when the key changed meanwhile (a valid version, a
+   * delete, a new incarnation); a list begun meanwhile defers the walk until it is in.
+   */
+  private async walkExpired(): Promise<void> {
+    if (this.walking) return;
+    this.walking = true;
+    try {
+      for (let attempt = 0; this.expired.size > 0 && !this.closed; ) {
+        if (this.listing) return this.expiry.arm(this.context.now() + EXPIRY_RETRY_MS);
+        const [key, at] = this.expired.entries().next().value!;
+        const parse = (value: Buffer) => {
+          const p = parseRecord(at.ref, value, this.context);
+          return p.ok ? p.value : undefined;
+        };
+        let found: LastGood;
+        try {
+          found = await findLastGood(this.history, { key, createRevision: at.createRevision, modRevision: at.modRevision, version: undefined }, parse);
+          attempt = 0;
+        } catch (err) {
+          this.log.warn({ key, err }, 'could not read the history of an expired certificate; retrying');
+          await sleep(Math.min(RETRY_MAX_MS, 100 * 2 ** attempt++), undefined, { ref: false });
+          continue;
+        }
+        if (this.listing || this.closed) continue;
+        this.expired.delete(key);
+        const lapse = this.lapses.get(key);
+        if (found.found !== 'entry' || lapse === undefined || lapse.createRevision !== at.createRevision || lapse.kept) continue;
+        const adapter = this.adapters.get(at.ref.kind)!;
+        const started = performance.now();
+        const h = this.hash;
+        hashRecord(key, found.entry.value, h);
+        this.apply({ adapter, record: found.record, createRevision: found.entry.createRevision, modRevision: found.entry.modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter.stamp(at.ref) }, this.lists);
+        lapse.kept = true;
+        lapse.firstBad = found.firstBad;
+        this.log.warn({ key, keptAt: (found.firstBad - 1n).toString() }, 'certificate expired; keeping an earlier version valid now');
+        this.events.onApplied('revision', performance.now() - started);
+      }
+    } finally {
+      this.walking = false;
+    }
+  }
+
   private applyPut(key: string, value: Buffer, createRevision: bigint, modRevision: bigint): void {
     const ref = this.layout.parse(key);
     if (!ref.ok) return this.reject(this.lapses, { key, revision: modRevision, createRevision: 0n, error: ref.error, firstBad: modRevision, kept: false });
     const adapter = this.adapters.get(ref.ref.kind);
-    const parsed = parseRecord(ref.ref, value);
+    const parsed = parseRecord(ref.ref, value, this.context);
     if (!parsed.ok) {
       // The first rejected version after a good one starts a lapse; later ones keep its answer.
       const prev = this.lapses.get(key);
@@ -365,7 +462,7 @@ export class TableSync implements MirrorHandlers {
     if (this.lapses.size !== 0) this.lapses.delete(key);
     hashRecord(key, value, this.hash);
     const h = this.hash;
-    this.apply({ adapter: adapter!, record: parsed.value, createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter!.stamp(ref.ref) }, this.lists);
+    this.apply({ adapter: adapter!, record: parsed.value, createRevision, modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter!.stamp(ref.ref) }, this.lists);
   }
 
   private applyDelete(key: string): void {
@@ -387,7 +484,7 @@ export class TableSync implements MirrorHandlers {
   private apply(change: Change, mark: number): void {
     const old = change.old;
     if (old !== undefined) this.sum.subtract(old);
-    const stamp = change.adapter.set(change.record, change.createRevision, old);
+    const stamp = change.adapter.set(change.record, change.createRevision, old, change.modRevision);
     stamp.hashHi = change.hashHi;
     stamp.hashLo = change.hashLo;
     stamp.listed = mark;
@@ -417,7 +514,7 @@ export class TableSync implements MirrorHandlers {
       stamp.listed = mark;
       return false;
     }
-    this.apply({ adapter, record: found.record, createRevision: found.entry.createRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp }, mark);
+    this.apply({ adapter, record: found.record, createRevision: found.entry.createRevision, modRevision: found.entry.modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp }, mark);
     return true;
   }
 
@@ -431,7 +528,7 @@ export class TableSync implements MirrorHandlers {
         const i = next++;
         const r = recoveries[i]!;
         const parse = (value: Buffer) => {
-          const p = parseRecord(r.ref, value);
+          const p = parseRecord(r.ref, value, this.context);
           return p.ok ? p.value : undefined;
         };
         for (let attempt = 0; current(); attempt++) {

@@ -7,6 +7,7 @@
  */
 import { MAX_VALUE_BYTES, type Rejected, type RouterStatusRecord } from '@paas/registry';
 import type { TableSync } from '../records/table-sync.js';
+import { expiringSoonCount } from './certificates.js';
 import type { RouteConflict } from '../table/routing-table.js';
 
 /** How many rejected records (the newest) and conflicts the etcd record lists. */
@@ -25,6 +26,8 @@ export interface StatusInput {
   draining: [string, number][];
   /** "<app>/<id>" -> in flight, for other instances with requests open. */
   busy: [string, number][];
+  /** Served certificates expiring soon (status/certificates.ts): a count, never the list. */
+  certificatesExpiringSoon?: number;
   startedAt: string;
   updatedAt: string;
 }
@@ -41,6 +44,7 @@ export function statusInput(sync: TableSync, startedAt: string): StatusInput {
     conflicts: sync.table.conflicts(),
     draining,
     busy,
+    certificatesExpiringSoon: expiringSoonCount(sync.table.certs, Date.now()),
     startedAt,
     updatedAt: new Date().toISOString(),
   };
@@ -58,6 +62,7 @@ export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRe
     inflight: Object.fromEntries([...s.draining, ...s.busy]),
     conflicts: s.conflicts,
     conflictsCount: s.conflicts.length,
+    ...(s.certificatesExpiringSoon !== undefined ? { certificatesExpiringSoon: s.certificatesExpiringSoon } : {}),
     startedAt: s.startedAt,
     updatedAt: s.updatedAt,
   };
@@ -99,6 +104,7 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
       ...(complete ? {} : { inflightComplete: false }),
       conflicts: listed === LISTED_MAX ? conflicts : conflicts.slice(0, listed),
       conflictsCount: s.conflicts.length,
+      ...(s.certificatesExpiringSoon !== undefined ? { certificatesExpiringSoon: s.certificatesExpiringSoon } : {}),
       startedAt: s.startedAt,
       updatedAt: s.updatedAt,
     };

@@ -22,6 +22,8 @@ export interface ServedCertificate {
   readonly fingerprint: string;
   /** The record's create revision: the last tie-break between equal certificates. */
   readonly createRevision: bigint;
+  /** Who issued it: the record's `source`, "etcd" when it has none (an operator's record). */
+  readonly source?: string;
 }
 
 /** Whether `a` serves a name both cover instead of `b`. */
