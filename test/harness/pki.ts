@@ -109,11 +109,19 @@ export async function createCa(keyType: KeyType = 'ec'): Promise<TestCa> {
     return { leafPem, certPem: opts.leafOnly === true ? leafPem : leafPem + certPem, keyPem: await readFile(key, 'utf8') };
   }
 
+  // `openssl ca` keeps its serial and index in files: one issue at a time, in call order.
+  let queue: Promise<unknown> = Promise.resolve();
+  const issueInTurn = (opts: IssueOptions): Promise<IssuedCert> => {
+    const next = queue.then(() => issue(opts));
+    queue = next.catch(() => undefined);
+    return next;
+  };
+
   return {
     certPem,
     certFile,
     dir,
-    issue,
+    issue: issueInTurn,
     async writeFile(name, text) {
       const file = join(dir, name);
       await writeFile(file, text);

@@ -20,6 +20,10 @@ describe('test PKI', () => {
     expect(new Date(old.validTo).getTime()).toBe(Date.parse('2020-02-01T00:00:00Z'));
 
     const bare = await ca.issue({ dns: [], cn: 'only-cn' });
+    // Issued at once, as tests do with Promise.all: each gets its own serial and names.
+    const many = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => ca.issue({ dns: [`${n}.example.com`] })));
+    expect(new Set(many.map((c) => new X509Certificate(c.leafPem).serialNumber)).size).toBe(6);
+    expect(many.map((c) => new X509Certificate(c.leafPem).subjectAltName)).toEqual(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => `DNS:${n}.example.com`));
     expect(new X509Certificate(bare.leafPem).subjectAltName).toBeUndefined();
   });
 });
