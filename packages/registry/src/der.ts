@@ -181,16 +181,7 @@ export interface LeafFacts {
 /** The SubjectPublicKeyInfo just read. */
 function readSpki(d: Der): PublicKey | undefined {
   const spki = d.enter();
-  const alg = d.read(SEQUENCE).enter();
-  d.read(OID);
-  const ec = d.is(EC_PUBLIC_KEY_OID);
-  const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
-  let curve: Buffer | undefined;
-  if (d.more()) {
-    params(d);
-    if (ec && d.tag === OID) curve = d.content();
-  }
-  d.leave(alg);
+  const { ec, rsa, curve } = keyAlgorithm(d);
   d.read(BIT_STRING);
   if (d.b[d.start] !== 0) fail();
   let key: PublicKey | undefined;
@@ -208,6 +199,21 @@ function readSpki(d: Der): PublicKey | undefined {
   }
   d.leave(spki);
   return key;
+}
+
+/** A key's AlgorithmIdentifier (in a SubjectPublicKeyInfo or a PKCS#8 key): EC with its curve, or RSA. */
+function keyAlgorithm(d: Der): { ec: boolean; rsa: boolean; curve: Buffer | undefined } {
+  const alg = d.read(SEQUENCE).enter();
+  d.read(OID);
+  const ec = d.is(EC_PUBLIC_KEY_OID);
+  const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
+  let curve: Buffer | undefined;
+  if (d.more()) {
+    params(d);
+    if (ec && d.tag === OID) curve = d.content();
+  }
+  d.leave(alg);
+  return { ec, rsa, curve };
 }
 
 /** An AlgorithmIdentifier: SEQUENCE { OID, parameters OPTIONAL }: parameters NULL or an OID here. */
@@ -330,16 +336,7 @@ export function keyMatches(der: Uint8Array, pemType: string, pub: PublicKey): tr
   // PKCS#8 version 0, or 1 (which may add the public key after the attributes).
   d.read(INTEGER);
   if (d.end - d.start !== 1 || d.b[d.start]! > 1) fail();
-  const alg = d.read(SEQUENCE).enter();
-  d.read(OID);
-  const ec = d.is(EC_PUBLIC_KEY_OID);
-  const rsa = !ec && d.is(RSA_ENCRYPTION_OID);
-  let curve: Buffer | undefined;
-  if (d.more()) {
-    params(d);
-    if (ec && d.tag === OID) curve = d.content();
-  }
-  d.leave(alg);
+  const { ec, rsa, curve } = keyAlgorithm(d);
   d.read(OCTET_STRING);
   const priv = d.enter();
   d.read(SEQUENCE);
