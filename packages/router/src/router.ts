@@ -169,6 +169,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     resync: (reason) => mirror.resync(reason),
     intervalMs: config.digestCheckMs,
     minResyncIntervalMs: 60_000,
+    onMismatch: () => metrics.digestMismatches.inc(),
   });
 
   const tlsListener = proxy.tls;

@@ -128,6 +128,11 @@ export class RouterMetrics {
     aggregator: 'min',
     registers: [this.registry],
   });
+  readonly digestMismatches = new Counter({
+    name: 'router_digest_mismatches_total',
+    help: 'Peer digest checks that found this router\'s table digest differs from the majority at the same revision',
+    registers: [this.registry],
+  });
   readonly upstreamClientInfo = new Gauge({
     name: 'router_upstream_client_info',
     help: 'The upstream client that forwards requests and runs health checks (1 on its label: native or portable)',
