@@ -39,8 +39,8 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'paas-install-'));
   opt = join(root, 'opt/paas-routing');
   const installed = await run('bash', [`${REPO}deploy/install.sh`, opt], { timeoutMs: 120_000 });
-  expect(installed.stderr).toBe('');
-  expect(installed.code).toBe(0);
+  expect(installed.code, installed.stderr).toBe(0);
+  expect(installed.stdout).toContain(`installed: ${opt}/router/bin/paas-router.js`);
   // What the Dockerfile's last stage adds to the installed programs.
   writeFileSync(join(opt, 'healthcheck.mjs'), readRepoFile('deploy/docker/healthcheck.mjs'));
   bin = join(root, 'usr/local/bin');
