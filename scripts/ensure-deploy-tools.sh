@@ -26,5 +26,9 @@ fi
 echo "ensure-deploy-tools: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-# The prometheus package would start a server under systemd where one runs; only promtool is wanted.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Only promtool is wanted from the prometheus package: on a host that runs systemd, the package
+# has just started a Prometheus server (on port 9090); stop it and keep it from starting at boot.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
