@@ -21,7 +21,7 @@ NODE_DIR := $(CURDIR)/.tools/node-$(NODE_VERSION)/bin
 export PATH := $(NODE_DIR):$(PATH)
 endif
 
-.PHONY: all env node node-extra tools deps build test test-unit test-integration demo bench clean
+.PHONY: all env node node-extra tools deploy-tools deps build test test-unit test-integration demo bench clean
 
 all: build
 
@@ -39,6 +39,11 @@ tools: node
 	  echo "installing pnpm@$(PNPM_VERSION)"; npm install -g --no-fund --no-audit pnpm@$(PNPM_VERSION); fi
 	@bash scripts/ensure-etcd.sh
 
+# The offline checkers of deploy/ and docker-compose.yml (test/deploy/): docker-compose, promtool,
+# systemd-analyze. Only the tests need them, so only the test targets install them.
+deploy-tools:
+	@bash scripts/ensure-deploy-tools.sh
+
 deps: tools
 	@$(PNPM) install --frozen-lockfile --reporter=append-only
 
@@ -46,7 +51,7 @@ build: deps
 	@$(PNPM) exec tsc -b
 
 # Every run goes ahead even when one fails, so one CI run reports them all; any failure fails.
-test: build node-extra
+test: build node-extra deploy-tools
 	@echo "== type-checking the tests (tsc -b builds only the packages' sources)"
 	@$(PNPM) exec tsc -p tsconfig.tests.json
 	@failed=""; \
@@ -61,7 +66,7 @@ test: build node-extra
 test-unit: build
 	@$(PNPM) exec vitest run --project unit
 
-test-integration: build
+test-integration: build deploy-tools
 	@$(PNPM) exec vitest run --project integration
 
 demo: build

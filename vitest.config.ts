@@ -13,7 +13,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/fault/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/fault/**/*.test.ts', 'test/deploy/**/*.test.ts'],
           globalSetup: ['test/harness/global-setup.ts'],
           sequence: { groupOrder: 1 },
           testTimeout: 60_000,

@@ -24,6 +24,8 @@ async function put(key: string, value: string): Promise<bigint> {
   return BigInt(out.header.revision);
 }
 
+const metricsText = async (r: RouterProcess) => (await request(`${r.adminUrl}/metrics`)).body.text();
+
 async function kiwi(r: RouterProcess): Promise<number> {
   const res = await request(`${r.url}/`, { headers: { host: 'kiwi.example.com' } });
   await res.body.dump();
@@ -67,6 +69,12 @@ describe('digest self-heal', () => {
       expect(JSON.parse(loaded)).toMatchObject({ rejected: 1, recovered: 1, changed: 0, deleted: 0 });
       expect(await status(r)).toMatchObject({ digest: sa.digest, rejected: sa.rejected });
       expect(await kiwi(r)).toBe(200);
+    }
+
+    // Each check that found the disagreement is counted on /metrics (the digest alert reads it).
+    for (const r of [a, b]) {
+      const m = await metricsText(r);
+      expect(Number(/^router_digest_mismatches_total (\d+)$/m.exec(m)?.[1])).toBeGreaterThanOrEqual(1);
     }
   });
 });

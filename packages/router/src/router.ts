@@ -172,6 +172,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     resync: (reason) => mirror.resync(reason),
     intervalMs: config.digestCheckMs,
     minResyncIntervalMs: 60_000,
+    onMismatch: () => metrics.digestMismatches.inc(),
   });
 
   const tlsListener = proxy.tls;
@@ -184,6 +185,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     log.info({ listenTls: `${config.listenTls!.host}:${config.listenTls!.port}`, defaultCert: config.defaultCert ?? null }, 'TLS listener ready');
   }
   ready = true;
+  metrics.ready.set(1);
   if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();
   digestCheck.start();
@@ -193,6 +195,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   let stopping: Promise<void> | undefined;
   async function stop(): Promise<void> {
     ready = false;
+    metrics.ready.set(0);
     // From now on every answer says `Connection: close`, so clients move their next request to
     // a new connection (to another router once this one's address is out of rotation).
     proxy.drain.begin();

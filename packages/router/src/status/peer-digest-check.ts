@@ -22,6 +22,8 @@ export interface PeerDigestCheckOptions {
   intervalMs: number;
   /** At most one re-list for a mismatch in this long. */
   minResyncIntervalMs: number;
+  /** Called on every check that finds our digest is not the majority's (a metric: the alert). */
+  onMismatch?: () => void;
 }
 
 export interface DigestVerdict {
@@ -77,6 +79,7 @@ export class PeerDigestCheck {
         if (rec.ok) peers.push({ revision: BigInt(rec.value.revision), digest: rec.value.digest });
       }
       const verdict = digestMismatch(sync.digest(), sync.revision, peers);
+      if (verdict) this.opts.onMismatch?.();
       if (verdict && Date.now() - this.lastResync >= this.opts.minResyncIntervalMs) {
         this.lastResync = Date.now();
         this.opts.log.warn(
