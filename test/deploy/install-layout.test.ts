@@ -20,7 +20,7 @@ import { REPO, dashboardExpressions, metricNames, readRepoFile, ruleExpressions,
 const endpoints = inject('etcdEndpoints');
 const prefix = uniquePrefix('install');
 /** Metrics the dashboard or the alerts read that other work adds (certificates, operator metrics): */
-const PENDING_METRICS = ['router_certificate_expiry_timestamp_seconds', 'router_requests_in_flight', 'router_unhealthy_instances'];
+const PENDING_METRICS = ['router_requests_in_flight', 'router_unhealthy_instances'];
 
 let root: string;
 let opt: string;
