@@ -18,6 +18,7 @@ describe('the watched key range', () => {
   // Directories of the contract (shared/CONTRACT.md) and its second part (CONTRACT-EDGE.md),
   // declared here or not yet, with the side of the range they fall on.
   it.each([
+    ['acme', false], // ACME state: sorts before apps/, read on demand, never wakes a router
     ['apps', true],
     ['certs', true], // apps < certs < instances: a router would see every certificate write
     ['instances', true],
