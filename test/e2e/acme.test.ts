@@ -128,4 +128,151 @@ describe('automatic HTTPS with Pebble', () => {
     expect(row).toMatchObject({ source: 'acme', certificate: host, lastError: null });
     expect(Date.parse(String(row?.nextRenewal))).toBeLessThan(Date.parse(String(row?.notAfter)));
   }, 60_000);
+
+  it('two routers racing for new hosts: exactly one order per host across the fleet', async () => {
+    b = await startTlsRouter('acme-b', acmeArgs(pebble));
+    const hosts = ['r1.acme.test', 'r2.acme.test', 'r3.acme.test'];
+    const ordersBefore = pebble.orderCount();
+    await addApp('race', hosts);
+    for (const host of hosts) await waitFor(() => getJson(`certs/${host}`), { timeoutMs: 30_000, message: `certs/${host}` });
+    for (const host of hosts) {
+      const issued = [...logLines(a, 'acme: certificate issued', host), ...logLines(b!, 'acme: certificate issued', host)];
+      expect(issued, host).toHaveLength(1);
+    }
+    expect(pebble.orderCount() - ordersBefore).toBe(hosts.length);
+  }, 60_000);
+
+  it('the ordering router SIGKILLed mid-order: the other resumes the same order and completes it', async () => {
+    const host = 'kill.acme.test';
+    const ordersBefore = pebble.orderCount();
+    // V frozen: Pebble's validation request waits in V's accept queue, so the orderer is held
+    // mid-order (challenge published, validation pending) for as long as the test needs.
+    v.router.proc.kill('SIGSTOP');
+    let victim: TlsRouter;
+    let survivor: TlsRouter;
+    try {
+      await addApp('kill', [host]);
+      const published = (r: TlsRouter) => logLines(r, 'acme: challenge published', host).length > 0;
+      victim = await waitFor(() => (published(a) ? a : published(b!) ? b! : undefined), { timeoutMs: 20_000, message: 'a router to publish the challenge' });
+      survivor = victim === a ? b! : a;
+      victim.router.proc.kill('SIGKILL');
+      await victim.router.proc.exited;
+    } finally {
+      v.router.proc.kill('SIGCONT');
+    }
+    await waitFor(() => getJson(`certs/${host}`), { timeoutMs: 30_000, message: `certs/${host} written by the survivor` });
+    expect(logLines(survivor, 'acme: resuming the order of a router that stopped', host)).toHaveLength(1);
+    expect(logLines(survivor, 'acme: certificate issued', host)).toHaveLength(1);
+    expect((await getJson(`acme/state/${host}`))?.orderedBy).toBe(survivor.router.proc.name.replace('router ', ''));
+    expect(pebble.orderCount() - ordersBefore).toBe(1);
+    const served = await waitFor(async () => {
+      const r = await curlHttps(survivor.tlsPort, host);
+      return r.ok && r.status === '200' ? r : undefined;
+    }, { timeoutMs: 10_000, message: `https://${host} on the survivor` });
+    expect(served.version).toBe('2');
+    if (victim === a) a = survivor;
+    b = undefined;
+  }, 60_000);
+
+  it('a host whose validation fails: back-off, the error in /status, plain HTTP keeps serving, no retry storm', async () => {
+    const host = 'fail.acme.test';
+    // Its name resolves to an address where nothing listens: Pebble's validation is refused.
+    await pebble.setAddress(host, '127.0.0.2');
+    const ordersBefore = pebble.orderCount();
+    await addApp('fail', [host]);
+    const windowMs = 9000;
+    const end = Date.now() + windowMs;
+    let plainOk = 0;
+    const plainFailed: string[] = [];
+    while (Date.now() < end) {
+      const res = await request(`${a.router.url}/`, { headers: { host } });
+      await res.body.dump();
+      if (res.statusCode === 200) plainOk++;
+      else plainFailed.push(String(res.statusCode));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const orders = pebble.orderCount() - ordersBefore;
+    console.log(`acme: failing host, ${orders} orders in ${windowMs} ms (back-off from 2s, doubling)`);
+    expect(plainFailed).toEqual([]);
+    expect(plainOk).toBeGreaterThan(20);
+    // 2 s, then 4 s, then 8 s between attempts: 3 in the window; a router retrying each tick would make 9 or more.
+    expect(orders).toBeGreaterThanOrEqual(2);
+    expect(orders).toBeLessThanOrEqual(4);
+    const row = (await status(a)).acme?.hosts.find((h) => h.host === host);
+    expect(row).toMatchObject({ source: 'none', certificate: null });
+    expect(Number(row?.failures)).toBeGreaterThanOrEqual(2);
+    expect(String(row?.lastError)).toMatch(/127\.0\.0\.2|connect|refused/i);
+    expect(Date.parse(String(row?.nextAttemptAt))).toBeGreaterThan(Date.now() - 1000);
+    expect(await getJson(`certs/${host}`)).toBeUndefined();
+    const metrics = await (await request(`${a.router.adminUrl}/metrics`)).body.text();
+    expect(metrics).toMatch(/router_acme_orders_total\{result="failed"\} [1-9]/);
+    expect(metrics).toMatch(/router_acme_renewals_due [1-9]/);
+  }, 60_000);
+});
+
+describe('renewal with short-lived certificates', () => {
+  it('replaces the certificate before it expires, under load, with 0 failed requests', async () => {
+    const pfx = uniquePrefix('acme-renew');
+    const host = 'renew.acme.test';
+    const v2 = await startTlsRouter('renew-v', [], pfx);
+    const p2 = await startPebble({ httpPort: v2.router.port, validitySeconds: 18 });
+    const root2 = await p2.issuingRoot();
+    const r2 = await startTlsRouter('renew-r', acmeArgs(p2), pfx);
+    try {
+      await putJson(`instances/renew/i1`, { url: appUrl, state: 'ready' }, pfx);
+      await putJson(`apps/renew`, { routes: [{ host }], tls: { acme: true } }, pfx);
+      const leaf = (port: number) => new Promise<X509Certificate | undefined>((resolve) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, servername: host, ca: root2, ALPNProtocols: ['http/1.1'] });
+        socket.once('secureConnect', () => {
+          resolve(socket.getPeerX509Certificate());
+          socket.destroy();
+        });
+        socket.once('error', () => resolve(undefined));
+      });
+      const first = await waitFor(() => leaf(r2.tlsPort), { timeoutMs: 30_000, message: 'the first certificate' });
+      const firstNotAfter = Date.parse(first.validTo);
+      // Load: new TLS connections all the time on both routers, each must get a 200.
+      const agents = [r2, v2].map((r) => ({ r, dispatcher: new Agent({ connect: { ca: root2, servername: host }, pipelining: 0 }) }));
+      let ok = 0;
+      const failed: string[] = [];
+      let replacedAt: number | undefined;
+      const load = async () => {
+        while (replacedAt === undefined || Date.now() < replacedAt + 1000) {
+          for (const { r, dispatcher } of agents) {
+            try {
+              const res = await request(`https://127.0.0.1:${r.tlsPort}/`, { headers: { host }, dispatcher, reset: true });
+              await res.body.dump();
+              if (res.statusCode === 200) ok++;
+              else failed.push(`${r.router.proc.name}: ${res.statusCode}`);
+            } catch (err) {
+              failed.push(`${r.router.proc.name}: ${(err as Error).message}`);
+            }
+          }
+          if (Date.now() > firstNotAfter + 2000) break;
+        }
+      };
+      const loads = [load(), load()];
+      const second = await waitFor(async () => {
+        const l = await leaf(r2.tlsPort);
+        return l !== undefined && l.fingerprint256 !== first.fingerprint256 ? l : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 100, message: 'a renewed certificate' });
+      replacedAt = Date.now();
+      await Promise.all(loads);
+      await Promise.all(agents.map((x) => x.dispatcher.close()));
+      const lifetime = firstNotAfter - Date.parse(first.validFrom);
+      console.log(`acme renewal: lifetime ${lifetime} ms, replaced ${firstNotAfter - replacedAt} ms before expiry; ${ok} requests, ${failed.length} failed`);
+      expect(replacedAt).toBeLessThan(firstNotAfter);
+      expect(Date.parse(second.validTo)).toBeGreaterThan(firstNotAfter);
+      expect(failed).toEqual([]);
+      expect(ok).toBeGreaterThan(50);
+      const v2leaf = await waitFor(async () => {
+        const l = await leaf(v2.tlsPort);
+        return l?.fingerprint256 === second.fingerprint256 ? l : undefined;
+      }, { timeoutMs: 5000, message: 'V serving the renewed certificate' });
+      expect(v2leaf.fingerprint256).toBe(second.fingerprint256);
+    } finally {
+      await Promise.all([r2.router.proc.stop(), v2.router.proc.stop()]);
+      await p2.stop();
+    }
+  }, 90_000);
 });
