@@ -20,10 +20,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { startPebble, type Pebble } from '../harness/pebble.js';
 import { freePort } from '../harness/ports.js';
-import { startRouter, startSampleApp, type RouterProcess } from '../harness/processes.js';
+import { fileURLToPath } from 'node:url';
+import { processes, startRouter, startSampleApp, type RouterProcess } from '../harness/processes.js';
 import { waitFor } from '../harness/wait.js';
 
 const run = promisify(execFile);
+const DEPLOY = fileURLToPath(new URL('../../packages/deployer/bin/paas-deploy.js', import.meta.url));
 const endpoints = inject('etcdEndpoints');
 const prefix = uniquePrefix('acme');
 
@@ -208,6 +210,45 @@ describe('automatic HTTPS with Pebble', () => {
     expect(metrics).toMatch(/router_acme_orders_total\{result="failed"\} [1-9]/);
     expect(metrics).toMatch(/router_acme_renewals_due [1-9]/);
   }, 60_000);
+});
+
+describe('what the fleet shows and answers', () => {
+  it('paas-deploy cert list shows per host the source, notAfter, next renewal and the last ACME error', async () => {
+    const p = processes.spawn(process.execPath, [DEPLOY, 'cert', 'list'], { name: 'paas-deploy cert list', env: { ETCD_ENDPOINTS: endpoints.join(','), PAAS_PREFIX: prefix } });
+    expect((await p.exited).code).toBe(0);
+    const lines = p.stdout;
+    expect(lines[0]).toMatch(/^NAME\s+HOSTS\s+NOT AFTER\s+DAYS LEFT\s+SOURCE\s+NEXT RENEWAL\s+PROBLEM$/);
+    const shop = lines.find((l) => l.startsWith('shop.acme.test '));
+    expect(shop).toMatch(/^shop\.acme\.test\s+shop\.acme\.test\s+\S+Z\s+\d+\s+acme\s+\S+Z$/);
+    const fail = lines.find((l) => l.startsWith('fail.acme.test '));
+    expect(fail).toMatch(/^fail\.acme\.test\s+fail\.acme\.test\s+-\s+-\s+acme\s+\S+Z\s+last ACME error: .+/);
+  });
+
+  it('any router answers a pending challenge from etcd, for its host only; other tokens go to the app', async () => {
+    const token = 'tok-' + 'x'.repeat(40);
+    await putJson(`acme/challenges/${token}`, { host: 'shop.acme.test', keyAuthorization: `${token}.thumbprint` });
+    for (const r of [v, a]) {
+      const hit = await request(`${r.router.url}/.well-known/acme-challenge/${token}`, { headers: { host: 'shop.acme.test' } });
+      expect([hit.statusCode, await hit.body.text()]).toEqual([200, `${token}.thumbprint`]);
+      // Another host's request for the token, and an unknown token: routed to the app as before.
+      for (const [host, path] of [['r1.acme.test', token], ['shop.acme.test', 'unknown-token']] as const) {
+        const miss = await request(`${r.router.url}/.well-known/acme-challenge/${path}`, { headers: { host } });
+        const body = await miss.body.text();
+        expect(miss.statusCode).toBe(200);
+        expect(body).not.toContain('thumbprint');
+        expect(miss.headers['x-instance']).toBe('shop-1');
+      }
+    }
+  });
+
+  it('a wildcard host of a tls.acme app is skipped and reported, never ordered', async () => {
+    await addApp('wild', ['*.wild.acme.test']);
+    const row = await waitFor(async () => (await status(a)).acme?.hosts.find((h) => h.host === '*.wild.acme.test'), { timeoutMs: 10_000, message: 'the wildcard host in /status' });
+    expect(row).toMatchObject({ skipped: expect.stringContaining('wildcard'), nextRenewal: null });
+    await waitFor(() => logLines(a, 'acme: host skipped', '*.wild.acme.test').length === 1, { timeoutMs: 5000, message: 'the skip logged' });
+    expect(logLines(a, 'acme: order created', '*.wild.acme.test')).toEqual([]);
+    expect(await getJson('acme/state/*.wild.acme.test')).toBeUndefined();
+  });
 });
 
 describe('renewal with short-lived certificates', () => {

@@ -6,7 +6,7 @@
  *   picks for the host comes from another source (an operator's record); wildcard hosts are
  *   skipped and reported (HTTP-01 cannot validate them).
  * - When: a host without an ACME certificate at once; one with, when a third of its lifetime is
- *   left (jittered, schedule.ts); after a failure, not before the back-off in `acme/state/<host>`.
+ *   left (jittered: @paas/registry acme-schedule.ts); after a failure, not before the back-off in `acme/state/<host>`.
  * - Exactly one order per host: a lease-backed lock `acme/locks/<host>` created only if absent;
  *   its create revision fences every write made under it (a txn comparing it), and the host's
  *   state and certificate are read again once it is taken. A router that dies mid-order loses
@@ -19,13 +19,13 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:https';
-import { encryptKey, parseAcmeHostState, parseCertRecord, type AcmeHostState, type CertRecord, type Etcd, type KeyLayout, type KeyRing, type Lock, type TxnOp } from '@paas/registry';
+import { backoffMs, encryptKey, parseAcmeHostState, parseCertRecord, renewalAt, type AcmeHostState, type CertRecord, type Etcd, type KeyLayout, type KeyRing, type Lock, type TxnOp } from '@paas/registry';
 import { axios as acmeAxios, Client, crypto as acmeCrypto, type Order } from 'acme-client';
 import type { Logger } from 'pino';
 import type { RoutingTable } from '../table/routing-table.js';
 import { loadAccountKey } from './account.js';
 import { OrderSlots } from './order-slots.js';
-import { backoffMs, renewalAt } from './schedule.js';
+
 
 export interface AcmeIssuerOptions {
   etcd: Etcd;
@@ -98,9 +98,10 @@ export class AcmeIssuer {
   /** Renewal points by certificate fingerprint (X509 parsing is not free). */
   private readonly renewals = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
   private stopped = false;
   private readonly locks = new Set<Lock>();
+  /** Wildcard hosts already reported in the log (once each). */
+  private readonly reportedSkips = new Set<string>();
 
   constructor(private readonly opts: AcmeIssuerOptions) {
     this.slots = new OrderSlots(opts.etcd, opts.layout, opts.ordersPerMinute, opts.routerId, opts.lockTtlSeconds);
@@ -111,22 +112,22 @@ export class AcmeIssuer {
     this.schedule(0);
   }
 
+  /**
+   * Gives up this router's hosts at once: an order in progress is not waited for (the CA may take
+   * a minute); releasing its lock makes its remaining writes fail, and the next router resumes
+   * the order from its state.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     this.slots.close();
-    await this.running?.catch(() => undefined);
-    // A lock held by an order cut short: the next router resumes the order (its state says where).
     await Promise.all([...this.locks].map((l) => l.release().catch(() => undefined)));
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.running = this.tick().catch((err: Error) => this.opts.log.warn({ err: err.message }, 'acme: check failed')).finally(() => {
-        this.running = undefined;
-        this.schedule(TICK_MS);
-      });
+      void this.tick().catch((err: Error) => this.opts.log.warn({ err: err.message }, 'acme: check failed')).finally(() => this.schedule(TICK_MS));
     }, ms);
     this.timer.unref();
   }
@@ -158,6 +159,19 @@ export class AcmeIssuer {
   }
 
   private async tick(): Promise<void> {
+    const wanted = this.wanted();
+    for (const host of this.localRetryAt.keys()) if (!wanted.some((w) => w.host === host)) this.localRetryAt.delete(host);
+    for (const w of wanted) {
+      if (w.skipped === null || this.reportedSkips.has(w.host)) continue;
+      this.reportedSkips.add(w.host);
+      this.opts.log.warn({ host: w.host, app: w.app, reason: w.skipped }, 'acme: host skipped');
+    }
+    if (!wanted.some((w) => w.skipped === null)) {
+      // No app asks for ACME: no etcd traffic at all.
+      this.states = new Map();
+      this.opts.metrics.gauges(0, Infinity);
+      return;
+    }
     const { entries } = await this.opts.etcd.listPrefix(this.opts.layout.acmeStatesDir);
     const states = new Map<string, AcmeHostState>();
     for (const e of entries) {
@@ -172,7 +186,7 @@ export class AcmeIssuer {
     let renewalsDue = 0;
     let soonest = Infinity;
     const fingerprints = new Set<string>();
-    for (const w of this.wanted()) {
+    for (const w of wanted) {
       if (w.skipped !== null) continue;
       const served = table.certs.forHost(w.host);
       if (served !== undefined && served.source !== 'acme') continue;
@@ -198,7 +212,7 @@ export class AcmeIssuer {
 
   /** One try at a due host: the lock, the state read again, a slot, then the order. */
   private async attempt(host: string): Promise<void> {
-    const { etcd, layout, log } = this.opts;
+    const { etcd, layout } = this.opts;
     const lockKey = layout.acmeLock(host);
     // A get first: a busy host costs one read, not a lease grant, a txn and a revoke.
     if ((await etcd.get(lockKey)) !== undefined) return this.retryLater(host, BUSY_RETRY_MS);
@@ -206,6 +220,17 @@ export class AcmeIssuer {
     if (!res.ok) return this.retryLater(host, BUSY_RETRY_MS);
     const lock = res.lock;
     this.locks.add(lock);
+    try {
+      await this.attemptLocked(host, lock);
+    } finally {
+      this.locks.delete(lock);
+      await lock.release().catch(() => undefined);
+    }
+  }
+
+  /** Under the host's lock: the state read again, a slot, then the order and its outcome recorded. */
+  private async attemptLocked(host: string, lock: Lock): Promise<void> {
+    const { etcd, layout, log } = this.opts;
     let state: AcmeHostState = { failures: 0 };
     try {
       const [stEntry, certEntry] = await Promise.all([etcd.get(layout.acmeState(host)), etcd.get(layout.cert(host))]);
@@ -224,6 +249,12 @@ export class AcmeIssuer {
         log.info({ host, perMinute: this.opts.ordersPerMinute }, 'acme: fleet-wide order limit reached, waiting');
         return this.retryLater(host, NO_SLOT_RETRY_MS);
       }
+    } catch (err) {
+      // etcd, not the CA: no order was tried, so no back-off is recorded.
+      log.warn({ host, err: (err as Error).message }, 'acme: could not read the host\'s state');
+      return this.retryLater(host, BUSY_RETRY_MS);
+    }
+    try {
       const started = Date.now();
       const issued = await this.order(host, lock, state);
       this.opts.metrics.order('issued');
@@ -242,9 +273,6 @@ export class AcmeIssuer {
       const failed: AcmeHostState = { failures, lastError: message, lastErrorAt: new Date().toISOString(), nextAttemptAt: next.toISOString(), orderedBy: this.opts.routerId };
       if (state.issuedAt !== undefined) failed.issuedAt = state.issuedAt;
       await this.fenced(host, lock, [{ put: layout.acmeState(host), value: JSON.stringify(failed) }]).catch((e: Error) => log.warn({ host, err: e.message }, 'acme: could not record the failure'));
-    } finally {
-      this.locks.delete(lock);
-      await lock.release().catch(() => undefined);
     }
   }
 
@@ -355,7 +383,7 @@ export class AcmeIssuer {
   }
 }
 
-/** An ACME problem document's detail when there is one (acme-client puts it in the message). */
+/** acme-client puts the CA's problem detail in the message; bounded for the state record. */
 function acmeErrorMessage(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.length > 2000 ? `${msg.slice(0, 2000)}…` : msg;

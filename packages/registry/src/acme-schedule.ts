@@ -1,7 +1,7 @@
 /**
- * When a host's certificate is renewed and when a failed host is tried again: pure functions of
- * the certificate and the failure count, so every router of the fleet computes the same times
- * (and /status shows the same "next renewal" on all of them).
+ * The ACME schedule (the router's acme/issuer.ts, and paas-deploy cert list): when a host's
+ * certificate is renewed and when a failed host is tried again. Pure functions of the certificate
+ * and the failure count, so every router of the fleet and the deployer compute the same times.
  */
 import { createHash } from 'node:crypto';
 
