@@ -124,6 +124,9 @@ describe('automatic HTTPS with Pebble', () => {
     // have; Pebble validates against V's plain port only (its httpPort), and validated.
     expect(logLines(a, 'acme: certificate issued', host)).toHaveLength(1);
     expect(logLines(v, 'acme: order created')).toHaveLength(0);
+    // The CA's validation request was answered by V, never by A.
+    expect(logLines(v, 'acme: challenge answered', host).length).toBeGreaterThanOrEqual(1);
+    expect(logLines(a, 'acme: challenge answered', host)).toHaveLength(0);
     expect((await getJson(`acme/state/${host}`))?.orderedBy).toBe('acme-a');
     const st = await status(a);
     const row = st.acme?.hosts.find((h) => h.host === host);
@@ -204,7 +207,9 @@ describe('automatic HTTPS with Pebble', () => {
     expect(row).toMatchObject({ source: 'none', certificate: null });
     expect(Number(row?.failures)).toBeGreaterThanOrEqual(2);
     expect(String(row?.lastError)).toMatch(/127\.0\.0\.2|connect|refused/i);
-    expect(Date.parse(String(row?.nextAttemptAt))).toBeGreaterThan(Date.now() - 1000);
+    // The wait recorded after the n-th failure in a row: 2 s doubled n-1 times.
+    const waited = Date.parse(String(row?.nextAttemptAt)) - Date.parse(String(row?.lastErrorAt));
+    expect(Math.abs(waited - 2000 * 2 ** (Number(row?.failures) - 1))).toBeLessThan(100);
     expect(await getJson(`certs/${host}`)).toBeUndefined();
     const metrics = await (await request(`${a.router.adminUrl}/metrics`)).body.text();
     expect(metrics).toMatch(/router_acme_orders_total\{result="failed"\} [1-9]/);

@@ -55,6 +55,8 @@ export class ChallengeAnswers {
           next();
           return;
         }
+        // One line per validation request (a few per order): which router the CA reached.
+        this.opts.log.info({ host, token }, 'acme: challenge answered');
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(challenge.keyAuthorization), 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : challenge.keyAuthorization);
       },

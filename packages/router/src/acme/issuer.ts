@@ -77,6 +77,8 @@ const BUSY_RETRY_MS = 2000;
 const NO_SLOT_RETRY_MS = 5000;
 /** acme-client's polling of a pending challenge or order. */
 const POLL = { backoffAttempts: 12, backoffMin: 1000, backoffMax: 5000 };
+/** One request to the CA. */
+const CA_TIMEOUT_MS = 30_000;
 /** /status lists at most this many hosts. */
 const REPORT_MAX = 1000;
 
@@ -106,6 +108,8 @@ export class AcmeIssuer {
   constructor(private readonly opts: AcmeIssuerOptions) {
     this.slots = new OrderSlots(opts.etcd, opts.layout, opts.ordersPerMinute, opts.routerId, opts.lockTtlSeconds);
     if (opts.caPem !== undefined) acmeAxios.defaults.httpsAgent = new Agent({ ca: opts.caPem, keepAlive: true });
+    // axios waits forever by default: a CA that stops answering would hold the host's lock (kept alive) for good.
+    acmeAxios.defaults.timeout = CA_TIMEOUT_MS;
   }
 
   start(): void {
