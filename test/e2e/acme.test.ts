@@ -9,7 +9,7 @@
  * Validation is real everywhere (no PEBBLE_VA_ALWAYS_VALID).
  */
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -260,10 +260,13 @@ describe('renewal with short-lived certificates', () => {
   it('replaces the certificate before it expires, under load, with 0 failed requests', async () => {
     const pfx = uniquePrefix('acme-renew');
     const host = 'renew.acme.test';
-    const v2 = await startTlsRouter('renew-v', [], pfx);
+    // With a key ring: the account key and the certificates' keys are stored encrypted (keyEnc).
+    const ring = join(tmpdir(), `acme-ring-${process.pid}.json`);
+    await writeFile(ring, JSON.stringify({ k1: randomBytes(32).toString('base64') }));
+    const v2 = await startTlsRouter('renew-v', ['--key-ring', ring], pfx);
     const p2 = await startPebble({ httpPort: v2.router.port, validitySeconds: 18 });
     const root2 = await p2.issuingRoot();
-    const r2 = await startTlsRouter('renew-r', acmeArgs(p2), pfx);
+    const r2 = await startTlsRouter('renew-r', [...acmeArgs(p2), '--key-ring', ring], pfx);
     try {
       await putJson(`instances/renew/i1`, { url: appUrl, state: 'ready' }, pfx);
       await putJson(`apps/renew`, { routes: [{ host }], tls: { acme: true } }, pfx);
@@ -316,6 +319,12 @@ describe('renewal with short-lived certificates', () => {
         return l?.fingerprint256 === second.fingerprint256 ? l : undefined;
       }, { timeoutMs: 5000, message: 'V serving the renewed certificate' });
       expect(v2leaf.fingerprint256).toBe(second.fingerprint256);
+      const stored = await etcdctl(endpoints, ['get', '--prefix', `${pfx}/`, '--print-value-only']);
+      expect(stored).not.toContain('PRIVATE KEY');
+      expect((await getJson(`certs/${host}`, pfx))?.keyEnc).toMatchObject({ kid: 'k1', alg: 'A256GCM' });
+      const account = JSON.parse((await etcdctl(endpoints, ['get', '--prefix', `${pfx}/acme/accounts/`, '--print-value-only'])).trim()) as Record<string, unknown>;
+      expect(account).toMatchObject({ email: 'ops@acme.test', keyEnc: { kid: 'k1', alg: 'A256GCM' } });
+      expect(account.key).toBeUndefined();
     } finally {
       await Promise.all([r2.router.proc.stop(), v2.router.proc.stop()]);
       await p2.stop();
