@@ -84,6 +84,8 @@ const REPORT_MAX = 1000;
 
 /** A fenced write found the lock gone: another router may hold the host now. */
 class LockLostError extends Error {}
+/** A resumed order turned out unusable and the fleet's order limit allows no new one now. */
+class NoSlotError extends Error {}
 
 interface Wanted {
   host: string;
@@ -131,7 +133,10 @@ export class AcmeIssuer {
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.tick().catch((err: Error) => this.opts.log.warn({ err: err.message }, 'acme: check failed')).finally(() => this.schedule(TICK_MS));
+      void this.tick().catch((err: Error) => {
+        // After stop() the etcd client closes under a check still running: nothing to report.
+        if (!this.stopped) this.opts.log.warn({ err: err.message }, 'acme: check failed');
+      }).finally(() => this.schedule(TICK_MS));
     }, ms);
     this.timer.unref();
   }
@@ -164,7 +169,8 @@ export class AcmeIssuer {
 
   private async tick(): Promise<void> {
     const wanted = this.wanted();
-    for (const host of this.localRetryAt.keys()) if (!wanted.some((w) => w.host === host)) this.localRetryAt.delete(host);
+    const wantedHosts = new Set(wanted.map((w) => w.host));
+    for (const host of this.localRetryAt.keys()) if (!wantedHosts.has(host)) this.localRetryAt.delete(host);
     for (const w of wanted) {
       if (w.skipped === null || this.reportedSkips.has(w.host)) continue;
       this.reportedSkips.add(w.host);
@@ -249,10 +255,8 @@ export class AcmeIssuer {
         const cert = parseCertRecord(certEntry.value, { keyRing: this.opts.keyRing, now: Date.now });
         if (cert.ok && (cert.value.source !== 'acme' || this.renewalOf(cert.value.fingerprint, cert.value.certPem, cert.value.notAfter) > now)) return;
       }
-      if (state.orderUrl === undefined && !(await this.slots.take())) {
-        log.info({ host, perMinute: this.opts.ordersPerMinute }, 'acme: fleet-wide order limit reached, waiting');
-        return this.retryLater(host, NO_SLOT_RETRY_MS);
-      }
+      // Resuming an order costs no slot: it was counted when it was created.
+      if (state.orderUrl === undefined && !(await this.slots.take())) return this.noSlot(host);
     } catch (err) {
       // etcd, not the CA: no order was tried, so no back-off is recorded.
       log.warn({ host, err: (err as Error).message }, 'acme: could not read the host\'s state');
@@ -264,6 +268,7 @@ export class AcmeIssuer {
       this.opts.metrics.order('issued');
       log.info({ host, notAfter: new Date(issued.notAfter).toISOString(), ms: Date.now() - started, fencingToken: lock.revision.toString() }, 'acme: certificate issued');
     } catch (err) {
+      if (err instanceof NoSlotError) return this.noSlot(host);
       if (err instanceof LockLostError || this.stopped) {
         log.warn({ host, err: (err as Error).message }, 'acme: order cut short (lock lost or stopping)');
         return;
@@ -278,6 +283,11 @@ export class AcmeIssuer {
       if (state.issuedAt !== undefined) failed.issuedAt = state.issuedAt;
       await this.fenced(host, lock, [{ put: layout.acmeState(host), value: JSON.stringify(failed) }]).catch((e: Error) => log.warn({ host, err: e.message }, 'acme: could not record the failure'));
     }
+  }
+
+  private noSlot(host: string): void {
+    this.opts.log.info({ host, perMinute: this.opts.ordersPerMinute }, 'acme: fleet-wide order limit reached, waiting');
+    this.retryLater(host, NO_SLOT_RETRY_MS);
   }
 
   private retryLater(host: string, ms: number): void {
@@ -314,6 +324,7 @@ export class AcmeIssuer {
       if (order !== undefined) log.info({ host, order: state.orderUrl, status: order.status, by: state.orderedBy }, 'acme: resuming the order of a router that stopped');
     }
     if (order === undefined) {
+      if (state.orderUrl !== undefined && !(await this.slots.take())) throw new NoSlotError('no free order slot');
       order = await client.createOrder({ identifiers: [{ type: 'dns', value: host }] });
       const pending: AcmeHostState = { ...state, orderUrl: order.url, orderedBy: this.opts.routerId };
       await this.fenced(host, lock, [{ put: layout.acmeState(host), value: JSON.stringify(pending) }]);
