@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # Both install what they need: Node 24 when the machine's is older, a pinned pnpm, the
-# workspace's packages, and etcd.
+# workspace's packages, etcd, and Pebble (the ACME test server).
 PNPM_VERSION := 10.34.8
 PNPM := pnpm
 
@@ -38,6 +38,7 @@ tools: node
 	@if [ "$$(pnpm --version 2>/dev/null)" != "$(PNPM_VERSION)" ]; then \
 	  echo "installing pnpm@$(PNPM_VERSION)"; npm install -g --no-fund --no-audit pnpm@$(PNPM_VERSION); fi
 	@bash scripts/ensure-etcd.sh
+	@bash scripts/ensure-pebble.sh
 
 # The offline checkers of deploy/ and docker-compose.yml (test/deploy/): docker-compose, promtool,
 # systemd-analyze. Only the tests need them, so only the test targets install them.

@@ -88,9 +88,9 @@ describe('paas-deploy cert', () => {
     const list = await deploy(['cert', 'list']);
     expect(list.code).toBe(0);
     const lines = list.stdout.split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+HOSTS\s+NOT AFTER\s+DAYS LEFT\s+SOURCE\s+PROBLEM$/);
-    expect(lines[1]).toMatch(/^soon\s+\*\.soon\.com\s+\S+\s+5\s+etcd$/);
-    expect(lines[2]).toMatch(/^www\s+www\.certs\.com,certs\.com\s+\S+\s+(89|90)\s+etcd$/);
+    expect(lines[0]).toMatch(/^NAME\s+HOSTS\s+NOT AFTER\s+DAYS LEFT\s+SOURCE\s+NEXT RENEWAL\s+PROBLEM$/);
+    expect(lines[1]).toMatch(/^soon\s+\*\.soon\.com\s+\S+\s+5\s+etcd\s+-$/);
+    expect(lines[2]).toMatch(/^www\s+www\.certs\.com,certs\.com\s+\S+\s+(89|90)\s+etcd\s+-$/);
   });
 });
 

@@ -5,7 +5,8 @@
  * writes the key encrypted (`keyEnc`) instead of in the clear.
  */
 import { readFile } from 'node:fs/promises';
-import { encryptKey, isCertName, parseCertRecord, parseKeyRing, readCertificate, CERT_NAME_PATTERN, type CertRecord, type Etcd, type KeyLayout, type KeyRing } from '@paas/registry';
+import { X509Certificate } from 'node:crypto';
+import { encryptKey, isCertName, parseAcmeHostState, parseCertRecord, parseKeyRing, readCertificate, renewalAt, CERT_NAME_PATTERN, type AcmeHostState, type CertRecord, type Etcd, type KeyLayout, type KeyRing } from '@paas/registry';
 import { DeployError, UsageError } from './errors.js';
 
 const DAY_MS = 86_400_000;
@@ -29,6 +30,10 @@ export interface CertSummary {
   source: string;
   /** Why a listed record is not valid (its certificate alone is judged: the key may need a key ring). */
   error?: string;
+  /** ACME hosts (source "acme"): when the fleet renews it, or its next attempt after a failure. */
+  nextRenewal?: number;
+  /** ACME hosts: the last failed order's error, while the host is failing. */
+  lastError?: string;
 }
 
 export interface CertSetResult extends CertSummary {
@@ -106,10 +111,32 @@ export async function listCerts(etcd: Etcd, layout: KeyLayout, now = Date.now())
       out.push({ name, hosts: [], notAfter: NaN, daysLeft: NaN, source, error: leaf.error });
       continue;
     }
-    const { hosts, notAfter } = leaf.value.facts;
-    out.push({ name, hosts, notAfter, daysLeft: Math.floor((notAfter - now) / DAY_MS), source, ...(notAfter <= now ? { error: 'expired' } : {}) });
+    const { hosts, notAfter, fingerprint } = leaf.value.facts;
+    const row: CertSummary = { name, hosts, notAfter, daysLeft: Math.floor((notAfter - now) / DAY_MS), source, ...(notAfter <= now ? { error: 'expired' } : {}) };
+    if (source === 'acme') row.nextRenewal = renewalAt(Date.parse(new X509Certificate(leaf.value.der).validFrom), notAfter, fingerprint);
+    out.push(row);
+  }
+  // The fleet's ACME state: the next attempt and last error of failing hosts, and hosts still without a certificate.
+  const states = await etcd.listPrefix(layout.acmeStatesDir);
+  for (const e of states.entries) {
+    const host = e.key.slice(layout.acmeStatesDir.length);
+    const st = parseAcmeHostState(e.value);
+    if (!st.ok) continue;
+    let row = out.find((c) => c.name === host);
+    if (row === undefined) {
+      row = { name: host, hosts: [host], notAfter: NaN, daysLeft: NaN, source: 'acme' };
+      out.push(row);
+    }
+    if (row.source === 'acme') applyAcmeState(row, st.value);
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+function applyAcmeState(row: CertSummary, st: AcmeHostState): void {
+  if (st.failures === 0 || st.lastError === undefined) return;
+  row.lastError = st.lastError;
+  const next = Date.parse(st.nextAttemptAt ?? '');
+  if (!Number.isNaN(next) && (row.nextRenewal === undefined || next > row.nextRenewal)) row.nextRenewal = next;
 }
 
 export async function removeCert(etcd: Etcd, layout: KeyLayout, name: string): Promise<{ key: string; revision: bigint }> {
@@ -125,9 +152,10 @@ export function formatCertSet(r: CertSetResult): string {
 
 export function formatCertList(list: CertSummary[]): string {
   if (list.length === 0) return 'no certificates';
-  const rows = [['NAME', 'HOSTS', 'NOT AFTER', 'DAYS LEFT', 'SOURCE', 'PROBLEM']];
+  const rows = [['NAME', 'HOSTS', 'NOT AFTER', 'DAYS LEFT', 'SOURCE', 'NEXT RENEWAL', 'PROBLEM']];
   for (const c of list) {
-    rows.push([c.name, c.hosts.join(',') || '-', Number.isNaN(c.notAfter) ? '-' : new Date(c.notAfter).toISOString(), Number.isNaN(c.daysLeft) ? '-' : String(c.daysLeft), c.source, c.error ?? '']);
+    const problem = [c.error, c.lastError === undefined ? undefined : `last ACME error: ${c.lastError.replace(/\s+/g, ' ')}`].filter(Boolean).join('; ');
+    rows.push([c.name, c.hosts.join(',') || '-', Number.isNaN(c.notAfter) ? '-' : new Date(c.notAfter).toISOString(), Number.isNaN(c.daysLeft) ? '-' : String(c.daysLeft), c.source, c.nextRenewal === undefined ? '-' : new Date(c.nextRenewal).toISOString(), problem]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

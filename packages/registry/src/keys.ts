@@ -60,6 +60,14 @@ export class KeyLayout {
   router(id: string): string { return `${this.prefix}/routers/${id}`; }
   lock(app: string): string { return `${this.prefix}/rollouts/${app}`; }
   cert(name: string): string { return `${this.prefix}/certs/${name}`; }
+  /** ACME state (`acme/` sorts before `apps/`: outside the watched range, it wakes no router). */
+  get acmeDir(): string { return `${this.prefix}/acme/`; }
+  acmeAccount(directoryId: string): string { return `${this.prefix}/acme/accounts/${directoryId}`; }
+  acmeLock(host: string): string { return `${this.prefix}/acme/locks/${host}`; }
+  acmeChallenge(token: string): string { return `${this.prefix}/acme/challenges/${token}`; }
+  acmeState(host: string): string { return `${this.prefix}/acme/state/${host}`; }
+  get acmeStatesDir(): string { return `${this.prefix}/acme/state/`; }
+  acmeOrderSlot(n: number): string { return `${this.prefix}/acme/order-slots/${n}`; }
 
   /** The half-open key range a router watches: every record directory, nothing else. */
   watchedRange(): { start: string; end: string } {

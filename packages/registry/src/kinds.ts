@@ -17,7 +17,8 @@ export type OverrideRef = { kind: 'override'; host: string };
 export type RouterRef = { kind: 'router'; id: string };
 export type RolloutRef = { kind: 'rollout'; app: string };
 export type CertRef = { kind: 'cert'; name: string };
-export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef;
+export type AcmeRef = { kind: 'acme'; path: string };
+export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef | AcmeRef;
 
 /** One directory under the prefix. */
 export interface KeyKind<R extends KeyRef = KeyRef> {
@@ -87,10 +88,17 @@ const rolloutKind: KeyKind<RolloutRef> = {
   ref: (tail) => (!single(tail) || !isName(tail) ? 'expected rollouts/<app>' : { kind: 'rollout', app: tail }),
 };
 
+/** The fleet's ACME state (account, locks, challenges, per-host state): "acme" sorts before "apps", so routers never watch it. */
+const acmeKind: KeyKind<AcmeRef> = {
+  kind: 'acme',
+  dir: 'acme',
+  ref: (tail) => (tail === '' ? 'expected acme/<kind>/<name>' : { kind: 'acme', path: tail }),
+};
+
 /** The records routers apply, by kind. */
 export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind, cert: certKind } as const;
 /** Every directory of the layout. */
-export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind];
+export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind, acmeKind];
 
 export type RecordKindName = keyof typeof RECORD_KINDS;
 export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;

@@ -9,11 +9,17 @@ import type { TSchema } from '@sinclair/typebox';
 import { checkKey, decryptKey, DEFAULT_PARSE_CONTEXT, expiredError, readCertificate, type CertificateFacts, type ParseContext } from './certificate.js';
 import { hostError } from './names.js';
 import {
+  AcmeAccountSchema,
+  AcmeChallengeSchema,
+  AcmeHostStateSchema,
   AppRecordSchema,
   CertRecordSchema,
   InstanceRecordSchema,
   OverrideRecordSchema,
   RouterStatusRecordSchema,
+  type AcmeAccount,
+  type AcmeChallenge,
+  type AcmeHostState,
   type AppRecord,
   type CertRecord,
   type InstanceRecord,
@@ -31,6 +37,9 @@ const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
 const checkOverride = TypeCompiler.Compile(OverrideRecordSchema);
 const checkRouterStatus = TypeCompiler.Compile(RouterStatusRecordSchema);
 const checkCert = TypeCompiler.Compile(CertRecordSchema);
+const checkAcmeAccount = TypeCompiler.Compile(AcmeAccountSchema);
+const checkAcmeChallenge = TypeCompiler.Compile(AcmeChallengeSchema);
+const checkAcmeHostState = TypeCompiler.Compile(AcmeHostStateSchema);
 
 function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
@@ -116,6 +125,25 @@ export function parseOverrideRecord(raw: Uint8Array | string): ParseResult<Overr
     return { ok: false, error: 'an override has either "maintenance" or "app", not both' };
   }
   return check<OverrideRecord>(checkOverride, json.value);
+}
+
+/** The ACME records under `<prefix>/acme/` (see schema.ts). */
+export function parseAcmeAccount(raw: Uint8Array | string): ParseResult<AcmeAccount> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<AcmeAccount>(checkAcmeAccount, json.value);
+  if (typed.ok && (typed.value.key === undefined) === (typed.value.keyEnc === undefined)) return { ok: false, error: 'an ACME account record has either "key" or "keyEnc", exactly one' };
+  return typed;
+}
+
+export function parseAcmeChallenge(raw: Uint8Array | string): ParseResult<AcmeChallenge> {
+  const json = decodeJson(raw);
+  return json.ok ? check<AcmeChallenge>(checkAcmeChallenge, json.value) : json;
+}
+
+export function parseAcmeHostState(raw: Uint8Array | string): ParseResult<AcmeHostState> {
+  const json = decodeJson(raw);
+  return json.ok ? check<AcmeHostState>(checkAcmeHostState, json.value) : json;
 }
 
 export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<RouterStatusRecord> {

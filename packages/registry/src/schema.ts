@@ -155,3 +155,39 @@ export type RouterStatusRecord = Static<typeof RouterStatusRecordSchema>;
 export type EncryptedKey = Static<typeof EncryptedKeySchema>;
 export type CertRecord = Static<typeof CertRecordSchema>;
 export type Rejected = Static<typeof RejectedSchema>;
+
+/**
+ * The fleet's ACME state, under `<prefix>/acme/` (outside the routers' watched range; see
+ * docs/CONTRACT.md, "ACME state"). One account per directory URL, its key encrypted with the
+ * key ring when the routers have one.
+ */
+export const AcmeAccountSchema = Type.Object({
+  directory: Type.String({ minLength: 1, maxLength: 2048 }),
+  email: Type.String({ minLength: 1, maxLength: 254 }),
+  key: Type.Optional(Type.String({ minLength: 1, maxLength: 65_536, description: 'the account\'s private key as PEM' })),
+  keyEnc: Type.Optional(EncryptedKeySchema),
+});
+
+/** A pending HTTP-01 challenge, on the ordering router's lock lease: any router answers it. */
+export const AcmeChallengeSchema = Type.Object({
+  host: Type.String({ minLength: 1, maxLength: 253 }),
+  keyAuthorization: Type.String({ minLength: 1, maxLength: 1024 }),
+});
+
+/** What the fleet knows of one host's orders: written by the lock holder only, kept across restarts. */
+export const AcmeHostStateSchema = Type.Object({
+  /** Failed attempts in a row (0 after an issue). */
+  failures: Type.Integer({ minimum: 0 }),
+  lastError: Type.Optional(Type.String({ maxLength: 2048 })),
+  lastErrorAt: Type.Optional(Type.String()),
+  /** No attempt before this (ISO-8601): the back-off after a failure. */
+  nextAttemptAt: Type.Optional(Type.String()),
+  /** The ACME order in progress: a router taking the lock after a crash resumes it. */
+  orderUrl: Type.Optional(Type.String({ maxLength: 2048 })),
+  orderedBy: Type.Optional(Type.String({ maxLength: 253 })),
+  issuedAt: Type.Optional(Type.String()),
+});
+
+export type AcmeAccount = Static<typeof AcmeAccountSchema>;
+export type AcmeChallenge = Static<typeof AcmeChallengeSchema>;
+export type AcmeHostState = Static<typeof AcmeHostStateSchema>;

@@ -18,6 +18,7 @@ describe('the watched key range', () => {
   // Directories of the contract (shared/CONTRACT.md) and its second part (CONTRACT-EDGE.md),
   // declared here or not yet, with the side of the range they fall on.
   it.each([
+    ['acme', false], // ACME state: sorts before apps/, read on demand, never wakes a router
     ['apps', true],
     ['certs', true], // apps < certs < instances: a router would see every certificate write
     ['instances', true],
@@ -41,10 +42,12 @@ describe('the watched key range', () => {
 
 describe('kind declarations', () => {
   it('classify each key by its directory, and parse values of record kinds only', () => {
-    expect(KEY_KINDS.map((k) => k.dir).sort()).toEqual(['apps', 'certs', 'instances', 'overrides', 'rollouts', 'routers']);
+    expect(KEY_KINDS.map((k) => k.dir).sort()).toEqual(['acme', 'apps', 'certs', 'instances', 'overrides', 'rollouts', 'routers']);
     const app = layout.parse('/paas/apps/mango');
     expect(app.ok && parseRecord(app.ref, '{"routes":[]}')).toEqual({ ok: true, value: { ref: { kind: 'app', app: 'mango' }, value: { routes: [] } } });
     const router = layout.parse('/paas/routers/r1');
     expect(router.ok && parseRecord(router.ref, '{}')).toEqual({ ok: false, error: 'router keys are not routing records' });
+    expect(layout.parse('/paas/acme/locks/www.mango.com')).toEqual({ ok: true, ref: { kind: 'acme', path: 'locks/www.mango.com' } });
+    expect(layout.parse('/paas/acme/')).toEqual({ ok: false, error: 'expected acme/<kind>/<name>' });
   });
 });

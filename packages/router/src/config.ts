@@ -50,6 +50,17 @@ export interface RouterConfig {
   tlsContextCache: number;
   /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
   keyRing: KeyRing;
+  /** Automatic HTTPS (--acme-directory with --acme-email); undefined: this router orders nothing. */
+  acme: AcmeConfig | undefined;
+}
+
+export interface AcmeConfig {
+  directory: string;
+  email: string;
+  /** PEM text of --acme-ca: the CA(s) that signed the directory's TLS certificate. */
+  caPem: string | undefined;
+  ordersPerMinute: number;
+  retryBaseMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -91,6 +102,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'listen-tls': { env: 'ROUTER_LISTEN_TLS', help: 'TLS listener host:port (HTTP/2 and HTTP/1.1 by ALPN; certificates from <prefix>/certs/); off when not set' },
   'default-cert': { env: 'ROUTER_DEFAULT_CERT', help: 'certs/<name> served when no certificate covers the handshake\'s server name (or it sends none); else the handshake fails' },
   'public-https-port': { env: 'ROUTER_PUBLIC_HTTPS_PORT', default: '443', help: 'https port clients use, in the Location of tls.redirect answers' },
+  'acme-directory': { env: 'ROUTER_ACME_DIRECTORY', help: 'ACME directory URL (https://): the fleet obtains and renews certificates for the exact hosts of apps with tls.acme (with --acme-email)' },
+  'acme-email': { env: 'ROUTER_ACME_EMAIL', help: 'contact e-mail of the fleet\'s ACME account' },
+  'acme-ca': { env: 'ROUTER_ACME_CA', help: 'PEM file of the CA(s) that signed the ACME directory\'s TLS certificate (default: the system\'s CAs)' },
+  'acme-orders-per-minute': { env: 'ROUTER_ACME_ORDERS_PER_MINUTE', default: '10', help: 'new ACME orders the whole fleet may start per minute' },
+  'acme-retry': { env: 'ROUTER_ACME_RETRY', default: '1m', help: 'wait after a host\'s failed order, doubling with each failure in a row up to 64 times it' },
   'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
 };
 
@@ -211,6 +227,47 @@ function readKeyRing(file: string, what: string): KeyRing {
   }
 }
 
+function readPemFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${what}: cannot read ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`${what}: ${JSON.stringify(file)} holds no PEM certificate`);
+  return text;
+}
+
+function acmeConfig(raw: (name: string) => { text: string | undefined; what: string }): AcmeConfig | undefined {
+  const directory = raw('acme-directory');
+  const email = raw('acme-email');
+  if (directory.text === undefined) {
+    if (email.text !== undefined) throw new ConfigError(`${email.what}: given without --acme-directory`);
+    if (raw('acme-ca').text !== undefined) throw new ConfigError(`${raw('acme-ca').what}: given without --acme-directory`);
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(directory.text);
+  } catch {
+    throw new ConfigError(`${directory.what}: ${JSON.stringify(directory.text)} is not a URL`);
+  }
+  if (url.protocol !== 'https:') throw new ConfigError(`${directory.what}: ${JSON.stringify(directory.text)} must be https:// (RFC 8555)`);
+  if (email.text === undefined) throw new ConfigError(`${email.what}: required with --acme-directory`);
+  if (!/^[^\s@<>]+@[^\s@<>]+$/.test(email.text)) throw new ConfigError(`${email.what}: ${JSON.stringify(email.text)} is not an e-mail address`);
+  const retry = raw('acme-retry');
+  const retryBaseMs = parseDuration(retry.text ?? '', retry.what);
+  if (retryBaseMs < 1000) throw new ConfigError(`${retry.what}: must be at least 1s`);
+  const perMinute = raw('acme-orders-per-minute');
+  return {
+    directory: directory.text,
+    email: email.text,
+    caPem: optional(raw('acme-ca'), readPemFile),
+    ordersPerMinute: parseInteger(perMinute.text ?? '', perMinute.what, 1, 1000),
+    retryBaseMs,
+  };
+}
+
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
@@ -291,6 +348,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     publicHttpsPort: get('public-https-port', (t, w) => parseInteger(t, w, 1, 65535)),
     tlsContextCache: get('tls-context-cache', (t, w) => parseInteger(t, w, 1, 1_000_000)),
     keyRing: raw('key-ring').text === undefined ? new Map() : get('key-ring', readKeyRing),
+    acme: acmeConfig(raw),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {

@@ -15,6 +15,8 @@ import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
 import { certificatesReport, expiringSoonCount } from './status/certificates.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
+import { ChallengeAnswers } from './acme/challenge-answers.js';
+import type { AcmeIssuer } from './acme/issuer.js';
 
 export interface RunningRouter {
   readonly sync: TableSync;
@@ -104,7 +106,10 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     onDrained: () => reporter?.schedule(),
     publicHttpsPort: config.publicHttpsPort,
     tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
+    // Every router answers the fleet's HTTP-01 challenges, ordering or not: the CA reaches any of them.
+    challenges: new ChallengeAnswers({ read: async (token) => (await etcd.get(layout.acmeChallenge(token)))?.value, getTable: () => sync.table, log }),
   });
+  let acme: AcmeIssuer | undefined;
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
 
   const status = () => ({
@@ -120,6 +125,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     },
     ...statusRecord(sync, startedAt),
     certificates: certificatesReport(sync.table, Date.now()),
+    acme: acme?.report() ?? null,
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 
@@ -190,6 +196,28 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   statusReporter.start();
   digestCheck.start();
   sync.startHistoryCheck(config.digestCheckMs);
+  if (config.acme !== undefined) {
+    const { AcmeIssuer } = await import('./acme/issuer.js');
+    acme = new AcmeIssuer({
+      etcd,
+      layout,
+      log,
+      routerId: config.id,
+      ...config.acme,
+      keyRing: config.keyRing,
+      getTable: () => sync.table,
+      lockTtlSeconds: config.leaseTtlSeconds,
+      metrics: {
+        order: (result) => metrics.acmeOrders.inc({ result }),
+        gauges(due, soonest) {
+          metrics.acmeRenewalsDue.set(due);
+          if (Number.isFinite(soonest)) metrics.acmeSoonestExpiry.set(soonest);
+          else metrics.acmeSoonestExpiry.reset();
+        },
+      },
+    });
+    acme.start();
+  }
   log.info({ listen: `${config.listen.host}:${config.listen.port}`, revision: sync.revision.toString() }, 'router ready');
 
   let stopping: Promise<void> | undefined;
@@ -210,6 +238,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await proxy.close();
     clearTimeout(cutOff);
     checker?.stop();
+    await acme?.stop();
     ticketKeys?.stop();
     digestCheck.stop();
     sync.close();

@@ -208,6 +208,26 @@ export class RouterMetrics {
     },
   });
 
+  /** Automatic HTTPS (acme/issuer.ts): a fixed set of series, whatever the number of hosts. */
+  readonly acmeOrders = new Counter({
+    name: 'router_acme_orders_total',
+    help: 'ACME orders this router carried through, by result (issued, failed)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly acmeRenewalsDue = new Gauge({
+    name: 'router_acme_renewals_due',
+    help: 'Hosts of apps with tls.acme whose certificate is missing or past its renewal point (a third of its lifetime left)',
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+  readonly acmeSoonestExpiry = new Gauge({
+    name: 'router_acme_soonest_expiry_seconds',
+    help: 'Seconds until the soonest-expiring ACME certificate expires (absent without one; per certificate: router_certificate_expiry_timestamp_seconds)',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
   /** Where the certificate metrics read the served certificates from. */
   observeCertificates(source: CertificateSource): void {
     this.certificates = source;

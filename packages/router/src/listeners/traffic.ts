@@ -22,6 +22,7 @@ import type { RoutingTable } from '../table/routing-table.js';
 import { closesAfterAnswer, Forwarder, type ForwardLogger } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
 import { TlsListener } from './tls-listener.js';
+import { ACME_CHALLENGE_PATH, type ChallengeAnswers } from '../acme/challenge-answers.js';
 
 export interface ProxyOptions {
   getTable: () => RoutingTable;
@@ -45,6 +46,8 @@ export interface ProxyOptions {
   publicHttpsPort?: number;
   /** The TLS listener, when --listen-tls is set (it listens when told: see ProxyServer.tls). */
   tls?: { defaultCert: string | undefined; contextCacheSize: number };
+  /** Answers ACME HTTP-01 challenges on the plain listener for the fleet (see acme/challenge-answers.ts). */
+  challenges?: ChallengeAnswers;
 }
 
 /** The longest idle time an instance's own Keep-Alive announcement may give an upstream connection. */
@@ -159,7 +162,15 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     keepAliveTimeoutMs: opts.clientKeepAliveTimeoutMs,
     requestHeaderTimeoutMs: opts.requestHeaderTimeoutMs,
   };
-  const drain = new ClientDrain((req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res), clientConnections);
+  const challenges = opts.challenges;
+  // One startsWith per plain request; the TLS listener never answers challenges (HTTP-01 is plain HTTP).
+  const handlePlain: (req: IncomingMessage, res: ServerResponse) => void = challenges === undefined
+    ? (req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res)
+    : (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.url!.startsWith(ACME_CHALLENGE_PATH)) challenges.serve(req, res, () => forwarder.handle(req, res));
+      else forwarder.handle(req, res);
+    };
+  const drain = new ClientDrain(handlePlain, clientConnections);
   const upgrades = new UpgradeHandler({
     getTable,
     metrics,

@@ -1,0 +1,94 @@
+/**
+ * Answers `GET /.well-known/acme-challenge/<token>` on the plain listener from the key
+ * authorizations the ordering router stores in etcd (`acme/challenges/<token>`, on its lock's
+ * lease), so the CA's validation may reach any router of the fleet, whichever one ordered.
+ *
+ * Read on demand, not watched: `acme/` sorts outside the watched range, so a challenge write
+ * wakes no router's table, digest or status record for a value that one router (the one the
+ * CA reaches) needs for a few requests; and a read is never stale, because the orderer writes
+ * the record before it tells the CA to validate, while a watched copy could still be on its way
+ * to the router the CA reaches. Only hosts of apps with `tls.acme` look in etcd; other requests
+ * for the path go to the app as before. A short cache (hits and misses) and one read per token
+ * at a time keep a burst of requests from becoming a burst of etcd reads.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseAcmeChallenge, type AcmeChallenge } from '@paas/registry';
+import type { Logger } from 'pino';
+import { normalizeHost } from '../decision/host.js';
+import type { RoutingTable } from '../table/routing-table.js';
+
+export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
+/** Tokens are base64url (RFC 8555 §8.3). */
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+const CACHE_MS = 2000;
+const CACHE_MAX = 1024;
+
+export interface ChallengeAnswersOptions {
+  /** The raw value of `acme/challenges/<token>`, or undefined. */
+  read(token: string): Promise<Uint8Array | undefined>;
+  getTable(): RoutingTable;
+  log: Logger;
+}
+
+export class ChallengeAnswers {
+  private readonly cache = new Map<string, { challenge: AcmeChallenge | undefined; until: number }>();
+  private readonly reading = new Map<string, Promise<AcmeChallenge | undefined>>();
+
+  constructor(private readonly opts: ChallengeAnswersOptions) {}
+
+  /**
+   * Serves a request whose path starts with ACME_CHALLENGE_PATH: the key authorization when a
+   * challenge for this token and host is pending, else `next()` (the ordinary routing).
+   */
+  serve(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+    const url = req.url!;
+    const end = url.indexOf('?');
+    const token = url.slice(ACME_CHALLENGE_PATH.length, end < 0 ? url.length : end);
+    const host = normalizeHost(req.headers.host);
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !TOKEN.test(token) || !this.acmeHost(host, url)) {
+      next();
+      return;
+    }
+    this.lookup(token).then(
+      (challenge) => {
+        if (challenge === undefined || challenge.host !== host) {
+          next();
+          return;
+        }
+        // One line per validation request (a few per order): which router the CA reached.
+        this.opts.log.info({ host, token }, 'acme: challenge answered');
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(challenge.keyAuthorization), 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : challenge.keyAuthorization);
+      },
+      (err: Error) => {
+        this.opts.log.warn({ token, host, err: err.message }, 'acme challenge: could not read etcd');
+        res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
+        res.end('challenge store unavailable\n');
+      },
+    );
+  }
+
+  private acmeHost(host: string, url: string): boolean {
+    const target = this.opts.getTable().lookup(host, url);
+    return target !== undefined && target.kind !== 'maintenance' && target.record?.tls?.acme === true;
+  }
+
+  private lookup(token: string): Promise<AcmeChallenge | undefined> {
+    const now = Date.now();
+    const hit = this.cache.get(token);
+    if (hit !== undefined && hit.until > now) return Promise.resolve(hit.challenge);
+    let pending = this.reading.get(token);
+    if (pending === undefined) {
+      pending = this.opts.read(token).then((raw) => {
+        const parsed = raw === undefined ? undefined : parseAcmeChallenge(raw);
+        if (parsed !== undefined && !parsed.ok) this.opts.log.warn({ token, error: parsed.error }, 'acme challenge record rejected');
+        const challenge = parsed?.ok ? parsed.value : undefined;
+        if (this.cache.size >= CACHE_MAX) this.cache.clear();
+        this.cache.set(token, { challenge, until: Date.now() + CACHE_MS });
+        return challenge;
+      }).finally(() => this.reading.delete(token));
+      this.reading.set(token, pending);
+    }
+    return pending;
+  }
+}
