@@ -51,6 +51,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       metrics.appliedRevision.set(Number(sync.revision));
       metrics.routes.set(sync.table.routeCount());
       metrics.rejectedNow.set(sync.rejectedCount);
+      metrics.recordWarnings.set(sync.warningsCount);
       checker?.sync();
       reporter?.schedule();
     },

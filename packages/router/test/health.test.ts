@@ -19,7 +19,7 @@ describe('passive health', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
     let now = 1_000_000;
     const ejections = Array.from({ length: 8 }, () => {
-      recordFailure(b, now);
+      recordFailure(b, now, 'refused');
       const ms = b.ejectedUntil - now;
       now = b.ejectedUntil;
       return ms;
@@ -32,19 +32,19 @@ describe('passive health', () => {
 
   it('counts a burst of concurrent failures as one ejection', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
-    for (let i = 0; i < 10; i++) recordFailure(b, 5000 + i);
+    for (let i = 0; i < 10; i++) recordFailure(b, 5000 + i, 'refused');
     expect(b.consecutiveFailures).toBe(1);
     expect(b.ejectedUntil).toBe(6000);
   });
 
   it('forgets the failures after a success', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
-    recordFailure(b, 5000);
-    recordFailure(b, 5000);
+    recordFailure(b, 5000, 'refused');
+    recordFailure(b, 5000, 'refused');
     recordSuccess(b);
     expect(b.consecutiveFailures).toBe(0);
     expect(b.isAvailable(5000)).toBe(true);
-    recordFailure(b, 7000);
+    recordFailure(b, 7000, 'refused');
     expect(b.ejectedUntil).toBe(8000);
   });
 });

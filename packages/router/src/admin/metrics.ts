@@ -116,6 +116,12 @@ export class RouterMetrics {
     aggregator: 'max',
     registers: [this.registry],
   });
+  readonly recordWarnings = new Gauge({
+    name: 'router_record_warnings',
+    help: 'Accepted records whose current value has fields the schema does not know (ignored; often a typo)',
+    aggregator: 'max',
+    registers: [this.registry],
+  });
   readonly etcdConnected = new Gauge({
     name: 'router_etcd_connected',
     help: '1 when etcd is reachable',

@@ -81,7 +81,7 @@ export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, 
   const verdict = classifyUpstreamError(err);
   const now = Date.now();
   opts.metrics.upstreamFailures.labels(verdict.reason).inc();
-  if (verdict.connectionFailure) recordFailure(backend, now);
+  if (verdict.connectionFailure && recordFailure(backend, now, verdict.reason)) reportEjected(opts, backend, now);
   opts.log.warn({ reqId: at.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: at.attempts }, 'upstream failed');
   if (!mayRedispatch) return verdict.status;
   const next = retryTarget(at, backend, verdict, at.attempts, opts.maxAttempts, bodyTouched, now);
@@ -90,6 +90,22 @@ export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, 
   at.backend = null;
   at.dispatch(next);
   return 0;
+}
+
+/** One line per ejection (not per failed request), and the backend on the table's list of unhealthy ones. */
+function reportEjected(opts: ListenerOptions, backend: Backend, now: number): void {
+  opts.getTable().noteUnhealthy(backend);
+  opts.log.warn(
+    { app: backend.app, instance: backend.id, origin: backend.origin, reason: backend.ejectReason, ejectedMs: backend.ejectedUntil - now, failures: backend.consecutiveFailures },
+    'instance ejected',
+  );
+}
+
+/** The backend answered after an ejection: it is back in rotation. */
+export function reportBack(opts: ListenerOptions, backend: Backend): void {
+  const since = backend.ejectedSince;
+  if (!recordSuccess(backend)) return;
+  opts.log.info({ app: backend.app, instance: backend.id, origin: backend.origin, ejectedForMs: Date.now() - since }, 'instance back: it answered after its ejection');
 }
 
 const kExchange = Symbol('paas.exchange');
@@ -146,7 +162,7 @@ class Exchange extends RequestHead implements UpstreamExchange {
   onHeaders(statusCode: number, statusText: string, rawHeaders: string[]): void {
     const backend = this.backend!;
     const fwd = this.fwd;
-    if (backend.consecutiveFailures > 0) recordSuccess(backend);
+    if (backend.consecutiveFailures > 0) reportBack(fwd.opts, backend);
     fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
     const out = forwardedResponseHeaders(rawHeaders, this.id, !this.http2 && fwd.opts.isClosing(), hstsOf(this));
     const res = this.res;

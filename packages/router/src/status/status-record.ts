@@ -5,9 +5,9 @@
  * anything through it: so however many records are rejected or conflicting, the record lists a
  * few of them with their counts, and the rendered value is measured and shrunk until it fits.
  */
-import { MAX_VALUE_BYTES, type Rejected, type RouterStatusRecord } from '@paas/registry';
+import { MAX_VALUE_BYTES, type RecordWarning, type Rejected, type RouterStatusRecord, type UnhealthyInstance } from '@paas/registry';
 import type { TableSync } from '../records/table-sync.js';
-import type { RouteConflict } from '../table/routing-table.js';
+import type { RouteConflict, RoutingTable } from '../table/routing-table.js';
 
 /** How many rejected records (the newest) and conflicts the etcd record lists. */
 export const LISTED_MAX = 20;
@@ -25,6 +25,12 @@ export interface StatusInput {
   draining: [string, number][];
   /** "<app>/<id>" -> in flight, for other instances with requests open. */
   busy: [string, number][];
+  /** Every change in the watched range up to this revision is known applied (>= revision). */
+  currentRevision: string;
+  /** Accepted records with unknown fields. */
+  warnings: RecordWarning[];
+  /** Instances ejected or failing their health check, sorted by instance. */
+  unhealthy: UnhealthyInstance[];
   startedAt: string;
   updatedAt: string;
 }
@@ -41,9 +47,24 @@ export function statusInput(sync: TableSync, startedAt: string): StatusInput {
     conflicts: sync.table.conflicts(),
     draining,
     busy,
+    currentRevision: sync.currentRevision.toString(),
+    warnings: sync.warnings(),
+    unhealthy: unhealthyInstances(sync.table, Date.now()),
     startedAt,
     updatedAt: new Date().toISOString(),
   };
+}
+
+/** One entry per problem: an instance both ejected and failing its check has two. */
+export function unhealthyInstances(table: RoutingTable, now: number): UnhealthyInstance[] {
+  const out: UnhealthyInstance[] = [];
+  for (const b of table.unhealthyBackends(now)) {
+    if (!b.checkHealthy) out.push({ instance: b.key, problem: 'failing', reason: b.failingReason, since: new Date(b.failingSince).toISOString() });
+    if (b.ejectedUntil > now) {
+      out.push({ instance: b.key, problem: 'ejected', reason: b.ejectReason, since: new Date(b.ejectedSince).toISOString(), until: new Date(b.ejectedUntil).toISOString() });
+    }
+  }
+  return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.problem < b.problem ? -1 : 1));
 }
 
 /** The whole report, as /status shows it: every rejected record, conflict and busy instance. */
@@ -58,6 +79,11 @@ export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRe
     inflight: Object.fromEntries([...s.draining, ...s.busy]),
     conflicts: s.conflicts,
     conflictsCount: s.conflicts.length,
+    currentRevision: s.currentRevision,
+    warnings: s.warnings,
+    warningsCount: s.warnings.length,
+    unhealthy: s.unhealthy,
+    unhealthyCount: s.unhealthy.length,
     startedAt: s.startedAt,
     updatedAt: s.updatedAt,
   };
@@ -70,9 +96,10 @@ export function statusRecordValue(sync: TableSync, startedAt: string): string {
 
 /**
  * The record as JSON of at most `maxBytes` UTF-8 bytes. It lists the LISTED_MAX newest rejected
- * records (sorted by key) and the first LISTED_MAX conflicts, with both counts. When even that is
+ * records and records with warnings (sorted by key), the first LISTED_MAX conflicts and unhealthy
+ * instances, with their counts. When even that is
  * too large, it gives up, in this order, the in-flight counts of instances that are not draining,
- * then halves both lists down to none, then lists only as many draining instances (by key) as
+ * then halves the lists (rejected, conflicts, warnings, unhealthy instances) down to none, then lists only as many draining instances (by key) as
  * fit; `inflightComplete: false` says that some instance is missing from `inflight`, so a reader
  * must not take a missing entry for 0. The draining instances come last because the deployer's
  * drain wait reads them. The rest (revision, digest, counts, times) is a few hundred bytes.
@@ -84,6 +111,8 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
   let draining = drainingList.length;
   const rejected = newestByKey(s.rejected, LISTED_MAX).map(cutRejected);
   const conflicts = s.conflicts.slice(0, LISTED_MAX).map(cutConflict);
+  const warnings = newestByKey(s.warnings, LISTED_MAX).map(cutWarning);
+  const unhealthy = s.unhealthy.slice(0, LISTED_MAX).map(cutUnhealthy);
   const render = () => {
     const inflight: Record<string, number> = Object.create(null) as Record<string, number>;
     for (let i = 0; i < draining; i++) inflight[drainingList[i]![0]] = drainingList[i]![1];
@@ -99,6 +128,11 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
       ...(complete ? {} : { inflightComplete: false }),
       conflicts: listed === LISTED_MAX ? conflicts : conflicts.slice(0, listed),
       conflictsCount: s.conflicts.length,
+      currentRevision: s.currentRevision,
+      warnings: listed === LISTED_MAX ? warnings : warnings.slice(0, listed),
+      warningsCount: s.warnings.length,
+      unhealthy: listed === LISTED_MAX ? unhealthy : unhealthy.slice(0, listed),
+      unhealthyCount: s.unhealthy.length,
       startedAt: s.startedAt,
       updatedAt: s.updatedAt,
     };
@@ -137,9 +171,9 @@ function fits(json: string, maxBytes: number): boolean {
 }
 
 /** The `n` entries with the highest revision (ties: lower key first), sorted by key; one pass. */
-export function newestByKey(all: Rejected[], n: number): Rejected[] {
+export function newestByKey<T extends { key: string; revision: string }>(all: T[], n: number): T[] {
   if (n <= 0) return [];
-  const top: Rejected[] = [];
+  const top: T[] = [];
   for (const r of all) {
     if (top.length === n && !newer(r, top[n - 1]!)) continue;
     // Insertion into a list of at most n, newest first; when full, the last one drops out.
@@ -154,7 +188,7 @@ export function newestByKey(all: Rejected[], n: number): Rejected[] {
 }
 
 /** Revisions are decimal strings without leading zeros: the longer is the larger. */
-function newer(a: Rejected, b: Rejected): boolean {
+function newer(a: { key: string; revision: string }, b: { key: string; revision: string }): boolean {
   if (a.revision.length !== b.revision.length) return a.revision.length > b.revision.length;
   if (a.revision !== b.revision) return a.revision > b.revision;
   return a.key < b.key;
@@ -166,6 +200,15 @@ function cut(text: string): string {
 
 function cutRejected(r: Rejected): Rejected {
   return r.key.length > TEXT_MAX || r.error.length > TEXT_MAX ? { ...r, key: cut(r.key), error: cut(r.error) } : r;
+}
+
+function cutWarning(w: RecordWarning): RecordWarning {
+  const fields = w.unknownFields.length > LISTED_MAX ? [...w.unknownFields.slice(0, LISTED_MAX), `… ${w.unknownFields.length - LISTED_MAX} more`] : w.unknownFields;
+  return { key: cut(w.key), revision: w.revision, unknownFields: fields.map(cut) };
+}
+
+function cutUnhealthy(u: UnhealthyInstance): UnhealthyInstance {
+  return u.reason.length > TEXT_MAX ? { ...u, reason: cut(u.reason) } : u;
 }
 
 function cutConflict(c: RouteConflict): RouteConflict {

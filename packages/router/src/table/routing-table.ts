@@ -49,6 +49,8 @@ export class RoutingTable {
    */
   private readonly draining = new Set<Backend>();
   private readonly busy = new Set<Backend>();
+  /** Backends ejected or failing their check when last noted; pruned as they are read. */
+  private readonly unhealthy = new Set<Backend>();
   private slotCount = 0;
 
   /** Returns the app's pool (the same object across updates). */
@@ -200,6 +202,22 @@ export class RoutingTable {
     const left = --backend.inflight;
     if (left === 0) this.busy.delete(backend);
     return left;
+  }
+
+  /** A backend was ejected or failed its health check: the status report lists it while it stays so. */
+  noteUnhealthy(backend: Backend): void {
+    this.unhealthy.add(backend);
+  }
+
+  /**
+   * Backends of this table ejected at `now` or failing their check. Those that recovered (an
+   * ejection simply runs out) or left the table are dropped from the set as they are met.
+   */
+  *unhealthyBackends(now: number): IterableIterator<Backend> {
+    for (const b of this.unhealthy) {
+      if ((b.checkHealthy && b.ejectedUntil <= now) || this.backendsByKey.get(b.key) !== b) this.unhealthy.delete(b);
+      else yield b;
+    }
   }
 
   /** Backends of this table that are draining or have requests in flight. */
