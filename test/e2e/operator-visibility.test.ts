@@ -202,3 +202,81 @@ describe('LAG on an idle fleet', () => {
     expect(text).toMatch(/ops-lag-2\s+\d+\s+0\s/);
   });
 });
+
+describe('GET /routes on the admin listener', () => {
+  const prefix = uniquePrefix('ops-routes');
+  let router: RouterProcess;
+  let web: SampleApp;
+
+  beforeAll(async () => {
+    web = await startSampleApp({ app: 'mango', name: 'web-1' });
+    await putJson(`${prefix}/apps/mango`, { routes: [{ host: 'www.mango.com' }, { host: '*.mango.com', path: '/api' }] });
+    await putJson(`${prefix}/apps/mango-old`, { routes: [{ host: 'www.mango.com' }] });
+    await putJson(`${prefix}/apps/kiwi`, { routes: [{ host: 'kiwi.example', path: '/shop' }] });
+    await putJson(`${prefix}/apps/fallback`, { routes: [{ path: '/' }] });
+    await putJson(`${prefix}/instances/mango/web-1`, { url: web.url, state: 'ready', weight: 3 });
+    await putJson(`${prefix}/instances/mango/web-2`, { url: 'http://127.0.0.1:9', state: 'draining' });
+    await putJson(`${prefix}/overrides/kiwi.example`, { maintenance: { status: 503, message: 'back soon' } });
+    router = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'ops-routes-1' });
+  });
+  afterAll(() => processes.stopAll());
+
+  interface View {
+    revision: string;
+    total: number;
+    truncated: boolean;
+    override: unknown;
+    routes: { host: string; path: string; app: string; losers: string[]; instances: { id: string; url: string; state: string; weight: number; health: string; inflight: number }[] }[];
+  }
+  const get = async (query: string, headers: Record<string, string> = {}) => {
+    const res = await request(`${router.adminUrl}/routes${query}`, { headers });
+    return { status: res.statusCode, type: String(res.headers['content-type']), body: await res.body.text() };
+  };
+
+  it('lists host and path -> app -> instances with state, weight, health and in-flight, filtered by host', async () => {
+    const res = await get('?host=api.mango.com');
+    expect(res.status).toBe(200);
+    expect(res.type).toMatch(/application\/json/);
+    const view = JSON.parse(res.body) as View;
+    // The wildcard route and the host-less one serve api.mango.com; www.mango.com's does not.
+    expect(view.routes.map((r) => [r.host, r.path, r.app])).toEqual([['*.mango.com', '/api', 'mango'], ['', '/', 'fallback']]);
+    expect(view.routes[0]!.instances).toEqual([
+      { id: 'web-1', url: web.url, state: 'ready', weight: 3, health: 'ok', inflight: 0 },
+      { id: 'web-2', url: 'http://127.0.0.1:9', state: 'draining', weight: 1, health: 'ok', inflight: 0 },
+    ]);
+    expect(view.total).toBe(4);
+    expect(view.override).toBeNull();
+
+    const www = JSON.parse((await get('?host=WWW.Mango.com:8080')).body) as View;
+    expect(www.routes.map((r) => [r.host, r.path, r.app, r.losers])).toEqual([
+      ['www.mango.com', '/', 'mango', ['mango-old']],
+      ['*.mango.com', '/api', 'mango', []],
+      ['', '/', 'fallback', []],
+    ]);
+    const kiwi = JSON.parse((await get('?host=kiwi.example')).body) as View;
+    expect(kiwi.override).toEqual({ maintenance: { status: 503, message: 'back soon' } });
+  });
+
+  it('filters by app, lists everything without a filter, and answers plain text for a terminal', async () => {
+    const mango = JSON.parse((await get('?app=mango')).body) as View;
+    expect(mango.routes.map((r) => `${r.host}${r.path}`).sort()).toEqual(['*.mango.com/api', 'www.mango.com/']);
+    const both = JSON.parse((await get('?app=mango&host=mango.com')).body) as View;
+    expect(both.routes).toEqual([]);
+    const sub = JSON.parse((await get('?app=mango&host=shop.mango.com')).body) as View;
+    expect(sub.routes.map((r) => `${r.host}${r.path}`)).toEqual(['*.mango.com/api']);
+    const all = JSON.parse((await get('')).body) as View;
+    expect(all.routes).toHaveLength(4);
+    const limited = JSON.parse((await get('?limit=2')).body) as View;
+    expect([limited.routes.length, limited.truncated]).toEqual([2, true]);
+
+    for (const text of [await get('?app=mango&format=text'), await get('?app=mango', { accept: 'text/plain' })]) {
+      expect(text.type).toMatch(/text\/plain/);
+      expect(text.body).toMatch(/^revision \d+  routes 2 of 4\n/);
+      expect(text.body).toMatch(/HOST\s+PATH\s+APP\s+INSTANCE\s+STATE\s+WEIGHT\s+HEALTH\s+IN-FLIGHT\s+URL/);
+      expect(text.body).toMatch(/\*\.mango\.com\s+\/api\s+mango\s+web-1\s+ready\s+3\s+ok\s+0\s+http:\/\/127\.0\.0\.1:\d+/);
+      expect(text.body).toMatch(/www\.mango\.com\s+\/\s+mango \(over mango-old\)\s+web-2\s+draining\s+1\s+ok\s+0\s+http:\/\/127\.0\.0\.1:9/);
+    }
+    expect((await get('?limit=0')).status).toBe(400);
+    expect((await get('?format=xml')).status).toBe(400);
+  });
+});

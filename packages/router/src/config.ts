@@ -66,7 +66,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'etcd-user': { env: 'ETCD_USER', help: `etcd user; its password is read from the environment variable ${PASSWORD_ENV} only` },
   prefix: { env: 'PAAS_PREFIX', default: '/paas', help: 'key prefix in etcd' },
   listen: { env: 'ROUTER_LISTEN', default: '0.0.0.0:8080', help: 'traffic listener host:port' },
-  admin: { env: 'ROUTER_ADMIN', default: '127.0.0.1:9090', help: 'admin listener host:port (/healthz /readyz /status /metrics)' },
+  admin: { env: 'ROUTER_ADMIN', default: '127.0.0.1:9090', help: 'admin listener host:port (/healthz /readyz /status /routes /metrics)' },
   id: { env: 'ROUTER_ID', help: 'router id in <prefix>/routers/<id> (default: host name)' },
   'lease-ttl': { env: 'ROUTER_LEASE_TTL', default: '10s', help: 'TTL of the lease under the status record' },
   'start-timeout': { env: 'ROUTER_START_TIMEOUT', default: '30s', help: 'give up when the first load from etcd has not succeeded by then' },

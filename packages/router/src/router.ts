@@ -14,6 +14,7 @@ import { SharedTicketKeys } from './listeners/ticket-keys.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
+import { routesView, type RoutesQuery } from './admin/routes-view.js';
 
 export interface RunningRouter {
   readonly sync: TableSync;
@@ -30,8 +31,8 @@ export interface StartOptions {
 }
 
 /** IPC between the cluster primary and a worker (see cluster.ts). */
-export type WorkerMessage = { type: 'paas:ready' } | { type: 'paas:status'; seq: number; status: object };
-export type PrimaryMessage = { type: 'paas:status'; seq: number };
+export type WorkerMessage = { type: 'paas:ready' } | { type: 'paas:status'; seq: number; status: object } | { type: 'paas:routes'; seq: number; routes: object };
+export type PrimaryMessage = { type: 'paas:status'; seq: number } | { type: 'paas:routes'; seq: number; query: RoutesQuery };
 
 export async function startRouter(config: RouterConfig, log: Logger, opts: StartOptions = {}): Promise<RunningRouter> {
   const inWorker = opts.worker !== undefined && process.send !== undefined;
@@ -121,17 +122,20 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 
+  const routes = (query: RoutesQuery) => routesView(sync.table, sync.revision.toString(), query, Date.now());
+
   if (inWorker) {
     // Constructing one installs prom-client's answer to the primary's metrics requests.
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([metrics.registry]);
     const onMessage = (msg: PrimaryMessage) => {
       if (msg?.type === 'paas:status') process.send!({ type: 'paas:status', seq: msg.seq, status: status() } satisfies WorkerMessage);
+      else if (msg?.type === 'paas:routes') process.send!({ type: 'paas:routes', seq: msg.seq, routes: routes(msg.query) } satisfies WorkerMessage);
     };
     process.on('message', onMessage);
     admin = { close: async () => void process.off('message', onMessage) };
   } else {
-    const server = createAdminServer({ metrics: { text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, isReady: () => ready, status });
+    const server = createAdminServer({ metrics: { text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, isReady: () => ready, status, routes: (query) => (sync.loaded ? routes(query) : null) });
     await server.listen({ host: config.admin.host, port: config.admin.port }).catch(startFailed);
     log.info({ admin: `${config.admin.host}:${config.admin.port}` }, 'admin listening');
     admin = server;

@@ -5,6 +5,8 @@ import { Backend, backendKey, originOf } from './backend.js';
 import { forwardKey } from './hash.js';
 import { PathIndex } from './path-index.js';
 import { RouteSlot } from './route-slot.js';
+
+export type { RouteSlot } from './route-slot.js';
 import { WildcardIndex } from './wildcard-index.js';
 
 export { AppPool } from './app-pool.js';
@@ -148,6 +150,32 @@ export class RoutingTable {
     const wildcard = this.wildcards.match(host, url);
     if (wildcard !== undefined) return wildcard.winner;
     return this.hostless.match(url)?.winner;
+  }
+
+  /** The override record of exactly `host`, if any. */
+  override(host: string): Target | undefined {
+    return this.overrides.get(host);
+  }
+
+  /**
+   * The routes a request for `host` may take, through the lookup indexes (exact host, each
+   * wildcard suffix of it, host-less routes): no scan of the table. Most specific first.
+   */
+  *routesForHost(host: string): IterableIterator<RouteSlot> {
+    const exact = this.exactHosts.get(host);
+    if (exact !== undefined) yield* exact.slots();
+    for (let i = host.indexOf('.'); i > 0; i = host.indexOf('.', i + 1)) {
+      const paths = this.wildcards.paths(host.slice(i + 1));
+      if (paths !== undefined) yield* paths.slots();
+    }
+    yield* this.hostless.slots();
+  }
+
+  /** Every route (the admin's unfiltered listing): exact hosts, wildcards, host-less. */
+  *allRoutes(): IterableIterator<RouteSlot> {
+    for (const paths of this.exactHosts.values()) yield* paths.slots();
+    for (const paths of this.wildcards.all()) yield* paths.slots();
+    yield* this.hostless.slots();
   }
 
   /** No app, instance or override. */
