@@ -47,6 +47,7 @@ build: deps
 
 # Every run goes ahead even when one fails, so one CI run reports them all; any failure fails.
 test: build node-extra
+	@bash scripts/ensure-promtool.sh
 	@echo "== type-checking the tests (tsc -b builds only the packages' sources)"
 	@$(PNPM) exec tsc -p tsconfig.tests.json
 	@failed=""; \

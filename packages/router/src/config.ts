@@ -47,6 +47,8 @@ export interface RouterConfig {
   publicHttpsPort: number;
   /** How many TLS contexts (one per certificate in use) are kept built. */
   tlsContextCache: number;
+  /** Label request metrics by app (series grow with the number of apps). */
+  metricsPerApp: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -81,6 +83,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
   'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
+  'metrics-per-app': { env: 'ROUTER_METRICS_PER_APP', default: 'false', help: 'label request counts and upstream latency by app (series grow with the apps)', boolean: true },
   'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
   workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
@@ -275,6 +278,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     }),
     publicHttpsPort: get('public-https-port', (t, w) => parseInteger(t, w, 1, 65535)),
     tlsContextCache: get('tls-context-cache', (t, w) => parseInteger(t, w, 1, 1_000_000)),
+    metricsPerApp: get('metrics-per-app', parseBoolean),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {

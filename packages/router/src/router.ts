@@ -38,7 +38,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   const inWorker = opts.worker !== undefined && process.send !== undefined;
   const layout = new KeyLayout(config.prefix);
   const etcd = connectEtcd({ endpoints: config.etcdEndpoints, security: config.etcdSecurity });
-  const metrics = new RouterMetrics();
+  const metrics = new RouterMetrics({ perApp: config.metricsPerApp });
   const startedAt = new Date().toISOString();
   let ready = false;
   let reporter: StatusReporter | undefined;
@@ -106,6 +106,13 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
   });
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
+  metrics.setSources({
+    inflight: () => sync.table.inflightTotal(),
+    connections: () => proxy.drain.connections,
+    lastEtcdNotice: () => sync.lastNoticeAt,
+    unhealthy: () => sync.table.unhealthyCount(Date.now()),
+    hasApp: (app) => sync.table.pool(app)?.record !== undefined,
+  });
 
   const status = () => ({
     id: config.id,

@@ -15,6 +15,23 @@ import { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
 
 describe('passive health', () => {
+  it('says when an ejection begins (once per ejection) and when the instance is back, keeping since-when and reason for the report', () => {
+    const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
+    const table = new RoutingTable();
+    expect(recordSuccess(b)).toBe(false);
+    expect(recordFailure(b, 5000, 'ECONNREFUSED')).toBe(true);
+    expect(recordFailure(b, 5100, 'ECONNRESET')).toBe(false);
+    expect([b.ejectedSince, b.ejectReason]).toEqual([5000, 'ECONNREFUSED']);
+    // A second ejection after the first ran out keeps the run's start, with the newest reason.
+    expect(recordFailure(b, 7000, 'ECONNRESET')).toBe(true);
+    expect([b.ejectedSince, b.ejectReason]).toEqual([5000, 'ECONNRESET']);
+    table.noteUnhealthy(b);
+    // Not in the table: not listed (the set forgets it).
+    expect([...table.unhealthyBackends(7100)]).toEqual([]);
+    expect(recordSuccess(b)).toBe(true);
+    expect([b.ejectedSince, b.ejectReason, b.ejectedUntil]).toEqual([0, '', 0]);
+  });
+
   it('ejects for 1 s, doubling per consecutive failure (each after the last ejection ran out) up to 30 s', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
     let now = 1_000_000;

@@ -85,6 +85,8 @@ export class TableSync implements MirrorHandlers {
    * or further when etcd's answer to a progress request confirms nothing else came (mirror.ts).
    */
   private current = 0n;
+  /** When etcd last sent a list, an event, a progress notice or a progress answer (ms epoch; 0: never). */
+  lastNoticeAt = 0;
   loaded = false;
   etcdConnected = false;
   etcdDownSince: Date | undefined = new Date();
@@ -217,6 +219,7 @@ export class TableSync implements MirrorHandlers {
       this.warned = warned;
       this.carryOver = true;
       this.revision = revision;
+      this.lastNoticeAt = Date.now();
       this.loaded = true;
       this.listing = false;
       const ms = performance.now() - started;
@@ -304,6 +307,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   onRevision(events: WatchEvent[], revision: bigint): void {
+    this.lastNoticeAt = Date.now();
     if (this.held !== undefined) {
       this.held.push({ events, revision });
       return;
@@ -318,6 +322,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   onProgress(revision: bigint): void {
+    this.lastNoticeAt = Date.now();
     if (this.held !== undefined) {
       this.held.push({ events: undefined, revision });
       return;
@@ -329,6 +334,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   onCurrent(revision: bigint): void {
+    this.lastNoticeAt = Date.now();
     // While a list is read or recovered, the table is not what that revision holds.
     if (this.held !== undefined || this.listing) return;
     if (revision > this.current) this.current = revision;

@@ -232,6 +232,20 @@ export class RoutingTable {
     return left;
   }
 
+  /** Requests and WebSockets open to this table's backends. */
+  inflightTotal(): number {
+    let n = 0;
+    for (const b of this.busy) n += b.inflight;
+    return n;
+  }
+
+  /** How many backends are ejected at `now` or failing their check. */
+  unhealthyCount(now: number): number {
+    let n = 0;
+    for (const _ of this.unhealthyBackends(now)) n++;
+    return n;
+  }
+
   /** A backend was ejected or failed its health check: the status report lists it while it stays so. */
   noteUnhealthy(backend: Backend): void {
     this.unhealthy.add(backend);
