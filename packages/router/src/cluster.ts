@@ -170,7 +170,8 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
     const codes = await Promise.all(exits);
     await admin.close();
     log.info({ codes }, 'stopped');
-    return codes.every((c) => c === 0) ? 0 : 1;
+    // 130: a worker that got the terminal's Ctrl-C itself (the whole process group does) and stopped cleanly.
+    return codes.every((c) => c === 0 || c === 130) ? 0 : 1;
   }
 
   return { stop };

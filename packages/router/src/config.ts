@@ -4,7 +4,8 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { EtcdSecurityError, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type EtcdSecurity } from '@paas/registry';
+import { EtcdSecurityError, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, DURATION_EXAMPLES, PASSWORD_ENV, wrapText, type EtcdSecurity } from '@paas/registry';
+import { ROUTER_VERSION } from './version.js';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
@@ -36,6 +37,8 @@ export interface RouterConfig {
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
+  /** The access log's own file (implies accessLog); the router's log (stdout) when not set. */
+  accessLogFile: string | undefined;
   logLevel: string;
   /** Worker processes sharing the traffic port (node:cluster); 1 runs the router in this process. */
   workers: number;
@@ -84,7 +87,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
   'metrics-per-app': { env: 'ROUTER_METRICS_PER_APP', default: 'false', help: 'label request counts and upstream latency by app (series grow with the apps)', boolean: true },
-  'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
+  'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request (client, status, bytes, ms, app, instance, upstream)', boolean: true },
+  'access-log-file': { env: 'ROUTER_ACCESS_LOG_FILE', help: 'write the access log to this file (appended) instead of stdout; turns --access-log on' },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
   workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
   'listen-tls': { env: 'ROUTER_LISTEN_TLS', help: 'TLS listener host:port (HTTP/2 and HTTP/1.1 by ALPN; certificates from <prefix>/certs/); off when not set' },
@@ -93,6 +97,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
 };
 
+/** The router's version (its package.json), for --version. */
+export function versionText(): string {
+  return `paas-router ${ROUTER_VERSION} (Node ${process.version})`;
+}
+
+/** Each flag on its own line with its variable, what it does wrapped below it: at most 100 columns. */
 export function helpText(): string {
   const lines = [
     'Usage: paas-router [flags]',
@@ -102,22 +112,24 @@ export function helpText(): string {
     '',
     'Flags (each also read from the environment variable shown; flags win):',
   ];
+  const INDENT = '        ';
   for (const [name, spec] of Object.entries(FLAGS)) {
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    lines.push(`  --${name.padEnd(18)} ${spec.env.padEnd(26)} ${spec.help}${def}`);
+    lines.push(`  --${name.padEnd(26)} ${spec.env}`, ...wrapText(`${spec.help}${def}`, INDENT));
   }
-  lines.push(`  ${''.padEnd(20)} ${PASSWORD_ENV.padEnd(26)} password of --etcd-user (environment only: a flag would show in ps)`);
-  lines.push('  --help                                          this text');
+  lines.push(`  ${''.padEnd(28)} ${PASSWORD_ENV}`, ...wrapText('password of --etcd-user (environment only: a flag would show in ps)', INDENT));
+  lines.push('  -h, --help', `${INDENT}this text`, '  --version', `${INDENT}the version, and exit`);
+  lines.push('', `Durations: Go syntax, e.g. ${DURATION_EXAMPLES.slice(5)}; a bare number is refused except 0.`);
+  lines.push('Booleans: 1/true/yes/on or 0/false/no/off. Exit codes: 0 stopped (SIGTERM), 130 interrupted');
+  lines.push('(SIGINT), 1 failed, 2 bad flag or variable.');
   return lines.join('\n');
 }
 
-/** "250ms", "5s", "2m" or a bare number of milliseconds. */
+/** A duration in the syntax both commands share (@paas/registry parseDuration), in whole milliseconds. */
 export function parseDuration(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 2m)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+  const d = parseGoDuration(text);
+  if (!d.ok) throw new ConfigError(`${what}: ${d.error}`);
+  return Math.round(d.ms);
 }
 
 function parseAddress(text: string, what: string): ListenAddress {
@@ -201,10 +213,10 @@ function optional<T>(given: { text: string | undefined; what: string }, parse: (
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
+export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: RouterConfig };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } };
   for (const [name, spec] of Object.entries(FLAGS)) options[name] = { type: spec.boolean ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -213,6 +225,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     throw new ConfigError(`${(err as Error).message} (see --help)`);
   }
   if (values.help) return { help: true };
+  if (values.version) return { help: false, version: true };
 
   const raw = (name: string): { text: string | undefined; what: string } => {
     const spec = FLAGS[name]!;
@@ -265,7 +278,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     digestCheckMs: get('digest-check', parseDuration),
     retryAfterSeconds: get('retry-after', (t, w) => parseInteger(t, w, 0, 86_400)),
     maxAttempts: get('max-attempts', (t, w) => parseInteger(t, w, 1, 10)),
-    accessLog: get('access-log', parseBoolean),
+    accessLog: get('access-log', parseBoolean) || raw('access-log-file').text !== undefined,
+    accessLogFile: raw('access-log-file').text,
     logLevel: get('log-level', (t, w) => {
       if (!LOG_LEVELS.has(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${[...LOG_LEVELS].join(', ')}`);
       return t;

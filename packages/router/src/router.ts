@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
+import { createAccessLogger } from './log.js';
 import { ActiveHealthChecker } from './health/active.js';
 import { TableSync } from './records/table-sync.js';
 import { SharedTicketKeys } from './listeners/ticket-keys.js';
@@ -88,6 +89,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   // Built before the admin listener (it listens only once the table is loaded), so /status can
   // say from the start which upstream client runs.
+  const accessLogger = config.accessLogFile === undefined ? undefined : createAccessLogger(config.accessLogFile, config.id);
   const proxy = createProxyServer({
     getTable: () => sync.table,
     metrics,
@@ -101,6 +103,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     retryAfterSeconds: config.retryAfterSeconds,
     maxAttempts: config.maxAttempts,
     accessLog: config.accessLog,
+    accessLogger,
     onDrained: () => reporter?.schedule(),
     publicHttpsPort: config.publicHttpsPort,
     tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
@@ -215,6 +218,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     }, config.shutdownTimeoutMs);
     await proxy.close();
     clearTimeout(cutOff);
+    // The access file is written asynchronously: its last lines go out before the process exits.
+    accessLogger?.flush();
     checker?.stop();
     ticketKeys?.stop();
     digestCheck.stop();

@@ -9,11 +9,9 @@
  * by default the two per-request metrics have no app label (one cell each). With it, an app's
  * series go when the app leaves the table, checked at each collection.
  */
-import { createRequire } from 'node:module';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 
-/** The version in the router's package.json, for router_build_info. */
-export const ROUTER_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+import { ROUTER_VERSION } from '../version.js';
 
 /** What the gauges read when metrics are collected; set once the router has built them. */
 export interface MetricSources {

@@ -42,6 +42,8 @@ export interface ListenerOptions {
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
+  /** Where access lines go (--access-log-file); the router's log when not set. */
+  accessLogger?: ForwardLogger;
   /** True once the listener is stopping: plain HTTP answers carry `Connection: close`, upgrades get 503. */
   isClosing: () => boolean;
   /** Counts a request against a backend (in flight), and releases it. */
@@ -129,7 +131,10 @@ function onResponseClose(this: TrackedResponse): void {
 /** One client request and its way to an instance; also the upstream client's exchange. */
 class Exchange extends RequestHead implements UpstreamExchange {
   attempts = 0;
-  dispatchedAt = performance.now();
+  readonly startedAt = performance.now();
+  dispatchedAt = this.startedAt;
+  /** Body bytes sent to the client (the access log's). */
+  bytes = 0;
   body: IncomingMessage | null = null;
   chunked = false;
   upstream: Upstream | null = null;
@@ -173,6 +178,7 @@ class Exchange extends RequestHead implements UpstreamExchange {
   }
 
   onData(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
     if (this.res.write(chunk)) return true;
     // The client reads slower than the instance writes: pause the upstream read until it drains.
     this.res.once('drain', (this.onDrain ??= () => this.upstream?.resume(this)));
@@ -210,8 +216,21 @@ class Exchange extends RequestHead implements UpstreamExchange {
     fwd.opts.metrics.countRequest(appName, res.statusCode);
     if (fwd.opts.accessLog) {
       const req = this.req;
-      fwd.opts.log.info(
-        { reqId: this.id, method: req.method, host: this.hostHeader, url: req.url, status: res.statusCode, app: appName, instance: backend?.id, attempts: this.attempts, ms: Math.round(performance.now() - this.dispatchedAt) },
+      (fwd.opts.accessLogger ?? fwd.opts.log).info(
+        {
+          reqId: this.id,
+          client: req.socket?.remoteAddress,
+          method: req.method,
+          host: this.hostHeader,
+          url: req.url,
+          status: res.statusCode,
+          bytes: this.bytes,
+          app: appName,
+          instance: backend?.id,
+          upstream: backend?.origin,
+          attempts: this.attempts,
+          ms: Math.round(performance.now() - this.startedAt),
+        },
         'request',
       );
     }
@@ -274,6 +293,7 @@ export class Forwarder {
     if (res.headersSent || res.destroyed) return;
     res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
     res.end(answer.message);
+    if (this.opts.accessLog) ex.bytes = Buffer.byteLength(answer.message);
     if (answer.close === true && !ex.http2) {
       (ex.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
       return;

@@ -195,8 +195,21 @@ class Tunnel extends RequestHead {
     // An upgrade the client left before any answer has no status to count.
     if (this.status !== 0) owner.opts.metrics.countRequest(appName, this.status);
     if (owner.opts.accessLog) {
-      owner.opts.log.info(
-        { reqId: this.id, method: this.method, host: this.hostHeader, url: this.req.url, status: this.status, app: appName, instance: backend?.id, attempts: this.attempts, ms: Math.round(performance.now() - this.dispatchedAt), upgrade: 'websocket' },
+      (owner.opts.accessLogger ?? owner.opts.log).info(
+        {
+          reqId: this.id,
+          client: this.req.socket.remoteAddress,
+          method: this.method,
+          host: this.hostHeader,
+          url: this.req.url,
+          status: this.status,
+          app: appName,
+          instance: backend?.id,
+          upstream: backend?.origin,
+          attempts: this.attempts,
+          ms: Math.round(performance.now() - this.dispatchedAt),
+          upgrade: 'websocket',
+        },
         'request',
       );
     }
