@@ -24,4 +24,10 @@ $SUDO apt-get update -qq >/dev/null
 # The package's service is not wanted: only the promtool binary it ships.
 $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
+# On a host that runs systemd the package has just started a Prometheus server (port 9090): stop
+# it and keep it from starting at boot.
+if [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
+
 promtool --version 2>&1 | head -1 >&2
