@@ -16,6 +16,7 @@ import { waitFor } from '../harness/wait.js';
 
 const endpoints = inject('etcdEndpoints');
 const DEPLOY_BIN = fileURLToPath(new URL('../../packages/deployer/bin/paas-deploy.js', import.meta.url));
+const SAMPLE_APP = fileURLToPath(new URL('../apps/sample-app.mjs', import.meta.url));
 const run = promisify(execFile);
 
 interface Status {
@@ -116,11 +117,12 @@ describe('instance health: ejected and failing instances with reason and since w
   let router: RouterProcess;
   let good: SampleApp;
   let sick: SampleApp;
+  let closed: number;
 
   beforeAll(async () => {
     good = await startSampleApp({ app: 'pear', name: 'good' });
     sick = await startSampleApp({ app: 'plum', name: 'sick', unhealthy: true });
-    const closed = await freePort();
+    closed = await freePort();
     await putJson(`${prefix}/apps/pear`, { routes: [{ host: 'pear.example' }] });
     await putJson(`${prefix}/instances/pear/good`, { url: good.url, state: 'ready' });
     await putJson(`${prefix}/instances/pear/gone`, { url: `http://127.0.0.1:${closed}`, state: 'ready' });
@@ -131,13 +133,14 @@ describe('instance health: ejected and failing instances with reason and since w
   afterAll(() => processes.stopAll());
 
   it('reports an instance refusing connections as ejected, and one failing its check as failing, in /status, the record, the log and paas-deploy status', async () => {
-    // Round robin over good and gone: a few requests reach gone, are refused and fail over.
-    for (let i = 0; i < 4; i++) {
-      const res = await request(`${router.url}/`, { headers: { host: 'pear.example' } });
-      expect(res.statusCode).toBe(200);
-      await res.body.dump();
-    }
+    // Round robin over good and gone: requests reach gone, are refused and fail over (each round
+    // sends some, so an ejection that ran out on a slow machine is renewed before /status is read).
     const s = await waitFor(async () => {
+      for (let i = 0; i < 4; i++) {
+        const res = await request(`${router.url}/`, { headers: { host: 'pear.example' } });
+        expect(res.statusCode).toBe(200);
+        await res.body.dump();
+      }
       const st = await status(router);
       return st.unhealthy.some((u) => u.instance === 'pear/gone') && st.unhealthy.some((u) => u.instance === 'plum/sick') ? st : undefined;
     }, { timeoutMs: 10_000, message: 'pear/gone ejected and plum/sick failing' });
@@ -162,6 +165,20 @@ describe('instance health: ejected and failing instances with reason and since w
 
     const text = await deploy(prefix, ['status', 'plum']);
     expect(text).toMatch(/sick\s+ready\s+-\s+http:\/\/127\.0\.0\.1:\d+\s+-\s+ops-health-1: failing since \S+ \(status 503\)/);
+  });
+
+  it('logs one line when an ejected instance answers again, and lists it no more', async () => {
+    // Something listens on the refused port now: once its ejection runs out, a request reaches it.
+    const revived = processes.spawn(process.execPath, [SAMPLE_APP, '--port', String(closed), '--app', 'pear', '--name', 'gone'], { name: 'sample-app gone' });
+    await revived.waitForLine((l, stream) => stream === 'stdout' && l.includes('"listening"'));
+    const back = await waitFor(async () => {
+      const res = await request(`${router.url}/`, { headers: { host: 'pear.example' } });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+      return router.proc.tail(400).split('\n').find((l) => l.includes('instance back'));
+    }, { timeoutMs: 20_000, message: 'pear/gone back' });
+    expect(JSON.parse(back.replace(/^\[stdout\] /, ''))).toMatchObject({ level: 'info', app: 'pear', instance: 'gone', ejectedForMs: expect.any(Number) });
+    expect((await status(router)).unhealthy.some((u) => u.instance === 'pear/gone')).toBe(false);
   });
 });
 
