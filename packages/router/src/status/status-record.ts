@@ -9,7 +9,7 @@ import { MAX_VALUE_BYTES, type RecordWarning, type Rejected, type RouterStatusRe
 import type { TableSync } from '../records/table-sync.js';
 import type { RouteConflict, RoutingTable } from '../table/routing-table.js';
 
-/** How many rejected records (the newest) and conflicts the etcd record lists. */
+/** How many rejected records and warnings (the newest), conflicts and unhealthy instances the etcd record lists. */
 export const LISTED_MAX = 20;
 /** A listed key or error is cut to this many characters: an etcd key may be 1.5 MiB long. */
 export const TEXT_MAX = 512;
@@ -97,12 +97,13 @@ export function statusRecordValue(sync: TableSync, startedAt: string): string {
 /**
  * The record as JSON of at most `maxBytes` UTF-8 bytes. It lists the LISTED_MAX newest rejected
  * records and records with warnings (sorted by key), the first LISTED_MAX conflicts and unhealthy
- * instances, with their counts. When even that is
- * too large, it gives up, in this order, the in-flight counts of instances that are not draining,
- * then halves the lists (rejected, conflicts, warnings, unhealthy instances) down to none, then lists only as many draining instances (by key) as
- * fit; `inflightComplete: false` says that some instance is missing from `inflight`, so a reader
- * must not take a missing entry for 0. The draining instances come last because the deployer's
- * drain wait reads them. The rest (revision, digest, counts, times) is a few hundred bytes.
+ * instances, with their counts. When even that is too large, it gives up, in this order, the
+ * in-flight counts of instances that are not draining, then halves the lists (rejected,
+ * conflicts, warnings, unhealthy instances) down to none, then lists only as many draining
+ * instances (by key) as fit; `inflightComplete: false` says that some instance is missing from
+ * `inflight`, so a reader must not take a missing entry for 0. The draining instances come last
+ * because the deployer's drain wait reads them. The rest (revision, digest, counts, times) is a
+ * few hundred bytes.
  */
 export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): string {
   let listed = LISTED_MAX;
