@@ -148,7 +148,8 @@ describe('paas-deploy and its lock on signals', { timeout: 120_000 }, () => {
     cli.kill('SIGTERM');
     cli.kill('SIGTERM');
     const { code } = await cli.exited;
-    expect(code, cli.tail()).toBe(1);
+    // 128 + SIGTERM: stopped by the signal, after the rollback.
+    expect(code, cli.tail()).toBe(143);
     expect(cli.stderr.filter((l) => l.startsWith('paas-deploy: SIGTERM'))).toEqual([
       'paas-deploy: SIGTERM: stopping (rolling back what this run wrote); SIGTERM again to quit at once',
     ]);
@@ -174,7 +175,7 @@ describe('paas-deploy and its lock on signals', { timeout: 120_000 }, () => {
     await cli.waitForLine((l) => l.startsWith('paas-deploy: SIGTERM again: quitting now'), { stream: 'stderr' });
     proxy.resume(); // etcd answers again within the release deadline
     const { code } = await cli.exited;
-    expect(code, cli.tail()).toBe(130);
+    expect(code, cli.tail()).toBe(143);
     await nextRunTakesTheLock(w, t0);
   });
 

@@ -258,11 +258,11 @@ describe('request heads and flags', () => {
   });
 
   it.each([
-    [['--client-keepalive-timeout', 'long'], '--client-keepalive-timeout: "long" is not a duration (e.g. 500ms, 5s, 2m)'],
+    [['--client-keepalive-timeout', 'long'], '--client-keepalive-timeout: "long" is not a duration (e.g. 500ms, 30s, 1m30s, 2h)'],
     [['--client-keepalive-timeout', '500ms'], '--client-keepalive-timeout: "500ms" must be at least 1s (clients are told whole seconds)'],
     [['--client-keepalive-timeout', '30s'], '--client-keepalive-timeout: "30s" must be at least 1s shorter than --shutdown-timeout (30s), or a stop cuts idle client connections'],
     [['--request-header-timeout', '0'], '--request-header-timeout: must be more than 0'],
-    [['--request-header-timeout', 'soon'], '--request-header-timeout: "soon" is not a duration (e.g. 500ms, 5s, 2m)'],
+    [['--request-header-timeout', 'soon'], '--request-header-timeout: "soon" is not a duration (e.g. 500ms, 30s, 1m30s, 2h)'],
   ])('stops with exit 2 and one line on %j', async (argv, line) => {
     const bad = await run('node', [ROUTER_BIN, ...argv]).catch((e: { code: number; stderr: string }) => e);
     expect((bad as { code: number }).code).toBe(2);

@@ -185,7 +185,7 @@ describe('paas-deploy', () => {
     expect([...(await w.read('mango')).values()].map((r) => r.url)).toEqual([n1.url]);
   });
 
-  test('Ctrl-C during the wait rolls back and exits 1', async () => {
+  test('Ctrl-C during the wait rolls back and exits 130', async () => {
     const { w, router: r1 } = await mangoOnOneInstance('sigint', 'r1');
     r1.freeze();
     const n1 = await w.instance();
@@ -193,7 +193,7 @@ describe('paas-deploy', () => {
     await p.waitForLine((l) => l.includes('[confirm] routers apply the new instances ...'));
     p.kill('SIGINT');
     const { code } = await p.exited;
-    expect(code).toBe(1);
+    expect(code).toBe(130);
     expect(p.stderr.join('\n')).toContain('interrupted by SIGINT');
     expect(p.stderr.join('\n')).toMatch(/rolled back: removed/);
     expect([...(await w.read('mango')).keys()]).toEqual(['v1-a']);

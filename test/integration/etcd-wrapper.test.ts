@@ -15,6 +15,7 @@ type Call =
   | { kind: 'snapshot'; entries: KvEntry[]; revision: bigint }
   | { kind: 'revision'; events: WatchEvent[]; revision: bigint }
   | { kind: 'progress'; revision: bigint }
+  | { kind: 'current'; revision: bigint }
   | { kind: 'resync'; reason: string }
   | { kind: 'connection'; connected: boolean }
   | { kind: 'error'; err: unknown };
@@ -32,6 +33,7 @@ function recorder(overrides: Partial<MirrorHandlers> = {}) {
       overrides.onRevision?.(events, revision);
     },
     onProgress: (revision) => calls.push({ kind: 'progress', revision }),
+    onCurrent: (revision) => calls.push({ kind: 'current', revision }),
     onResync: (reason) => calls.push({ kind: 'resync', reason }),
     onConnection: (connected) => calls.push({ kind: 'connection', connected }),
     onError: (err) => calls.push({ kind: 'error', err }),
@@ -177,6 +179,29 @@ describe('on the shared etcd', () => {
     ]);
     expect(revisions[1]!.events).toEqual([{ type: 'delete', key: layout.app('mango'), modRevision: last }]);
     expect(rec.revisionKeys().some((k) => k.startsWith(layout.routersDir))).toBe(false);
+    expect(rec.of('error')).toEqual([]);
+    await mirror.close();
+  });
+
+  test('mirror: known current past writes outside the range (confirmed progress answers), never past an undelivered event', async () => {
+    const etcd = connect(endpoints);
+    const layout = new KeyLayout(uniquePrefix('mirror-current'));
+    await etcd.put(layout.app('mango'), '{"routes":[]}');
+    const rec = recorder();
+    const mirror = etcd.mirror(layout.watchedRange(), rec.handlers);
+    await mirror.start();
+    // A write outside the watched range: no event, but the mirror learns it is current past it.
+    const outside = await etcd.put(layout.router('r1'), '{"revision":"1"}');
+    await waitFor(() => rec.of('current').some((c) => c.revision >= outside), { timeoutMs: 10_000, message: 'current past the write outside the range' });
+    expect(rec.of('revision')).toEqual([]);
+    // A write inside: delivered as a revision; no current revision is announced at or past it
+    // before the event itself has come.
+    const inside = await etcd.put(layout.app('kiwi'), '{"routes":[]}');
+    await waitFor(() => rec.of('current').some((c) => c.revision >= inside), { timeoutMs: 10_000, message: 'current past the write inside the range' });
+    const eventAt = rec.calls.findIndex((c) => c.kind === 'revision' && c.revision === inside);
+    const firstCurrentPast = rec.calls.findIndex((c) => c.kind === 'current' && c.revision >= inside);
+    expect(eventAt).toBeGreaterThanOrEqual(0);
+    expect(firstCurrentPast).toBeGreaterThan(eventAt);
     expect(rec.of('error')).toEqual([]);
     await mirror.close();
   });

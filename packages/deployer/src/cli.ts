@@ -1,7 +1,8 @@
 /**
  * paas-deploy: the command line over the library. Parses argv and the environment, connects to etcd,
  * runs one command with live progress, prints a summary, and sets process.exitCode:
- * 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.
+ * 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage, 130 (143) interrupted by SIGINT
+ * (SIGTERM), after rolling back.
  */
 import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
@@ -15,6 +16,7 @@ import { collectStatus, formatStatus, statusJson } from './status.js';
 import { formatAppSetSummary, formatFailure, formatRedeploySummary, formatRegisterSummary, formatRetireSummary } from './summary.js';
 import { parseCommandLine, type Command, type ParsedCommandLine } from './cli/parse.js';
 import { createReporter, type Output } from './cli/reporter.js';
+import { DEPLOYER_VERSION } from './version.js';
 
 export interface Io {
   stdout: Output & { isTTY?: boolean };
@@ -24,6 +26,8 @@ export interface Io {
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+/** 128 + the signal's number, as shells report a command a signal stopped: Ctrl-C is 130. */
+const EXIT_SIGNALLED: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 /** A signal this soon after the first is the same one delivered twice, not a second request. */
 const DUPLICATE_SIGNAL_MS = 500;
@@ -48,6 +52,10 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     io.stdout.write(parsed.text + '\n');
     return EXIT_OK;
   }
+  if (parsed.kind === 'version') {
+    io.stdout.write(`paas-deploy ${DEPLOYER_VERSION} (Node ${process.version})\n`);
+    return EXIT_OK;
+  }
 
   const { command, global } = parsed;
   const label = command.name === 'app set'
@@ -55,9 +63,11 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     : `${command.name}${'app' in command.args && command.args.app ? ` ${command.args.app}` : 'name' in command.args ? ` ${command.args.name}` : ''}`;
   const abort = new AbortController();
   let firstSignalAt = 0;
+  let signalled: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (!abort.signal.aborted) {
       firstSignalAt = performance.now();
+      signalled = sig;
       io.stderr.write(`paas-deploy: ${sig}: stopping (rolling back what this run wrote); ${sig} again to quit at once\n`);
       abort.abort(new DeployError('aborted', `interrupted by ${sig}`));
       return;
@@ -65,7 +75,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     // One signal to a process group reaches us twice when a parent (pnpm exec, npx) forwards it.
     if (performance.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
     io.stderr.write(`paas-deploy: ${sig} again: quitting now, without rolling back; releasing the app lock first\n`);
-    void releaseHeldLocks().finally(() => process.exit(130));
+    void releaseHeldLocks().finally(() => process.exit(EXIT_SIGNALLED[sig] ?? EXIT_FAILED));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -87,7 +97,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     }
     const err = asDeployError(e);
     io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
-    return EXIT_FAILED;
+    // Interrupted (and rolled back): the exit code says so, as for any command Ctrl-C stops.
+    return signalled !== undefined ? (EXIT_SIGNALLED[signalled] ?? EXIT_FAILED) : EXIT_FAILED;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -1,15 +1,4 @@
-/** Durations on the command line ("30s", "500ms", "2m", "1h", a bare number is seconds) and in output. */
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
-
-/** Milliseconds for a duration, or undefined when the text is not one. */
-export function parseDuration(text: string): number | undefined {
-  const m = DURATION_RE.exec(text.trim());
-  if (!m) return undefined;
-  const ms = Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
-  return Number.isFinite(ms) ? Math.round(ms) : undefined;
-}
+/** Durations in output. On the command line both commands read @paas/registry's parseDuration. */
 
 /** Short human form: 850ms, 1.24s, 12.3s, 2m05s. */
 export function formatMs(ms: number): string {

@@ -15,7 +15,7 @@ export { readInstances, describeDrift, commitChanges, expectationOf, type Instan
 export { planInstances, type PlannedInstance } from './plan.js';
 export { waitAllHealthy, waitHealthy } from './health.js';
 export { newInstanceId, normalizeUrl, slug } from './ids.js';
-export { parseDuration, formatMs } from './duration.js';
+export { formatMs } from './duration.js';
 export { DeployError, UsageError, type FailureKind, type RollbackReport } from './errors.js';
 export { STEP_LABELS, type ProgressEvent, type ProgressListener, type StepName, type InflightEntry } from './events.js';
 export type { StepRecord } from './steps.js';

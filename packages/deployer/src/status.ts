@@ -12,6 +12,8 @@ import {
   type Etcd,
   type KeyLayout,
   type KvEntry,
+  type RecordWarning,
+  type UnhealthyInstance,
 } from '@paas/registry';
 import { describeHolder } from './lock.js';
 import { table } from './table.js';
@@ -19,7 +21,13 @@ import { table } from './table.js';
 export interface RouterStatusLine {
   id: string;
   revision: bigint | undefined;
-  /** etcd's current revision minus the applied one. */
+  /** Up to this revision the router is known to have every routing change (its currentRevision, else its revision). */
+  current: bigint | undefined;
+  /**
+   * 0 when the router is known current past the newest routing change in etcd; otherwise the
+   * revisions from its current revision to etcd's. Writes outside the routing records (routers'
+   * status records, locks) do not count.
+   */
   lag: bigint | undefined;
   /**
    * The router has not applied a record still present under apps/, instances/ or overrides/
@@ -36,6 +44,12 @@ export interface RouterStatusLine {
   conflicts: number;
   /** Its record was too full to list every instance in flight. */
   inflightCut: boolean;
+  /** How many accepted records it reports with unknown fields, and the listed ones. */
+  warnings: number;
+  warningList: RecordWarning[];
+  /** Instances it has ejected or whose health check fails (listed: at most 20). */
+  unhealthy: number;
+  unhealthyList: UnhealthyInstance[];
   error: string | undefined;
 }
 
@@ -48,6 +62,9 @@ export interface InstanceStatusLine {
   inflight: number | undefined;
   /** Some router's record was too full to list this instance: `inflight` is a lower bound. */
   inflightPartial: boolean;
+  /** Per router: "ejected" or "failing" with the reason, for routers that report a problem. */
+  health: { router: string; problem: string; reason: string; since: string }[];
+  unknownFields: string[];
   error: string | undefined;
 }
 
@@ -56,6 +73,8 @@ export interface AppStatus {
   record: AppRecord | undefined;
   /** Why the record is invalid, or that there is none. */
   error: string | undefined;
+  /** Fields of the app record the schema does not know (ignored by routers). */
+  unknownFields: string[];
   instances: InstanceStatusLine[];
   lock: string | undefined;
 }
@@ -102,10 +121,12 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
   const mismatched = digestOutliers(parsedRouters.flatMap((r) => (r.status ? [{ id: r.id, revision: r.status.revision, digest: r.status.digest }] : [])));
   const routers: RouterStatusLine[] = parsedRouters.map((r) => {
     const rev = r.status ? BigInt(r.status.revision) : undefined;
+    const current = r.status ? BigInt(r.status.currentRevision ?? r.status.revision) : undefined;
     return {
       id: r.id,
       revision: rev,
-      lag: rev === undefined ? undefined : revision - rev,
+      current,
+      lag: current === undefined ? undefined : current >= newestChange ? 0n : revision - current,
       missingChanges: rev === undefined || rev < newestChange,
       digest: r.status?.digest,
       digestMismatch: mismatched.has(r.id),
@@ -113,6 +134,10 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
       rejected: r.status?.rejectedCount ?? r.status?.rejected.length ?? 0,
       conflicts: r.status?.conflictsCount ?? r.status?.conflicts?.length ?? 0,
       inflightCut: r.status?.inflightComplete === false,
+      warnings: r.status?.warningsCount ?? r.status?.warnings?.length ?? 0,
+      warningList: r.status?.warnings ?? [],
+      unhealthy: r.status?.unhealthyCount ?? r.status?.unhealthy?.length ?? 0,
+      unhealthyList: r.status?.unhealthy ?? [],
       error: r.error,
     };
   });
@@ -128,14 +153,16 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
         const p = parseInstanceRecord(entry.value);
         let inflight: number | undefined;
         let inflightPartial = false;
+        const health: InstanceStatusLine['health'] = [];
         for (const r of parsedRouters) {
+          for (const u of r.status?.unhealthy ?? []) if (u.instance === `${name}/${id}`) health.push({ router: r.id, problem: u.problem, reason: u.reason, since: u.since });
           const n = r.status?.inflight[`${name}/${id}`];
           if (n !== undefined) inflight = (inflight ?? 0) + n;
           else if (r.status?.inflightComplete === false) inflightPartial = true;
         }
         return p.ok
-          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, error: undefined }
-          : { id, state: undefined, release: undefined, url: undefined, inflight, inflightPartial, error: p.error };
+          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, health, unknownFields: p.unknown ?? [], error: undefined }
+          : { id, state: undefined, release: undefined, url: undefined, inflight, inflightPartial, health, unknownFields: [], error: p.error };
       })
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     const lock = locks.get(name);
@@ -143,11 +170,12 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
       name,
       record: parsedApp?.ok ? parsedApp.value : undefined,
       error: !appEntry ? 'no app record' : parsedApp && !parsedApp.ok ? parsedApp.error : undefined,
+      unknownFields: parsedApp?.ok ? (parsedApp.unknown ?? []) : [],
       instances,
       lock: lock ? describeHolder(lock.value.toString('utf8')) : undefined,
     });
   }
-  if (only !== undefined && apps.length === 0) apps.push({ name: only, record: undefined, error: 'no app record', instances: [], lock: undefined });
+  if (only !== undefined && apps.length === 0) apps.push({ name: only, record: undefined, error: 'no app record', unknownFields: [], instances: [], lock: undefined });
   return { prefix: layout.prefix, endpoints: [...etcd.endpoints], revision, newestChange, routers, apps };
 }
 
@@ -187,11 +215,18 @@ export function formatStatus(s: FleetStatus): string {
       r.routes?.toString() ?? '?',
       r.rejected.toString(),
       r.conflicts.toString(),
+      r.warnings.toString(),
+      r.unhealthy.toString(),
       routerNote(r),
     ]);
-    out.push(...table(['ID', 'REVISION', 'LAG', 'DIGEST', 'ROUTES', 'REJECTED', 'CONFLICTS', 'NOTE'], rows, '  '));
+    out.push(...table(['ID', 'REVISION', 'LAG', 'DIGEST', 'ROUTES', 'REJECTED', 'CONFLICTS', 'WARNINGS', 'UNHEALTHY', 'NOTE'], rows, '  '));
     if (s.routers.some((r) => r.rejected > 0)) out.push('  A router\'s record lists its newest rejected records; its admin /status lists them all.');
-    out.push('  LAG counts every etcd revision since the one applied (router status writes included).');
+    out.push('  LAG: 0 when the router is known current past the newest routing change; else revisions since it was.');
+    const warned = new Map<string, RecordWarning>();
+    for (const r of s.routers) for (const w of r.warningList) warned.set(w.key, w);
+    for (const w of [...warned.values()].sort((a, b) => (a.key < b.key ? -1 : 1))) {
+      out.push(`  warning: ${w.key} (revision ${w.revision}): unknown fields ignored: ${w.unknownFields.join(', ')}`);
+    }
     if (s.routers.some((r) => r.missingChanges)) out.push(`  * has not applied a routing record still in etcd (changed at revision ${s.newestChange})`);
   }
   for (const app of s.apps) {
@@ -203,6 +238,7 @@ export function formatStatus(s: FleetStatus): string {
     } else head.push(`(${app.error})`);
     out.push(head.join('  '));
     if (app.lock) out.push(`  deployment in progress: lock held by ${app.lock}`);
+    if (app.unknownFields.length > 0) out.push(`  warning: unknown fields in the app record (ignored): ${app.unknownFields.join(', ')}`);
     if (app.instances.length === 0) {
       out.push('  no instance');
       continue;
@@ -215,11 +251,21 @@ export function formatStatus(s: FleetStatus): string {
       i.release ?? '-',
       i.url ?? `(${i.error})`,
       i.inflight === undefined ? (i.inflightPartial ? '?' : '-') : `${i.inflight}${i.inflightPartial ? '+' : ''}`,
+      healthText(i),
     ]);
-    out.push(...table(['INSTANCE', 'STATE', 'RELEASE', 'URL', 'IN-FLIGHT'], rows, '  '));
+    out.push(...table(['INSTANCE', 'STATE', 'RELEASE', 'URL', 'IN-FLIGHT', 'HEALTH'], rows, '  '));
+    for (const i of app.instances) {
+      if (i.unknownFields.length > 0) out.push(`  warning: instance ${i.id}: unknown fields ignored: ${i.unknownFields.join(', ')}`);
+    }
     out.push(`  ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
   }
   return out.join('\n');
+}
+
+/** "ok", or per router what it reports: `router-a: ejected since 14:02:03 (refused)`. */
+function healthText(i: InstanceStatusLine): string {
+  if (i.health.length === 0) return 'ok';
+  return i.health.map((h) => `${h.router}: ${h.problem} since ${h.since} (${h.reason})`).join('; ');
 }
 
 function routerNote(r: RouterStatusLine): string {

@@ -50,7 +50,7 @@ describe('parseCommandLine', () => {
       PAAS_DEPLOY_HEALTH_TIMEOUT: '5s',
       PAAS_DEPLOY_ROUTER_TIMEOUT: '2s',
       PAAS_DEPLOY_DRAIN_TIMEOUT: '1m',
-      PAAS_DEPLOY_LOCK_TTL: '4',
+      PAAS_DEPLOY_LOCK_TTL: '4s',
       PAAS_DEPLOY_ALLOW_NO_ROUTERS: 'yes',
     };
     const a = cmd(['redeploy', 'mango'], env);
@@ -126,6 +126,12 @@ describe('parseCommandLine', () => {
   test('bad boolean and duration in the environment name the variable', () => {
     expect(usage(['redeploy', 'mango', '--url', 'http://h:1'], { PAAS_DEPLOY_ALLOW_NO_ROUTERS: 'maybe' })).toContain('PAAS_DEPLOY_ALLOW_NO_ROUTERS="maybe"');
     expect(usage(['redeploy', 'mango', '--url', 'http://h:1'], { PAAS_DEPLOY_ROUTER_TIMEOUT: 'x' })).toContain('PAAS_DEPLOY_ROUTER_TIMEOUT "x"');
+  });
+
+  test('--version anywhere; every help line fits 100 columns', () => {
+    expect(parseCommandLine(['--version'], {})).toEqual({ kind: 'version' });
+    expect(parseCommandLine(['status', '--version'], {})).toEqual({ kind: 'version' });
+    for (const text of [mainHelp(), ...COMMANDS.map((c) => commandHelp(c))]) expect(text.split('\n').filter((l) => l.length > 100)).toEqual([]);
   });
 
   test('--help anywhere gives the command help; no command gives the main help', () => {

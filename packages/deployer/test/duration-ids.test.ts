@@ -1,22 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { isName } from '@paas/registry';
-import { formatMs, parseDuration } from '../src/duration.js';
+import { formatMs } from '../src/duration.js';
 import { newInstanceId, normalizeUrl, slug, uniqueInstanceId } from '../src/ids.js';
-
-describe('parseDuration', () => {
-  test.each([
-    ['30s', 30_000],
-    ['500ms', 500],
-    ['2m', 120_000],
-    ['1h', 3_600_000],
-    ['1.5s', 1500],
-    ['10', 10_000],
-    [' 3s ', 3000],
-  ])('%s', (text, ms) => expect(parseDuration(text)).toBe(ms));
-
-  test.each(['', 's', '-1s', '1d', '1 s', '1m30s', 'abc', '1e3'])('rejects %j', (text) => expect(parseDuration(text)).toBeUndefined());
-});
 
 describe('formatMs', () => {
   test.each([

@@ -9,3 +9,5 @@ export { KeyTakenError } from './etcd/leased-key.js';
 export { describeAccessRefused, EtcdSecurityError, loadEtcdSecurity, PASSWORD_ENV, type EtcdSecurity, type EtcdSecurityInput, type Given } from './etcd/security.js';
 export { FIRST_PAGE_SIZE } from './etcd/list.js';
 export { backoffMs, renewalAt } from './acme-schedule.js';
+export { parseDuration, DURATION_EXAMPLES, type DurationResult } from './duration.js';
+export { HELP_WIDTH, wrapText } from './help-text.js';

@@ -114,7 +114,9 @@ export function parseRecord(ref: KeyRef, raw: Uint8Array | string, ctx: ParseCon
   if (kind === undefined) return { ok: false, error: `${ref.kind} keys are not routing records` };
   const p = kind.value(raw, ctx);
   // One small object of one shape for every kind: a full load parses every record.
-  return p.ok ? { ok: true, value: { ref, value: p.value } as ParsedRecord } : p;
+  if (!p.ok) return p;
+  const value = { ref, value: p.value } as ParsedRecord;
+  return p.unknown === undefined ? { ok: true, value } : { ok: true, value, unknown: p.unknown };
 }
 
 /** Classifies and parses one key and value. */

@@ -30,7 +30,12 @@ import {
 /** Larger values are rejected before JSON parsing: no legitimate record comes near it. */
 export const MAX_VALUE_BYTES = 64 * 1024;
 
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+/**
+ * `unknown`: the paths of fields the schema does not know (e.g. `routes.0.hots`), present only
+ * when there are some. They are accepted (forward compatibility) but reported, since a typo'd
+ * field is silently ignored otherwise.
+ */
+export type ParseResult<T> = { ok: true; value: T; unknown?: string[] } | { ok: false; error: string };
 
 const checkApp = TypeCompiler.Compile(AppRecordSchema);
 const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
@@ -53,15 +58,57 @@ function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
 }
 
 function check<T>(compiled: TypeCheck<TSchema>, value: unknown): ParseResult<T> {
-  if (compiled.Check(value)) return { ok: true, value: value as T };
+  if (compiled.Check(value)) {
+    const unknown: string[] = [];
+    unknownFields(compiled.Schema(), value, '', unknown);
+    return unknown.length === 0 ? { ok: true, value: value as T } : { ok: true, value: value as T, unknown };
+  }
   const first = compiled.Errors(value).First();
   const where = first?.path ? first.path.slice(1).replaceAll('/', '.') : 'value';
-  return { ok: false, error: `${where || 'value'}: ${first?.message ?? 'does not match the schema'}` };
+  return { ok: false, error: `${where || 'value'}: ${first ? errorText(first.schema, first.message) : 'does not match the schema'}` };
+}
+
+/** A union of literals says what it allows (`must be one of starting, ready, draining`), not "Expected union value". */
+function errorText(schema: TSchema, message: string): string {
+  const variants = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (variants !== undefined && variants.length > 0 && variants.every((v) => v.const !== undefined)) {
+    return `must be one of ${variants.map((v) => String(v.const)).join(', ')}`;
+  }
+  return message;
+}
+
+/**
+ * Collects the paths of fields the schema does not declare, in a value that passed the check.
+ * A union follows the variant whose required fields the value has (the override's two shapes).
+ */
+function unknownFields(schema: TSchema, value: unknown, path: string, out: string[]): void {
+  if (value === null || typeof value !== 'object') return;
+  const variants = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (variants !== undefined) {
+    const v = value as Record<string, unknown>;
+    const variant = variants.find((s) => s.type === 'object' && ((s.required as string[] | undefined) ?? []).every((k) => k in v));
+    if (variant !== undefined) unknownFields(variant, value, path, out);
+    return;
+  }
+  if (Array.isArray(value)) {
+    const items = schema.items as TSchema | undefined;
+    if (schema.type === 'array' && items !== undefined) for (let i = 0; i < value.length; i++) unknownFields(items, value[i], `${path}${i}.`, out);
+    return;
+  }
+  const properties = schema.properties as Record<string, TSchema> | undefined;
+  if (schema.type !== 'object' || properties === undefined) return;
+  for (const key in value) {
+    const field = properties[key];
+    if (field === undefined) out.push(path + key);
+    else unknownFields(field, (value as Record<string, unknown>)[key], `${path}${key}.`, out);
+  }
 }
 
 function validateApp(value: AppRecord): string | undefined {
   for (let i = 0; i < value.routes.length; i++) {
     const route = value.routes[i]!;
+    // A route without either would match every request: a typo (`hots`) must not make a catch-all.
+    if (route.host === undefined && route.path === undefined) return `routes.${i}: needs a host or a path (a catch-all is written {"path": "/"})`;
     if (route.host !== undefined) {
       const err = hostError(route.host, true);
       if (err) return `routes.${i}.host: ${err}`;

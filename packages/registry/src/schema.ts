@@ -14,7 +14,7 @@ export const INSTANCE_STATES = ['starting', 'ready', 'draining'] as const;
 export const RouteSchema = Type.Object({
   host: Type.Optional(Type.String({ maxLength: 253, description: 'exact host, or *.suffix for any subdomain' })),
   path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[^?#\\s]*$', description: 'path prefix, default /' })),
-});
+}, { description: 'at least one of host and path: a catch-all is written {"path": "/"}' });
 
 export const HealthCheckSchema = Type.Object({
   path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[^#\\s]*$', default: '/healthz' })),
@@ -109,9 +109,32 @@ export const RejectedSchema = Type.Object({
   ),
 });
 
+/** A record accepted with fields the schema does not know: most often a typo, which is otherwise silently ignored. */
+export const RecordWarningSchema = Type.Object({
+  key: Type.String(),
+  revision: Type.String(),
+  unknownFields: Type.Array(Type.String(), { description: 'paths of the fields ignored, e.g. routes.0.hots' }),
+});
+
+export const INSTANCE_HEALTH_PROBLEMS = ['ejected', 'failing'] as const;
+
+/** An instance the router does not send traffic to while it has a healthy alternative. */
+export const UnhealthyInstanceSchema = Type.Object({
+  instance: Type.String({ description: '"<app>/<id>"' }),
+  problem: Type.Union(INSTANCE_HEALTH_PROBLEMS.map((s) => Type.Literal(s)), {
+    description: 'ejected: connections to it failed (passive check); failing: its health check fails (active check)',
+  }),
+  reason: Type.String(),
+  since: Type.String({ description: 'ISO time the problem began' }),
+  until: Type.Optional(Type.String({ description: 'ejected: ISO time the ejection ends (it is tried again then)' })),
+});
+
 export const RouterStatusRecordSchema = Type.Object(
   {
     revision: Type.String({ pattern: '^[0-9]+$', description: 'etcd revision fully applied' }),
+    currentRevision: Type.Optional(
+      Type.String({ pattern: '^[0-9]+$', description: 'the router is known to have every change in its watched range up to this revision (at least revision; moves with etcd progress notices)' }),
+    ),
     digest: Type.String({ description: 'hash of the applied table; equal on routers with equal records' }),
     routes: Type.Integer({ minimum: 0 }),
     rejected: Type.Array(RejectedSchema, { description: 'in the record under routers/: at most 20 (the newest), sorted by key; /status lists all' }),
@@ -127,6 +150,10 @@ export const RouterStatusRecordSchema = Type.Object(
     certificatesExpiringSoon: Type.Optional(
       Type.Integer({ minimum: 0, description: 'how many served certificates expire within 14 days (the list is in /status)' }),
     ),
+    warnings: Type.Optional(Type.Array(RecordWarningSchema, { description: 'in the record under routers/: at most 20 (the newest), sorted by key; /status lists all' })),
+    warningsCount: Type.Optional(Type.Integer({ minimum: 0, description: 'how many accepted records have warnings, listed or not' })),
+    unhealthy: Type.Optional(Type.Array(UnhealthyInstanceSchema, { description: 'in the record under routers/: at most 20, sorted by instance; /status lists all' })),
+    unhealthyCount: Type.Optional(Type.Integer({ minimum: 0, description: 'how many instances are ejected or failing, listed or not' })),
     startedAt: Type.Optional(Type.String()),
     updatedAt: Type.Optional(Type.String()),
   },
@@ -191,3 +218,5 @@ export const AcmeHostStateSchema = Type.Object({
 export type AcmeAccount = Static<typeof AcmeAccountSchema>;
 export type AcmeChallenge = Static<typeof AcmeChallengeSchema>;
 export type AcmeHostState = Static<typeof AcmeHostStateSchema>;
+export type RecordWarning = Static<typeof RecordWarningSchema>;
+export type UnhealthyInstance = Static<typeof UnhealthyInstanceSchema>;

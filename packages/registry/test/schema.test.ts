@@ -195,3 +195,36 @@ describe('docs/CONTRACT.md', () => {
     expect(doc.startsWith(original)).toBe(true);
   });
 });
+
+describe('record safety (issue 13)', () => {
+  it('rejects a route with neither host nor path, and accepts the explicit catch-all', () => {
+    const bad = parseAppRecord(json({ routes: [{ host: 'www.kiwi.com' }, { hots: 'www.kiwi.com' }] }));
+    expect(bad).toEqual({ ok: false, error: 'routes.1: needs a host or a path (a catch-all is written {"path": "/"})' });
+    expect(parseAppRecord(json({ routes: [{ path: '/' }] })).ok).toBe(true);
+  });
+
+  it('reports unknown fields by path, at every depth, and none for a clean record', () => {
+    const r = parseAppRecord(json({ routes: [{ host: 'a.com', hots: 'x' }], healthCheck: { path: '/h', intervalMS: 5 }, tls: { redirect: true, hst: 'x' }, futur: 1 }));
+    expect(r.ok && r.unknown).toEqual(['routes.0.hots', 'healthCheck.intervalMS', 'tls.hst', 'futur']);
+    const clean = parseAppRecord(json(AppRecordSchema.examples[0]));
+    expect(clean.ok && 'unknown' in clean).toBe(false);
+    const inst = parseInstanceRecord(json({ url: 'http://10.0.0.3:8080', state: 'ready', weigth: 2 }));
+    expect(inst.ok && inst.unknown).toEqual(['weigth']);
+    // An override follows the variant it has.
+    const over = parseOverrideRecord(json({ maintenance: { status: 503, message: 'x', retry: 5 } }));
+    expect(over.ok && over.unknown).toEqual(['maintenance.retry']);
+    expect(parseOverrideRecord(json({ app: 'mango', note: 'canary' })).ok && parseOverrideRecord(json({ app: 'mango', note: 'canary' }))).toMatchObject({ unknown: ['note'] });
+  });
+
+  it('passes unknown fields through parseEntry', () => {
+    const r = parseEntry(layout, '/paas/apps/mango', json({ routes: [{ path: '/' }], balanse: 'random' }));
+    expect(r.ok && r.unknown).toEqual(['balanse']);
+  });
+
+  it.each([
+    ['instance state', () => parseInstanceRecord(json({ url: 'http://10.0.0.3:8080', state: 'runing' })), 'state: must be one of starting, ready, draining'],
+    ['balance', () => parseAppRecord(json({ routes: [{ path: '/' }], balance: 'fastest' })), 'balance: must be one of round-robin, least-connections, random'],
+  ])('lists the allowed values of %s', (_name, parse, error) => {
+    expect(parse()).toEqual({ ok: false, error });
+  });
+});

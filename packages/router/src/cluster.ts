@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import type { RouterConfig } from './config.js';
 import type { PrimaryMessage, WorkerMessage } from './router.js';
+import type { RoutesQuery, RoutesView } from './admin/routes-view.js';
 
 /** Environment variable telling a forked worker its index k (1..N). */
 export const WORKER_ENV = 'PAAS_ROUTER_WORKER';
@@ -66,6 +67,8 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
         if (!started && slots.every((s) => s.ready)) allReady?.();
       } else if (msg?.type === 'paas:status') {
         pending.get(msg.seq)?.(msg.status);
+      } else if (msg?.type === 'paas:routes') {
+        pending.get(msg.seq)?.(msg.routes);
       }
     });
     worker.on('exit', (code, signal) => {
@@ -101,6 +104,25 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
     });
   }
 
+  /** Every worker holds the whole table: the first ready one lists the routes. */
+  function askRoutes(query: RoutesQuery): Promise<RoutesView | null> {
+    const worker = slots.find((s) => s.ready && s.worker?.isConnected())?.worker;
+    if (worker === undefined) return Promise.resolve(null);
+    const n = ++seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        pending.delete(n);
+        resolve(null);
+      }, STATUS_TIMEOUT_MS);
+      pending.set(n, (routes) => {
+        clearTimeout(timer);
+        pending.delete(n);
+        resolve(routes as RoutesView);
+      });
+      worker.send({ type: 'paas:routes', seq: n, query } satisfies PrimaryMessage);
+    });
+  }
+
   const isReady = () => started && !stopping && slots.some((s) => s.ready);
   // Loaded here, not on import: main.ts imports this module in every mode, and a single router
   // starts its first list before it loads fastify (router.ts).
@@ -108,6 +130,7 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
   const admin = createAdminServer({
     metrics: { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
     isReady,
+    routes: askRoutes,
     status: async () => {
       const workers = (await Promise.all(slots.map(askStatus))) as Array<{ revision?: string; etcd?: { connected?: boolean } }>;
       // What every worker has applied: the lowest revision among them.
@@ -147,7 +170,8 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
     const codes = await Promise.all(exits);
     await admin.close();
     log.info({ codes }, 'stopped');
-    return codes.every((c) => c === 0) ? 0 : 1;
+    // 130: a worker that got the terminal's Ctrl-C itself (the whole process group does) and stopped cleanly.
+    return codes.every((c) => c === 0 || c === 130) ? 0 : 1;
   }
 
   return { stop };

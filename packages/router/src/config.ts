@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { EtcdSecurityError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
+import { DURATION_EXAMPLES, EtcdSecurityError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, wrapText, type EtcdSecurity, type KeyRing } from '@paas/registry';
+import { ROUTER_VERSION } from './version.js';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
 export interface ListenAddress {
@@ -37,6 +38,8 @@ export interface RouterConfig {
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
+  /** The access log's own file (implies accessLog); the router's log (stdout) when not set. */
+  accessLogFile: string | undefined;
   logLevel: string;
   /** Worker processes sharing the traffic port (node:cluster); 1 runs the router in this process. */
   workers: number;
@@ -48,6 +51,8 @@ export interface RouterConfig {
   publicHttpsPort: number;
   /** How many TLS contexts (one per certificate in use) are kept built. */
   tlsContextCache: number;
+  /** Label request metrics by app (series grow with the number of apps). */
+  metricsPerApp: boolean;
   /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
   keyRing: KeyRing;
   /** Automatic HTTPS (--acme-directory with --acme-email); undefined: this router orders nothing. */
@@ -80,7 +85,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'etcd-user': { env: 'ETCD_USER', help: `etcd user; its password is read from the environment variable ${PASSWORD_ENV} only` },
   prefix: { env: 'PAAS_PREFIX', default: '/paas', help: 'key prefix in etcd' },
   listen: { env: 'ROUTER_LISTEN', default: '0.0.0.0:8080', help: 'traffic listener host:port' },
-  admin: { env: 'ROUTER_ADMIN', default: '127.0.0.1:9090', help: 'admin listener host:port (/healthz /readyz /status /metrics)' },
+  admin: { env: 'ROUTER_ADMIN', default: '127.0.0.1:9090', help: 'admin listener host:port (/healthz /readyz /status /routes /metrics)' },
   id: { env: 'ROUTER_ID', help: 'router id in <prefix>/routers/<id> (default: host name)' },
   'lease-ttl': { env: 'ROUTER_LEASE_TTL', default: '10s', help: 'TTL of the lease under the status record' },
   'start-timeout': { env: 'ROUTER_START_TIMEOUT', default: '30s', help: 'give up when the first load from etcd has not succeeded by then' },
@@ -95,7 +100,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
   'retry-after': { env: 'ROUTER_RETRY_AFTER', default: '5', help: 'Retry-After seconds on 503 answers' },
   'max-attempts': { env: 'ROUTER_MAX_ATTEMPTS', default: '3', help: 'instances tried per request when connections fail' },
-  'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request', boolean: true },
+  'metrics-per-app': { env: 'ROUTER_METRICS_PER_APP', default: 'false', help: 'label request counts and upstream latency by app (series grow with the apps)', boolean: true },
+  'access-log': { env: 'ROUTER_ACCESS_LOG', default: 'false', help: 'log one line per request (client, status, bytes, ms, app, instance, upstream)', boolean: true },
+  'access-log-file': { env: 'ROUTER_ACCESS_LOG_FILE', help: 'write the access log to this file (appended) instead of stdout; turns --access-log on' },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace' },
   'key-ring': { env: 'ROUTER_KEY_RING', help: 'JSON file { "<kid>": "<base64 of 32 bytes>", ... }: the keys that decrypt certificate records\' keyEnc (several kids, so keys can rotate)' },
   workers: { env: 'ROUTER_WORKERS', default: '1', help: 'worker processes sharing --listen; each is a router <id>-w<k> with its own etcd watch and status record' },
@@ -110,6 +117,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
 };
 
+/** The router's version (its package.json), for --version. */
+export function versionText(): string {
+  return `paas-router ${ROUTER_VERSION} (Node ${process.version})`;
+}
+
+/** Each flag on its own line with its variable, what it does wrapped below it: at most 100 columns. */
 export function helpText(): string {
   const lines = [
     'Usage: paas-router [flags]',
@@ -119,22 +132,24 @@ export function helpText(): string {
     '',
     'Flags (each also read from the environment variable shown; flags win):',
   ];
+  const INDENT = '        ';
   for (const [name, spec] of Object.entries(FLAGS)) {
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    lines.push(`  --${name.padEnd(18)} ${spec.env.padEnd(26)} ${spec.help}${def}`);
+    lines.push(`  --${name.padEnd(26)} ${spec.env}`, ...wrapText(`${spec.help}${def}`, INDENT));
   }
-  lines.push(`  ${''.padEnd(20)} ${PASSWORD_ENV.padEnd(26)} password of --etcd-user (environment only: a flag would show in ps)`);
-  lines.push('  --help                                          this text');
+  lines.push(`  ${''.padEnd(28)} ${PASSWORD_ENV}`, ...wrapText('password of --etcd-user (environment only: a flag would show in ps)', INDENT));
+  lines.push('  -h, --help', `${INDENT}this text`, '  --version', `${INDENT}the version, and exit`);
+  lines.push('', `Durations: Go syntax, e.g. ${DURATION_EXAMPLES.slice(5)}; a bare number is refused except 0.`);
+  lines.push('Booleans: 1/true/yes/on or 0/false/no/off. Exit codes: 0 stopped (SIGTERM), 130 interrupted');
+  lines.push('(SIGINT), 1 failed, 2 bad flag or variable.');
   return lines.join('\n');
 }
 
-/** "250ms", "5s", "2m" or a bare number of milliseconds. */
+/** A duration in the syntax both commands share (@paas/registry parseDuration), in whole milliseconds. */
 export function parseDuration(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 2m)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+  const d = parseGoDuration(text);
+  if (!d.ok) throw new ConfigError(`${what}: ${d.error}`);
+  return Math.round(d.ms);
 }
 
 function parseAddress(text: string, what: string): ListenAddress {
@@ -270,10 +285,10 @@ function acmeConfig(raw: (name: string) => { text: string | undefined; what: str
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-export type ParsedCommandLine = { help: true } | { help: false; config: RouterConfig };
+export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: RouterConfig };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } };
   for (const [name, spec] of Object.entries(FLAGS)) options[name] = { type: spec.boolean ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -282,6 +297,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     throw new ConfigError(`${(err as Error).message} (see --help)`);
   }
   if (values.help) return { help: true };
+  if (values.version) return { help: false, version: true };
 
   const raw = (name: string): { text: string | undefined; what: string } => {
     const spec = FLAGS[name]!;
@@ -334,7 +350,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     digestCheckMs: get('digest-check', parseDuration),
     retryAfterSeconds: get('retry-after', (t, w) => parseInteger(t, w, 0, 86_400)),
     maxAttempts: get('max-attempts', (t, w) => parseInteger(t, w, 1, 10)),
-    accessLog: get('access-log', parseBoolean),
+    accessLog: get('access-log', parseBoolean) || raw('access-log-file').text !== undefined,
+    accessLogFile: raw('access-log-file').text,
     logLevel: get('log-level', (t, w) => {
       if (!LOG_LEVELS.has(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${[...LOG_LEVELS].join(', ')}`);
       return t;
@@ -349,6 +366,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     tlsContextCache: get('tls-context-cache', (t, w) => parseInteger(t, w, 1, 1_000_000)),
     keyRing: raw('key-ring').text === undefined ? new Map() : get('key-ring', readKeyRing),
     acme: acmeConfig(raw),
+    metricsPerApp: get('metrics-per-app', parseBoolean),
   };
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {

@@ -1,7 +1,7 @@
 /** The paas-router command: parse flags, start, and stop cleanly on SIGTERM/SIGINT. */
 import cluster from 'node:cluster';
 import { startPrimary, WORKER_ENV, workerId } from './cluster.js';
-import { ConfigError, helpText, parseConfig } from './config.js';
+import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 import { createLogger } from './log.js';
 import { startRouter } from './router.js';
 
@@ -19,6 +19,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   }
   if (parsed.help) {
     process.stdout.write(helpText() + '\n');
+    return;
+  }
+  if (parsed.version) {
+    process.stdout.write(versionText() + '\n');
     return;
   }
   let config = parsed.config;
@@ -41,10 +45,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     // Whatever start-up opened (admin listener, etcd channel) must not keep the process alive.
     process.exit(1);
   }
-  const shutdown = (signal: string) => {
+  const shutdown = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down');
     router.stop().then(
-      () => process.exit(0),
+      () => process.exit(exitCodeAfter(signal)),
       (err: Error) => {
         log.error({ err }, 'unclean shutdown');
         process.exit(1);
@@ -53,6 +57,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * A clean stop on SIGTERM (what service managers send) exits 0; Ctrl-C exits 130 (128 + SIGINT),
+ * as shells expect of an interrupted command, after the same graceful stop.
+ */
+function exitCodeAfter(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 130 : 0;
 }
 
 async function runPrimary(config: Parameters<typeof startPrimary>[0], log: Parameters<typeof startPrimary>[1]): Promise<void> {
@@ -65,11 +77,11 @@ async function runPrimary(config: Parameters<typeof startPrimary>[0], log: Param
     process.exit(1);
   }
   let stopping: Promise<number> | undefined;
-  const shutdown = (signal: string) => {
+  const shutdown = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down');
     stopping ??= primary.stop();
     stopping.then(
-      (code) => process.exit(code),
+      (code) => process.exit(code === 0 ? exitCodeAfter(signal) : code),
       (err: Error) => {
         log.error({ err }, 'unclean shutdown');
         process.exit(1);

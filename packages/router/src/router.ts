@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { RouterMetrics } from './admin/metrics.js';
 import type { RouterConfig } from './config.js';
+import { createAccessLogger } from './log.js';
 import { ActiveHealthChecker } from './health/active.js';
 import { TableSync } from './records/table-sync.js';
 import { SharedTicketKeys } from './listeners/ticket-keys.js';
@@ -17,6 +18,7 @@ import { certificatesReport, expiringSoonCount } from './status/certificates.js'
 import { statusRecord, statusRecordValue } from './status/status-record.js';
 import { ChallengeAnswers } from './acme/challenge-answers.js';
 import type { AcmeIssuer } from './acme/issuer.js';
+import { routesView, type RoutesQuery } from './admin/routes-view.js';
 
 export interface RunningRouter {
   readonly sync: TableSync;
@@ -33,14 +35,14 @@ export interface StartOptions {
 }
 
 /** IPC between the cluster primary and a worker (see cluster.ts). */
-export type WorkerMessage = { type: 'paas:ready' } | { type: 'paas:status'; seq: number; status: object };
-export type PrimaryMessage = { type: 'paas:status'; seq: number };
+export type WorkerMessage = { type: 'paas:ready' } | { type: 'paas:status'; seq: number; status: object } | { type: 'paas:routes'; seq: number; routes: object };
+export type PrimaryMessage = { type: 'paas:status'; seq: number } | { type: 'paas:routes'; seq: number; query: RoutesQuery };
 
 export async function startRouter(config: RouterConfig, log: Logger, opts: StartOptions = {}): Promise<RunningRouter> {
   const inWorker = opts.worker !== undefined && process.send !== undefined;
   const layout = new KeyLayout(config.prefix);
   const etcd = connectEtcd({ endpoints: config.etcdEndpoints, security: config.etcdSecurity });
-  const metrics = new RouterMetrics();
+  const metrics = new RouterMetrics({ perApp: config.metricsPerApp });
   const startedAt = new Date().toISOString();
   let ready = false;
   let reporter: StatusReporter | undefined;
@@ -54,6 +56,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       metrics.appliedRevision.set(Number(sync.revision));
       metrics.routes.set(sync.table.routeCount());
       metrics.rejectedNow.set(sync.rejectedCount);
+      metrics.recordWarnings.set(sync.warningsCount);
       checker?.sync();
       reporter?.schedule();
     },
@@ -90,6 +93,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   // Built before the admin listener (it listens only once the table is loaded), so /status can
   // say from the start which upstream client runs.
+  const accessLogger = config.accessLogFile === undefined ? undefined : createAccessLogger(config.accessLogFile, config.id);
   const proxy = createProxyServer({
     getTable: () => sync.table,
     metrics,
@@ -103,6 +107,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     retryAfterSeconds: config.retryAfterSeconds,
     maxAttempts: config.maxAttempts,
     accessLog: config.accessLog,
+    accessLogger,
     onDrained: () => reporter?.schedule(),
     publicHttpsPort: config.publicHttpsPort,
     tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
@@ -111,6 +116,13 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   });
   let acme: AcmeIssuer | undefined;
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
+  metrics.setSources({
+    inflight: () => sync.table.inflightTotal(),
+    connections: () => proxy.drain.connections,
+    lastEtcdNotice: () => sync.lastNoticeAt,
+    unhealthy: () => sync.table.unhealthyCount(Date.now()),
+    hasApp: (app) => sync.table.pool(app)?.record !== undefined,
+  });
 
   const status = () => ({
     id: config.id,
@@ -129,17 +141,20 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });
 
+  const routes = (query: RoutesQuery) => routesView(sync.table, sync.revision.toString(), query, Date.now());
+
   if (inWorker) {
     // Constructing one installs prom-client's answer to the primary's metrics requests.
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([metrics.registry]);
     const onMessage = (msg: PrimaryMessage) => {
       if (msg?.type === 'paas:status') process.send!({ type: 'paas:status', seq: msg.seq, status: status() } satisfies WorkerMessage);
+      else if (msg?.type === 'paas:routes') process.send!({ type: 'paas:routes', seq: msg.seq, routes: routes(msg.query) } satisfies WorkerMessage);
     };
     process.on('message', onMessage);
     admin = { close: async () => void process.off('message', onMessage) };
   } else {
-    const server = createAdminServer({ metrics: { text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, isReady: () => ready, status });
+    const server = createAdminServer({ metrics: { text: () => metrics.registry.metrics(), contentType: metrics.registry.contentType }, isReady: () => ready, status, routes: (query) => (sync.loaded ? routes(query) : null) });
     await server.listen({ host: config.admin.host, port: config.admin.port }).catch(startFailed);
     log.info({ admin: `${config.admin.host}:${config.admin.port}` }, 'admin listening');
     admin = server;
@@ -237,6 +252,8 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     }, config.shutdownTimeoutMs);
     await proxy.close();
     clearTimeout(cutOff);
+    // The access file is written asynchronously: its last lines go out before the process exits.
+    accessLogger?.flush();
     checker?.stop();
     await acme?.stop();
     ticketKeys?.stop();

@@ -10,7 +10,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const configOf = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const r = parseConfig(argv, env);
-  if (r.help) throw new Error('help');
+  if (r.help || r.version) throw new Error('unexpected help or version');
   return r.config;
 };
 const DIRECTORY = 'https://127.0.0.1:14000/dir';

@@ -16,7 +16,7 @@ function ring(name: string, text: string): string {
 
 const configOf = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const r = parseConfig(argv, env);
-  if (r.help) throw new Error('help');
+  if (r.help || r.version) throw new Error('unexpected help or version');
   return r.config;
 };
 

@@ -3,7 +3,7 @@ import { ConfigError, helpText, parseConfig, parseDuration } from '../src/config
 
 const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const r = parseConfig(argv, env);
-  if (r.help) throw new Error('unexpected help');
+  if (r.help || r.version) throw new Error('unexpected help or version');
   return r.config;
 };
 
@@ -84,7 +84,21 @@ describe('router command line', () => {
     expect(parseDuration('250ms', 'x')).toBe(250);
     expect(parseDuration('5s', 'x')).toBe(5000);
     expect(parseDuration('2m', 'x')).toBe(120000);
-    expect(parseDuration('100', 'x')).toBe(100);
+    expect(parseDuration('1m30s', 'x')).toBe(90_000);
+    expect(parseDuration('0', 'x')).toBe(0);
+    expect(() => parseDuration('100', 'x')).toThrow('x: "100" has no unit (e.g. 500ms, 30s, 1m30s, 2h)');
+  });
+
+  it('answers -h and --version, and help fits 100 columns', () => {
+    expect(parseConfig(['-h'], {})).toEqual({ help: true });
+    expect(parseConfig(['--version'], {})).toEqual({ help: false, version: true });
+    expect(helpText().split('\n').filter((l) => l.length > 100)).toEqual([]);
+  });
+
+  it('reads --metrics-per-app and --access-log-file (which turns the access log on)', () => {
+    expect([parse([]).metricsPerApp, parse([]).accessLog, parse([]).accessLogFile]).toEqual([false, false, undefined]);
+    const c = parse(['--metrics-per-app', '--access-log-file', '/var/log/paas/access.log']);
+    expect([c.metricsPerApp, c.accessLog, c.accessLogFile]).toEqual([true, true, '/var/log/paas/access.log']);
   });
 
   it('answers --help with every flag and variable', () => {
@@ -112,6 +126,6 @@ describe('router command line', () => {
     expect(refused(['--etcd', 'https://etcd:2379'], { ETCD_CERT: '/c.pem' })).toBe('ETCD_CERT: a client certificate needs its key too (--etcd-key / ETCD_KEY)');
     expect(refused(['--etcd', 'https://etcd:2379', '--etcd-ca', '/no/ca.pem'])).toBe('--etcd-ca: cannot read "/no/ca.pem": ENOENT');
     expect(refused(['--etcd-password', 'pw'])).toMatch(/Unknown option '--etcd-password'/);
-    expect(helpText()).toMatch(/ETCD_PASSWORD +password of --etcd-user \(environment only/);
+    expect(helpText()).toMatch(/ETCD_PASSWORD\n +password of --etcd-user \(environment only/);
   });
 });

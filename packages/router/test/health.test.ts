@@ -15,11 +15,28 @@ import { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
 
 describe('passive health', () => {
+  it('says when an ejection begins (once per ejection) and when the instance is back, keeping since-when and reason for the report', () => {
+    const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
+    const table = new RoutingTable();
+    expect(recordSuccess(b)).toBe(false);
+    expect(recordFailure(b, 5000, 'ECONNREFUSED')).toBe(true);
+    expect(recordFailure(b, 5100, 'ECONNRESET')).toBe(false);
+    expect([b.ejectedSince, b.ejectReason]).toEqual([5000, 'ECONNREFUSED']);
+    // A second ejection after the first ran out keeps the run's start, with the newest reason.
+    expect(recordFailure(b, 7000, 'ECONNRESET')).toBe(true);
+    expect([b.ejectedSince, b.ejectReason]).toEqual([5000, 'ECONNRESET']);
+    table.noteUnhealthy(b);
+    // Not in the table: not listed (the set forgets it).
+    expect([...table.unhealthyBackends(7100)]).toEqual([]);
+    expect(recordSuccess(b)).toBe(true);
+    expect([b.ejectedSince, b.ejectReason, b.ejectedUntil]).toEqual([0, '', 0]);
+  });
+
   it('ejects for 1 s, doubling per consecutive failure (each after the last ejection ran out) up to 30 s', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
     let now = 1_000_000;
     const ejections = Array.from({ length: 8 }, () => {
-      recordFailure(b, now);
+      recordFailure(b, now, 'refused');
       const ms = b.ejectedUntil - now;
       now = b.ejectedUntil;
       return ms;
@@ -32,19 +49,19 @@ describe('passive health', () => {
 
   it('counts a burst of concurrent failures as one ejection', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
-    for (let i = 0; i < 10; i++) recordFailure(b, 5000 + i);
+    for (let i = 0; i < 10; i++) recordFailure(b, 5000 + i, 'refused');
     expect(b.consecutiveFailures).toBe(1);
     expect(b.ejectedUntil).toBe(6000);
   });
 
   it('forgets the failures after a success', () => {
     const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
-    recordFailure(b, 5000);
-    recordFailure(b, 5000);
+    recordFailure(b, 5000, 'refused');
+    recordFailure(b, 5000, 'refused');
     recordSuccess(b);
     expect(b.consecutiveFailures).toBe(0);
     expect(b.isAvailable(5000)).toBe(true);
-    recordFailure(b, 7000);
+    recordFailure(b, 7000, 'refused');
     expect(b.ejectedUntil).toBe(8000);
   });
 });

@@ -70,7 +70,7 @@ interface Logged {
 function setup(table: RoutingTable, overrides: Partial<Parameters<typeof createProxyServer>[0]> = {}) {
   const logged: Logged[] = [];
   const drained: Backend[] = [];
-  const metrics = new RouterMetrics();
+  const metrics = new RouterMetrics({ perApp: true });
   const proxy = createProxyServer({
     getTable: () => table,
     metrics,

@@ -17,6 +17,9 @@ function input(over: Partial<StatusInput> = {}): StatusInput {
     conflicts: [],
     draining: [],
     busy: [],
+    currentRevision: '42',
+    warnings: [],
+    unhealthy: [],
     startedAt: '2026-11-29T10:00:00.000Z',
     updatedAt: '2026-11-29T10:00:01.000Z',
     ...over,
@@ -122,21 +125,31 @@ describe('the status record in etcd', () => {
     );
   });
 
+  const allListedDraining = (rec: { inflight: Record<string, number> }, draining: [string, number][]) => draining.every(([k]) => Object.hasOwn(rec.inflight, k));
+
   it('never exceeds the byte budget, keeps the counts, and drops only in priority order (property)', () => {
     const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 700 }), fc.string({ unit: 'binary', maxLength: 3000 }));
     const rejected = fc.array(fc.record({ key: text, revision: fc.nat(1_000_000).map(String), error: text }), { maxLength: 80 });
     const conflicts = fc.array(fc.record({ host: text, path: text, app: fc.string({ maxLength: 63 }), winner: fc.string({ maxLength: 63 }) }), { maxLength: 40 });
     const entries = fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 127 }), fc.nat(1000)), { selector: ([k]) => k, maxLength: 600 });
-    const arb = fc.record({ rejected, conflicts, entries, split: fc.nat(), maxBytes: fc.oneof(fc.integer({ min: 1024, max: 16 * 1024 }), fc.integer({ min: 1024, max: MAX_VALUE_BYTES })) });
+    const warnings = fc.array(fc.record({ key: text, revision: fc.nat(1_000_000).map(String), unknownFields: fc.array(text, { maxLength: 30 }) }), { maxLength: 60 });
+    const unhealthy = fc.array(fc.record({ instance: text, problem: fc.constantFrom('ejected' as const, 'failing' as const), reason: text, since: fc.constant('2026-11-29T10:00:00.000Z') }), { maxLength: 60 });
+    const arb = fc.record({ rejected, conflicts, warnings, unhealthy, entries, split: fc.nat(), maxBytes: fc.oneof(fc.integer({ min: 1024, max: 16 * 1024 }), fc.integer({ min: 1024, max: MAX_VALUE_BYTES })) });
     fc.assert(
-      fc.property(arb, ({ rejected, conflicts, entries, split, maxBytes }) => {
+      fc.property(arb, ({ rejected, conflicts, warnings, unhealthy, entries, split, maxBytes }) => {
         const cutAt = entries.length ? split % (entries.length + 1) : 0;
         const draining = entries.slice(0, cutAt);
         const busy = entries.slice(cutAt);
-        const s = input({ rejected, conflicts, draining, busy });
+        const s = input({ rejected, conflicts, warnings, unhealthy, draining, busy });
         const json = boundedStatusJson(s, maxBytes);
         expect(bytes(json)).toBeLessThanOrEqual(maxBytes);
         const rec = parsed(json);
+        expect(rec.warningsCount).toBe(warnings.length);
+        expect(rec.unhealthyCount).toBe(unhealthy.length);
+        expect(rec.warnings!.length).toBeLessThanOrEqual(LISTED_MAX);
+        expect(rec.unhealthy!.length).toBeLessThanOrEqual(LISTED_MAX);
+        expect(rec.currentRevision).toBe('42');
+        if (!allListedDraining(rec, draining)) expect(rec.warnings!.length + rec.unhealthy!.length).toBe(0);
         expect(rec.rejectedCount).toBe(rejected.length);
         expect(rec.conflictsCount).toBe(conflicts.length);
         expect(rec.revision).toBe(s.revision);

@@ -79,8 +79,17 @@ describe('--workers 2', { timeout: 15_000 }, () => {
     const keys = (await etcd.etcdctl('get', '--prefix', `${prefix}/routers/`, '--keys-only')).split('\n').filter(Boolean);
     expect(keys.sort()).toEqual([`${prefix}/routers/wr-w1`, `${prefix}/routers/wr-w2`]);
     const metrics = await (await request(`${router.adminUrl}/metrics`)).body.text();
-    const served = /router_requests_total\{app="wk",status="200"\} (\d+)/.exec(metrics);
+    const served = /router_requests_total\{status="200"\} (\d+)/.exec(metrics);
     expect(Number(served?.[1])).toBe(20);
+    // One build_info line for the cluster, not one per worker.
+    expect(metrics.split('\n').filter((l) => l.startsWith('router_build_info{'))).toHaveLength(1);
+  });
+
+  it('lists routes through a worker (the primary holds no table)', async () => {
+    const res = await request(`${router.adminUrl}/routes?host=${host}`);
+    expect(res.statusCode).toBe(200);
+    const view = (await res.body.json()) as { routes: { host: string; app: string; instances: { id: string }[] }[] };
+    expect(view.routes.map((r) => [r.host, r.app])).toEqual([[host, 'wk']]);
   });
 
   it('applies a change in every worker', async () => {

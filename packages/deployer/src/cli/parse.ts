@@ -4,9 +4,8 @@
  * defaults.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BALANCE_STRATEGIES, CERT_NAME_PATTERN, EtcdSecurityError, hostError, instanceUrlError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
+import { BALANCE_STRATEGIES, CERT_NAME_PATTERN, EtcdSecurityError, hostError, instanceUrlError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
-import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import { COMMANDS, commandHelp, findCommand, GLOBAL_FLAGS, mainHelp, type CommandSpec, type FlagSpec } from './spec.js';
 
@@ -79,7 +78,7 @@ export type Command =
   | { name: 'cert list'; args: Record<string, never> }
   | { name: 'cert rm'; args: { name: string } };
 
-export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'run'; global: GlobalOptions; command: Command };
+export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
 const PATH_RE = /^\/[^?#\s]*$/;
 
@@ -122,6 +121,7 @@ function splitCommand(argv: string[]): { words: string[]; rest: string[]; help: 
 }
 
 export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
+  if (argv.includes('--version') && !argv.slice(0, argv.indexOf('--version')).includes('--')) return { kind: 'version' };
   const { words, rest, help } = splitCommand(argv);
   if (words.length === 0) {
     if (help) return { kind: 'help', text: mainHelp() };
@@ -398,9 +398,10 @@ class Values {
   duration(name: string): number | undefined {
     const r = this.raw(name);
     if (!r) return undefined;
-    const ms = parseDuration(r.text);
-    if (ms === undefined || ms <= 0) throw new UsageError(`${this.spec.name}: ${r.from} ${JSON.stringify(r.text)} is not a duration (e.g. 500ms, 30s, 2m)`);
-    return ms;
+    const d = parseDuration(r.text);
+    if (!d.ok) throw new UsageError(`${this.spec.name}: ${r.from} ${d.error}`);
+    if (d.ms <= 0) throw new UsageError(`${this.spec.name}: ${r.from} ${JSON.stringify(r.text)} must be more than 0`);
+    return Math.round(d.ms);
   }
 
   /** A duration in whole seconds (lease TTLs), at least 1. */

@@ -2,7 +2,7 @@
  * The command line: every command, its positionals and flags, and the environment variable behind
  * each flag. Help text is generated from here, so the two cannot disagree.
  */
-import { PASSWORD_ENV } from '@paas/registry';
+import { DURATION_EXAMPLES, HELP_WIDTH, PASSWORD_ENV, wrapText } from '@paas/registry';
 
 export type FlagKind = 'string' | 'list' | 'boolean' | 'duration' | 'seconds' | 'integer';
 
@@ -212,8 +212,11 @@ export function findCommand(name: string): CommandSpec | undefined {
 }
 
 const HELP_FLAG = { left: '  -h, --help', help: 'this help' };
+const EXIT_CODES = 'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage, 130 interrupted (Ctrl-C).';
 
-/** Two columns: the flag and what it does; its env variable and default on the line below. */
+const VERSION_FLAG = { left: '  --version', help: 'the version, and exit' };
+
+/** Two columns: the flag and what it does (wrapped to 100 columns); its env variable and default below. */
 function flagLines(flags: FlagSpec[], extra: { left: string; help: string }[] = []): string[] {
   const rows = [
     ...flags.map((f) => ({
@@ -224,7 +227,8 @@ function flagLines(flags: FlagSpec[], extra: { left: string; help: string }[] = 
     ...extra.map((e) => ({ ...e, more: '' })),
   ];
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
-  return rows.flatMap((r) => [`${r.left.padEnd(width)}${r.help}`, ...(r.more ? [`${' '.repeat(width)}${r.more}`] : [])]);
+  const indent = ' '.repeat(width);
+  return rows.flatMap((r) => [...wrapText(r.help, indent, HELP_WIDTH, r.left.padEnd(width)), ...(r.more ? [`${indent}${r.more}`] : [])]);
 }
 
 export function usageLine(c: CommandSpec): string {
@@ -245,10 +249,11 @@ export function commandHelp(c: CommandSpec): string {
     ...flagLines(c.flags),
     '',
     'Global flags:',
-    ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, HELP_FLAG]),
+    ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, HELP_FLAG, VERSION_FLAG]),
     '',
-    'Durations: 500ms, 30s, 2m (a bare number is seconds). Boolean env: 1/true/yes or 0/false/no.',
-    'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.',
+    `Durations: Go syntax, ${DURATION_EXAMPLES}; a bare number is refused except 0.`,
+    'Boolean env: 1/true/yes or 0/false/no.',
+    EXIT_CODES,
   ].join('\n');
 }
 
@@ -264,8 +269,8 @@ export function mainHelp(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     '',
     'Global flags:',
-    ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, { left: HELP_FLAG.left, help: 'this help; "paas-deploy <command> --help" for a command\'s flags' }]),
+    ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, { left: HELP_FLAG.left, help: 'this help; "paas-deploy <command> --help" for a command\'s flags' }, VERSION_FLAG]),
     '',
-    'Exit codes: 0 ok, 1 failed (and rolled back where it wrote), 2 bad usage.',
+    EXIT_CODES,
   ].join('\n');
 }

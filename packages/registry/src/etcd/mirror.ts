@@ -42,6 +42,8 @@ export class RangeMirror implements Mirror {
   private current: WatchStream | undefined;
   /** The newest revision delivered (a snapshot's, or the last onRevision's). */
   private lastRevision = -1n;
+  /** The last answer to a progress request, not yet confirmed by the next one (see onProgressAnswer). */
+  private unconfirmedAnswer: bigint | undefined;
   private connected: boolean | undefined;
   private closed = false;
   private starting: Promise<void> | undefined;
@@ -165,7 +167,22 @@ export class RangeMirror implements Mirror {
     }
   }
 
+  /**
+   * etcd answers a progress request with its current revision R, on a channel of its own: before
+   * 3.4.25/3.5.8 (etcd #15220) the answer can overtake events at or below R still queued for this
+   * watch. So R is trusted only once the next answer has come (a progress interval later, by
+   * which time events queued before R was read have been sent) and no event at or below R came
+   * in between: then the state is known current up to R although nothing in the range changed.
+   */
+  private onProgressAnswer(revision: bigint, generation: number): void {
+    if (!this.isCurrent(generation)) return;
+    const previous = this.unconfirmedAnswer;
+    this.unconfirmedAnswer = revision;
+    if (previous !== undefined && previous >= this.lastRevision) this.guard(() => this.handlers.onCurrent?.(previous));
+  }
+
   private watchFrom(startRevision: bigint, generation: number): void {
+    this.unconfirmedAnswer = undefined;
     this.current = new WatchStream(
       this.deps.openWatch,
       { start: this.start_, end: this.end, startRevision },
@@ -176,6 +193,7 @@ export class RangeMirror implements Mirror {
           this.setConnected(true);
         },
         response: (res) => this.onWatchResponse(res, generation),
+        answered: (revision) => this.onProgressAnswer(revision, generation),
         ended: (end) => this.onWatchEnded(end, startRevision, generation),
       },
       this.deps.callTimeoutMs,
@@ -220,6 +238,8 @@ export class RangeMirror implements Mirror {
       return;
     }
     for (const { revision, events } of groupByRevision(res.events)) {
+      // An event the last progress answer claimed to be past: that answer ran ahead (etcd #15220).
+      if (this.unconfirmedAnswer !== undefined && revision <= this.unconfirmedAnswer) this.unconfirmedAnswer = undefined;
       if (revision <= this.lastRevision) continue; // already in the snapshot or delivered
       this.lastRevision = revision;
       this.guard(() => this.handlers.onRevision(events, revision));

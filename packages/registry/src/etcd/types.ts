@@ -62,6 +62,12 @@ export interface MirrorHandlers {
   /** A progress notification: nothing in the range changed up to and including `revision`. */
   onProgress?(revision: bigint): void;
   /**
+   * Every event in the range up to `revision` has been delivered, as far as etcd's answers to
+   * progress requests tell (see Mirror.onProgressAnswer): the state is current up to there even
+   * though nothing in the range changed. Unlike onProgress, not a revision to apply.
+   */
+  onCurrent?(revision: bigint): void;
+  /**
    * The mirror is listing again (a compaction passed its revision, etcd refused the watch, or
    * resync()); `reason` says why. A watch that is merely lost is resumed without a list.
    */

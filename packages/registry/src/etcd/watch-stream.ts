@@ -14,8 +14,9 @@
  * - It drops the cancel response's compact_revision: we classify compaction by that field.
  * - It resumes by itself from a header revision that may be ahead of events not yet sent.
  *
- * The answer to a progress request is used as a sign of life only: in etcd before 3.4.25/3.5.8
- * its revision can run ahead of events still queued for an unsynced watcher (etcd #15220).
+ * The answer to a progress request is a sign of life; its revision is not applied as progress: in
+ * etcd before 3.4.25/3.5.8 it can run ahead of events still queued for the watcher (etcd #15220).
+ * The mirror only confirms it later (Mirror.onProgressAnswer) for "known current".
  */
 import type { IWatchRequest, IWatchResponse } from 'etcd3';
 import { EtcdTimeoutError } from './errors.js';
@@ -68,6 +69,8 @@ export interface WatchStreamHandlers {
   created(): void;
   /** Events, or a progress notification, of this watch. */
   response(res: IWatchResponse): void;
+  /** etcd answered a progress request at this header revision (not ordered with events before etcd 3.4.25/3.5.8). */
+  answered?(revision: bigint): void;
   /** Called once; nothing is called after it. */
   ended(end: WatchEnd): void;
 }
@@ -167,7 +170,11 @@ export class WatchStream {
       this.handlers.created();
       return;
     }
-    if (String(res.watch_id) === '-1') return; // the answer to a progress request: a sign of life only
+    if (String(res.watch_id) === '-1') {
+      // The answer to a progress request: a sign of life, and a revision the mirror may trust later.
+      if (res.header?.revision !== undefined) this.handlers.answered?.(BigInt(res.header.revision));
+      return;
+    }
     this.handlers.response(res);
   }
 

@@ -4,8 +4,30 @@
  * CPU): requests are counted in plain per-(app, status) cells flushed into the prom-client
  * counter when metrics are collected, and the upstream latency histogram is a small metric of
  * our own with per-app bucket arrays. Both allocate nothing once an app has been seen.
+ *
+ * The number of series does not depend on the number of apps unless `perApp` (--metrics-per-app):
+ * by default the two per-request metrics have no app label (one cell each). With it, an app's
+ * series go when the app leaves the table, checked at each collection.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+
+import { ROUTER_VERSION } from '../version.js';
+
+/** What the gauges read when metrics are collected; set once the router has built them. */
+export interface MetricSources {
+  /** Requests and WebSockets open to instances. */
+  inflight(): number;
+  /** Client connections open on the traffic listeners. */
+  connections(): number;
+  /** When etcd last sent an event, a progress notice or a list (ms epoch; 0: never). */
+  lastEtcdNotice(): number;
+  /** Instances ejected or failing their health check. */
+  unhealthy(): number;
+  /** The app is in the table (its per-app series are kept). */
+  hasApp(app: string): boolean;
+}
+
+const NO_APP = '';
 
 interface CountCell {
   n: number;
@@ -23,12 +45,14 @@ interface LatencyCell {
 class AppLatencyHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  private readonly cells = new Map<string, LatencyCell>();
+  readonly cells = new Map<string, LatencyCell>();
 
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly bounds: readonly number[],
+    /** Label the series by app; else every observation goes to one cell without an app label. */
+    private readonly perApp: boolean,
   ) {}
 
   observe(app: string, seconds: number): void {
@@ -51,14 +75,15 @@ class AppLatencyHistogram {
   async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
     const values: MetricValueWithName<string>[] = [];
     for (const [app, cell] of this.cells) {
+      const labels = this.perApp ? { app } : {};
       let cumulative = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         cumulative += cell.buckets[i]!;
-        values.push({ labels: { le: this.bounds[i]!, app }, value: cumulative, metricName: `${this.name}_bucket` });
+        values.push({ labels: { le: this.bounds[i]!, ...labels }, value: cumulative, metricName: `${this.name}_bucket` });
       }
-      values.push({ labels: { le: '+Inf', app }, value: cell.count, metricName: `${this.name}_bucket` });
-      values.push({ labels: { app }, value: cell.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: { app }, value: cell.count, metricName: `${this.name}_count` });
+      values.push({ labels: { le: '+Inf', ...labels }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: cell.count, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type as never, aggregator: this.aggregator, values, collect: () => undefined };
   }
@@ -79,18 +104,9 @@ export class RouterMetrics {
   readonly registry = new Registry();
   private certificates: CertificateSource | undefined;
   private readonly requestCells = new Map<string, Map<number, CountCell>>();
-  private readonly requests: Counter<'app' | 'status'> = new Counter({
-    name: 'router_requests_total',
-    help: 'Requests answered, by app ("" when no route matched) and status code',
-    labelNames: ['app', 'status'] as const,
-    registers: [this.registry],
-    collect: () => this.flushRequestCounts(),
-  });
-  private readonly upstreamLatency = new AppLatencyHistogram(
-    'router_upstream_duration_seconds',
-    'Time from dispatch to an instance until its response headers arrived',
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  );
+  private sources: MetricSources | undefined;
+  private readonly requests: Counter<'app' | 'status'>;
+  private readonly upstreamLatency: AppLatencyHistogram;
   readonly upstreamFailures = new Counter({
     name: 'router_upstream_failures_total',
     help: 'Connections to instances that failed (refused, reset, timed out), by reason',
@@ -121,6 +137,12 @@ export class RouterMetrics {
   readonly rejectedNow = new Gauge({
     name: 'router_rejected_records',
     help: 'Keys whose current value is rejected',
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+  readonly recordWarnings = new Gauge({
+    name: 'router_record_warnings',
+    help: 'Accepted records whose current value has fields the schema does not know (ignored; often a typo)',
     aggregator: 'max',
     registers: [this.registry],
   });
@@ -233,12 +255,77 @@ export class RouterMetrics {
     this.certificates = source;
   }
 
-  constructor() {
+    readonly requestsInFlight: Gauge = new Gauge({
+    name: 'router_requests_in_flight',
+    help: 'Requests and WebSockets open to instances',
+    aggregator: 'sum',
+    registers: [this.registry],
+    collect: (): void => this.requestsInFlight.set(this.sources?.inflight() ?? 0),
+  });
+  readonly clientConnections: Gauge = new Gauge({
+    name: 'router_client_connections',
+    help: 'Client connections open on the traffic listeners (plain and TLS)',
+    aggregator: 'sum',
+    registers: [this.registry],
+    collect: (): void => this.clientConnections.set(this.sources?.connections() ?? 0),
+  });
+  readonly etcdSilence: Gauge = new Gauge({
+    name: 'router_etcd_last_notice_age_seconds',
+    help: 'Seconds since etcd last sent an event, a progress notice or a list (-1 before the first)',
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: (): void => {
+      const at = this.sources?.lastEtcdNotice() ?? 0;
+      this.etcdSilence.set(at === 0 ? -1 : (Date.now() - at) / 1000);
+    },
+  });
+  readonly unhealthyInstances: Gauge = new Gauge({
+    name: 'router_unhealthy_instances',
+    help: 'Instances ejected (connections failed) or failing their health check',
+    aggregator: 'max',
+    registers: [this.registry],
+    collect: (): void => this.unhealthyInstances.set(this.sources?.unhealthy() ?? 0),
+  });
+  readonly buildInfo = new Gauge({
+    name: 'router_build_info',
+    help: 'Always 1; the labels say which router and Node run',
+    labelNames: ['version', 'node'] as const,
+    aggregator: 'first',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { perApp?: boolean } = {}) {
+    this.perApp = opts.perApp ?? false;
+    this.requests = new Counter({
+      name: 'router_requests_total',
+      help: this.perApp ? 'Requests answered, by app ("" when no route matched) and status code' : 'Requests answered, by status code (--metrics-per-app adds an app label)',
+      labelNames: this.perApp ? ['app', 'status'] : ['status'],
+      registers: [this.registry],
+      collect: () => this.flushRequestCounts(),
+    });
+    this.upstreamLatency = new AppLatencyHistogram(
+      'router_upstream_duration_seconds',
+      'Time from dispatch to an instance until its response headers arrived',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      this.perApp,
+    );
     collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters fail `promtool check metrics`; the same totals remain, by type,
+    // in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     this.registry.registerMetric(this.upstreamLatency as unknown as Metric);
+    this.buildInfo.labels(ROUTER_VERSION, process.version).set(1);
+  }
+
+  private readonly perApp: boolean;
+
+  /** Where the gauges read their values; before this they read 0. */
+  setSources(sources: MetricSources): void {
+    this.sources = sources;
   }
 
   countRequest(app: string, status: number): void {
+    if (!this.perApp) app = NO_APP;
     let byStatus = this.requestCells.get(app);
     if (byStatus === undefined) {
       byStatus = new Map();
@@ -253,16 +340,31 @@ export class RouterMetrics {
   }
 
   observeUpstream(app: string, seconds: number): void {
-    this.upstreamLatency.observe(app, seconds);
+    this.upstreamLatency.observe(this.perApp ? app : NO_APP, seconds);
   }
 
   private flushRequestCounts(): void {
+    if (this.perApp) this.forgetGoneApps();
     for (const byStatus of this.requestCells.values()) {
       for (const cell of byStatus.values()) {
         if (cell.n === 0) continue;
-        this.requests.inc({ app: cell.app, status: cell.status }, cell.n);
+        this.requests.inc(this.perApp ? { app: cell.app, status: cell.status } : { status: cell.status }, cell.n);
         cell.n = 0;
       }
+    }
+  }
+
+  /** Drops the series of apps no longer in the table (their record was deleted). */
+  private forgetGoneApps(): void {
+    const sources = this.sources;
+    if (sources === undefined) return;
+    for (const [app, byStatus] of this.requestCells) {
+      if (app === NO_APP || sources.hasApp(app)) continue;
+      for (const cell of byStatus.values()) this.requests.remove({ app, status: cell.status });
+      this.requestCells.delete(app);
+    }
+    for (const app of this.upstreamLatency.cells.keys()) {
+      if (app !== NO_APP && !sources.hasApp(app)) this.upstreamLatency.cells.delete(app);
     }
   }
 }

@@ -99,8 +99,16 @@ export class ActiveHealthChecker {
     if (backend.checkHealthy === healthy) return;
     backend.checkHealthy = healthy;
     const fields = { app: backend.app, instance: backend.id, origin: backend.origin, reason };
-    if (healthy) this.opts.logger?.info(fields, 'instance passes its health check');
-    else this.opts.logger?.warn(fields, 'instance fails its health check');
+    if (healthy) {
+      this.opts.logger?.info({ ...fields, failingForMs: Date.now() - backend.failingSince }, 'instance passes its health check');
+      backend.failingSince = 0;
+      backend.failingReason = '';
+    } else {
+      backend.failingSince = Date.now();
+      backend.failingReason = reason ?? 'health check failed';
+      this.opts.getTable().noteUnhealthy(backend);
+      this.opts.logger?.warn(fields, 'instance fails its health check');
+    }
     this.opts.onChange?.(backend);
   }
 

@@ -42,6 +42,8 @@ export interface ListenerOptions {
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
+  /** Where access lines go (--access-log-file); the router's log when not set. */
+  accessLogger?: ForwardLogger;
   /** True once the listener is stopping: plain HTTP answers carry `Connection: close`, upgrades get 503. */
   isClosing: () => boolean;
   /** Counts a request against a backend (in flight), and releases it. */
@@ -81,7 +83,7 @@ export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, 
   const verdict = classifyUpstreamError(err);
   const now = Date.now();
   opts.metrics.upstreamFailures.labels(verdict.reason).inc();
-  if (verdict.connectionFailure) recordFailure(backend, now);
+  if (verdict.connectionFailure && recordFailure(backend, now, verdict.reason)) reportEjected(opts, backend, now);
   opts.log.warn({ reqId: at.id, app: backend.app, instance: backend.id, origin: backend.origin, reason: verdict.reason, attempt: at.attempts }, 'upstream failed');
   if (!mayRedispatch) return verdict.status;
   const next = retryTarget(at, backend, verdict, at.attempts, opts.maxAttempts, bodyTouched, now);
@@ -90,6 +92,22 @@ export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, 
   at.backend = null;
   at.dispatch(next);
   return 0;
+}
+
+/** One line per ejection (not per failed request), and the backend on the table's list of unhealthy ones. */
+function reportEjected(opts: ListenerOptions, backend: Backend, now: number): void {
+  opts.getTable().noteUnhealthy(backend);
+  opts.log.warn(
+    { app: backend.app, instance: backend.id, origin: backend.origin, reason: backend.ejectReason, ejectedMs: backend.ejectedUntil - now, failures: backend.consecutiveFailures },
+    'instance ejected',
+  );
+}
+
+/** The backend answered after an ejection: it is back in rotation. */
+export function reportBack(opts: ListenerOptions, backend: Backend): void {
+  const since = backend.ejectedSince;
+  if (!recordSuccess(backend)) return;
+  opts.log.info({ app: backend.app, instance: backend.id, origin: backend.origin, ejectedForMs: Date.now() - since }, 'instance back: it answered after its ejection');
 }
 
 const kExchange = Symbol('paas.exchange');
@@ -113,7 +131,10 @@ function onResponseClose(this: TrackedResponse): void {
 /** One client request and its way to an instance; also the upstream client's exchange. */
 class Exchange extends RequestHead implements UpstreamExchange {
   attempts = 0;
-  dispatchedAt = performance.now();
+  readonly startedAt = performance.now();
+  dispatchedAt = this.startedAt;
+  /** Body bytes sent to the client (the access log's). */
+  bytes = 0;
   body: IncomingMessage | null = null;
   chunked = false;
   upstream: Upstream | null = null;
@@ -146,7 +167,7 @@ class Exchange extends RequestHead implements UpstreamExchange {
   onHeaders(statusCode: number, statusText: string, rawHeaders: string[]): void {
     const backend = this.backend!;
     const fwd = this.fwd;
-    if (backend.consecutiveFailures > 0) recordSuccess(backend);
+    if (backend.consecutiveFailures > 0) reportBack(fwd.opts, backend);
     fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
     const out = forwardedResponseHeaders(rawHeaders, this.id, !this.http2 && fwd.opts.isClosing(), hstsOf(this));
     const res = this.res;
@@ -157,6 +178,7 @@ class Exchange extends RequestHead implements UpstreamExchange {
   }
 
   onData(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
     if (this.res.write(chunk)) return true;
     // The client reads slower than the instance writes: pause the upstream read until it drains.
     this.res.once('drain', (this.onDrain ??= () => this.upstream?.resume(this)));
@@ -194,8 +216,21 @@ class Exchange extends RequestHead implements UpstreamExchange {
     fwd.opts.metrics.countRequest(appName, res.statusCode);
     if (fwd.opts.accessLog) {
       const req = this.req;
-      fwd.opts.log.info(
-        { reqId: this.id, method: req.method, host: this.hostHeader, url: req.url, status: res.statusCode, app: appName, instance: backend?.id, attempts: this.attempts, ms: Math.round(performance.now() - this.dispatchedAt) },
+      (fwd.opts.accessLogger ?? fwd.opts.log).info(
+        {
+          reqId: this.id,
+          client: req.socket?.remoteAddress,
+          method: req.method,
+          host: this.hostHeader,
+          url: req.url,
+          status: res.statusCode,
+          bytes: this.bytes,
+          app: appName,
+          instance: backend?.id,
+          upstream: backend?.origin,
+          attempts: this.attempts,
+          ms: Math.round(performance.now() - this.startedAt),
+        },
         'request',
       );
     }
@@ -258,6 +293,7 @@ export class Forwarder {
     if (res.headersSent || res.destroyed) return;
     res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
     res.end(answer.message);
+    if (this.opts.accessLog) ex.bytes = Buffer.byteLength(answer.message);
     if (answer.close === true && !ex.http2) {
       (ex.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
       return;

@@ -40,6 +40,8 @@ export interface ProxyOptions {
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
+  /** Where access lines go (--access-log-file); the router's log when not set. */
+  accessLogger?: ForwardLogger;
   /** A draining instance's last request or WebSocket ended. */
   onDrained: (backend: Backend) => void;
   /** --public-https-port, for `tls.redirect` Locations (default 443). */
@@ -152,6 +154,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     retryAfterSeconds: opts.retryAfterSeconds,
     maxAttempts: opts.maxAttempts,
     accessLog: opts.accessLog,
+    accessLogger: opts.accessLogger,
     isClosing: () => drain.stopping,
     acquire,
     release,
@@ -180,6 +183,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     retryAfterSeconds: opts.retryAfterSeconds,
     maxAttempts: opts.maxAttempts,
     accessLog: opts.accessLog,
+    accessLogger: opts.accessLogger,
     isClosing: () => closed,
     acquire,
     release,

@@ -17,11 +17,10 @@ import { FAILURE_ANSWER, rawAnswer, UNAVAILABLE, type Answer } from '../decision
 import { decide } from '../decision/decide.js';
 import { addForwardedHeaders, hstsOf } from '../decision/forwarded.js';
 import { readRequestHead, RequestHead } from '../decision/request-head.js';
-import { recordSuccess } from '../health/passive.js';
 import type { Backend } from '../table/backend.js';
 import type { Connectors } from '../transport/connector.js';
 import { noTransportError, UpstreamError } from '../transport/upstream.js';
-import { upstreamFailure, type ListenerOptions, type TlsEdge } from './forward.js';
+import { reportBack, upstreamFailure, type ListenerOptions, type TlsEdge } from './forward.js';
 
 /** No answer bytes yet (shared: never written to). */
 const EMPTY = Buffer.alloc(0);
@@ -141,7 +140,7 @@ class Tunnel extends RequestHead {
     this.timer = null;
     this.answerHead = null;
     const backend = this.backend!;
-    if (backend.consecutiveFailures > 0) recordSuccess(backend);
+    if (backend.consecutiveFailures > 0) reportBack(this.owner.opts, backend);
     this.owner.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
     // "HTTP/1.1 101 Switching Protocols\r\n...": the status is the second word.
     this.status = Number(seen.toString('latin1', 9, 12)) || 0;
@@ -196,8 +195,21 @@ class Tunnel extends RequestHead {
     // An upgrade the client left before any answer has no status to count.
     if (this.status !== 0) owner.opts.metrics.countRequest(appName, this.status);
     if (owner.opts.accessLog) {
-      owner.opts.log.info(
-        { reqId: this.id, method: this.method, host: this.hostHeader, url: this.req.url, status: this.status, app: appName, instance: backend?.id, attempts: this.attempts, ms: Math.round(performance.now() - this.dispatchedAt), upgrade: 'websocket' },
+      (owner.opts.accessLogger ?? owner.opts.log).info(
+        {
+          reqId: this.id,
+          client: this.req.socket.remoteAddress,
+          method: this.method,
+          host: this.hostHeader,
+          url: this.req.url,
+          status: this.status,
+          app: appName,
+          instance: backend?.id,
+          upstream: backend?.origin,
+          attempts: this.attempts,
+          ms: Math.round(performance.now() - this.dispatchedAt),
+          upgrade: 'websocket',
+        },
         'request',
       );
     }

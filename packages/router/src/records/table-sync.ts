@@ -18,7 +18,7 @@
  * rejected keys need such reads commits when they are done; revisions arriving meanwhile wait.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParseContext, ParsedRecord, RecordRef, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
+import type { KeyLayout, KeyRef, KvEntry, MirrorHandlers, ParseContext, ParsedRecord, RecordRef, RecordWarning, Rejected, SnapshotBuilder, WatchEvent } from '@paas/registry';
 import { DEFAULT_PARSE_CONTEXT, expiredError, parseRecord } from '@paas/registry';
 import type { RecordStamp } from '../table/record-stamp.js';
 import { RoutingTable } from '../table/routing-table.js';
@@ -84,6 +84,13 @@ export class TableSync implements MirrorHandlers {
   readonly table = new RoutingTable();
   /** Every change in the watched range up to this revision is in the table; 0n before the first load. */
   revision = 0n;
+  /**
+   * Known to have every change in the watched range up to this revision: the applied revision,
+   * or further when etcd's answer to a progress request confirms nothing else came (mirror.ts).
+   */
+  private current = 0n;
+  /** When etcd last sent a list, an event, a progress notice or a progress answer (ms epoch; 0: never). */
+  lastNoticeAt = 0;
   loaded = false;
   etcdConnected = false;
   etcdDownSince: Date | undefined = new Date();
@@ -91,6 +98,8 @@ export class TableSync implements MirrorHandlers {
   /** By record kind (a Map: one lookup per listed key, where a keyed property load would go megamorphic). */
   private readonly adapters: Map<string, AnyTableAdapter>;
   private lapses = new Map<string, Lapse>();
+  /** Accepted records with fields the schema does not know, by key. */
+  private warned = new Map<string, RecordWarning>();
   /** Full lists begun so far; the current one's number is what it marks on the stamps it sees. */
   private lists = 0;
   /** A list is being read or recovered: its rejected keys are not in `lapses` yet. */
@@ -137,6 +146,19 @@ export class TableSync implements MirrorHandlers {
 
   get rejectedCount(): number {
     return this.lapses.size;
+  }
+
+  get currentRevision(): bigint {
+    return this.current > this.revision ? this.current : this.revision;
+  }
+
+  /** Accepted records whose current value has unknown fields. */
+  warnings(): RecordWarning[] {
+    return [...this.warned.values()];
+  }
+
+  get warningsCount(): number {
+    return this.warned.size;
   }
 
   /** Resolves once the first list is in the table (its last good values recovered too). */
@@ -190,6 +212,7 @@ export class TableSync implements MirrorHandlers {
     // leaves records behind, so this is about the table, not about `loaded`).
     const empty = this.table.isEmpty();
     const lapses = new Map<string, Lapse>();
+    const warned = new Map<string, RecordWarning>();
     const recoveries: Recovery[] = [];
     let listed!: () => void;
     this.listed = new Promise<void>((resolve) => (listed = resolve));
@@ -206,8 +229,10 @@ export class TableSync implements MirrorHandlers {
       }
       const deleted = this.deleteUnlisted(mark);
       this.lapses = lapses;
+      this.warned = warned;
       this.carryOver = true;
       this.revision = revision;
+      this.lastNoticeAt = Date.now();
       this.loaded = true;
       this.listing = false;
       const ms = performance.now() - started;
@@ -236,6 +261,11 @@ export class TableSync implements MirrorHandlers {
           const stamp = empty || adapter === undefined ? undefined : adapter.stamp(ref.ref);
           if (stamp !== undefined && stamp.hashHi === h.hashHi && stamp.hashLo === h.hashLo && adapter!.sameCreation(stamp, e.createRevision)) {
             stamp.listed = mark;
+            // Unchanged, so not parsed again: its warnings, if any, stand.
+            if (this.warned.size !== 0) {
+              const w = this.warned.get(e.key);
+              if (w !== undefined) warned.set(e.key, w);
+            }
             continue;
           }
           const parsed = parseRecord(ref.ref, e.value, this.context);
@@ -258,6 +288,7 @@ export class TableSync implements MirrorHandlers {
             continue;
           }
           changed++;
+          if (parsed.unknown !== undefined) this.warn(warned, e.key, e.modRevision, parsed.unknown);
           const change: Change = { adapter: adapter!, record: parsed.value, createRevision: e.createRevision, modRevision: e.modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: stamp };
           if (pending !== undefined) pending.push(change);
           else this.apply(change, mark);
@@ -289,6 +320,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   onRevision(events: WatchEvent[], revision: bigint): void {
+    this.lastNoticeAt = Date.now();
     if (this.held !== undefined) {
       this.held.push({ events, revision });
       return;
@@ -303,6 +335,7 @@ export class TableSync implements MirrorHandlers {
   }
 
   onProgress(revision: bigint): void {
+    this.lastNoticeAt = Date.now();
     if (this.held !== undefined) {
       this.held.push({ events: undefined, revision });
       return;
@@ -311,6 +344,13 @@ export class TableSync implements MirrorHandlers {
       this.revision = revision;
       this.events.onApplied('progress', 0);
     }
+  }
+
+  onCurrent(revision: bigint): void {
+    this.lastNoticeAt = Date.now();
+    // While a list is read or recovered, the table is not what that revision holds.
+    if (this.held !== undefined || this.listing) return;
+    if (revision > this.current) this.current = revision;
   }
 
   onResync(reason: string): void {
@@ -460,6 +500,8 @@ export class TableSync implements MirrorHandlers {
       return this.reject(this.lapses, { key, revision: modRevision, createRevision, error: parsed.error, firstBad: same ? prev.firstBad : modRevision, kept });
     }
     if (this.lapses.size !== 0) this.lapses.delete(key);
+    if (parsed.unknown !== undefined) this.warn(this.warned, key, modRevision, parsed.unknown);
+    else if (this.warned.size !== 0) this.warned.delete(key);
     hashRecord(key, value, this.hash);
     const h = this.hash;
     this.apply({ adapter: adapter!, record: parsed.value, createRevision, modRevision, hashHi: h.hashHi, hashLo: h.hashLo, old: adapter!.stamp(ref.ref) }, this.lists);
@@ -467,6 +509,7 @@ export class TableSync implements MirrorHandlers {
 
   private applyDelete(key: string): void {
     if (this.lapses.size !== 0) this.lapses.delete(key);
+    if (this.warned.size !== 0) this.warned.delete(key);
     const ref = this.layout.parse(key);
     if (ref.ok) this.removeRecord(ref.ref);
   }
@@ -557,8 +600,16 @@ export class TableSync implements MirrorHandlers {
     return deleted;
   }
 
+  private warn(into: Map<string, RecordWarning>, key: string, revision: bigint, unknownFields: string[]): void {
+    const warning = { key, revision: revision.toString(), unknownFields };
+    into.set(key, warning);
+    this.log.warn(warning, `record accepted with unknown fields (ignored): ${unknownFields.join(', ')}`);
+  }
+
   private reject(into: Map<string, Lapse>, lapse: Lapse): void {
     into.set(lapse.key, lapse);
+    // A rejected value's fields are not the ones in the table (if any): its warnings no longer apply.
+    if (into === this.lapses && this.warned.size !== 0) this.warned.delete(lapse.key);
     const revision = lapse.revision.toString();
     if (lapse.kept) this.log.warn({ key: lapse.key, revision, error: lapse.error, keptAt: (lapse.firstBad - 1n).toString() }, 'record rejected; keeping the last good value');
     else this.log.warn({ key: lapse.key, revision, error: lapse.error }, 'record rejected; the key has no value');

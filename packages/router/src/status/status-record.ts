@@ -5,12 +5,12 @@
  * anything through it: so however many records are rejected or conflicting, the record lists a
  * few of them with their counts, and the rendered value is measured and shrunk until it fits.
  */
-import { MAX_VALUE_BYTES, type Rejected, type RouterStatusRecord } from '@paas/registry';
+import { MAX_VALUE_BYTES, type RecordWarning, type Rejected, type RouterStatusRecord, type UnhealthyInstance } from '@paas/registry';
 import type { TableSync } from '../records/table-sync.js';
 import { expiringSoonCount } from './certificates.js';
-import type { RouteConflict } from '../table/routing-table.js';
+import type { RouteConflict, RoutingTable } from '../table/routing-table.js';
 
-/** How many rejected records (the newest) and conflicts the etcd record lists. */
+/** How many rejected records and warnings (the newest), conflicts and unhealthy instances the etcd record lists. */
 export const LISTED_MAX = 20;
 /** A listed key or error is cut to this many characters: an etcd key may be 1.5 MiB long. */
 export const TEXT_MAX = 512;
@@ -28,6 +28,12 @@ export interface StatusInput {
   busy: [string, number][];
   /** Served certificates expiring soon (status/certificates.ts): a count, never the list. */
   certificatesExpiringSoon?: number;
+  /** Every change in the watched range up to this revision is known applied (>= revision). */
+  currentRevision: string;
+  /** Accepted records with unknown fields. */
+  warnings: RecordWarning[];
+  /** Instances ejected or failing their health check, sorted by instance. */
+  unhealthy: UnhealthyInstance[];
   startedAt: string;
   updatedAt: string;
 }
@@ -45,9 +51,24 @@ export function statusInput(sync: TableSync, startedAt: string): StatusInput {
     draining,
     busy,
     certificatesExpiringSoon: expiringSoonCount(sync.table.certs, Date.now()),
+    currentRevision: sync.currentRevision.toString(),
+    warnings: sync.warnings(),
+    unhealthy: unhealthyInstances(sync.table, Date.now()),
     startedAt,
     updatedAt: new Date().toISOString(),
   };
+}
+
+/** One entry per problem: an instance both ejected and failing its check has two. */
+export function unhealthyInstances(table: RoutingTable, now: number): UnhealthyInstance[] {
+  const out: UnhealthyInstance[] = [];
+  for (const b of table.unhealthyBackends(now)) {
+    if (!b.checkHealthy) out.push({ instance: b.key, problem: 'failing', reason: b.failingReason, since: new Date(b.failingSince).toISOString() });
+    if (b.ejectedUntil > now) {
+      out.push({ instance: b.key, problem: 'ejected', reason: b.ejectReason, since: new Date(b.ejectedSince).toISOString(), until: new Date(b.ejectedUntil).toISOString() });
+    }
+  }
+  return out.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : a.problem < b.problem ? -1 : 1));
 }
 
 /** The whole report, as /status shows it: every rejected record, conflict and busy instance. */
@@ -63,6 +84,11 @@ export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRe
     conflicts: s.conflicts,
     conflictsCount: s.conflicts.length,
     ...(s.certificatesExpiringSoon !== undefined ? { certificatesExpiringSoon: s.certificatesExpiringSoon } : {}),
+    currentRevision: s.currentRevision,
+    warnings: s.warnings,
+    warningsCount: s.warnings.length,
+    unhealthy: s.unhealthy,
+    unhealthyCount: s.unhealthy.length,
     startedAt: s.startedAt,
     updatedAt: s.updatedAt,
   };
@@ -75,12 +101,14 @@ export function statusRecordValue(sync: TableSync, startedAt: string): string {
 
 /**
  * The record as JSON of at most `maxBytes` UTF-8 bytes. It lists the LISTED_MAX newest rejected
- * records (sorted by key) and the first LISTED_MAX conflicts, with both counts. When even that is
- * too large, it gives up, in this order, the in-flight counts of instances that are not draining,
- * then halves both lists down to none, then lists only as many draining instances (by key) as
- * fit; `inflightComplete: false` says that some instance is missing from `inflight`, so a reader
- * must not take a missing entry for 0. The draining instances come last because the deployer's
- * drain wait reads them. The rest (revision, digest, counts, times) is a few hundred bytes.
+ * records and records with warnings (sorted by key), the first LISTED_MAX conflicts and unhealthy
+ * instances, with their counts. When even that is too large, it gives up, in this order, the
+ * in-flight counts of instances that are not draining, then halves the lists (rejected,
+ * conflicts, warnings, unhealthy instances) down to none, then lists only as many draining
+ * instances (by key) as fit; `inflightComplete: false` says that some instance is missing from
+ * `inflight`, so a reader must not take a missing entry for 0. The draining instances come last
+ * because the deployer's drain wait reads them. The rest (revision, digest, counts, times) is a
+ * few hundred bytes.
  */
 export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): string {
   let listed = LISTED_MAX;
@@ -89,6 +117,8 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
   let draining = drainingList.length;
   const rejected = newestByKey(s.rejected, LISTED_MAX).map(cutRejected);
   const conflicts = s.conflicts.slice(0, LISTED_MAX).map(cutConflict);
+  const warnings = newestByKey(s.warnings, LISTED_MAX).map(cutWarning);
+  const unhealthy = s.unhealthy.slice(0, LISTED_MAX).map(cutUnhealthy);
   const render = () => {
     const inflight: Record<string, number> = Object.create(null) as Record<string, number>;
     for (let i = 0; i < draining; i++) inflight[drainingList[i]![0]] = drainingList[i]![1];
@@ -105,6 +135,11 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
       conflicts: listed === LISTED_MAX ? conflicts : conflicts.slice(0, listed),
       conflictsCount: s.conflicts.length,
       ...(s.certificatesExpiringSoon !== undefined ? { certificatesExpiringSoon: s.certificatesExpiringSoon } : {}),
+      currentRevision: s.currentRevision,
+      warnings: listed === LISTED_MAX ? warnings : warnings.slice(0, listed),
+      warningsCount: s.warnings.length,
+      unhealthy: listed === LISTED_MAX ? unhealthy : unhealthy.slice(0, listed),
+      unhealthyCount: s.unhealthy.length,
       startedAt: s.startedAt,
       updatedAt: s.updatedAt,
     };
@@ -143,9 +178,9 @@ function fits(json: string, maxBytes: number): boolean {
 }
 
 /** The `n` entries with the highest revision (ties: lower key first), sorted by key; one pass. */
-export function newestByKey(all: Rejected[], n: number): Rejected[] {
+export function newestByKey<T extends { key: string; revision: string }>(all: T[], n: number): T[] {
   if (n <= 0) return [];
-  const top: Rejected[] = [];
+  const top: T[] = [];
   for (const r of all) {
     if (top.length === n && !newer(r, top[n - 1]!)) continue;
     // Insertion into a list of at most n, newest first; when full, the last one drops out.
@@ -160,7 +195,7 @@ export function newestByKey(all: Rejected[], n: number): Rejected[] {
 }
 
 /** Revisions are decimal strings without leading zeros: the longer is the larger. */
-function newer(a: Rejected, b: Rejected): boolean {
+function newer(a: { key: string; revision: string }, b: { key: string; revision: string }): boolean {
   if (a.revision.length !== b.revision.length) return a.revision.length > b.revision.length;
   if (a.revision !== b.revision) return a.revision > b.revision;
   return a.key < b.key;
@@ -172,6 +207,15 @@ function cut(text: string): string {
 
 function cutRejected(r: Rejected): Rejected {
   return r.key.length > TEXT_MAX || r.error.length > TEXT_MAX ? { ...r, key: cut(r.key), error: cut(r.error) } : r;
+}
+
+function cutWarning(w: RecordWarning): RecordWarning {
+  const fields = w.unknownFields.length > LISTED_MAX ? [...w.unknownFields.slice(0, LISTED_MAX), `… ${w.unknownFields.length - LISTED_MAX} more`] : w.unknownFields;
+  return { key: cut(w.key), revision: w.revision, unknownFields: fields.map(cut) };
+}
+
+function cutUnhealthy(u: UnhealthyInstance): UnhealthyInstance {
+  return u.reason.length > TEXT_MAX ? { ...u, reason: cut(u.reason) } : u;
 }
 
 function cutConflict(c: RouteConflict): RouteConflict {

@@ -20,8 +20,14 @@ export class Backend implements RecordStamp {
   /** Passive health (ms epoch): not preferred until then. */
   ejectedUntil = 0;
   consecutiveFailures = 0;
+  /** When the current run of ejections began (ms epoch), and the last failure's reason: for the status report. */
+  ejectedSince = 0;
+  ejectReason = '';
   /** Active health verdict; stays true for apps without a healthCheck. */
   checkHealthy = true;
+  /** When the health check began failing (ms epoch), and why: for the status report. */
+  failingSince = 0;
+  failingReason = '';
   /** The instance record's stamp (see RecordStamp). */
   hashHi = 0;
   hashLo = 0;

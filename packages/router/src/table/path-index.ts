@@ -87,6 +87,13 @@ export class PathIndex {
     }
   }
 
+  /** Every slot, '/' first, then in no particular order (the admin's route listing). */
+  *slots(): IterableIterator<RouteSlot> {
+    if (this.root !== undefined) yield this.root;
+    if (this.single !== undefined) yield this.single;
+    if (this.byKey !== undefined) for (const head of this.byKey.values()) for (let s: RouteSlot | undefined = head; s !== undefined; s = s.next) yield s;
+  }
+
   /**
    * The slot with the longest path that prefixes `url` on a segment boundary. `url` is the raw
    * request target; only the part before '?' is compared.

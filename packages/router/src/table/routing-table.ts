@@ -5,6 +5,8 @@ import { Backend, backendKey, originOf } from './backend.js';
 import { forwardKey } from './hash.js';
 import { PathIndex } from './path-index.js';
 import { RouteSlot } from './route-slot.js';
+
+export type { RouteSlot } from './route-slot.js';
 import { WildcardIndex } from './wildcard-index.js';
 
 export { AppPool } from './app-pool.js';
@@ -49,6 +51,8 @@ export class RoutingTable {
    */
   private readonly draining = new Set<Backend>();
   private readonly busy = new Set<Backend>();
+  /** Backends ejected or failing their check when last noted; pruned as they are read. */
+  private readonly unhealthy = new Set<Backend>();
   private slotCount = 0;
 
   /** Returns the app's pool (the same object across updates). */
@@ -148,6 +152,32 @@ export class RoutingTable {
     return this.hostless.match(url)?.winner;
   }
 
+  /** The override record of exactly `host`, if any. */
+  override(host: string): Target | undefined {
+    return this.overrides.get(host);
+  }
+
+  /**
+   * The routes a request for `host` may take, through the lookup indexes (exact host, each
+   * wildcard suffix of it, host-less routes): no scan of the table. Most specific first.
+   */
+  *routesForHost(host: string): IterableIterator<RouteSlot> {
+    const exact = this.exactHosts.get(host);
+    if (exact !== undefined) yield* exact.slots();
+    for (let i = host.indexOf('.'); i > 0; i = host.indexOf('.', i + 1)) {
+      const paths = this.wildcards.paths(host.slice(i + 1));
+      if (paths !== undefined) yield* paths.slots();
+    }
+    yield* this.hostless.slots();
+  }
+
+  /** Every route (the admin's unfiltered listing): exact hosts, wildcards, host-less. */
+  *allRoutes(): IterableIterator<RouteSlot> {
+    for (const paths of this.exactHosts.values()) yield* paths.slots();
+    for (const paths of this.wildcards.all()) yield* paths.slots();
+    yield* this.hostless.slots();
+  }
+
   /** No app, instance or override. */
   isEmpty(): boolean {
     return this.poolsByName.size === 0 && this.overrides.size === 0;
@@ -200,6 +230,36 @@ export class RoutingTable {
     const left = --backend.inflight;
     if (left === 0) this.busy.delete(backend);
     return left;
+  }
+
+  /** Requests and WebSockets open to this table's backends. */
+  inflightTotal(): number {
+    let n = 0;
+    for (const b of this.busy) n += b.inflight;
+    return n;
+  }
+
+  /** How many backends are ejected at `now` or failing their check. */
+  unhealthyCount(now: number): number {
+    let n = 0;
+    for (const _ of this.unhealthyBackends(now)) n++;
+    return n;
+  }
+
+  /** A backend was ejected or failed its health check: the status report lists it while it stays so. */
+  noteUnhealthy(backend: Backend): void {
+    this.unhealthy.add(backend);
+  }
+
+  /**
+   * Backends of this table ejected at `now` or failing their check. Those that recovered (an
+   * ejection simply runs out) or left the table are dropped from the set as they are met.
+   */
+  *unhealthyBackends(now: number): IterableIterator<Backend> {
+    for (const b of this.unhealthy) {
+      if ((b.checkHealthy && b.ejectedUntil <= now) || this.backendsByKey.get(b.key) !== b) this.unhealthy.delete(b);
+      else yield b;
+    }
   }
 
   /** Backends of this table that are draining or have requests in flight. */

@@ -51,6 +51,11 @@ export class WildcardIndex {
     return entry;
   }
 
+  /** The path index of every suffix (the admin's route listing). */
+  *all(): IterableIterator<PathIndex> {
+    for (const head of this.byKey.values()) for (let e: SuffixEntry | undefined = head; e !== undefined; e = e.next) yield e;
+  }
+
   /** Forgets the suffix once no route uses it. */
   dropIfEmpty(suffix: string): void {
     const key = backwardKey(suffix);
