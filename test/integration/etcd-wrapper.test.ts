@@ -361,18 +361,21 @@ describe('on an etcd of its own', () => {
       const { entries } = await etcd.list(start, end, { ...opts, pageSize });
       return { keys: entries.map((e) => e.key), requests: (await rangeRequests(server.endpoints[0]!)) - before };
     };
+    // One segment per record directory (apps, certs, instances, overrides), each one request
+    // when it fits a page.
+    const segments = layout.watchedBoundaries().length;
     const whole = await listed(1000);
     expect(whole.keys).toHaveLength(13);
-    expect(whole.requests).toBe(3);
-    // Pages of 3: apps and instances hold 6 keys (two pages: not split), overrides one.
+    expect(whole.requests).toBe(segments);
+    // Pages of 3: apps and instances hold 6 keys (two pages: not split), the others one each.
     const paged = await listed(3);
     expect(paged.keys).toEqual(whole.keys);
-    expect(paged.requests).toBe(5);
+    expect(paged.requests).toBe(segments + 2);
     // Pages of 2: after their first page (a1, b2), apps and instances are read one first
     // character of a name at a time: the rest of b, c to z, '{' onwards: 27 requests each.
     const split = await listed(2);
     expect(split.keys).toEqual(whole.keys);
-    expect(split.requests).toBe(27 + 27 + 1);
+    expect(split.requests).toBe(27 + 27 + (segments - 2));
   });
 
   test('a list starts with a small page and grows the next ones, so the caller gets work before etcd has read a whole page', async () => {
@@ -385,9 +388,9 @@ describe('on an etcd of its own', () => {
     const { start, end } = layout.watchedRange();
     const before = await rangeRequests(server.endpoints[0]!);
     const { entries } = await etcd.list(start, end, { boundaries: layout.watchedBoundaries(), splits: layout.watchedSplits() });
-    // FIRST_PAGE_SIZE keys, then 1.5 times as many (the rest), then one request each for the
-    // instances and overrides directories.
-    expect((await rangeRequests(server.endpoints[0]!)) - before).toBe(2 + 2);
+    // FIRST_PAGE_SIZE keys, then 1.5 times as many (the rest), then one request for each other
+    // record directory.
+    expect((await rangeRequests(server.endpoints[0]!)) - before).toBe(2 + layout.watchedBoundaries().length - 1);
     expect(entries).toHaveLength(count);
   });
 
