@@ -26,12 +26,12 @@ import type { KvEntry } from './types.js';
 export const DEFAULT_PAGE_SIZE = 100_000;
 
 /**
- * The first page is small and each next one larger by PAGE_GROWTH, up to the page size: etcd
- * takes time in proportion to a page's size to send it, and the caller can do nothing until the
- * first page arrives, while later pages are read during the handling of the one before.
+ * The first page is small and each next one of its segment twice as large, up to the page size:
+ * etcd takes time in proportion to a page's size to send it, and the caller can do nothing until
+ * the first page arrives, while later pages are read during the handling of the one before.
  */
 export const FIRST_PAGE_SIZE = 2_000;
-const PAGE_GROWTH = 1.5;
+const PAGE_GROWTH = 2;
 
 /**
  * onPage receives at most this many entries at a time, with a turn of the event loop between
@@ -103,44 +103,60 @@ async function listPages(
   const onPage = opts.onPage;
   const inside = (keys: string[] | undefined, from: Buffer, to: Buffer): Buffer[] =>
     (keys ?? []).map((b) => Buffer.from(b)).filter((b) => Buffer.compare(b, from) > 0 && Buffer.compare(b, to) < 0).sort(Buffer.compare);
-  // Segment i is [ends[i - 1] (start for i = 0), ends[i]); splits add ends as they are needed.
-  const ends = [...inside(opts.boundaries, start, end), end];
   const splits = inside(opts.splits, start, end);
-  let segment = 0;
-  let limit = Math.min(pageSize, FIRST_PAGE_SIZE);
-  const read = (from: Buffer, at: bigint): Promise<RangePage> => {
-    const req = { key: from, rangeEnd: ends[segment]!, limit, revision: Number(at) };
-    limit = Math.min(pageSize, Math.ceil(limit * PAGE_GROWTH));
-    return range(req, callOptions());
+  const read = (from: Buffer, to: Buffer, at: bigint, limit: number): Promise<RangePage> => {
+    const page = range({ key: from, rangeEnd: to, limit, revision: Number(at) }, callOptions());
+    page.catch(() => undefined); // awaited in key order; a failure meanwhile must not go unhandled
+    return page;
   };
+  // Segment i is [ends[i - 1] (start for i = 0), ends[i]).
+  const ends = [...inside(opts.boundaries, start, end), end];
+  let limit = Math.min(pageSize, FIRST_PAGE_SIZE);
+  const first = await read(start, ends[0]!, opts.revision ?? 0n, limit);
+  const revision = opts.revision ?? first.revision;
+  // Every other segment's first page is asked for now, at the first page's revision: etcd reads
+  // them while the pages before them are handled.
+  const segments: Segment[] = ends.map((to, i) => ({ end: to, next: i === 0 ? first : read(ends[i - 1]!, to, revision, pageSize) }));
   const entries: KvEntry[] = [];
-  let page = await read(start, opts.revision ?? 0n);
-  const revision = opts.revision ?? page.revision;
-  for (;;) {
-    const count = page.count;
-    const last = page.lastKey;
-    // Ask for the next page first, so etcd works on it while this one is handled.
-    let next: Promise<RangePage> | undefined;
-    if (page.more && last !== undefined) {
-      const after = Buffer.concat([last, ZERO]); // the smallest key after `last`
-      // etcd's count is every key left in the segment: more than one page left is split.
-      if (page.total - count > pageSize) ends.splice(segment, 0, ...splits.filter((b) => Buffer.compare(b, after) > 0 && Buffer.compare(b, ends[segment]!) < 0));
-      next = read(after, revision);
-    } else if (segment + 1 < ends.length) {
-      const from = ends[segment]!;
-      segment++;
-      next = read(from, revision);
-    }
-    next?.catch(() => undefined); // awaited below; a failure while this page is handled must not go unhandled
-    if (onPage === undefined) {
-      for (const e of page.entries(0, count)) entries.push(e);
-    } else {
-      for (let i = 0; i < count; i += SLICE) {
-        if (i > 0) await nextTurn();
-        onPage(page.entries(i, i + SLICE), revision);
+  for (let s = 0; s < segments.length; s++) {
+    const segment = segments[s]!;
+    let pending: Promise<RangePage> | RangePage | undefined = segment.next;
+    while (pending !== undefined) {
+      const page = await pending;
+      const count = page.count;
+      const last = page.lastKey;
+      // Ask for the segment's next page first, so etcd works on it while this one is handled.
+      pending = undefined;
+      if (page.more && last !== undefined) {
+        const after = Buffer.concat([last, ZERO]); // the smallest key after `last`
+        // etcd's count is every key left in the segment: more than one page left is cut at the
+        // split points inside it, and each part is asked for at once.
+        if (page.total - count > pageSize) {
+          const cuts = splits.filter((b) => Buffer.compare(b, after) > 0 && Buffer.compare(b, segment.end) < 0);
+          if (cuts.length > 0) {
+            const parts = [...cuts, segment.end].slice(1).map((to, i) => ({ end: to, next: read(cuts[i]!, to, revision, pageSize) }));
+            segment.end = cuts[0]!;
+            segments.splice(s + 1, 0, ...parts);
+          }
+        }
+        if (s === 0) limit = Math.min(pageSize, limit * PAGE_GROWTH);
+        pending = read(after, segment.end, revision, s === 0 ? limit : pageSize);
+      }
+      if (onPage === undefined) {
+        for (const e of page.entries(0, count)) entries.push(e);
+      } else {
+        for (let i = 0; i < count; i += SLICE) {
+          if (i > 0) await nextTurn();
+          onPage(page.entries(i, i + SLICE), revision);
+        }
       }
     }
-    if (next === undefined) return { entries, revision };
-    page = await next;
   }
+  return { entries, revision };
+}
+
+/** A part of the range read page by page; the first page of every part is asked for early. */
+interface Segment {
+  end: Buffer;
+  next: Promise<RangePage> | RangePage;
 }
