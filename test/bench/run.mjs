@@ -35,9 +35,10 @@ import { scaleSuite } from './suites/scale.mjs';
 import { lookupSuite } from './suites/lookup.mjs';
 import { etcdRollSuite } from './suites/etcd-roll.mjs';
 import { soakSuite } from './suites/soak.mjs';
+import { tlsSuite } from './suites/tls.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll'];
+const SUITES = ['proxy', 'fixed-rate', 'tls', 'propagation', 'scale', 'lookup', 'etcd-roll'];
 /** Run only when named in --only: the soak takes 30 minutes. */
 const OPTIONAL_SUITES = ['soak'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
@@ -149,6 +150,8 @@ async function main() {
     if (wanted.includes('nginx')) need.push('nginx');
     if (opts.only.includes('proxy') && (opts.client ?? 'wrk') === 'wrk') need.push('wrk');
   }
+  // The TLS suite: HAProxy as the reference, wrk for keep-alive HTTPS, h2load for HTTP/2 and handshakes.
+  if (opts.only.includes('tls')) need.push(...['haproxy', 'wrk', 'h2load'].filter((t) => !need.includes(t)));
   const tools = need.length ? await ensureTools({ install: opts.install, log, need }) : {};
   const client = opts.client ?? (tools.wrk ? 'wrk' : 'autocannon');
   if (client === 'wrk' && !tools.wrk) throw new Error('--client wrk but wrk is not installed (drop --no-install or use --client autocannon)');
@@ -287,6 +290,7 @@ async function main() {
   const suites = {
     proxy: ['proxy', proxySuite],
     'fixed-rate': ['fixedRate', fixedRateSuite],
+    tls: ['tls', tlsSuite],
     propagation: ['propagation', propagationSuite],
     scale: ['scale', scaleSuite],
     lookup: ['lookup', lookupSuite],
