@@ -125,7 +125,7 @@ function tlsSection(tls) {
   if (tls.error) return [...out, `**failed:** ${tls.error}`, ''];
   out.push(
     `Same ECDSA P-256 certificate, TLS 1.3, ALPN h2,http/1.1; the same backend; each configuration on the proxy core, clients on the other. ` +
-      `Keep-alive: wrk, ${tls.connections} connections. Handshakes: batches of 100 new h2load clients, each one full TLS 1.3 handshake (no session offered) and one HTTP/1.1 request. ` +
+      `Keep-alive: wrk, ${tls.connections} connections, over TLS and then in plain HTTP to the same process (its second listener): the difference in CPU per request is what TLS adds. Handshakes: batches of 100 new h2load clients, each one full TLS 1.3 handshake (no session offered) and one HTTP/1.1 request. ` +
       `HTTP/2: h2load, 5 connections x 10 streams. ${tls.warmSeconds} s warm-up, then ${tls.measureSeconds} s measured per cell. ` +
       'node-floor is a bare `http2.createSecureServer` answering by itself (no proxying): what Node costs before any routing or forwarding.',
   );
@@ -140,19 +140,21 @@ function tlsSection(tls) {
   };
   out.push(
     table(
-      ['configuration', 'keep-alive req/s', 'keep-alive req per CPU-s', 'handshakes/s', 'handshakes per CPU-s', 'h2 req/s', 'h2 req per CPU-s', 'other processes (cores, max)', 'placement'],
+      ['configuration', 'keep-alive req/s', 'keep-alive req per CPU-s', 'same, plain HTTP', 'CPU µs TLS adds per request', 'handshakes/s', 'handshakes per CPU-s', 'h2 req/s', 'h2 req per CPU-s', 'other processes (cores, max)', 'placement'],
       tls.rows.map((r) =>
         r.skipped
-          ? [r.name, r.skipped, '', '', '', '', '', '', '']
+          ? [r.name, r.skipped, '', '', '', '', '', '', '', '', '']
           : [
               r.name,
               cell(r, 'keepalive', 'rps'),
               cell(r, 'keepalive', 'cpu'),
+              cell(r, 'plain', 'cpu'),
+              r.keepalive?.reqPerProxyCpuS && r.plain?.reqPerProxyCpuS ? f(1e6 / r.keepalive.reqPerProxyCpuS - 1e6 / r.plain.reqPerProxyCpuS, 1) : '–',
               cell(r, 'handshakes', 'rps'),
               cell(r, 'handshakes', 'cpu'),
               cell(r, 'h2', 'rps'),
               cell(r, 'h2', 'cpu'),
-              f(Math.max(...['keepalive', 'handshakes', 'h2'].map((l) => r[l]?.otherCpuCores ?? 0))),
+              f(Math.max(...['keepalive', 'plain', 'handshakes', 'h2'].map((l) => r[l]?.otherCpuCores ?? 0))),
               `cpus ${r.cpus}; ${r.note}`,
             ],
       ),

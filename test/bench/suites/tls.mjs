@@ -4,7 +4,8 @@
  * `http2.createSecureServer` answering by itself (Node's floor), each on the proxy core with the
  * same clients on the other:
  *
- * - keep-alive HTTPS: wrk, 50 connections (handshakes amortised);
+ * - keep-alive HTTPS: wrk, 50 connections (handshakes amortised); and the same in plain HTTP on
+ *   the same process (a second listener), so what TLS adds per request is known for each;
  * - full handshakes: batches of 100 new h2load clients, each one TLS 1.3 connection and one
  *   HTTP/1.1 request, no session to resume (the router's resumed-handshake counter proves it);
  * - HTTP/2: h2load, 5 connections x 10 streams;
@@ -36,7 +37,7 @@ const HOST = 'tls.bench.local';
 const PREFIX = '/bench-tls';
 const CERTS_PREFIX = '/bench-tls-certs';
 export const TLS_TARGETS = ['haproxy', 'router', 'node-floor'];
-export const TLS_LOADS = ['keepalive', 'handshakes', 'h2'];
+export const TLS_LOADS = ['keepalive', 'plain', 'handshakes', 'h2'];
 
 /** The ops that put `certs/<name>` ({ cert, key }, docs/CONTRACT.md) under `prefix`. */
 function certOp(prefix, name, { cert, key }) {
@@ -60,23 +61,23 @@ function handshakeMs(port, servername) {
 
 async function startTlsTarget(ctx, name, { dir, files }) {
   const backend = await ctx.backend();
-  const [port] = await freePorts(1);
+  const [port, plainPort] = await freePorts(2);
   switch (name) {
     case 'haproxy': {
-      const proc = await startHaproxy(ctx.tools.haproxy, { dir: await mkdtemp(path.join(dir, 'haproxy-')), port, backendPort: backend.port, cpus: ctx.cpus.proxy, tls: { pem: files.pem } });
-      return { name, port, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'nbthread 1, ssl-min-ver TLSv1.3, alpn h2,http/1.1', stop: () => proc.stop() };
+      const proc = await startHaproxy(ctx.tools.haproxy, { dir: await mkdtemp(path.join(dir, 'haproxy-')), port, backendPort: backend.port, cpus: ctx.cpus.proxy, tls: { pem: files.pem, plainPort } });
+      return { name, port, plainUrl: `http://127.0.0.1:${plainPort}`, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'nbthread 1, ssl-min-ver TLSv1.3, alpn h2,http/1.1', stop: () => proc.stop() };
     }
     case 'router': {
       const etcd = await ctx.etcd();
       const router = await spawnRouter({ etcd: etcd.endpoint, prefix: PREFIX, id: 'bench-tls', cpus: ctx.cpus.proxy, extraArgs: ['--listen-tls', `127.0.0.1:${port}`] });
       await waitReady(router);
       await waitFor(() => handshakeMs(port, HOST).then(() => true), { timeoutMs: 30_000, message: 'the router to serve the certificate', proc: router.proc });
-      return { name, port, router, pids: [router.proc.pid], cpus: router.proc.pinned ?? 'unpinned', note: '--listen-tls, certificate from certs/ (SNI)', stop: () => router.proc.stop() };
+      return { name, port, plainUrl: router.url, router, pids: [router.proc.pid], cpus: router.proc.pinned ?? 'unpinned', note: '--listen-tls, certificate from certs/ (SNI)', stop: () => router.proc.stop() };
     }
     case 'node-floor': {
-      const proc = start('node-tls-server', process.execPath, [NODE_SERVER, String(port), files.cert, files.key], { cpus: ctx.cpus.proxy });
+      const proc = start('node-tls-server', process.execPath, [NODE_SERVER, String(port), String(plainPort), files.cert, files.key], { cpus: ctx.cpus.proxy });
       await waitForPort(port, { proc });
-      return { name, port, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'bare http2.createSecureServer answering itself (no proxying): Node\'s floor', stop: () => proc.stop() };
+      return { name, port, plainUrl: `http://127.0.0.1:${plainPort}`, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'bare http2.createSecureServer answering itself (no proxying): Node\'s floor', stop: () => proc.stop() };
     }
     default:
       throw new Error(`unknown TLS target ${name}`);
@@ -90,6 +91,10 @@ async function runLoad(ctx, load, target, seconds) {
     case 'keepalive': {
       // wrk takes SNI from the URL: `localhost` (a name the certificate also covers); Host says the app.
       const r = await wrk(ctx.tools.wrk, `https://localhost:${target.port}/`, { seconds, connections: ctx.connections, host: HOST, cpus: ctx.cpus.client });
+      return { rps: r.rps, requests: r.requests, errors: r.non2xx + r.socketErrors, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
+    }
+    case 'plain': {
+      const r = await wrk(ctx.tools.wrk, `${target.plainUrl}/`, { seconds, connections: ctx.connections, host: HOST, cpus: ctx.cpus.client });
       return { rps: r.rps, requests: r.requests, errors: r.non2xx + r.socketErrors, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
     }
     case 'handshakes': {
@@ -204,8 +209,9 @@ export async function tlsSuite(ctx) {
       target = await startTlsTarget(ctx, name, { dir, files });
       const row = { name, cpus: target.cpus, note: target.note };
       for (const load of TLS_LOADS) {
-        if ((load === 'keepalive' && !ctx.tools.wrk) || (load !== 'keepalive' && !ctx.tools.h2load)) {
-          row[load] = { skipped: `${load === 'keepalive' ? 'wrk' : 'h2load'} not installed` };
+        const tool = load === 'keepalive' || load === 'plain' ? 'wrk' : 'h2load';
+        if (!ctx.tools[tool]) {
+          row[load] = { skipped: `${tool} not installed` };
           continue;
         }
         row[load] = await measure(ctx, load, target);
