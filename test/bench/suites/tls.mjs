@@ -11,7 +11,7 @@
  * - HTTP/2: h2load, 5 connections x 10 streams;
  * - 10k certificates: a second router holding 10 000 `certs/` records; the time from connect to
  *   the end of the handshake for hosts never handshaken before (the context built on the way),
- *   one at a time, and for a host already cached.
+ *   one at a time, and for a host already cached (lib/handshake-latency.mjs, its own process).
  *
  * Figures per load: requests/s and requests per proxy CPU-second (/proc utime+stime of the
  * proxy process over the measured window), ratios against HAProxy. A window disturbed by other
@@ -26,13 +26,14 @@ import { appOps } from '../lib/etcd-load.mjs';
 import { h2Streams, handshakeLoop } from '../lib/h2load.mjs';
 import { startHaproxy } from '../lib/haproxy.mjs';
 import { freePorts, waitFor, waitForPort } from '../lib/net.mjs';
-import { start } from '../lib/procs.mjs';
+import { run, start } from '../lib/procs.mjs';
 import { metricsText, metricValue, spawnRouter, waitReady } from '../lib/router.mjs';
 import { summarize } from '../lib/stats.mjs';
 import { ecdsaCertificate } from '../lib/tls-certs.mjs';
 import { wrk } from '../lib/wrk.mjs';
 
 const NODE_SERVER = fileURLToPath(new URL('../lib/node-tls-server.mjs', import.meta.url));
+const LATENCY = fileURLToPath(new URL('../lib/handshake-latency.mjs', import.meta.url));
 const HOST = 'tls.bench.local';
 const PREFIX = '/bench-tls';
 const CERTS_PREFIX = '/bench-tls-certs';
@@ -170,13 +171,12 @@ async function manyCerts(ctx, count) {
   try {
     const readyMs = await waitReady(router, { timeoutMs: ctx.readyTimeoutMs });
     await waitFor(() => handshakeMs(port, hosts[count - 1]).then(() => true), { timeoutMs: 60_000, message: 'the last certificate served', proc: router.proc });
-    // Hosts never handshaken, spread over the whole set, one at a time (no queueing in the figure).
+    // Hosts never handshaken, spread over the whole set, one at a time (a client process of its own, not pinned: any idle core).
     const samples = ctx.quick ? 100 : 1000;
     const step = Math.floor((count - 1) / samples);
-    const first = [];
-    for (let k = 0; k < samples; k++) first.push(await handshakeMs(port, hosts[k * step]));
-    const cached = [];
-    for (let k = 0; k < samples; k++) cached.push(await handshakeMs(port, hosts[0]));
+    const res = await run(process.execPath, [LATENCY, String(port), 'h{}.certs.bench.local', '0', String(step), String(samples)], { timeoutMs: 300_000 });
+    if (res.code !== 0) throw new Error(`handshake-latency failed (${res.code}): ${res.stderr.slice(-500)}`);
+    const { first, cached } = JSON.parse(res.stdout.trim().split('\n').pop());
     const built = metricValue(await metricsText(router), 'router_tls_contexts');
     const r = { certs: count, readyMs, samples, first: summarize(first), cached: summarize(cached), contextsCached: built };
     ctx.log(`  ${count} certs: first handshake p50 ${r.first.p50.toFixed(2)} ms, p99 ${r.first.p99.toFixed(2)} ms; cached host p50 ${r.cached.p50.toFixed(2)} ms, p99 ${r.cached.p99.toFixed(2)} ms`);
