@@ -8,9 +8,10 @@
  *   pnpm bench -- --only soak --duration 5m      # the soak (30 min by default; never in "everything")
  *   node test/bench/run.mjs --help
  *
- * Needs `pnpm exec tsc -b` first (it runs the built router). Installs wrk, haproxy and nginx from
- * Debian when missing (unless --no-install). Everything it starts is stopped at the end, on
- * errors and on Ctrl-C; it only uses free ports it picked and temp dirs it made.
+ * Needs `pnpm exec tsc -b` first (it runs the built router). Installs wrk, haproxy, nginx and
+ * h2load (nghttp2-client) from Debian when missing (unless --no-install). Everything it starts
+ * is stopped at the end, on errors and on Ctrl-C; it only uses free ports it picked and temp
+ * dirs it made.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
