@@ -8,9 +8,10 @@
  *   pnpm bench -- --only soak --duration 5m      # the soak (30 min by default; never in "everything")
  *   node test/bench/run.mjs --help
  *
- * Needs `pnpm exec tsc -b` first (it runs the built router). Installs wrk, haproxy and nginx from
- * Debian when missing (unless --no-install). Everything it starts is stopped at the end, on
- * errors and on Ctrl-C; it only uses free ports it picked and temp dirs it made.
+ * Needs `pnpm exec tsc -b` first (it runs the built router). Installs wrk, haproxy, nginx and
+ * h2load (nghttp2-client) from Debian when missing (unless --no-install). Everything it starts
+ * is stopped at the end, on errors and on Ctrl-C; it only uses free ports it picked and temp
+ * dirs it made.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -36,9 +37,10 @@ import { lookupSuite } from './suites/lookup.mjs';
 import { etcdRollSuite } from './suites/etcd-roll.mjs';
 import { certsSuite } from './suites/certs.mjs';
 import { soakSuite } from './suites/soak.mjs';
+import { tlsSuite } from './suites/tls.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll', 'certs'];
+const SUITES = ['proxy', 'fixed-rate', 'tls', 'propagation', 'scale', 'lookup', 'etcd-roll', 'certs'];
 /** Run only when named in --only: the soak takes 30 minutes. */
 const OPTIONAL_SUITES = ['soak'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
@@ -157,6 +159,8 @@ async function main() {
     if (wanted.includes('nginx')) need.push('nginx');
     if (opts.only.includes('proxy') && (opts.client ?? 'wrk') === 'wrk') need.push('wrk');
   }
+  // The TLS suite: HAProxy as the reference, wrk for keep-alive HTTPS, h2load for HTTP/2 and handshakes.
+  if (opts.only.includes('tls')) need.push(...['haproxy', 'wrk', 'h2load'].filter((t) => !need.includes(t)));
   const tools = need.length ? await ensureTools({ install: opts.install, log, need }) : {};
   const client = opts.client ?? (tools.wrk ? 'wrk' : 'autocannon');
   if (client === 'wrk' && !tools.wrk) throw new Error('--client wrk but wrk is not installed (drop --no-install or use --client autocannon)');
@@ -299,6 +303,7 @@ async function main() {
   const suites = {
     proxy: ['proxy', proxySuite],
     'fixed-rate': ['fixedRate', fixedRateSuite],
+    tls: ['tls', tlsSuite],
     propagation: ['propagation', propagationSuite],
     scale: ['scale', scaleSuite],
     lookup: ['lookup', lookupSuite],

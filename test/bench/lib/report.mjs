@@ -44,6 +44,7 @@ export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
       status: status(limit !== undefined && r?.addedP99Ms !== undefined ? r.addedP99Ms <= limit : undefined),
     });
   }
+  if (results.tls && !results.tls.error) t.push(...tlsTargets(results.tls));
   const full = (apps) => (apps >= fullApps ? undefined : `n/a: ${apps} apps in this run`);
   if (results.propagation?.levels?.length) {
     const top = results.propagation.levels[results.propagation.levels.length - 1];
@@ -92,6 +93,106 @@ export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
   return t;
 }
 
+/** Issue #9's TLS targets: ratios against this run's HAProxy, and the 10k-certificate first handshake. */
+function tlsTargets(tls) {
+  const t = [];
+  const row = (name) => tls.rows.find((r) => r.name === name && !r.skipped);
+  const hap = row('haproxy');
+  const rtr = row('router');
+  const ratio = (load, min, what) => {
+    const h = hap?.[load]?.reqPerProxyCpuS;
+    const r = rtr?.[load]?.reqPerProxyCpuS;
+    const limit = h !== undefined && min !== undefined ? min * h : undefined;
+    t.push({
+      target: min !== undefined ? `TLS: ${what} per proxy CPU-second ≥ ${min}× HAProxy` : `TLS: ${what} per proxy CPU-second vs HAProxy (reported)`,
+      figure: r !== undefined ? `${int(r)} (HAProxy ${int(h)}; ${h ? f(r / h) : '–'}×)` : '–',
+      limit: min === undefined ? '–' : limit !== undefined ? `≥ ${int(limit)}` : 'needs HAProxy',
+      status: min === undefined ? 'reported' : status(limit !== undefined && r !== undefined ? r >= limit : undefined),
+    });
+  };
+  ratio('keepalive', 0.6, 'HTTPS keep-alive requests');
+  ratio('handshakes', 0.8, 'full handshakes');
+  ratio('h2', undefined, 'HTTP/2 requests (h2load -m 10)');
+  const c = tls.certs;
+  if (c) {
+    const why = c.error ? `n/a: ${c.error}` : c.certs < 10_000 ? `n/a: ${c.certs} certificates in this run` : undefined;
+    t.push({
+      target: 'TLS: first handshake for an uncached host, 10k certificates, p99 ≤ 5 ms',
+      figure: c.first ? `p99 ${f(c.first.p99)} ms, p50 ${f(c.first.p50)} ms (${int(c.certs)} certificates)` : '–',
+      limit: '≤ 5 ms',
+      status: why ?? status(c.first.p99 <= 5),
+    });
+  }
+  return t;
+}
+
+function tlsSection(tls) {
+  const out = ['## TLS termination (issue #9)', ''];
+  if (tls.error) return [...out, `**failed:** ${tls.error}`, ''];
+  out.push(
+    `Same ECDSA P-256 certificate, TLS 1.3, ALPN h2,http/1.1; the same backend; each configuration on the proxy core, clients on the other. ` +
+      `Keep-alive: wrk, ${tls.connections} connections, over TLS and then in plain HTTP to the same process (its second listener): the difference in CPU per request is what TLS adds. Handshakes: batches of 100 new h2load clients, each one full TLS 1.3 handshake (no session offered) and one HTTP/1.1 request. ` +
+      `HTTP/2: h2load, 5 connections x 10 streams. ${tls.warmSeconds} s warm-up, then ${tls.measureSeconds} s measured per cell. ` +
+      'node-floor is a bare `http2.createSecureServer` answering by itself (no proxying): what Node costs before any routing or forwarding.',
+  );
+  out.push('');
+  const hap = tls.rows.find((r) => r.name === 'haproxy' && !r.skipped);
+  const cell = (r, load, what) => {
+    const x = r[load];
+    if (!x || x.skipped) return x?.skipped ?? '–';
+    const h = hap?.[load]?.reqPerProxyCpuS;
+    const v = what === 'rps' ? int(x.rps) : `${int(x.reqPerProxyCpuS)}${h && r !== hap ? ` (${f(x.reqPerProxyCpuS / h)}×)` : ''}`;
+    return v + (what !== 'rps' && x.errors ? `, ${x.errors} errors` : '');
+  };
+  out.push(
+    table(
+      ['configuration', 'keep-alive req/s', 'keep-alive req per CPU-s', 'same, plain HTTP', 'CPU µs TLS adds per request', 'handshakes/s', 'handshakes per CPU-s', 'h2 req/s', 'h2 req per CPU-s', 'other processes (cores, max)', 'placement'],
+      tls.rows.map((r) =>
+        r.skipped
+          ? [r.name, r.skipped, '', '', '', '', '', '', '', '', '']
+          : [
+              r.name,
+              cell(r, 'keepalive', 'rps'),
+              cell(r, 'keepalive', 'cpu'),
+              cell(r, 'plain', 'cpu'),
+              r.keepalive?.reqPerProxyCpuS && r.plain?.reqPerProxyCpuS ? f(1e6 / r.keepalive.reqPerProxyCpuS - 1e6 / r.plain.reqPerProxyCpuS, 1) : '–',
+              cell(r, 'handshakes', 'rps'),
+              cell(r, 'handshakes', 'cpu'),
+              cell(r, 'h2', 'rps'),
+              cell(r, 'h2', 'cpu'),
+              f(Math.max(...['keepalive', 'plain', 'handshakes', 'h2'].map((l) => r[l]?.otherCpuCores ?? 0))),
+              `cpus ${r.cpus}; ${r.note}`,
+            ],
+      ),
+    ),
+  );
+  const rtr = tls.rows.find((r) => r.name === 'router' && !r.skipped);
+  if (rtr?.handshakes?.resumedHandshakes !== undefined) {
+    out.push('');
+    out.push(`Router's own count over the measured handshake window: ${int(rtr.handshakes.fullHandshakes)} full handshakes, ${int(rtr.handshakes.resumedHandshakes)} resumed.`);
+  }
+  const c = tls.certs;
+  if (c) {
+    out.push('');
+    if (c.error) out.push(`**${'10k certificates'} failed:** ${c.error}`);
+    else {
+      out.push(`${int(c.certs)} certificates in etcd (\`certs/\`, one ECDSA P-256 key each); router ready in ${f(c.readyMs / 1000)} s. Connect to end of handshake, ${c.samples} hosts one at a time:`);
+      out.push('');
+      out.push(
+        table(
+          ['handshake', 'p50 ms', 'p99 ms', 'max ms'],
+          [
+            ['first for an uncached host (context built)', f(c.first.p50), f(c.first.p99), f(c.first.max)],
+            ['host already cached', f(c.cached.p50), f(c.cached.p99), f(c.cached.max)],
+          ],
+        ),
+      );
+    }
+  }
+  out.push('');
+  return out;
+}
+
 function table(headers, rows) {
   return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
@@ -130,6 +231,7 @@ export function renderMarkdown(results) {
     }
     out.push('');
   }
+  if (results.tls) out.push(...tlsSection(results.tls));
   if (results.fixedRate) {
     const x = results.fixedRate;
     out.push(`## Fixed-rate latency (${x.rate} req/s)`);

@@ -31,7 +31,7 @@ export async function routerSupportsUpstreamClient() {
  * Spawns a router on free ports. Resolves once spawned (not ready): { proc, url, admin, spawnedAt }.
  * `spawnedAt` is performance.now() just before spawn, for cold-start timing.
  */
-export async function spawnRouter({ etcd, prefix, id, cpus, workers, extraArgs = [], bin = ROUTER_BIN, node = process.execPath }) {
+export async function spawnRouter({ etcd, prefix, id, cpus, workers, extraArgs = [], env, bin = ROUTER_BIN, node = process.execPath }) {
   const [listen, admin] = await freePorts(2);
   const args = [
     bin,
@@ -46,7 +46,7 @@ export async function spawnRouter({ etcd, prefix, id, cpus, workers, extraArgs =
     ...extraArgs,
   ];
   const spawnedAt = performance.now();
-  const proc = start(`router ${id}`, node, args, { cpus });
+  const proc = start(`router ${id}`, node, args, { cpus, env });
   return { proc, url: `http://127.0.0.1:${listen}`, listenPort: listen, admin: `http://127.0.0.1:${admin}`, spawnedAt };
 }
 

@@ -1,9 +1,10 @@
 /**
- * Prometheus metrics. The two per-request metrics do not go through prom-client on the request
+ * Prometheus metrics. The per-request metrics do not go through prom-client on the request
  * path (its label children hash their label object on every call: ~3% of a proxied request's
- * CPU): requests are counted in plain per-(app, status) cells flushed into the prom-client
- * counter when metrics are collected, and the upstream latency histogram is a small metric of
- * our own with per-app bucket arrays. Both allocate nothing once an app has been seen.
+ * CPU): requests are counted in plain per-(app, status) cells, and TLS requests in two numbers
+ * by protocol, flushed into the prom-client counters when metrics are collected; the upstream
+ * latency histogram is a small metric of our own with per-app bucket arrays. None allocates
+ * once an app has been seen.
  *
  * The number of series does not depend on the number of apps unless `perApp` (--metrics-per-app):
  * by default the two per-request metrics have no app label (one cell each). With it, an app's
@@ -194,11 +195,14 @@ export class RouterMetrics {
     help: 'TLS handshakes that resumed a session (a ticket) instead of a full handshake',
     registers: [this.registry],
   });
-  readonly tlsRequests = new Counter({
+  /** Requests on --listen-tls since the last collection, by protocol (flushed like requestCells). */
+  private readonly tlsRequestCounts = { h1: 0, h2: 0 };
+  private readonly tlsRequests = new Counter({
     name: 'router_tls_requests_total',
     help: 'Requests on --listen-tls by protocol (http/1.1 includes WebSocket upgrades; h2)',
     labelNames: ['protocol'] as const,
     registers: [this.registry],
+    collect: () => this.flushTlsRequestCounts(),
   });
   readonly tlsContexts = new Gauge({
     name: 'router_tls_contexts',
@@ -339,8 +343,22 @@ export class RouterMetrics {
     cell.n++;
   }
 
+  /** One request on --listen-tls (the per-request path: no prom-client call, see the module comment). */
+  countTlsRequest(http2: boolean): void {
+    if (http2) this.tlsRequestCounts.h2++;
+    else this.tlsRequestCounts.h1++;
+  }
+
   observeUpstream(app: string, seconds: number): void {
     this.upstreamLatency.observe(this.perApp ? app : NO_APP, seconds);
+  }
+
+  private flushTlsRequestCounts(): void {
+    const c = this.tlsRequestCounts;
+    if (c.h1 > 0) this.tlsRequests.inc({ protocol: 'http/1.1' }, c.h1);
+    if (c.h2 > 0) this.tlsRequests.inc({ protocol: 'h2' }, c.h2);
+    c.h1 = 0;
+    c.h2 = 0;
   }
 
   private flushRequestCounts(): void {

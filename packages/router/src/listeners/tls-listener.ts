@@ -72,7 +72,6 @@ export class TlsListener implements TlsEdge {
   /** X-Forwarded-Port, once listening. */
   port = '';
   private readonly handshakes: Record<Handshake, { inc(): void }>;
-  private readonly requests: { h1: { inc(): void }; h2: { inc(): void } };
 
   constructor(
     private readonly opts: TlsListenerOptions,
@@ -83,9 +82,8 @@ export class TlsListener implements TlsEdge {
     const forwarder = makeForwarder(this);
     this.contexts = new ContextCache(opts.contextCacheSize);
     const m = opts.metrics;
-    // Label children bound once: nothing is hashed per handshake or request.
+    // Label children bound once; requests are counted by the metrics' own cells (countTlsRequest).
     this.handshakes = { ok: m.tlsHandshakes.labels('ok'), default_cert: m.tlsHandshakes.labels('default_cert'), unknown_name: m.tlsHandshakes.labels('unknown_name'), error: m.tlsHandshakes.labels('error') };
-    this.requests = { h1: m.tlsRequests.labels('http/1.1'), h2: m.tlsRequests.labels('h2') };
     const select = (socket: CertSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => this.select(socket, servername, cb);
     const http = {
       allowHTTP1: true,
@@ -229,7 +227,7 @@ export class TlsListener implements TlsEdge {
   }
 
   count(http2: boolean): void {
-    (http2 ? this.requests.h2 : this.requests.h1).inc();
+    this.opts.metrics.countTlsRequest(http2);
   }
 
   listen(host: string, port: number): Promise<void> {

@@ -1,0 +1,235 @@
+/**
+ * TLS termination (issue #9): the router's --listen-tls against HAProxy serving the same ECDSA
+ * P-256 certificate over TLS 1.3 (HTTP/2 and HTTP/1.1 by ALPN), and a bare Node
+ * `http2.createSecureServer` answering by itself (Node's floor), each on the proxy core with the
+ * same clients on the other:
+ *
+ * - keep-alive HTTPS: wrk, 50 connections (handshakes amortised); and the same in plain HTTP on
+ *   the same process (a second listener), so what TLS adds per request is known for each;
+ * - full handshakes: batches of 100 new h2load clients, each one TLS 1.3 connection and one
+ *   HTTP/1.1 request, no session to resume (the router's resumed-handshake counter proves it);
+ * - HTTP/2: h2load, 5 connections x 10 streams;
+ * - 10k certificates: a second router holding 10 000 `certs/` records; the time from connect to
+ *   the end of the handshake for hosts never handshaken before (the context built on the way),
+ *   one at a time, and for a host already cached (lib/handshake-latency.mjs, its own process).
+ *
+ * Figures per load: requests/s and requests per proxy CPU-second (/proc utime+stime of the
+ * proxy process over the measured window), ratios against HAProxy. A window disturbed by other
+ * processes (over ctx.noiseCores) is measured again, the best attempt kept, as in the proxy suite.
+ */
+import { connect as tlsConnect } from 'node:tls';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuMeter, foreignCpuMeter } from '../lib/cpu.mjs';
+import { appOps } from '../lib/etcd-load.mjs';
+import { h2Streams, handshakeLoop } from '../lib/h2load.mjs';
+import { startHaproxy } from '../lib/haproxy.mjs';
+import { freePorts, waitFor, waitForPort } from '../lib/net.mjs';
+import { run, start } from '../lib/procs.mjs';
+import { metricsText, metricValue, spawnRouter, waitReady } from '../lib/router.mjs';
+import { summarize } from '../lib/stats.mjs';
+import { ecdsaCertificate } from '../lib/tls-certs.mjs';
+import { wrk } from '../lib/wrk.mjs';
+
+const NODE_SERVER = fileURLToPath(new URL('../lib/node-tls-server.mjs', import.meta.url));
+const LATENCY = fileURLToPath(new URL('../lib/handshake-latency.mjs', import.meta.url));
+const HOST = 'tls.bench.local';
+const PREFIX = '/bench-tls';
+const CERTS_PREFIX = '/bench-tls-certs';
+export const TLS_TARGETS = ['haproxy', 'router', 'node-floor'];
+export const TLS_LOADS = ['keepalive', 'plain', 'handshakes', 'h2'];
+
+/** The ops that put `certs/<name>` ({ cert, key }, docs/CONTRACT.md) under `prefix`. */
+function certOp(prefix, name, { cert, key }) {
+  return { put: `${prefix}/certs/${name}`, value: JSON.stringify({ cert, key }) };
+}
+
+/** A TLS connection to 127.0.0.1:port naming `servername`: resolves ms from connect to handshake end. */
+function handshakeMs(port, servername) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const s = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+    s.once('secureConnect', () => {
+      const ms = performance.now() - t0;
+      s.destroy();
+      resolve(ms);
+    });
+    s.once('error', (err) => reject(new Error(`handshake for ${servername}: ${err.message}`)));
+    s.setTimeout(10_000, () => s.destroy(new Error('timed out')));
+  });
+}
+
+async function startTlsTarget(ctx, name, { dir, files }) {
+  const backend = await ctx.backend();
+  const [port, plainPort] = await freePorts(2);
+  switch (name) {
+    case 'haproxy': {
+      const proc = await startHaproxy(ctx.tools.haproxy, { dir: await mkdtemp(path.join(dir, 'haproxy-')), port, backendPort: backend.port, cpus: ctx.cpus.proxy, tls: { pem: files.pem, plainPort } });
+      return { name, port, plainUrl: `http://127.0.0.1:${plainPort}`, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'nbthread 1, ssl-min-ver TLSv1.3, alpn h2,http/1.1', stop: () => proc.stop() };
+    }
+    case 'router': {
+      const etcd = await ctx.etcd();
+      const router = await spawnRouter({ etcd: etcd.endpoint, prefix: PREFIX, id: 'bench-tls', cpus: ctx.cpus.proxy, extraArgs: ['--listen-tls', `127.0.0.1:${port}`] });
+      await waitReady(router);
+      await waitFor(() => handshakeMs(port, HOST).then(() => true), { timeoutMs: 30_000, message: 'the router to serve the certificate', proc: router.proc });
+      return { name, port, plainUrl: router.url, router, pids: [router.proc.pid], cpus: router.proc.pinned ?? 'unpinned', note: '--listen-tls, certificate from certs/ (SNI)', stop: () => router.proc.stop() };
+    }
+    case 'node-floor': {
+      const proc = start('node-tls-server', process.execPath, [NODE_SERVER, String(port), String(plainPort), files.cert, files.key], { cpus: ctx.cpus.proxy });
+      await waitForPort(port, { proc });
+      return { name, port, plainUrl: `http://127.0.0.1:${plainPort}`, pids: [proc.pid], cpus: proc.pinned ?? 'unpinned', note: 'bare http2.createSecureServer answering itself (no proxying): Node\'s floor', stop: () => proc.stop() };
+    }
+    default:
+      throw new Error(`unknown TLS target ${name}`);
+  }
+}
+
+/** One load against a started target: warm-up, then the measured window. */
+async function runLoad(ctx, load, target, seconds) {
+  const common = { host: HOST, port: target.port, cpus: ctx.cpus.client };
+  switch (load) {
+    case 'keepalive': {
+      // wrk takes SNI from the URL: `localhost` (a name the certificate also covers); Host says the app.
+      const r = await wrk(ctx.tools.wrk, `https://localhost:${target.port}/`, { seconds, connections: ctx.connections, host: HOST, cpus: ctx.cpus.client });
+      return { rps: r.rps, requests: r.requests, errors: r.non2xx + r.socketErrors, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
+    }
+    case 'plain': {
+      const r = await wrk(ctx.tools.wrk, `${target.plainUrl}/`, { seconds, connections: ctx.connections, host: HOST, cpus: ctx.cpus.client });
+      return { rps: r.rps, requests: r.requests, errors: r.non2xx + r.socketErrors, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
+    }
+    case 'handshakes': {
+      const r = await handshakeLoop(ctx.tools.h2load, { ...common, seconds, batch: 100 });
+      return { rps: r.handshakes / r.seconds, requests: r.handshakes, errors: r.errors, batches: r.batches };
+    }
+    case 'h2': {
+      const r = await h2Streams(ctx.tools.h2load, { ...common, connections: 5, streams: 10, seconds });
+      return { rps: r.rps, requests: r.requests, errors: r.errors };
+    }
+    default:
+      throw new Error(`unknown load ${load}`);
+  }
+}
+
+async function measureOnce(ctx, load, target) {
+  const backend = await ctx.backend();
+  await runLoad(ctx, load, target, ctx.warmSeconds);
+  const before = target.router ? await metricsText(target.router) : undefined;
+  const meter = cpuMeter(target.pids);
+  const foreign = foreignCpuMeter([...target.pids, backend.proc.pid]);
+  const r = await runLoad(ctx, load, target, ctx.measureSeconds);
+  const cpu = meter.stop();
+  const otherCores = foreign.stop();
+  const row = { ...r, proxyCpuSeconds: cpu.cpuSeconds, reqPerProxyCpuS: cpu.cpuSeconds > 0 ? r.requests / cpu.cpuSeconds : undefined, proxyCpuUtil: cpu.cpuSeconds / cpu.wallSeconds, otherCpuCores: otherCores };
+  if (before !== undefined) {
+    const after = await metricsText(target.router);
+    const diff = (name) => (metricValue(after, name) ?? 0) - (metricValue(before, name) ?? 0);
+    row.resumedHandshakes = diff('router_tls_resumed_handshakes_total');
+    const ok = /^router_tls_handshakes_total\{result="ok"\} ([0-9.eE+-]+)$/m;
+    row.fullHandshakes = Number(ok.exec(after)?.[1] ?? 0) - Number(ok.exec(before)?.[1] ?? 0);
+  }
+  return row;
+}
+
+/** Measures `load` on `target`, again while disturbed (up to ctx.noiseRetries), keeps the best. */
+async function measure(ctx, load, target) {
+  const tries = [];
+  for (let attempt = 1; ; attempt++) {
+    const r = await measureOnce(ctx, load, target);
+    tries.push(r);
+    ctx.log(
+      `  ${target.name} ${load}: ${Math.round(r.rps)}/s, ${Math.round(r.reqPerProxyCpuS ?? 0)} per proxy CPU-s (${Math.round(r.proxyCpuUtil * 100)}% of a core)` +
+        (r.errors ? `, ${r.errors} errors` : '') +
+        (r.resumedHandshakes !== undefined && load === 'handshakes' ? `, router: ${r.fullHandshakes} full / ${r.resumedHandshakes} resumed handshakes` : '') +
+        (r.otherCpuCores > 0.1 ? ` — other processes used ${r.otherCpuCores.toFixed(2)} cores meanwhile` : ''),
+    );
+    if (r.otherCpuCores <= ctx.noiseCores || attempt > ctx.noiseRetries) break;
+    await ctx.calmDown(`${target.name} ${load}`, attempt);
+  }
+  const kept = tries.reduce((a, b) => ((b.reqPerProxyCpuS ?? 0) > (a.reqPerProxyCpuS ?? 0) ? b : a));
+  return { ...kept, attempts: tries.length, kept: tries.indexOf(kept) + 1, allAttempts: tries.length > 1 ? tries : undefined };
+}
+
+/** The 10k-certificate router: first handshakes for uncached hosts, and a cached one for scale. */
+async function manyCerts(ctx, count) {
+  const etcd = await ctx.etcd();
+  const c = await ctx.etcdClient();
+  const t0 = performance.now();
+  const hosts = [];
+  for (let lo = 0; lo < count; lo += 1000) {
+    const ops = [];
+    for (let i = lo; i < Math.min(count, lo + 1000); i++) {
+      const host = `h${i}.certs.bench.local`;
+      hosts.push(host);
+      ops.push(certOp(CERTS_PREFIX, `c${i}`, ecdsaCertificate([host])));
+    }
+    await c.txn([], ops);
+  }
+  ctx.log(`  ${count} certificates made and put under ${CERTS_PREFIX}/certs/ in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const [port] = await freePorts(1);
+  const router = await spawnRouter({ etcd: etcd.endpoint, prefix: CERTS_PREFIX, id: 'bench-tls-certs', cpus: ctx.cpus.proxy, extraArgs: ['--listen-tls', `127.0.0.1:${port}`] });
+  try {
+    const readyMs = await waitReady(router, { timeoutMs: ctx.readyTimeoutMs });
+    await waitFor(() => handshakeMs(port, hosts[count - 1]).then(() => true), { timeoutMs: 60_000, message: 'the last certificate served', proc: router.proc });
+    // Hosts never handshaken, spread over the whole set, one at a time (a client process of its own, not pinned: any idle core).
+    const samples = ctx.quick ? 100 : 1000;
+    const step = Math.floor((count - 1) / samples);
+    const res = await run(process.execPath, [LATENCY, String(port), 'h{}.certs.bench.local', '0', String(step), String(samples)], { timeoutMs: 300_000 });
+    if (res.code !== 0) throw new Error(`handshake-latency failed (${res.code}): ${res.stderr.slice(-500)}`);
+    const { first, cached } = JSON.parse(res.stdout.trim().split('\n').pop());
+    const built = metricValue(await metricsText(router), 'router_tls_contexts');
+    const r = { certs: count, readyMs, samples, first: summarize(first), cached: summarize(cached), contextsCached: built };
+    ctx.log(`  ${count} certs: first handshake p50 ${r.first.p50.toFixed(2)} ms, p99 ${r.first.p99.toFixed(2)} ms; cached host p50 ${r.cached.p50.toFixed(2)} ms, p99 ${r.cached.p99.toFixed(2)} ms`);
+    return r;
+  } finally {
+    await router.proc.stop();
+  }
+}
+
+export async function tlsSuite(ctx) {
+  const dir = await mkdtemp(path.join(ctx.tmpDir, 'tls-'));
+  const backend = await ctx.backend();
+  // SANs: the app's host (SNI of h2load, Host of every request) and localhost (wrk's SNI: wrk takes it from the URL).
+  const cert = ecdsaCertificate([HOST, 'localhost']);
+  const files = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem'), pem: path.join(dir, 'haproxy.pem') };
+  await writeFile(files.cert, cert.cert);
+  await writeFile(files.key, cert.key);
+  await writeFile(files.pem, cert.cert + cert.key);
+  const c = await ctx.etcdClient();
+  await c.txn([], [...appOps(PREFIX, 'bench', HOST, backend.url, 1), certOp(PREFIX, 'bench', cert)]);
+
+  const rows = [];
+  for (const name of TLS_TARGETS) {
+    if (name === 'haproxy' && !ctx.tools.haproxy) {
+      rows.push({ name, skipped: 'haproxy not installed' });
+      continue;
+    }
+    let target;
+    try {
+      target = await startTlsTarget(ctx, name, { dir, files });
+      const row = { name, cpus: target.cpus, note: target.note };
+      for (const load of TLS_LOADS) {
+        const tool = load === 'keepalive' || load === 'plain' ? 'wrk' : 'h2load';
+        if (!ctx.tools[tool]) {
+          row[load] = { skipped: `${tool} not installed` };
+          continue;
+        }
+        row[load] = await measure(ctx, load, target);
+      }
+      rows.push(row);
+    } catch (err) {
+      ctx.log(`  ${name} failed: ${err.message}`);
+      rows.push({ name, skipped: `failed: ${err.message.split('\n')[0]}` });
+    } finally {
+      await target?.stop();
+    }
+  }
+  let certs;
+  try {
+    certs = await manyCerts(ctx, ctx.quick ? 1000 : 10_000);
+  } catch (err) {
+    ctx.log(`  10k certificates failed: ${err.message}`);
+    certs = { error: err.message.split('\n')[0] };
+  }
+  return { connections: ctx.connections, warmSeconds: ctx.warmSeconds, measureSeconds: ctx.measureSeconds, rows, certs };
+}
