@@ -8,3 +8,4 @@ export { KeyTakenError } from './etcd/leased-key.js';
 export { describeAccessRefused, EtcdSecurityError, loadEtcdSecurity, PASSWORD_ENV, type EtcdSecurity, type EtcdSecurityInput, type Given } from './etcd/security.js';
 export { FIRST_PAGE_SIZE } from './etcd/list.js';
 export type { CertRecordValue } from './cert-record.js';
+export * from './tunnel.js';

@@ -58,6 +58,12 @@ export class KeyLayout {
   override(host: string): string { return `${this.prefix}/overrides/${host}`; }
   router(id: string): string { return `${this.prefix}/routers/${id}`; }
   lock(app: string): string { return `${this.prefix}/rollouts/${app}`; }
+  get tunnelTokensDir(): string { return `${this.prefix}/tunnel-tokens/`; }
+  tunnelTokensOf(app: string): string { return `${this.prefix}/tunnel-tokens/${app}/`; }
+  tunnelToken(app: string, tokenId: string): string { return `${this.prefix}/tunnel-tokens/${app}/${tokenId}`; }
+  get tunnelsDir(): string { return `${this.prefix}/tunnels/`; }
+  tunnelsOf(app: string): string { return `${this.prefix}/tunnels/${app}/`; }
+  tunnelPresence(app: string, id: string, router: string): string { return `${this.prefix}/tunnels/${app}/${id}/${router}`; }
 
   /** The half-open key range a router watches: every record directory, nothing else. */
   watchedRange(): { start: string; end: string } {

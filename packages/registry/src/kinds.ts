@@ -6,7 +6,7 @@
  * record is one entry here and one adapter there, and no switch anywhere.
  */
 import { hostError, isName, NAME_PATTERN } from './names.js';
-import { parseAppRecord, parseInstanceRecord, parseOverrideRecord, type ParseResult } from './parse.js';
+import { parseAppRecord, parseInstanceRecord, parseOverrideRecord, TUNNEL_SCHEME, type ParseResult } from './parse.js';
 import type { KeyLayout } from './keys.js';
 import { parseCertRecord, type CertRecordValue } from './cert-record.js';
 import type { AppRecord, InstanceRecord, OverrideRecord } from './schema.js';
@@ -17,7 +17,9 @@ export type OverrideRef = { kind: 'override'; host: string };
 export type RouterRef = { kind: 'router'; id: string };
 export type RolloutRef = { kind: 'rollout'; app: string };
 export type CertRef = { kind: 'cert'; name: string };
-export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef;
+export type TunnelTokenRef = { kind: 'tunnel-token'; app: string; tokenId: string };
+export type TunnelPresenceRef = { kind: 'tunnel'; app: string; id: string; router: string };
+export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef | TunnelTokenRef | TunnelPresenceRef;
 
 /** One directory under the prefix. */
 export interface KeyKind<R extends KeyRef = KeyRef> {
@@ -86,10 +88,38 @@ const rolloutKind: KeyKind<RolloutRef> = {
   ref: (tail) => (!single(tail) || !isName(tail) ? 'expected rollouts/<app>' : { kind: 'rollout', app: tail }),
 };
 
+/** The names of a key under `dir/`, split on '/', each a DNS label; or why not. */
+function names(tail: string, count: number, what: readonly string[], layout: string): string[] | string {
+  const parts = tail.split('/');
+  if (parts.length !== count) return `expected ${layout}`;
+  for (let i = 0; i < count; i++) if (!isName(parts[i]!)) return nameError(what[i]!, parts[i]!);
+  return parts;
+}
+
+/** Agents' token hashes: "tunnel-tokens" sorts after "routers/", so routers never watch it with the table. */
+const tunnelTokenKind: KeyKind<TunnelTokenRef> = {
+  kind: 'tunnel-token',
+  dir: 'tunnel-tokens',
+  ref(tail) {
+    const n = names(tail, 2, ['app name', 'token id'], 'tunnel-tokens/<app>/<token-id>');
+    return typeof n === 'string' ? n : { kind: 'tunnel-token', app: n[0]!, tokenId: n[1]! };
+  },
+};
+
+/** Which router holds a tunnel session to which instance, on that router's lease; never watched by routers. */
+const tunnelKind: KeyKind<TunnelPresenceRef> = {
+  kind: 'tunnel',
+  dir: 'tunnels',
+  ref(tail) {
+    const n = names(tail, 3, ['app name', 'instance id', 'router id'], 'tunnels/<app>/<id>/<router-id>');
+    return typeof n === 'string' ? n : { kind: 'tunnel', app: n[0]!, id: n[1]!, router: n[2]! };
+  },
+};
+
 /** The records routers apply, by kind. */
 export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind, cert: certKind } as const;
 /** Every directory of the layout. */
-export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind];
+export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind, tunnelTokenKind, tunnelKind];
 
 export type RecordKindName = keyof typeof RECORD_KINDS;
 export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;
@@ -104,6 +134,10 @@ export function parseRecord(ref: KeyRef, raw: Uint8Array | string): ParseResult<
   const kind = recordKinds.get(ref.kind);
   if (kind === undefined) return { ok: false, error: `${ref.kind} keys are not routing records` };
   const p = kind.value(raw);
+  // A tunnel instance is reached by its own id: a url naming another would route to that one's agent.
+  if (p.ok && ref.kind === 'instance' && (p.value as InstanceRecord).url.startsWith(TUNNEL_SCHEME) && (p.value as InstanceRecord).url !== TUNNEL_SCHEME + ref.id) {
+    return { ok: false, error: `url: ${JSON.stringify((p.value as InstanceRecord).url)} must be tunnel://${ref.id} (the instance's own id)` };
+  }
   // One small object of one shape for every kind: a full load parses every record.
   return p.ok ? { ok: true, value: { ref, value: p.value } as ParsedRecord } : p;
 }

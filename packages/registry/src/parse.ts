@@ -6,12 +6,16 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
-import { hostError } from './names.js';
+import { hostError, isName } from './names.js';
 import {
   AppRecordSchema,
   InstanceRecordSchema,
   OverrideRecordSchema,
   RouterStatusRecordSchema,
+  TunnelPresenceRecordSchema,
+  TunnelTokenRecordSchema,
+  type TunnelPresenceRecord,
+  type TunnelTokenRecord,
   type AppRecord,
   type InstanceRecord,
   type OverrideRecord,
@@ -27,6 +31,8 @@ const checkApp = TypeCompiler.Compile(AppRecordSchema);
 const checkInstance = TypeCompiler.Compile(InstanceRecordSchema);
 const checkOverride = TypeCompiler.Compile(OverrideRecordSchema);
 const checkRouterStatus = TypeCompiler.Compile(RouterStatusRecordSchema);
+const checkTunnelToken = TypeCompiler.Compile(TunnelTokenRecordSchema);
+const checkTunnelPresence = TypeCompiler.Compile(TunnelPresenceRecordSchema);
 
 function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
@@ -68,8 +74,16 @@ function isPlainOrigin(url: string): boolean {
   return m !== null && Number(m[m.length - 1]) <= 65535;
 }
 
+/** `tunnel://<id>`: the instance is served by a `paas-agent` over its tunnel sessions. */
+export const TUNNEL_SCHEME = 'tunnel://';
+
 export function instanceUrlError(url: string): string | undefined {
   if (isPlainOrigin(url)) return undefined;
+  // An instance behind an agent tunnel: reached over the agent's session, never dialled.
+  if (url.startsWith(TUNNEL_SCHEME)) {
+    const id = url.slice(TUNNEL_SCHEME.length);
+    return isName(id) ? undefined : `url: ${JSON.stringify(url)}: a tunnel instance's url is tunnel://<its instance id>`;
+  }
   let u: URL;
   try {
     u = new URL(url);
@@ -120,3 +134,18 @@ export function parseRouterStatusRecord(raw: Uint8Array | string): ParseResult<R
   return check<RouterStatusRecord>(checkRouterStatus, json.value);
 }
 
+
+export function parseTunnelTokenRecord(raw: Uint8Array | string): ParseResult<TunnelTokenRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<TunnelTokenRecord>(checkTunnelToken, json.value);
+  if (!typed.ok) return typed;
+  if (typed.value.expiresAt !== undefined && Number.isNaN(Date.parse(typed.value.expiresAt))) return { ok: false, error: `expiresAt: ${JSON.stringify(typed.value.expiresAt)} is not an ISO-8601 time` };
+  return typed;
+}
+
+export function parseTunnelPresenceRecord(raw: Uint8Array | string): ParseResult<TunnelPresenceRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  return check<TunnelPresenceRecord>(checkTunnelPresence, json.value);
+}

@@ -47,6 +47,12 @@ export interface RouterConfig {
   publicHttpsPort: number;
   /** How many TLS contexts (one per certificate in use) are kept built. */
   tlsContextCache: number;
+  /** The agent tunnel listener; none when not set. */
+  listenTunnel: ListenAddress | undefined;
+  /** The `certs/` name the tunnel listener serves (required with listenTunnel). */
+  tunnelCert: string | undefined;
+  /** The address agents are told to reach this router's tunnel listener at. */
+  tunnelAdvertise: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -88,6 +94,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'default-cert': { env: 'ROUTER_DEFAULT_CERT', help: 'certs/<name> served when no certificate covers the handshake\'s server name (or it sends none); else the handshake fails' },
   'public-https-port': { env: 'ROUTER_PUBLIC_HTTPS_PORT', default: '443', help: 'https port clients use, in the Location of tls.redirect answers' },
   'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
+  'listen-tunnel': { env: 'ROUTER_LISTEN_TUNNEL', help: 'agent tunnel listener host:port (paas-agent connects here over TLS); off when not set' },
+  'tunnel-cert': { env: 'ROUTER_TUNNEL_CERT', help: 'certs/<name> the tunnel listener serves (required with --listen-tunnel)' },
+  'tunnel-advertise': { env: 'ROUTER_TUNNEL_ADVERTISE', help: 'https://HOST:PORT agents are told to reach this router\'s tunnel listener at (default: https://<--listen-tunnel>)' },
 };
 
 export function helpText(): string {
@@ -275,7 +284,22 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     }),
     publicHttpsPort: get('public-https-port', (t, w) => parseInteger(t, w, 1, 65535)),
     tlsContextCache: get('tls-context-cache', (t, w) => parseInteger(t, w, 1, 1_000_000)),
+    listenTunnel: optional(raw('listen-tunnel'), parseAddress),
+    tunnelCert: optional(raw('tunnel-cert'), (t, w) => {
+      if (!CERT_NAME.test(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not a certificate name (lower-case letters, digits, - and ., 1 to 253 characters)`);
+      return t;
+    }),
+    tunnelAdvertise: optional(raw('tunnel-advertise'), (t, w) => {
+      if (!/^https:\/\/[^/?#\s]+:\d{1,5}$/.test(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} must be https://HOST:PORT`);
+      return t;
+    }),
   };
+  if (config.listenTunnel !== undefined && config.tunnelCert === undefined) throw new ConfigError('--listen-tunnel needs --tunnel-cert (ROUTER_TUNNEL_CERT): the certs/ name agents verify');
+  if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel: not supported with --workers > 1 (agents hold sessions to one process)');
+  if (config.listenTunnel !== undefined && config.tunnelAdvertise === undefined) {
+    const { host, port } = config.listenTunnel;
+    config.tunnelAdvertise = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {
     if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);

@@ -14,6 +14,16 @@ import { SharedTicketKeys } from './listeners/ticket-keys.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
+import { TunnelConnector } from './tunnel/connector.js';
+import type { TunnelListener } from './tunnel/listener.js';
+import { TunnelPresence } from './tunnel/presence.js';
+import { TunnelSessions } from './tunnel/sessions.js';
+import { TunnelTokens } from './tunnel/tokens.js';
+import { livePeers } from './tunnel/peers.js';
+
+/** Agents are PINGed this often; one that has not answered for TUNNEL_PING_TIMEOUT_MS is dropped. */
+const TUNNEL_PING_INTERVAL_MS = 1000;
+const TUNNEL_PING_TIMEOUT_MS = 4000;
 
 export interface RunningRouter {
   readonly sync: TableSync;
@@ -42,6 +52,14 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   let ready = false;
   let reporter: StatusReporter | undefined;
   let checker: ActiveHealthChecker | undefined;
+  let tunnelListener: TunnelListener | undefined;
+  // The agent tunnel (--listen-tunnel): its sessions are a transport the upstream client dials through.
+  const tunnel = config.listenTunnel === undefined ? undefined : (() => {
+    const tokens = new TunnelTokens(etcd, layout, log);
+    const presence = new TunnelPresence(etcd, layout, config.id, config.leaseTtlSeconds, log);
+    const sessions = new TunnelSessions({ tokens, presence, log, pingIntervalMs: TUNNEL_PING_INTERVAL_MS, pingTimeoutMs: TUNNEL_PING_TIMEOUT_MS });
+    return { tokens, presence, sessions, connector: new TunnelConnector(sessions, config.connectTimeoutMs) };
+  })();
 
   const sync: TableSync = new TableSync(layout, log, {
     onApplied(kind, ms) {
@@ -52,6 +70,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       metrics.routes.set(sync.table.routeCount());
       metrics.rejectedNow.set(sync.rejectedCount);
       checker?.sync();
+      tunnelListener?.refreshCert();
       reporter?.schedule();
     },
     onRejected() {
@@ -102,6 +121,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     onDrained: () => reporter?.schedule(),
     publicHttpsPort: config.publicHttpsPort,
     tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
+    ...(tunnel === undefined ? {} : { moreConnectors: new Map([['tunnel:', tunnel.connector]]) }),
   });
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
 
@@ -145,7 +165,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   reporter = new StatusReporter(
     etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds),
-    () => statusRecordValue(sync, startedAt),
+    () => statusRecordValue(sync, startedAt, config.tunnelAdvertise),
     log,
     Math.max(1000, Math.min(5000, (config.leaseTtlSeconds * 1000) / 3)),
     (err) => {
@@ -180,6 +200,23 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await proxy.tls.listen(config.listenTls!.host, config.listenTls!.port);
     log.info({ listenTls: `${config.listenTls!.host}:${config.listenTls!.port}`, defaultCert: config.defaultCert ?? null }, 'TLS listener ready');
   }
+  if (tunnel !== undefined) {
+    // Tokens before the first agent: none is judged against an empty set.
+    await tunnel.tokens.start(config.startTimeoutMs).catch(startFailed);
+    const { TunnelListener } = await import('./tunnel/listener.js');
+    tunnelListener = new TunnelListener({
+      certName: config.tunnelCert!,
+      getTable: () => sync.table,
+      tokens: tunnel.tokens,
+      sessions: tunnel.sessions,
+      routerId: config.id,
+      peers: livePeers(etcd, layout, config.tunnelAdvertise!),
+      log,
+      handshakeTimeoutMs: config.requestHeaderTimeoutMs,
+    });
+    await tunnelListener.listen(config.listenTunnel!.host, config.listenTunnel!.port);
+    log.info({ listenTunnel: `${config.listenTunnel!.host}:${config.listenTunnel!.port}`, tunnelCert: config.tunnelCert, advertise: config.tunnelAdvertise }, 'tunnel listener ready');
+  }
   ready = true;
   if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();
@@ -203,6 +240,10 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     }, config.shutdownTimeoutMs);
     await proxy.close();
     clearTimeout(cutOff);
+    // Agents move to the other routers (they hold sessions to every one) once these end.
+    await tunnelListener?.close();
+    await tunnel?.presence.close();
+    await tunnel?.tokens.close();
     checker?.stop();
     ticketKeys?.stop();
     digestCheck.stop();
