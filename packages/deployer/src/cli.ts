@@ -7,6 +7,7 @@ import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
 import { redeploy } from './redeploy.js';
+import { createTunnelToken, formatCreatedToken, formatTunnelTokens, listTunnelTokens, removeTunnelToken } from './tunnel-tokens.js';
 import { releaseHeldLocks } from './lock.js';
 import { register } from './register.js';
 import { retire } from './retire.js';
@@ -103,5 +104,14 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
       const status = await collectStatus(etcd, layout, command.args.app);
       return command.args.json ? JSON.stringify(statusJson(status), null, 2) : formatStatus(status);
     }
+    case 'tunnel-token create':
+      return formatCreatedToken(await createTunnelToken(etcd, layout, command.args.app, command.args.expiresMs));
+    case 'tunnel-token list': {
+      const tokens = await listTunnelTokens(etcd, layout, command.args.app);
+      return command.args.json ? JSON.stringify(tokens, null, 2) : formatTunnelTokens(command.args.app, tokens);
+    }
+    case 'tunnel-token rm':
+      await removeTunnelToken(etcd, layout, command.args.app, command.args.tokenId);
+      return `tunnel-token rm ${command.args.app} ${command.args.tokenId}: revoked (routers close its sessions within a second)`;
   }
 }

@@ -66,7 +66,10 @@ export type Command =
   | { name: 'register'; args: RegisterArgs }
   | { name: 'retire'; args: RetireArgs }
   | { name: 'app set'; args: AppSetArgs }
-  | { name: 'status'; args: StatusArgs };
+  | { name: 'status'; args: StatusArgs }
+  | { name: 'tunnel-token create'; args: { app: string; expiresMs: number | undefined } }
+  | { name: 'tunnel-token list'; args: { app: string; json: boolean } }
+  | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -92,8 +95,8 @@ function splitCommand(argv: string[]): { words: string[]; rest: string[]; help: 
     }
     if (words.length === 0) {
       words.push(a);
-      if (a === 'app' || a === 'help') {
-        // "app set": the subcommand is the next word that is not a flag.
+      if (a === 'app' || a === 'help' || a === 'tunnel-token') {
+        // "app set", "tunnel-token create": the subcommand is the next word that is not a flag.
         let j = i + 1;
         while (j < argv.length && argv[j]!.startsWith('-')) {
           rest.push(argv[j]!);
@@ -125,6 +128,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   const spec = findCommand(name);
   if (!spec) {
     if (words[0] === 'app') throw new UsageError(`unknown command "${name}" (did you mean "app set"?)`);
+    if (words[0] === 'tunnel-token') throw new UsageError(`unknown command "${name}" (one of: tunnel-token create, tunnel-token list, tunnel-token rm)`);
     throw new UsageError(`unknown command "${name}" (one of: ${COMMANDS.map((c) => c.name).join(', ')}); see paas-deploy --help`);
   }
   if (help) return { kind: 'help', text: commandHelp(spec) };
@@ -276,6 +280,15 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
     }
     case 'status':
       return { name: 'status', args: { app: positionals[0], json: v.boolean('json') } };
+    case 'tunnel-token create':
+      return { name: 'tunnel-token create', args: { app, expiresMs: v.duration('expires') } };
+    case 'tunnel-token list':
+      return { name: 'tunnel-token list', args: { app, json: v.boolean('json') } };
+    case 'tunnel-token rm': {
+      const tokenId = positionals[1]!;
+      if (!isName(tokenId)) throw new UsageError(`tunnel-token rm: bad token id ${JSON.stringify(tokenId)}: must match ${NAME_SHAPE}`);
+      return { name: 'tunnel-token rm', args: { app, tokenId } };
+    }
   }
 }
 
