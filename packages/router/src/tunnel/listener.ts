@@ -14,7 +14,7 @@ import { isName, readLine, TUNNEL_PROTOCOL, type TunnelHello, type TunnelRefusal
 import type { ServedCertificate } from '../table/cert-index.js';
 import type { RoutingTable } from '../table/routing-table.js';
 import { TunnelSession, type TunnelSessions } from './sessions.js';
-import type { TunnelTokens } from './tokens.js';
+import type { KnownToken, TunnelTokens } from './tokens.js';
 
 /** Per-stream receive window the router announces (downloads through the tunnel). */
 export const TUNNEL_STREAM_WINDOW = 4 * 1024 * 1024;
@@ -109,7 +109,15 @@ export class TunnelListener {
     }
     if (socket.destroyed) return;
     const welcome: TunnelWelcome = { ok: true, router: this.opts.routerId, routers };
-    socket.write(`${JSON.stringify(welcome)}\n`);
+    // HTTP/2 takes the socket's handle only once the Welcome is written out: a write still
+    // queued in the TLS layer would complete into the HTTP/2 session (a native assertion).
+    socket.write(`${JSON.stringify(welcome)}\n`, (err) => {
+      if (err || socket.destroyed) return socket.destroy();
+      this.open(socket, hello, checked.token);
+    });
+  }
+
+  private open(socket: TLSSocket, hello: TunnelHello, token: KnownToken): void {
     const h2 = h2connect(`http://${hello.id}.${hello.app}`, {
       createConnection: () => socket,
       settings: { initialWindowSize: TUNNEL_STREAM_WINDOW, enablePush: false },
@@ -117,7 +125,7 @@ export class TunnelListener {
     });
     h2.once('connect', () => h2.setLocalWindowSize(TUNNEL_SESSION_WINDOW));
     h2.on('error', () => undefined);
-    const session = new TunnelSession(hello.app, hello.id, `${hello.id}.${hello.app}`, h2, checked.token, Date.now());
+    const session = new TunnelSession(hello.app, hello.id, `${hello.id}.${hello.app}`, h2, token, Date.now());
     this.opts.sessions.add(session);
     this.opts.log.info({ app: hello.app, id: hello.id, agent: `${socket.remoteAddress}:${socket.remotePort}` }, 'tunnel session opened');
     h2.once('close', () => this.opts.log.info({ app: hello.app, id: hello.id }, 'tunnel session closed'));

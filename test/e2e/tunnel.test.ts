@@ -1,0 +1,137 @@
+/**
+ * Agent tunnels end to end: a real etcd, two routers with --listen-tunnel (certificate from a
+ * `certs/` record, made by the test CA), paas-agent processes dialling them, sample apps behind
+ * the agents on loopback, tokens made by `paas-deploy tunnel-token create`, and real clients
+ * (undici, ws). Instances are `tunnel://<id>` records; nothing in the routing decision differs
+ * from a direct instance, so the headers an app sees are compared with a direct instance's.
+ */
+import { execFile } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Agent as UndiciAgent, request } from 'undici';
+import WebSocket from 'ws';
+import { createCa, type TestCa } from '../harness/pki.js';
+import { freePort } from '../harness/ports.js';
+import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess, type SampleApp } from '../harness/processes.js';
+import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { waitFor } from '../harness/wait.js';
+
+const run = promisify(execFile);
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const AGENT_BIN = `${REPO_ROOT}packages/agent/bin/paas-agent.js`;
+const DEPLOY_BIN = `${REPO_ROOT}packages/deployer/bin/paas-deploy.js`;
+const endpoints = inject('etcdEndpoints');
+const prefix = uniquePrefix('tunnel');
+const HOST = 'tun.mango.com';
+
+let ca: TestCa;
+const routers: { r: RouterProcess; tunnelPort: number; id: string }[] = [];
+const apps: Record<string, SampleApp> = {};
+let mangoToken: string;
+const dispatcher = new UndiciAgent({ keepAliveTimeout: 1000, connections: 64 });
+
+async function putJson(key: string, value: unknown): Promise<void> {
+  await etcdctl(endpoints, ['put', key, JSON.stringify(value)]);
+}
+
+async function deploy(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [DEPLOY_BIN, '--etcd', endpoints.join(','), '--prefix', prefix, ...args], { timeout: 15_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** A token for `app`, as an operator makes one: the secret is the last line create prints. */
+async function createToken(app: string, extra: string[] = []): Promise<{ secret: string; tokenId: string }> {
+  const out = await deploy(['tunnel-token', 'create', app, ...extra]);
+  expect(out.code, out.stderr).toBe(0);
+  const secret = out.stdout.trim().split('\n').at(-1)!;
+  return { secret, tokenId: secret.slice(0, secret.indexOf('.')) };
+}
+
+async function startTunnelRouter(id: string, tunnelPort?: number): Promise<{ r: RouterProcess; tunnelPort: number; id: string }> {
+  const port = tunnelPort ?? (await freePort());
+  const r = await startRouter({ etcdEndpoints: endpoints, prefix, id, extraArgs: ['--listen-tunnel', `127.0.0.1:${port}`, '--tunnel-cert', 'tunnel', '--lease-ttl', '3s'] });
+  return { r, tunnelPort: port, id };
+}
+
+function startAgent(opts: { app: string; id: string; to: string; token: string; routers?: string[] }): ManagedProcess {
+  const list = opts.routers ?? routers.map((x) => `https://127.0.0.1:${x.tunnelPort}`);
+  return processes.spawn(process.execPath, [AGENT_BIN, '--routers', list.join(','), '--app', opts.app, '--id', opts.id, '--to', opts.to, '--ca', ca.certFile], {
+    name: `agent ${opts.app}/${opts.id}`,
+    env: { PAAS_AGENT_TOKEN: opts.token },
+  });
+}
+
+/** The presence records of `app/id`: router id -> connections. */
+async function presence(app: string, id: string): Promise<Record<string, number>> {
+  const out = await etcdctl(endpoints, ['get', '--prefix', `${prefix}/tunnels/${app}/${id}/`]);
+  const lines = out.split('\n').filter(Boolean);
+  const result: Record<string, number> = {};
+  for (let i = 0; i + 1 < lines.length; i += 2) result[lines[i]!.slice(lines[i]!.lastIndexOf('/') + 1)] = (JSON.parse(lines[i + 1]!) as { connections: number }).connections;
+  return result;
+}
+
+/** Waits until every router holds at least two sessions from the agent of `app/id`. */
+async function waitForSessions(app: string, id: string, timeoutMs = 20_000): Promise<void> {
+  await waitFor(async () => {
+    const p = await presence(app, id);
+    return routers.every((x) => (p[x.id] ?? 0) >= 2) ? true : undefined;
+  }, { timeoutMs, message: `${app}/${id}: two sessions on every router` });
+}
+
+async function get(router: RouterProcess, path: string, host = HOST): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const res = await request(`${router.url}${path}`, { headers: { host }, dispatcher });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+beforeAll(async () => {
+  ca = await createCa();
+  const cert = await ca.issue({ dns: ['localhost'], ip: ['127.0.0.1'] });
+  await putJson(`${prefix}/certs/tunnel`, { cert: cert.certPem, key: cert.keyPem });
+  await putJson(`${prefix}/apps/mango`, { routes: [{ host: HOST }] });
+  await putJson(`${prefix}/apps/direct`, { routes: [{ host: 'direct.mango.com' }] });
+  const [a1, a2] = await Promise.all([startSampleApp({ app: 'mango', name: 't1' }), startSampleApp({ app: 'mango', name: 't2' })]);
+  Object.assign(apps, { a1, a2 });
+  await putJson(`${prefix}/instances/direct/d1`, { url: a1.url, state: 'ready' });
+  routers.push(...(await Promise.all([startTunnelRouter('r1'), startTunnelRouter('r2')])));
+  mangoToken = (await createToken('mango')).secret;
+  // Agent t1 is told one router only: it learns the other from the first one's welcome.
+  const g1 = startAgent({ app: 'mango', id: 't1', to: a1.url, token: mangoToken, routers: [`https://127.0.0.1:${routers[0]!.tunnelPort}`] });
+  const g2 = startAgent({ app: 'mango', id: 't2', to: a2.url, token: mangoToken });
+  await putJson(`${prefix}/instances/mango/t1`, { url: 'tunnel://t1', state: 'ready' });
+  await putJson(`${prefix}/instances/mango/t2`, { url: 'tunnel://t2', state: 'ready' });
+  await Promise.all([waitForSessions('mango', 't1'), waitForSessions('mango', 't2')]).catch((err: Error) => {
+    throw new Error(`${err.message}\n${g1.tail()}\n${g2.tail()}\n${routers.map((x) => x.r.proc.tail(400).split("\n").filter((l) => l.includes("stderr") || l.includes("\"level\":60") || l.includes("\"level\":50") || l.includes("tunnel")).join("\n")).join('\n')}`);
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await dispatcher.close();
+});
+
+describe('requests through a tunnel', () => {
+  it('an agent given one router holds two sessions to every router', async () => {
+    const p = await presence('mango', 't1');
+    expect(p).toEqual({ r1: 2, r2: 2 });
+  });
+
+  it('serves HTTP with the same Host and X-Forwarded-* as a direct instance gets', async () => {
+    for (const { r } of routers) {
+      const tunneled = await get(r, '/echo?x=1');
+      expect(tunneled.status).toBe(200);
+      const direct = await get(r, '/echo?x=1', 'direct.mango.com');
+      const t = JSON.parse(tunneled.body) as { url: string; headers: Record<string, string> };
+      const d = JSON.parse(direct.body) as { url: string; headers: Record<string, string> };
+      expect(t.url).toBe('/echo?x=1');
+      expect(t.headers.host).toBe(HOST);
+      for (const h of ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-port']) expect(t.headers[h], h).toBe(d.headers[h]);
+      expect(Object.keys(t.headers).sort()).toEqual(Object.keys(d.headers).sort());
+    }
+  });
+});
