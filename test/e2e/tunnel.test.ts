@@ -135,3 +135,84 @@ describe('requests through a tunnel', () => {
     }
   });
 });
+
+describe('bodies and WebSocket through a tunnel', () => {
+  it('streams a 64 MiB download and a 32 MiB upload', async () => {
+    const r = routers[0]!.r;
+    const down = await request(`${r.url}/bytes?n=${64 * 1024 * 1024}`, { headers: { host: HOST }, dispatcher });
+    expect(down.statusCode).toBe(200);
+    let got = 0;
+    for await (const chunk of down.body) got += (chunk as Buffer).length;
+    expect(got).toBe(64 * 1024 * 1024);
+
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    const body = Readable.from((function* () {
+      for (let i = 0; i < 128; i++) yield chunk;
+    })());
+    const up = await request(`${r.url}/count`, { method: 'POST', headers: { host: HOST }, body, dispatcher });
+    expect(up.statusCode).toBe(200);
+    expect((JSON.parse(await up.body.text()) as { bytes: number }).bytes).toBe(32 * 1024 * 1024);
+  });
+
+  it('carries a WebSocket upgrade with the Host and X-Forwarded-For a direct instance gets', async () => {
+    const r = routers[1]!.r;
+    const ws = new WebSocket(`ws://127.0.0.1:${r.port}/chat`, { headers: { host: HOST } });
+    const messages: string[] = [];
+    ws.on('message', (m) => messages.push(m.toString()));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    await waitFor(() => messages.length >= 1 || undefined, { timeoutMs: 5000, message: 'the hello message' });
+    const hello = JSON.parse(messages[0]!) as { hello: string; headers: Record<string, string> };
+    expect(['t1', 't2']).toContain(hello.hello);
+    expect(hello.headers.host).toBe(HOST);
+    expect(hello.headers['x-forwarded-for']).toBe('127.0.0.1');
+    ws.send('ping through the tunnel');
+    await waitFor(() => messages.includes('ping through the tunnel') || undefined, { timeoutMs: 5000, message: 'the echo' });
+    ws.close();
+  });
+});
+
+describe('tokens', () => {
+  /** Starts an agent and returns its exit code and the line it printed on stderr. */
+  async function refusedAgent(app: string, token: string): Promise<{ code: number | null; stderr: string }> {
+    const agent = startAgent({ app, id: 'x1', to: apps.a1!.url, token });
+    const { code } = await agent.exited;
+    return { code, stderr: agent.stderr.join('\n') };
+  }
+
+  it('refuses bad, unknown, foreign-app, expired and revoked tokens with the reason, on the agent side', async () => {
+    await putJson(`${prefix}/apps/other`, { routes: [{ host: 'other.mango.com' }] });
+    const [foreign, expired, revoked] = await Promise.all([createToken('other'), createToken('mango', ['--expires', '1ms']), createToken('mango')]);
+    expect((await deploy(['tunnel-token', 'rm', 'mango', revoked.tokenId])).code).toBe(0);
+    const tokenId = mangoToken.slice(0, mangoToken.indexOf('.'));
+    const [bad, unknown, wrongApp, late, gone] = await Promise.all([
+      refusedAgent('mango', `${tokenId}.not-the-secret`),
+      refusedAgent('mango', 'tdeadbeef00.whatever'),
+      refusedAgent('mango', foreign.secret),
+      refusedAgent('mango', expired.secret),
+      refusedAgent('mango', revoked.secret),
+    ]);
+    expect(bad).toEqual({ code: 1, stderr: expect.stringContaining(`token ${tokenId}: the secret does not match`) });
+    expect(unknown).toEqual({ code: 1, stderr: expect.stringContaining('token tdeadbeef00 is unknown for app mango') });
+    expect(wrongApp).toEqual({ code: 1, stderr: expect.stringContaining(`token ${foreign.tokenId} belongs to app other, not mango`) });
+    expect(late).toEqual({ code: 1, stderr: expect.stringMatching(new RegExp(`token ${expired.tokenId} expired at `)) });
+    expect(gone).toEqual({ code: 1, stderr: expect.stringContaining(`token ${revoked.tokenId} is unknown for app mango (revoked, or never created)`) });
+    // A token is never stored: only its hash.
+    const stored = await etcdctl(endpoints, ['get', '--prefix', `${prefix}/tunnel-tokens/`]);
+    expect(stored).not.toContain(mangoToken.slice(mangoToken.indexOf('.') + 1));
+    expect(stored).toMatch(/"sha256":"[0-9a-f]{64}"/);
+  });
+
+  it('revoking a token closes its sessions: the presence records go and the agent says why', async () => {
+    const token = await createToken('mango');
+    const agent = startAgent({ app: 'mango', id: 'rv1', to: apps.a1!.url, token: token.secret });
+    await waitForSessions('mango', 'rv1');
+    expect((await deploy(['tunnel-token', 'rm', 'mango', token.tokenId])).code).toBe(0);
+    const { code } = await agent.exited;
+    expect(code).toBe(1);
+    expect(agent.stdout.join('\n')).toContain('token revoked');
+    await waitFor(async () => (Object.keys(await presence('mango', 'rv1')).length === 0 ? true : undefined), { timeoutMs: 10_000, message: 'rv1 presence gone' });
+  });
+});
