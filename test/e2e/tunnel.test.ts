@@ -30,6 +30,8 @@ let ca: TestCa;
 const routers: { r: RouterProcess; tunnelPort: number; id: string }[] = [];
 const apps: Record<string, SampleApp> = {};
 let mangoToken: string;
+/** The agents of mango/t1 and mango/t2. */
+const mangoAgents: ManagedProcess[] = [];
 const dispatcher = new UndiciAgent({ keepAliveTimeout: 1000, connections: 64 });
 
 async function putJson(key: string, value: unknown): Promise<void> {
@@ -85,6 +87,40 @@ async function waitForSessions(app: string, id: string, timeoutMs = 20_000): Pro
   }, { timeoutMs, message: `${app}/${id}: two sessions on every router` });
 }
 
+/** Requests to `host` from `concurrency` loops over both routers until stopped; failures are kept. */
+function load(host: string, concurrency = 6): { ok(): number; stop(): Promise<{ ok: number; failed: string[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const loops = Array.from({ length: concurrency }, async (_, k) => {
+    for (let i = k; running; i++) {
+      const r = routers[i % routers.length]!.r;
+      try {
+        const res = await request(`${r.url}/n${i}`, { headers: { host }, dispatcher });
+        const text = await res.body.text();
+        if (res.statusCode === 200) ok++;
+        else failed.push(`${res.statusCode} ${text.slice(0, 120)}`);
+      } catch (err) {
+        failed.push((err as Error).message);
+      }
+    }
+  });
+  return {
+    ok: () => ok,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return { ok, failed };
+    },
+  };
+}
+
+/** Resolves once `count` more requests succeeded under `l` (progress, not a fixed sleep). */
+async function served(count: number, l: { ok: () => number }): Promise<void> {
+  const target = l.ok() + count;
+  await waitFor(() => (l.ok() >= target ? true : undefined), { timeoutMs: 20_000, message: `${count} more answered requests` });
+}
+
 async function get(router: RouterProcess, path: string, host = HOST): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const res = await request(`${router.url}${path}`, { headers: { host }, dispatcher });
   return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
@@ -106,6 +142,7 @@ beforeAll(async () => {
   const g2 = startAgent({ app: 'mango', id: 't2', to: a2.url, token: mangoToken });
   await putJson(`${prefix}/instances/mango/t1`, { url: 'tunnel://t1', state: 'ready' });
   await putJson(`${prefix}/instances/mango/t2`, { url: 'tunnel://t2', state: 'ready' });
+  mangoAgents.push(g1, g2);
   await Promise.all([waitForSessions('mango', 't1'), waitForSessions('mango', 't2')]).catch((err: Error) => {
     throw new Error(`${err.message}\n${g1.tail()}\n${g2.tail()}\n${routers.map((x) => x.r.proc.tail(400).split("\n").filter((l) => l.includes("stderr") || l.includes("\"level\":60") || l.includes("\"level\":50") || l.includes("tunnel")).join("\n")).join('\n')}`);
   });
@@ -214,5 +251,101 @@ describe('tokens', () => {
     expect(code).toBe(1);
     expect(agent.stdout.join('\n')).toContain('token revoked');
     await waitFor(async () => (Object.keys(await presence('mango', 'rv1')).length === 0 ? true : undefined), { timeoutMs: 10_000, message: 'rv1 presence gone' });
+  });
+});
+
+describe('failures', () => {
+  it('SIGKILL of an agent mid-download cuts that download only; its presence records go', async () => {
+    await putJson(`${prefix}/apps/kill`, { routes: [{ host: 'kill.mango.com' }] });
+    const [app, token] = await Promise.all([startSampleApp({ app: 'kill', name: 'k1' }), createToken('kill')]);
+    const agent = startAgent({ app: 'kill', id: 'k1', to: app.url, token: token.secret });
+    await putJson(`${prefix}/instances/kill/k1`, { url: 'tunnel://k1', state: 'ready' });
+    await waitForSessions('kill', 'k1');
+    const size = 1024 * 1024 * 1024;
+    const down = await request(`${routers[0]!.r.url}/bytes?n=${size}`, { headers: { host: 'kill.mango.com' }, dispatcher });
+    expect(down.statusCode).toBe(200);
+    const reader = down.body[Symbol.asyncIterator]();
+    let got = ((await reader.next()).value as Buffer).length;
+    const others = load(HOST, 2);
+    agent.kill('SIGKILL');
+    await agent.exited;
+    let cut: Error | undefined;
+    try {
+      for (let r = await reader.next(); !r.done; r = await reader.next()) got += (r.value as Buffer).length;
+    } catch (err) {
+      cut = err as Error;
+    }
+    // The client sees the cut (an error, never a clean end), well short of the length.
+    expect(cut).toBeInstanceOf(Error);
+    expect(got).toBeLessThan(size);
+    await served(20, others);
+    const { failed } = await others.stop();
+    expect(failed).toEqual([]);
+    await waitFor(async () => (Object.keys(await presence('kill', 'k1')).length === 0 ? true : undefined), { timeoutMs: 10_000, message: 'k1 presence gone' });
+  });
+
+  it('SIGSTOP of an agent is noticed by PING within seconds', async () => {
+    await putJson(`${prefix}/apps/frozen`, { routes: [{ host: 'frozen.mango.com' }] });
+    const token = await createToken('frozen');
+    const agent = startAgent({ app: 'frozen', id: 'f1', to: apps.a1!.url, token: token.secret });
+    await waitForSessions('frozen', 'f1');
+    const stoppedAt = Date.now();
+    agent.kill('SIGSTOP');
+    await waitFor(async () => (Object.keys(await presence('frozen', 'f1')).length === 0 ? true : undefined), { timeoutMs: 15_000, intervalMs: 100, message: 'f1 presence gone' });
+    // PING every second, dropped after 4 s unanswered; the rest is etcd and a loaded machine.
+    expect(Date.now() - stoppedAt).toBeLessThan(9000);
+    agent.kill('SIGKILL');
+  });
+
+  it('moves an app from a direct instance to a tunnel instance and back under load: 0 failed requests', async () => {
+    await putJson(`${prefix}/apps/pear`, { routes: [{ host: 'pear.mango.com' }] });
+    const [direct, behind, direct2, token] = await Promise.all([
+      startSampleApp({ app: 'pear', name: 'pd1' }),
+      startSampleApp({ app: 'pear', name: 'pt1' }),
+      startSampleApp({ app: 'pear', name: 'pd2' }),
+      createToken('pear'),
+    ]);
+    await putJson(`${prefix}/instances/pear/pd1`, { url: direct.url, state: 'ready' });
+    await waitFor(async () => ((await get(routers[1]!.r, '/', 'pear.mango.com')).status === 200 ? true : undefined), { timeoutMs: 10_000, message: 'pear served' });
+    const traffic = load('pear.mango.com');
+    await served(30, traffic);
+    startAgent({ app: 'pear', id: 'pt1', to: behind.url, token: token.secret });
+    await putJson(`${prefix}/instances/pear/pt1`, { url: 'tunnel://pt1', state: 'ready' });
+    // The barrier a redeploy needs: every live router holds sessions to the new instance.
+    await waitForSessions('pear', 'pt1');
+    const retire1 = await deploy(['retire', 'pear', 'pd1', '--drain-timeout', '10s']);
+    expect(retire1.code, retire1.stderr).toBe(0);
+    await served(30, traffic);
+    const reg = await deploy(['register', 'pear', '--url', direct2.url, '--id', 'pd2']);
+    expect(reg.code, reg.stderr).toBe(0);
+    const retire2 = await deploy(['retire', 'pear', 'pt1', '--drain-timeout', '10s']);
+    expect(retire2.code, retire2.stderr).toBe(0);
+    await served(30, traffic);
+    const { ok, failed } = await traffic.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(90);
+  });
+
+  it('a restarted router gets its sessions back', async () => {
+    const r2 = routers[1]!;
+    await r2.r.proc.stop();
+    await waitFor(async () => ((await presence('mango', 't1')).r2 === undefined ? true : undefined), { timeoutMs: 10_000, message: 'r2 presence gone' });
+    routers[1] = await startTunnelRouter('r2', r2.tunnelPort);
+    await Promise.all([waitForSessions('mango', 't1'), waitForSessions('mango', 't2')]);
+    expect((await get(routers[1]!.r, '/')).status).toBe(200);
+  });
+
+  it('SIGTERM on one of two agents under load drains it: 0 failed requests', async () => {
+    const traffic = load(HOST);
+    await served(50, traffic);
+    const agent = mangoAgents[1]!;
+    agent.kill('SIGTERM');
+    const { code } = await agent.exited;
+    expect(code).toBe(0);
+    await served(50, traffic);
+    const { ok, failed } = await traffic.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(100);
+    expect(agent.stdout.join('\n')).toContain('"clean":true');
   });
 });
