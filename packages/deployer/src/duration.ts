@@ -1,7 +1,7 @@
 /** Durations on the command line ("30s", "500ms", "2m", "1h", a bare number is seconds) and in output. */
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 
 /** Milliseconds for a duration, or undefined when the text is not one. */
 export function parseDuration(text: string): number | undefined {
