@@ -35,9 +35,10 @@ import { scaleSuite } from './suites/scale.mjs';
 import { lookupSuite } from './suites/lookup.mjs';
 import { etcdRollSuite } from './suites/etcd-roll.mjs';
 import { soakSuite } from './suites/soak.mjs';
+import { tunnelSuite } from './suites/tunnel.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll'];
+const SUITES = ['proxy', 'fixed-rate', 'propagation', 'scale', 'lookup', 'etcd-roll', 'tunnel'];
 /** Run only when named in --only: the soak takes 30 minutes. */
 const OPTIONAL_SUITES = ['soak'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
@@ -292,6 +293,7 @@ async function main() {
     lookup: ['lookup', lookupSuite],
     'etcd-roll': ['etcdRoll', etcdRollSuite],
     soak: ['soak', soakSuite],
+    tunnel: ['tunnel', tunnelSuite],
   };
   try {
     for (const name of [...SUITES, ...OPTIONAL_SUITES]) {

@@ -20,6 +20,11 @@ import type { KnownToken, TunnelTokens } from './tokens.js';
 export const TUNNEL_STREAM_WINDOW = 4 * 1024 * 1024;
 /** Whole-session receive window: bounds what one agent can have buffered in this router. */
 export const TUNNEL_SESSION_WINDOW = 32 * 1024 * 1024;
+/**
+ * Largest DATA frame the agent may send: HTTP/2's 16 KiB default costs a frame (and a TLS
+ * record) per 16 KiB; 256 KiB frames moved one stream 1.5-2.5x faster in the bench.
+ */
+export const TUNNEL_MAX_FRAME = 256 * 1024;
 /** nghttp2's memory cap for one session, in MB (the default, 10, refuses streams under load). */
 const MAX_SESSION_MEMORY_MB = 64;
 
@@ -120,7 +125,7 @@ export class TunnelListener {
   private open(socket: TLSSocket, hello: TunnelHello, token: KnownToken): void {
     const h2 = h2connect(`http://${hello.id}.${hello.app}`, {
       createConnection: () => socket,
-      settings: { initialWindowSize: TUNNEL_STREAM_WINDOW, enablePush: false },
+      settings: { initialWindowSize: TUNNEL_STREAM_WINDOW, maxFrameSize: TUNNEL_MAX_FRAME, enablePush: false },
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
     h2.once('connect', () => h2.setLocalWindowSize(TUNNEL_SESSION_WINDOW));
