@@ -156,6 +156,8 @@ describe('requests through a tunnel', () => {
   it('an agent given one router holds two sessions to every router', async () => {
     const p = await presence('mango', 't1');
     expect(p).toEqual({ r1: 2, r2: 2 });
+    const status = await deploy(['status', 'mango']);
+    expect(status.stdout).toContain('tunnel://t1 (sessions on r1, r2)');
   });
 
   it('serves HTTP with the same Host and X-Forwarded-* as a direct instance gets', async () => {
