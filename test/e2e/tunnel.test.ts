@@ -299,7 +299,7 @@ describe('failures', () => {
     agent.kill('SIGKILL');
   });
 
-  it('moves an app from a direct instance to a tunnel instance and back under load: 0 failed requests', async () => {
+  it('paas-deploy redeploy moves an app from a direct instance to a tunnel instance and back under load: 0 failed requests', async () => {
     await putJson(`${prefix}/apps/pear`, { routes: [{ host: 'pear.mango.com' }] });
     const [direct, behind, direct2, token] = await Promise.all([
       startSampleApp({ app: 'pear', name: 'pd1' }),
@@ -311,17 +311,17 @@ describe('failures', () => {
     await waitFor(async () => ((await get(routers[1]!.r, '/', 'pear.mango.com')).status === 200 ? true : undefined), { timeoutMs: 10_000, message: 'pear served' });
     const traffic = load('pear.mango.com');
     await served(30, traffic);
+    // paas-deploy redeploy waits, in place of a health check it cannot make, until every live
+    // router holds sessions from the new instance's agent; only then are the old ones drained.
     startAgent({ app: 'pear', id: 'pt1', to: behind.url, token: token.secret });
-    await putJson(`${prefix}/instances/pear/pt1`, { url: 'tunnel://pt1', state: 'ready' });
-    // The barrier a redeploy needs: every live router holds sessions to the new instance.
-    await waitForSessions('pear', 'pt1');
-    const retire1 = await deploy(['retire', 'pear', 'pd1', '--drain-timeout', '10s']);
-    expect(retire1.code, retire1.stderr).toBe(0);
+    const toTunnel = await deploy(['redeploy', 'pear', '--url', 'tunnel://pt1', '--drain-timeout', '10s']);
+    expect(toTunnel.code, toTunnel.stderr + toTunnel.stdout).toBe(0);
+    expect(Object.keys(await presence('pear', 'pt1')).sort()).toEqual(['r1', 'r2']);
+    expect((await get(routers[0]!.r, '/', 'pear.mango.com')).headers['x-instance']).toBe('pt1');
     await served(30, traffic);
-    const reg = await deploy(['register', 'pear', '--url', direct2.url, '--id', 'pd2']);
-    expect(reg.code, reg.stderr).toBe(0);
-    const retire2 = await deploy(['retire', 'pear', 'pt1', '--drain-timeout', '10s']);
-    expect(retire2.code, retire2.stderr).toBe(0);
+    const back = await deploy(['redeploy', 'pear', '--url', direct2.url, '--drain-timeout', '10s']);
+    expect(back.code, back.stderr + back.stdout).toBe(0);
+    expect((await get(routers[1]!.r, '/', 'pear.mango.com')).headers['x-instance']).toBe('pd2');
     await served(30, traffic);
     const { ok, failed } = await traffic.stop();
     expect(failed).toEqual([]);
