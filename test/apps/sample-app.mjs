@@ -6,6 +6,7 @@
 //   GET  /slow?ms=N        answers after N ms (in-flight requests during a drain)
 //   GET  /hold?id=K        answers only once /release?id=K is requested (a request held on purpose)
 //   GET  /release?id=K     answers every request held under K, then "released N"
+//   GET  /held?id=K        how many requests are held under K
 //   ANY  /echo             JSON of method, url and request headers
 //   GET  /bytes?n=N        N bytes (zeros) streamed in 64 KiB chunks, with backpressure
 //   POST /count            the request body's byte count, read as it streams: {"bytes":N}
@@ -57,6 +58,11 @@ const server = http.createServer((req, res) => {
     const answer = () => reply(res, { ...ident, path, held: id });
     waiting.add(answer);
     res.on('close', () => waiting.delete(answer));
+    return;
+  }
+  if (path === '/held') {
+    const id = new URLSearchParams(req.url.slice(q + 1)).get('id') ?? '';
+    res.end(String(held.get(id)?.size ?? 0));
     return;
   }
   if (path === '/release') {

@@ -6,6 +6,7 @@
  * from a direct instance, so the headers an app sees are compared with a direct instance's.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -210,6 +211,46 @@ describe('bodies and WebSocket through a tunnel', () => {
     ws.send('ping through the tunnel');
     await waitFor(() => messages.includes('ping through the tunnel') || undefined, { timeoutMs: 5000, message: 'the echo' });
     ws.close();
+  });
+});
+
+describe('many streams over one agent', () => {
+  it('2,000 concurrent requests over one agent: none refused, bounded router RSS, a stalled reader slows no one', async () => {
+    const r = routers[0]!.r;
+    const rssMB = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${r.proc.pid}/status`, 'utf8'))![1]) / 1024;
+    await putJson(`${prefix}/apps/many`, { routes: [{ host: 'many.mango.com' }] });
+    const [app, token] = await Promise.all([startSampleApp({ app: 'many', name: 'm1' }), createToken('many')]);
+    startAgent({ app: 'many', id: 'm1', to: app.url, token: token.secret });
+    await putJson(`${prefix}/instances/many/m1`, { url: 'tunnel://m1', state: 'ready' });
+    await waitForSessions('many', 'm1');
+    const before = rssMB();
+    const many = new UndiciAgent({ connections: 2100, keepAliveTimeout: 1000 });
+    try {
+      // A download nobody reads: its stream's window fills and it stops, alone.
+      const stalled = await request(`${r.url}/bytes?n=${256 * 1024 * 1024}`, { headers: { host: 'many.mango.com' }, dispatcher: many });
+      expect(stalled.statusCode).toBe(200);
+      const held = Array.from({ length: 2000 }, () =>
+        request(`${r.url}/hold?id=many`, { headers: { host: 'many.mango.com' }, dispatcher: many }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() })),
+      );
+      // All 2,000 reached the app (each on its own stream), then answered at once.
+      await waitFor(async () => ((await (await fetch(`${app.url}/held?id=many`)).text()) === '2000' ? true : undefined), {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        message: '2,000 requests held by the app',
+      });
+      const peak = rssMB();
+      const released = await request(`${r.url}/release?id=many`, { headers: { host: 'many.mango.com' }, dispatcher });
+      expect(await released.body.text()).toBe('released 2000');
+      const answers = await Promise.all(held);
+      expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+      expect(peak - before).toBeLessThan(300);
+      // The stalled download still works once read.
+      let got = 0;
+      for await (const chunk of stalled.body) got += (chunk as Buffer).length;
+      expect(got).toBe(256 * 1024 * 1024);
+    } finally {
+      await many.destroy();
+    }
   });
 });
 
