@@ -369,13 +369,37 @@ describe('failures', () => {
     expect(ok).toBeGreaterThan(90);
   });
 
-  it('a restarted router gets its sessions back', async () => {
+  it('a restarted router gets its sessions back from 100 agents, spread out, without a storm of attempts', async () => {
+    await putJson(`${prefix}/apps/storm`, { routes: [{ host: 'storm.mango.com' }] });
+    const token = await createToken('storm');
+    const fleet = processes.spawn(process.execPath, [`${REPO_ROOT}test/apps/many-agents.mjs`, '--count', '100', '--app', 'storm', '--id-prefix', 's', '--routers', routers.map((x) => `https://127.0.0.1:${x.tunnelPort}`).join(','), '--to', apps.a1!.url, '--ca', ca.certFile], {
+      name: '100 agents',
+      env: { PAAS_AGENT_TOKEN: token.secret },
+    });
+    type Counts = { opened: number; failed: number; opens: number[] };
+    const counts = (): Counts => JSON.parse(fleet.stdout.at(-1) ?? '{"opened":0,"failed":0,"opens":[]}') as Counts;
+    // 100 agents x 2 sessions x 2 routers.
+    await waitFor(() => (counts().opened >= 400 ? true : undefined), { timeoutMs: 40_000, message: '400 sessions open' }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${fleet.tail(5)}`);
+    });
+    const before = counts();
     const r2 = routers[1]!;
     await r2.r.proc.stop();
     await waitFor(async () => ((await presence('mango', 't1')).r2 === undefined ? true : undefined), { timeoutMs: 10_000, message: 'r2 presence gone' });
+    const linesBefore = fleet.stdout.length;
     routers[1] = await startTunnelRouter('r2', r2.tunnelPort);
+    await waitFor(() => (counts().opened >= before.opened + 200 ? true : undefined), { timeoutMs: 40_000, message: '200 sessions back on r2' });
     await Promise.all([waitForSessions('mango', 't1'), waitForSessions('mango', 't2')]);
     expect((await get(routers[1]!.r, '/')).status).toBe(200);
+    const after = counts();
+    // Each of the 200 sessions tried a few times while r2 was down (backoff 1 s, 2 s, 4 s...), not in a loop.
+    expect(after.failed - before.failed).toBeLessThan(200 * 5);
+    // The reconnections were spread out (full jitter): no 100 ms holds more than a quarter of them.
+    const opens = fleet.stdout.slice(linesBefore).flatMap((l) => (JSON.parse(l) as Counts).opens);
+    const perBucket = new Map<number, number>();
+    for (const t of opens) perBucket.set(Math.floor(t / 100), (perBucket.get(Math.floor(t / 100)) ?? 0) + 1);
+    expect(Math.max(...perBucket.values())).toBeLessThanOrEqual(50);
+    fleet.kill('SIGKILL');
   });
 
   it('SIGTERM on one of two agents under load drains it: 0 failed requests', async () => {

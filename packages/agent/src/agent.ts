@@ -50,7 +50,10 @@ export class Agent {
     this.routers.set(router.url, slots);
     for (let i = 0; i < this.config.sessions; i++) {
       const link = new Link(router, this.config, this.log, {
-        welcomed: (_l, welcome) => this.learn(welcome),
+        welcomed: (l, welcome) => {
+          for (const other of slots.links) if (other !== l) other.retrySoon();
+          this.learn(welcome);
+        },
         refused: (_l, error) => this.events.refused(router.url, error),
         lost: () => this.maybeForget(slots),
       });

@@ -3,7 +3,8 @@
  * HTTP/2 on that connection (the router is the client). When the session ends the slot connects
  * again after a jittered backoff: the first retry waits a random time up to RECONNECT_BASE_MS,
  * each failure doubles the bound up to RECONNECT_MAX_MS ("full jitter"), so the agents of a
- * restarted router come back spread out rather than in one burst.
+ * restarted router come back spread out rather than in one burst. Once one slot is back, its
+ * siblings waiting on the same router retry within RECONNECT_BASE_MS (retrySoon): the router is up.
  */
 import { performServerHandshake, type ServerHttp2Session } from 'node:http2';
 import { isIP } from 'node:net';
@@ -14,7 +15,7 @@ import type { AgentConfig, RouterAddress } from './config.js';
 import { serveStream } from './forward.js';
 
 const RECONNECT_BASE_MS = 1000;
-const RECONNECT_MAX_MS = 15_000;
+const RECONNECT_MAX_MS = 5000;
 /** How long the TLS handshake and the router's answer to the Hello may take. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** The router is PINGed this often; one that has not answered for PING_TIMEOUT_MS is left. */
@@ -57,7 +58,15 @@ export class Link {
     this.connect();
   }
 
-  /** Waits up to `upToMs` before the next attempt (full jitter). */
+  /** The router answered another slot: a slot waiting to reconnect tries again soon. */
+  retrySoon(): void {
+    if (this.timer === undefined || this.stopped) return;
+    clearTimeout(this.timer);
+    this.failures = 0;
+    this.timer = setTimeout(() => this.connect(), Math.random() * RECONNECT_BASE_MS);
+  }
+
+  /** Waits a random time up to the current bound before the next attempt (full jitter). */
   private retry(): void {
     if (this.stopped) return;
     const bound = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(this.failures, 10));
