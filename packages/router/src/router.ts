@@ -136,6 +136,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       contexts: proxy.tls.contexts.size,
       contextCache: config.tlsContextCache,
     },
+    tunnel: tunnelListener === undefined ? null : { listen: `${config.listenTunnel!.host}:${config.listenTunnel!.port}`, advertise: config.tunnelAdvertise, ...tunnelListener.describe() },
     ...statusRecord(sync, startedAt),
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
   });

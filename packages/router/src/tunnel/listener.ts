@@ -48,7 +48,7 @@ export interface TunnelListenerOptions {
 export class TunnelListener {
   readonly server: Server;
   private cert: ServedCertificate | undefined;
-  /** Agents turned away since start, by reason (for the log's sake, counted). */
+  /** Agents turned away since start (each one logged with its reason). */
   refused = 0;
 
   constructor(private readonly opts: TunnelListenerOptions) {
@@ -69,8 +69,9 @@ export class TunnelListener {
     this.server.setSecureContext({ cert: cert.certPem, key: cert.keyPem });
   }
 
-  get hasCertificate(): boolean {
-    return this.cert !== undefined;
+  /** For /status: the certificate served and the agents turned away since start. */
+  describe(): { cert: string; certLoaded: boolean; sessions: number; refused: number } {
+    return { cert: this.opts.certName, certLoaded: this.cert !== undefined, sessions: this.opts.sessions.size, refused: this.refused };
   }
 
   listen(host: string, port: number): Promise<void> {
