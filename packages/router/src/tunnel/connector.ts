@@ -16,10 +16,12 @@ import { constants, type ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { UpstreamError } from '../transport/upstream.js';
 import type { ConnectCallback, ConnectTarget, Connector } from '../transport/connector.js';
+import { CoalescedStream } from './coalesce.js';
 import type { TunnelSession, TunnelSessions } from './sessions.js';
 
 const kSession = Symbol('paas.tunnelSession');
 type TunnelStream = ClientHttp2Stream & { [kSession]?: TunnelSession };
+type CoalescedSocket = CoalescedStream & { [kSession]?: TunnelSession };
 
 const CONNECT_HEADERS_METHOD = constants.HTTP2_HEADER_METHOD;
 const CONNECT_HEADERS_AUTHORITY = constants.HTTP2_HEADER_AUTHORITY;
@@ -61,7 +63,9 @@ export class TunnelConnector implements Connector {
       stream.removeListener('close', onClose);
       if (err === null) {
         stream.on('error', asReset);
-        callback(null, stream);
+        const socket: CoalescedSocket = new CoalescedStream(stream);
+        socket[kSession] = session;
+        callback(null, socket);
         return;
       }
       stream.on('error', () => undefined);
@@ -82,7 +86,7 @@ export class TunnelConnector implements Connector {
 
   /** A stream of a session the agent is closing is not reused once its answer is complete. */
   retired(socket: Duplex): boolean {
-    const session = (socket as TunnelStream)[kSession];
+    const session = (socket as CoalescedSocket)[kSession];
     return session !== undefined && session.draining;
   }
 }
