@@ -6,7 +6,10 @@
 //   GET  /slow?ms=N        answers after N ms (in-flight requests during a drain)
 //   GET  /hold?id=K        answers only once /release?id=K is requested (a request held on purpose)
 //   GET  /release?id=K     answers every request held under K, then "released N"
+//   GET  /held?id=K        how many requests are held under K
 //   ANY  /echo             JSON of method, url and request headers
+//   GET  /bytes?n=N        N bytes (zeros) streamed in 64 KiB chunks, with backpressure
+//   POST /count            the request body's byte count, read as it streams: {"bytes":N}
 //   ANY  anything else     JSON {"app","instance","release","path"} (~100 bytes)
 //   WebSocket upgrade      echoes every message back, prefixed by nothing
 import http from 'node:http';
@@ -57,12 +60,37 @@ const server = http.createServer((req, res) => {
     res.on('close', () => waiting.delete(answer));
     return;
   }
+  if (path === '/held') {
+    const id = new URLSearchParams(req.url.slice(q + 1)).get('id') ?? '';
+    res.end(String(held.get(id)?.size ?? 0));
+    return;
+  }
   if (path === '/release') {
     const id = new URLSearchParams(req.url.slice(q + 1)).get('id') ?? '';
     const waiting = held.get(id) ?? new Set();
     held.delete(id);
     for (const answer of waiting) answer();
     res.end(`released ${waiting.size}`);
+    return;
+  }
+  if (path === '/bytes') {
+    let left = Number(new URLSearchParams(req.url.slice(q + 1)).get('n') ?? '0');
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left), 'x-instance': ident.instance });
+    const write = () => {
+      while (left > 0) {
+        const n = Math.min(left, CHUNK.length);
+        left -= n;
+        if (!res.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) return void res.once('drain', write);
+      }
+      res.end();
+    };
+    write();
+    return;
+  }
+  if (path === '/count' && req.method === 'POST') {
+    let bytes = 0;
+    req.on('data', (c) => (bytes += c.length));
+    req.on('end', () => reply(res, { ...ident, bytes }));
     return;
   }
   if (path === '/echo') {
@@ -75,6 +103,8 @@ const server = http.createServer((req, res) => {
   req.resume();
   reply(res, { ...ident, path });
 });
+
+const CHUNK = Buffer.alloc(64 * 1024);
 
 function reply(res, obj) {
   const body = JSON.stringify(obj);

@@ -38,9 +38,10 @@ import { etcdRollSuite } from './suites/etcd-roll.mjs';
 import { certsSuite } from './suites/certs.mjs';
 import { soakSuite } from './suites/soak.mjs';
 import { tlsSuite } from './suites/tls.mjs';
+import { tunnelSuite } from './suites/tunnel.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUITES = ['proxy', 'fixed-rate', 'tls', 'propagation', 'scale', 'lookup', 'etcd-roll', 'certs'];
+const SUITES = ['proxy', 'fixed-rate', 'tls', 'propagation', 'scale', 'lookup', 'etcd-roll', 'certs', 'tunnel'];
 /** Run only when named in --only: the soak takes 30 minutes. */
 const OPTIONAL_SUITES = ['soak'];
 const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
@@ -310,6 +311,7 @@ async function main() {
     'etcd-roll': ['etcdRoll', etcdRollSuite],
     certs: ['certs', certsSuite],
     soak: ['soak', soakSuite],
+    tunnel: ['tunnel', tunnelSuite],
   };
   try {
     for (const name of [...SUITES, ...OPTIONAL_SUITES]) {

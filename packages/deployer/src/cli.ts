@@ -9,6 +9,7 @@ import { setApp } from './app-set.js';
 import { formatCertList, formatCertSet, listCerts, removeCert, setCert } from './cert.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
 import { redeploy } from './redeploy.js';
+import { createTunnelToken, formatCreatedToken, formatTunnelTokens, listTunnelTokens, removeTunnelToken } from './tunnel-tokens.js';
 import { releaseHeldLocks } from './lock.js';
 import { register } from './register.js';
 import { retire } from './retire.js';
@@ -130,5 +131,14 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
       const r = await removeCert(etcd, layout, command.args.name);
       return `${r.key} deleted at revision ${r.revision}`;
     }
+    case 'tunnel-token create':
+      return formatCreatedToken(await createTunnelToken(etcd, layout, command.args.app, command.args.expiresMs));
+    case 'tunnel-token list': {
+      const tokens = await listTunnelTokens(etcd, layout, command.args.app);
+      return command.args.json ? JSON.stringify(tokens, null, 2) : formatTunnelTokens(command.args.app, tokens);
+    }
+    case 'tunnel-token rm':
+      await removeTunnelToken(etcd, layout, command.args.app, command.args.tokenId);
+      return `tunnel-token rm ${command.args.app} ${command.args.tokenId}: revoked (routers close its sessions within a second)`;
   }
 }

@@ -4,7 +4,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
+import { TUNNEL_SCHEME, type Etcd, type KeyLayout } from '@paas/registry';
 import { DeployError } from './errors.js';
+import type { RouterFleet } from './fleet.js';
 import type { ProgressListener } from './events.js';
 import { formatMs } from './duration.js';
 
@@ -62,7 +64,47 @@ export async function waitHealthy(url: string, opts: HealthOptions, emit: Progre
 }
 
 /** Checks every URL in parallel; fails with the first instance that did not become healthy. */
-export async function waitAllHealthy(urls: string[], opts: HealthOptions, emit: ProgressListener): Promise<{ url: string; ms: number }[]> {
+/**
+ * Where a tunnel:// instance's readiness is read: the deployer cannot reach it, but every live
+ * router that holds a session from its agent says so under tunnels/<app>/<id>/<router-id>.
+ */
+export interface TunnelReadiness {
+  etcd: Etcd;
+  layout: KeyLayout;
+  app: string;
+  fleet: RouterFleet;
+}
+
+/**
+ * Resolves once every live router holds a tunnel session from the agent of `tunnel://<id>`: the
+ * barrier a direct instance's health check is for (no router would send it traffic before).
+ */
+export async function waitTunnelSessions(url: string, opts: HealthOptions, emit: ProgressListener, t: TunnelReadiness): Promise<number> {
+  const t0 = performance.now();
+  const id = url.slice(TUNNEL_SCHEME.length);
+  const dir = `${t.layout.tunnelsOf(t.app)}${id}/`;
+  let attempt = 0;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    attempt++;
+    const { entries } = await t.etcd.listPrefix(dir);
+    const holding = new Set(entries.map((e) => e.key.slice(dir.length)));
+    const live = t.fleet.list().map((r) => r.id);
+    const missing = live.filter((r) => !holding.has(r));
+    const ok = live.length > 0 && missing.length === 0;
+    const answer = ok ? `sessions on ${live.join(', ')}` : `no session on ${missing.length > 0 ? missing.join(', ') : 'any router (none live)'}`;
+    emit({ type: 'health', url, ok, attempt, answer });
+    if (ok) return performance.now() - t0;
+    if (performance.now() - t0 >= opts.timeoutMs) {
+      throw new DeployError('unhealthy', `instance ${url}: ${answer} within ${formatMs(opts.timeoutMs)} (is paas-agent running with --app ${t.app} --id ${id}?)`);
+    }
+    await sleep(TUNNEL_POLL_MS, undefined, opts.signal ? { signal: opts.signal } : undefined);
+  }
+}
+
+const TUNNEL_POLL_MS = 200;
+
+export async function waitAllHealthy(urls: string[], opts: HealthOptions, emit: ProgressListener, tunnels?: TunnelReadiness): Promise<{ url: string; ms: number }[]> {
   const agent = new Agent({ connect: { timeout: opts.attemptTimeoutMs }, pipelining: 0 });
   const inner = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, inner.signal]) : inner.signal;
@@ -70,6 +112,10 @@ export async function waitAllHealthy(urls: string[], opts: HealthOptions, emit: 
     return await Promise.all(
       urls.map(async (url) => {
         try {
+          if (url.startsWith(TUNNEL_SCHEME)) {
+            if (tunnels === undefined) throw new DeployError('invalid', `instance ${url}: tunnel instances are not supported here`);
+            return { url, ms: await waitTunnelSessions(url, { ...opts, signal }, emit, tunnels) };
+          }
           return { url, ms: await waitHealthy(url, { ...opts, signal }, emit, agent) };
         } catch (err) {
           inner.abort(err); // one failure is enough: stop checking the others

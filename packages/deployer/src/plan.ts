@@ -3,7 +3,7 @@
  * registered with the same URL (so a re-run after a crash does not duplicate it), create the rest
  * with generated ids.
  */
-import type { InstanceRecord } from '@paas/registry';
+import { TUNNEL_SCHEME, type InstanceRecord } from '@paas/registry';
 import { DeployError } from './errors.js';
 import { normalizeUrl, uniqueInstanceId } from './ids.js';
 import { withState, type InstanceChange, type InstanceEntry, type InstanceSnapshot } from './instances.js';
@@ -70,7 +70,17 @@ export function planInstances(
       entry = findByUrl(snapshot, url, used);
     }
 
-    const id = entry?.id ?? t.id ?? uniqueInstanceId({ app: opts.app, release: opts.release }, taken, opts.random);
+    // A tunnel instance's id is the one its url names (routers reject any other).
+    const tunnelId = tunnelIdOf(url);
+    if (tunnelId !== undefined) {
+      if (t.id !== undefined && t.id !== tunnelId) throw new DeployError('invalid', `instance id ${t.id} does not match ${url}: a tunnel instance's id is the one its url names`);
+      const holder = snapshot.byId.get(tunnelId);
+      if (entry === undefined && holder?.record && normalizeUrl(holder.record.url) !== url) {
+        throw new DeployError('conflict', `instance ${opts.app}/${tunnelId} already exists with url ${holder.record.url}, not ${url}: retire it first`);
+      }
+      entry ??= holder;
+    }
+    const id = entry?.id ?? t.id ?? tunnelId ?? uniqueInstanceId({ app: opts.app, release: opts.release }, taken, opts.random);
     taken.add(id);
     used.add(id);
     const key = opts.keyOf(id);
@@ -102,4 +112,9 @@ export function sameRecord(a: Record<string, unknown>, b: Record<string, unknown
   const kb = Object.keys(b).sort();
   if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) return false;
   return ka.every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
+}
+
+/** The id a `tunnel://<id>` url names, or undefined for other urls. */
+function tunnelIdOf(url: string): string | undefined {
+  return url.startsWith(TUNNEL_SCHEME) ? url.slice(TUNNEL_SCHEME.length) : undefined;
 }

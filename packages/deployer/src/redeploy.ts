@@ -111,6 +111,7 @@ export async function redeploy(etcd: Etcd, layout: KeyLayout, opts: RedeployOpti
           opts.urls.map(normalizeUrl),
           { path: healthPath, timeoutMs: t.healthTimeoutMs, attemptTimeoutMs: appRecord.healthCheck?.timeoutMs ?? 1000, signal: s.signal },
           progress,
+          { etcd, layout, app: opts.app, fleet: s.fleet },
         ),
       (r) => `${r.length} healthy on GET ${healthPath} (slowest ${formatMs(Math.max(...r.map((x) => x.ms)))})`,
     );

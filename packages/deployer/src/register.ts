@@ -83,6 +83,7 @@ export async function register(etcd: Etcd, layout: KeyLayout, opts: RegisterOpti
             [url],
             { path: healthPath, timeoutMs: opts.healthTimeoutMs ?? DEFAULTS.healthTimeoutMs, attemptTimeoutMs: appRecord.healthCheck?.timeoutMs ?? 1000, signal: s.signal },
             progress,
+            { etcd, layout, app: opts.app, fleet: s.fleet },
           ),
         (r) => `healthy on GET ${healthPath} after ${formatMs(r[0]?.ms ?? 0)}`,
       );

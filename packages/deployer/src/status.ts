@@ -7,6 +7,7 @@ import {
   parseAppRecord,
   parseInstanceRecord,
   parseRouterStatusRecord,
+  TUNNEL_SCHEME,
   prefixEnd,
   type AppRecord,
   type Etcd,
@@ -66,6 +67,8 @@ export interface InstanceStatusLine {
   health: { router: string; problem: string; reason: string; since: string }[];
   unknownFields: string[];
   error: string | undefined;
+  /** A tunnel:// instance: the routers holding a session from its agent (tunnels/<app>/<id>/<router-id>). */
+  tunnelRouters?: string[];
 }
 
 export interface AppStatus {
@@ -95,12 +98,18 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
   const appsRaw = new Map<string, KvEntry>();
   const instancesRaw = new Map<string, { id: string; entry: KvEntry }[]>();
   const locks = new Map<string, KvEntry>();
+  /** "<app>/<id>" -> routers holding a tunnel session from its agent. */
+  const tunnels = new Map<string, string[]>();
   const watched = layout.watchedRange();
   let newestChange = 0n;
   for (const e of entries) {
     if (e.key >= watched.start && e.key < watched.end && e.modRevision > newestChange) newestChange = e.modRevision;
     if (e.key.startsWith(layout.routersDir)) routersRaw.push(e);
-    else if (e.key.startsWith(layout.rolloutsDir)) locks.set(e.key.slice(layout.rolloutsDir.length), e);
+    else if (e.key.startsWith(layout.tunnelsDir)) {
+      const rest = e.key.slice(layout.tunnelsDir.length);
+      const cut = rest.lastIndexOf('/');
+      if (cut > 0) tunnels.set(rest.slice(0, cut), [...(tunnels.get(rest.slice(0, cut)) ?? []), rest.slice(cut + 1)]);
+    } else if (e.key.startsWith(layout.rolloutsDir)) locks.set(e.key.slice(layout.rolloutsDir.length), e);
     else if (e.key.startsWith(layout.appsDir)) appsRaw.set(e.key.slice(layout.appsDir.length), e);
     else if (e.key.startsWith(layout.instancesDir)) {
       const rest = e.key.slice(layout.instancesDir.length);
@@ -160,8 +169,9 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
           if (n !== undefined) inflight = (inflight ?? 0) + n;
           else if (r.status?.inflightComplete === false) inflightPartial = true;
         }
+        const tunnel = p.ok && p.value.url.startsWith(TUNNEL_SCHEME) ? { tunnelRouters: (tunnels.get(`${name}/${id}`) ?? []).sort() } : {};
         return p.ok
-          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, health, unknownFields: p.unknown ?? [], error: undefined }
+          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, health, unknownFields: p.unknown ?? [], error: undefined, ...tunnel }
           : { id, state: undefined, release: undefined, url: undefined, inflight, inflightPartial, health, unknownFields: [], error: p.error };
       })
       .sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -249,7 +259,7 @@ export function formatStatus(s: FleetStatus): string {
       i.id,
       i.state ?? 'INVALID',
       i.release ?? '-',
-      i.url ?? `(${i.error})`,
+      i.url === undefined ? `(${i.error})` : i.tunnelRouters === undefined ? i.url : `${i.url} (${i.tunnelRouters.length === 0 ? 'no router holds a session' : `sessions on ${i.tunnelRouters.join(', ')}`})`,
       i.inflight === undefined ? (i.inflightPartial ? '?' : '-') : `${i.inflight}${i.inflightPartial ? '+' : ''}`,
       healthText(i),
     ]);

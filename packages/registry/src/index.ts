@@ -11,3 +11,4 @@ export { FIRST_PAGE_SIZE } from './etcd/list.js';
 export { backoffMs, renewalAt } from './acme-schedule.js';
 export { parseDuration, DURATION_EXAMPLES, type DurationResult } from './duration.js';
 export { HELP_WIDTH, wrapText } from './help-text.js';
+export * from './tunnel.js';

@@ -68,6 +68,12 @@ export class KeyLayout {
   acmeState(host: string): string { return `${this.prefix}/acme/state/${host}`; }
   get acmeStatesDir(): string { return `${this.prefix}/acme/state/`; }
   acmeOrderSlot(n: number): string { return `${this.prefix}/acme/order-slots/${n}`; }
+  get tunnelTokensDir(): string { return `${this.prefix}/tunnel-tokens/`; }
+  tunnelTokensOf(app: string): string { return `${this.prefix}/tunnel-tokens/${app}/`; }
+  tunnelToken(app: string, tokenId: string): string { return `${this.prefix}/tunnel-tokens/${app}/${tokenId}`; }
+  get tunnelsDir(): string { return `${this.prefix}/tunnels/`; }
+  tunnelsOf(app: string): string { return `${this.prefix}/tunnels/${app}/`; }
+  tunnelPresence(app: string, id: string, router: string): string { return `${this.prefix}/tunnels/${app}/${id}/${router}`; }
 
   /** The half-open key range a router watches: every record directory, nothing else. */
   watchedRange(): { start: string; end: string } {

@@ -7,7 +7,7 @@
  */
 import { DEFAULT_PARSE_CONTEXT, type ParseContext } from './certificate.js';
 import { CERT_NAME_PATTERN, hostError, isCertName, isName, NAME_PATTERN } from './names.js';
-import { parseAppRecord, parseCertRecord, parseInstanceRecord, parseOverrideRecord, type CertificateValue, type ParseResult } from './parse.js';
+import { parseAppRecord, parseCertRecord, parseInstanceRecord, parseOverrideRecord, TUNNEL_SCHEME, type CertificateValue, type ParseResult } from './parse.js';
 import type { KeyLayout } from './keys.js';
 import type { AppRecord, InstanceRecord, OverrideRecord } from './schema.js';
 
@@ -18,7 +18,9 @@ export type RouterRef = { kind: 'router'; id: string };
 export type RolloutRef = { kind: 'rollout'; app: string };
 export type CertRef = { kind: 'cert'; name: string };
 export type AcmeRef = { kind: 'acme'; path: string };
-export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef | AcmeRef;
+export type TunnelTokenRef = { kind: 'tunnel-token'; app: string; tokenId: string };
+export type TunnelPresenceRef = { kind: 'tunnel'; app: string; id: string; router: string };
+export type KeyRef = AppRef | InstanceRef | OverrideRef | RouterRef | RolloutRef | CertRef | AcmeRef | TunnelTokenRef | TunnelPresenceRef;
 
 /** One directory under the prefix. */
 export interface KeyKind<R extends KeyRef = KeyRef> {
@@ -95,10 +97,38 @@ const acmeKind: KeyKind<AcmeRef> = {
   ref: (tail) => (tail === '' ? 'expected acme/<kind>/<name>' : { kind: 'acme', path: tail }),
 };
 
+/** The names of a key under `dir/`, split on '/', each a DNS label; or why not. */
+function names(tail: string, count: number, what: readonly string[], layout: string): string[] | string {
+  const parts = tail.split('/');
+  if (parts.length !== count) return `expected ${layout}`;
+  for (let i = 0; i < count; i++) if (!isName(parts[i]!)) return nameError(what[i]!, parts[i]!);
+  return parts;
+}
+
+/** Agents' token hashes: "tunnel-tokens" sorts after "routers/", so routers never watch it with the table. */
+const tunnelTokenKind: KeyKind<TunnelTokenRef> = {
+  kind: 'tunnel-token',
+  dir: 'tunnel-tokens',
+  ref(tail) {
+    const n = names(tail, 2, ['app name', 'token id'], 'tunnel-tokens/<app>/<token-id>');
+    return typeof n === 'string' ? n : { kind: 'tunnel-token', app: n[0]!, tokenId: n[1]! };
+  },
+};
+
+/** Which router holds a tunnel session to which instance, on that router's lease; never watched by routers. */
+const tunnelKind: KeyKind<TunnelPresenceRef> = {
+  kind: 'tunnel',
+  dir: 'tunnels',
+  ref(tail) {
+    const n = names(tail, 3, ['app name', 'instance id', 'router id'], 'tunnels/<app>/<id>/<router-id>');
+    return typeof n === 'string' ? n : { kind: 'tunnel', app: n[0]!, id: n[1]!, router: n[2]! };
+  },
+};
+
 /** The records routers apply, by kind. */
 export const RECORD_KINDS = { app: appKind, instance: instanceKind, override: overrideKind, cert: certKind } as const;
 /** Every directory of the layout. */
-export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind, acmeKind];
+export const KEY_KINDS: readonly KeyKind[] = [appKind, instanceKind, overrideKind, certKind, routerKind, rolloutKind, acmeKind, tunnelTokenKind, tunnelKind];
 
 export type RecordKindName = keyof typeof RECORD_KINDS;
 export type RecordRef = Extract<KeyRef, { kind: RecordKindName }>;
@@ -113,6 +143,10 @@ export function parseRecord(ref: KeyRef, raw: Uint8Array | string, ctx: ParseCon
   const kind = recordKinds.get(ref.kind);
   if (kind === undefined) return { ok: false, error: `${ref.kind} keys are not routing records` };
   const p = kind.value(raw, ctx);
+  // A tunnel instance is reached by its own id: a url naming another would route to that one's agent.
+  if (p.ok && ref.kind === 'instance' && (p.value as InstanceRecord).url.startsWith(TUNNEL_SCHEME) && (p.value as InstanceRecord).url !== TUNNEL_SCHEME + ref.id) {
+    return { ok: false, error: `url: ${JSON.stringify((p.value as InstanceRecord).url)} must be tunnel://${ref.id} (the instance's own id)` };
+  }
   // One small object of one shape for every kind: a full load parses every record.
   if (!p.ok) return p;
   const value = { ref, value: p.value } as ParsedRecord;

@@ -7,7 +7,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { checkKey, decryptKey, DEFAULT_PARSE_CONTEXT, expiredError, readCertificate, type CertificateFacts, type ParseContext } from './certificate.js';
-import { hostError } from './names.js';
+import { hostError, isName } from './names.js';
 import {
   AcmeAccountSchema,
   AcmeChallengeSchema,
@@ -20,6 +20,10 @@ import {
   type AcmeAccount,
   type AcmeChallenge,
   type AcmeHostState,
+  TunnelPresenceRecordSchema,
+  TunnelTokenRecordSchema,
+  type TunnelPresenceRecord,
+  type TunnelTokenRecord,
   type AppRecord,
   type CertRecord,
   type InstanceRecord,
@@ -45,6 +49,8 @@ const checkCert = TypeCompiler.Compile(CertRecordSchema);
 const checkAcmeAccount = TypeCompiler.Compile(AcmeAccountSchema);
 const checkAcmeChallenge = TypeCompiler.Compile(AcmeChallengeSchema);
 const checkAcmeHostState = TypeCompiler.Compile(AcmeHostStateSchema);
+const checkTunnelToken = TypeCompiler.Compile(TunnelTokenRecordSchema);
+const checkTunnelPresence = TypeCompiler.Compile(TunnelPresenceRecordSchema);
 
 function decodeJson(raw: Uint8Array | string): ParseResult<unknown> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength;
@@ -128,8 +134,16 @@ function isPlainOrigin(url: string): boolean {
   return m !== null && Number(m[m.length - 1]) <= 65535;
 }
 
+/** `tunnel://<id>`: the instance is served by a `paas-agent` over its tunnel sessions. */
+export const TUNNEL_SCHEME = 'tunnel://';
+
 export function instanceUrlError(url: string): string | undefined {
   if (isPlainOrigin(url)) return undefined;
+  // An instance behind an agent tunnel: reached over the agent's session, never dialled.
+  if (url.startsWith(TUNNEL_SCHEME)) {
+    const id = url.slice(TUNNEL_SCHEME.length);
+    return isName(id) ? undefined : `url: ${JSON.stringify(url)}: a tunnel instance's url is tunnel://<its instance id>`;
+  }
   let u: URL;
   try {
     u = new URL(url);
@@ -234,4 +248,19 @@ export function parseCertRecord(raw: Uint8Array | string, ctx: ParseContext = DE
   const facts = leaf.value.facts;
   if (facts.notAfter <= ctx.now()) return expiredError(facts.notAfter);
   return { ok: true, value: { certPem: rec.cert, keyPem: keyPem!, hosts: facts.hosts, notAfter: facts.notAfter, fingerprint: facts.fingerprint, source: rec.source ?? 'etcd' } };
+}
+
+export function parseTunnelTokenRecord(raw: Uint8Array | string): ParseResult<TunnelTokenRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  const typed = check<TunnelTokenRecord>(checkTunnelToken, json.value);
+  if (!typed.ok) return typed;
+  if (typed.value.expiresAt !== undefined && Number.isNaN(Date.parse(typed.value.expiresAt))) return { ok: false, error: `expiresAt: ${JSON.stringify(typed.value.expiresAt)} is not an ISO-8601 time` };
+  return typed;
+}
+
+export function parseTunnelPresenceRecord(raw: Uint8Array | string): ParseResult<TunnelPresenceRecord> {
+  const json = decodeJson(raw);
+  if (!json.ok) return json;
+  return check<TunnelPresenceRecord>(checkTunnelPresence, json.value);
 }

@@ -156,6 +156,7 @@ export const RouterStatusRecordSchema = Type.Object(
     unhealthyCount: Type.Optional(Type.Integer({ minimum: 0, description: 'how many instances are ejected or failing, listed or not' })),
     startedAt: Type.Optional(Type.String()),
     updatedAt: Type.Optional(Type.String()),
+    tunnel: Type.Optional(Type.String({ description: "https://HOST:PORT of the router's tunnel listener, when it has one" })),
   },
   {
     examples: [
@@ -168,6 +169,24 @@ export const RouterStatusRecordSchema = Type.Object(
       },
     ],
   },
+);
+
+/** `tunnel-tokens/<app>/<token-id>`: only the hash of an agent's secret (docs/CONTRACT.md, "Tunnel records"). */
+export const TunnelTokenRecordSchema = Type.Object(
+  {
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'hex SHA-256 of the secret' }),
+    expiresAt: Type.Optional(Type.String({ maxLength: 64, description: 'ISO-8601; the token and its sessions end then' })),
+  },
+  { examples: [{ sha256: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', expiresAt: '2027-01-01T00:00:00.000Z' }] },
+);
+
+/** `tunnels/<app>/<id>/<router-id>`: that router holds `connections` sessions from the instance's agent. */
+export const TunnelPresenceRecordSchema = Type.Object(
+  {
+    connections: Type.Integer({ minimum: 1 }),
+    since: Type.String({ description: 'ISO-8601: when the first of them opened' }),
+  },
+  { examples: [{ connections: 2, since: '2026-11-29T20:00:00.000Z' }] },
 );
 
 export type Route = Static<typeof RouteSchema>;
@@ -220,3 +239,5 @@ export type AcmeChallenge = Static<typeof AcmeChallengeSchema>;
 export type AcmeHostState = Static<typeof AcmeHostStateSchema>;
 export type RecordWarning = Static<typeof RecordWarningSchema>;
 export type UnhealthyInstance = Static<typeof UnhealthyInstanceSchema>;
+export type TunnelTokenRecord = Static<typeof TunnelTokenRecordSchema>;
+export type TunnelPresenceRecord = Static<typeof TunnelPresenceRecordSchema>;

@@ -42,12 +42,28 @@ describe('the watched key range', () => {
 
 describe('kind declarations', () => {
   it('classify each key by its directory, and parse values of record kinds only', () => {
-    expect(KEY_KINDS.map((k) => k.dir).sort()).toEqual(['acme', 'apps', 'certs', 'instances', 'overrides', 'rollouts', 'routers']);
+    expect(KEY_KINDS.map((k) => k.dir).sort()).toEqual(['acme', 'apps', 'certs', 'instances', 'overrides', 'rollouts', 'routers', 'tunnel-tokens', 'tunnels']);
     const app = layout.parse('/paas/apps/mango');
     expect(app.ok && parseRecord(app.ref, '{"routes":[]}')).toEqual({ ok: true, value: { ref: { kind: 'app', app: 'mango' }, value: { routes: [] } } });
     const router = layout.parse('/paas/routers/r1');
     expect(router.ok && parseRecord(router.ref, '{}')).toEqual({ ok: false, error: 'router keys are not routing records' });
     expect(layout.parse('/paas/acme/locks/www.mango.com')).toEqual({ ok: true, ref: { kind: 'acme', path: 'locks/www.mango.com' } });
     expect(layout.parse('/paas/acme/')).toEqual({ ok: false, error: 'expected acme/<kind>/<name>' });
+  });
+});
+
+describe('tunnel keys and instance urls', () => {
+  it('classify tunnel-tokens/<app>/<token-id> and tunnels/<app>/<id>/<router-id>, naming a bad name', () => {
+    expect(layout.parse('/paas/tunnel-tokens/mango/t0a1b2c3d4e')).toEqual({ ok: true, ref: { kind: 'tunnel-token', app: 'mango', tokenId: 't0a1b2c3d4e' } });
+    expect(layout.parse('/paas/tunnels/mango/web-1/r1')).toEqual({ ok: true, ref: { kind: 'tunnel', app: 'mango', id: 'web-1', router: 'r1' } });
+    expect(layout.parse('/paas/tunnels/mango/web-1')).toEqual({ ok: false, error: 'expected tunnels/<app>/<id>/<router-id>' });
+    expect(layout.parse('/paas/tunnel-tokens/Mango/t1')).toMatchObject({ ok: false, error: expect.stringContaining('app name "Mango"') });
+  });
+
+  it('accept tunnel://<the instance id> and reject a tunnel url naming another instance', () => {
+    const ref = layout.parse('/paas/instances/mango/web-1');
+    expect(ref.ok && parseRecord(ref.ref, '{"url":"tunnel://web-1","state":"ready"}')).toMatchObject({ ok: true });
+    expect(ref.ok && parseRecord(ref.ref, '{"url":"tunnel://web-2","state":"ready"}')).toEqual({ ok: false, error: 'url: "tunnel://web-2" must be tunnel://web-1 (the instance\'s own id)' });
+    expect(ref.ok && parseRecord(ref.ref, '{"url":"tunnel://Web_1","state":"ready"}')).toMatchObject({ ok: false, error: expect.stringContaining('tunnel://<its instance id>') });
   });
 });

@@ -51,6 +51,12 @@ export interface RouterConfig {
   publicHttpsPort: number;
   /** How many TLS contexts (one per certificate in use) are kept built. */
   tlsContextCache: number;
+  /** The agent tunnel listener; none when not set. */
+  listenTunnel: ListenAddress | undefined;
+  /** The `certs/` name the tunnel listener serves (required with listenTunnel). */
+  tunnelCert: string | undefined;
+  /** The address agents are told to reach this router's tunnel listener at. */
+  tunnelAdvertise: string | undefined;
   /** Label request metrics by app (series grow with the number of apps). */
   metricsPerApp: boolean;
   /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
@@ -115,6 +121,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'acme-orders-per-minute': { env: 'ROUTER_ACME_ORDERS_PER_MINUTE', default: '10', help: 'new ACME orders the whole fleet may start per minute' },
   'acme-retry': { env: 'ROUTER_ACME_RETRY', default: '1m', help: 'wait after a host\'s failed order, doubling with each failure in a row up to 64 times it' },
   'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
+  'listen-tunnel': { env: 'ROUTER_LISTEN_TUNNEL', help: 'agent tunnel listener host:port (paas-agent connects here over TLS); off when not set' },
+  'tunnel-cert': { env: 'ROUTER_TUNNEL_CERT', help: 'certs/<name> the tunnel listener serves (required with --listen-tunnel)' },
+  'tunnel-advertise': { env: 'ROUTER_TUNNEL_ADVERTISE', help: 'https://HOST:PORT agents are told to reach this router\'s tunnel listener at (default: https://<--listen-tunnel>)' },
 };
 
 /** The router's version (its package.json), for --version. */
@@ -367,7 +376,22 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     keyRing: raw('key-ring').text === undefined ? new Map() : get('key-ring', readKeyRing),
     acme: acmeConfig(raw),
     metricsPerApp: get('metrics-per-app', parseBoolean),
+    listenTunnel: optional(raw('listen-tunnel'), parseAddress),
+    tunnelCert: optional(raw('tunnel-cert'), (t, w) => {
+      if (!isCertName(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not a certificate name (lower-case letters, digits, - and ., 1 to 253 characters)`);
+      return t;
+    }),
+    tunnelAdvertise: optional(raw('tunnel-advertise'), (t, w) => {
+      if (!/^https:\/\/[^/?#\s]+:\d{1,5}$/.test(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} must be https://HOST:PORT`);
+      return t;
+    }),
   };
+  if (config.listenTunnel !== undefined && config.tunnelCert === undefined) throw new ConfigError('--listen-tunnel needs --tunnel-cert (ROUTER_TUNNEL_CERT): the certs/ name agents verify');
+  if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel: not supported with --workers > 1 (agents hold sessions to one process)');
+  if (config.listenTunnel !== undefined && config.tunnelAdvertise === undefined) {
+    const { host, port } = config.listenTunnel;
+    config.tunnelAdvertise = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
   for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {
     if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);

@@ -19,6 +19,16 @@ import { statusRecord, statusRecordValue } from './status/status-record.js';
 import { ChallengeAnswers } from './acme/challenge-answers.js';
 import type { AcmeIssuer } from './acme/issuer.js';
 import { routesView, type RoutesQuery } from './admin/routes-view.js';
+import { TunnelConnector } from './tunnel/connector.js';
+import type { TunnelListener } from './tunnel/listener.js';
+import { TunnelPresence } from './tunnel/presence.js';
+import { TunnelSessions } from './tunnel/sessions.js';
+import { TunnelTokens } from './tunnel/tokens.js';
+import { livePeers } from './tunnel/peers.js';
+
+/** Agents are PINGed this often; one that has not answered for TUNNEL_PING_TIMEOUT_MS is dropped. */
+const TUNNEL_PING_INTERVAL_MS = 1000;
+const TUNNEL_PING_TIMEOUT_MS = 4000;
 
 export interface RunningRouter {
   readonly sync: TableSync;
@@ -47,6 +57,14 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   let ready = false;
   let reporter: StatusReporter | undefined;
   let checker: ActiveHealthChecker | undefined;
+  let tunnelListener: TunnelListener | undefined;
+  // The agent tunnel (--listen-tunnel): its sessions are a transport the upstream client dials through.
+  const tunnel = config.listenTunnel === undefined ? undefined : (() => {
+    const tokens = new TunnelTokens(etcd, layout, log);
+    const presence = new TunnelPresence(etcd, layout, config.id, config.leaseTtlSeconds, log);
+    const sessions = new TunnelSessions({ tokens, presence, log, pingIntervalMs: TUNNEL_PING_INTERVAL_MS, pingTimeoutMs: TUNNEL_PING_TIMEOUT_MS });
+    return { tokens, presence, sessions, connector: new TunnelConnector(sessions, config.connectTimeoutMs) };
+  })();
 
   const sync: TableSync = new TableSync(layout, log, {
     onApplied(kind, ms) {
@@ -58,6 +76,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       metrics.rejectedNow.set(sync.rejectedCount);
       metrics.recordWarnings.set(sync.warningsCount);
       checker?.sync();
+      tunnelListener?.refreshCert();
       reporter?.schedule();
     },
     onRejected() {
@@ -113,6 +132,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     tls: config.listenTls === undefined ? undefined : { defaultCert: config.defaultCert, contextCacheSize: config.tlsContextCache },
     // Every router answers the fleet's HTTP-01 challenges, ordering or not: the CA reaches any of them.
     challenges: new ChallengeAnswers({ read: async (token) => (await etcd.get(layout.acmeChallenge(token)))?.value, getTable: () => sync.table, log }),
+    ...(tunnel === undefined ? {} : { moreConnectors: new Map([['tunnel:', tunnel.connector]]) }),
   });
   let acme: AcmeIssuer | undefined;
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
@@ -135,6 +155,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       contexts: proxy.tls.contexts.size,
       contextCache: config.tlsContextCache,
     },
+    tunnel: tunnelListener === undefined ? null : { listen: `${config.listenTunnel!.host}:${config.listenTunnel!.port}`, advertise: config.tunnelAdvertise, ...tunnelListener.describe() },
     ...statusRecord(sync, startedAt),
     certificates: certificatesReport(sync.table, Date.now()),
     acme: acme?.report() ?? null,
@@ -169,7 +190,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   reporter = new StatusReporter(
     etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds),
-    () => statusRecordValue(sync, startedAt),
+    () => statusRecordValue(sync, startedAt, config.tunnelAdvertise),
     log,
     Math.max(1000, Math.min(5000, (config.leaseTtlSeconds * 1000) / 3)),
     (err) => {
@@ -204,6 +225,23 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await ticketKeys!.start();
     await proxy.tls.listen(config.listenTls!.host, config.listenTls!.port);
     log.info({ listenTls: `${config.listenTls!.host}:${config.listenTls!.port}`, defaultCert: config.defaultCert ?? null }, 'TLS listener ready');
+  }
+  if (tunnel !== undefined) {
+    // Tokens before the first agent: none is judged against an empty set.
+    await tunnel.tokens.start(config.startTimeoutMs).catch(startFailed);
+    const { TunnelListener } = await import('./tunnel/listener.js');
+    tunnelListener = new TunnelListener({
+      certName: config.tunnelCert!,
+      getTable: () => sync.table,
+      tokens: tunnel.tokens,
+      sessions: tunnel.sessions,
+      routerId: config.id,
+      peers: livePeers(etcd, layout, config.tunnelAdvertise!),
+      log,
+      handshakeTimeoutMs: config.requestHeaderTimeoutMs,
+    });
+    await tunnelListener.listen(config.listenTunnel!.host, config.listenTunnel!.port);
+    log.info({ listenTunnel: `${config.listenTunnel!.host}:${config.listenTunnel!.port}`, tunnelCert: config.tunnelCert, advertise: config.tunnelAdvertise }, 'tunnel listener ready');
   }
   ready = true;
   metrics.ready.set(1);
@@ -254,6 +292,10 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     clearTimeout(cutOff);
     // The access file is written asynchronously: its last lines go out before the process exits.
     accessLogger?.flush();
+    // Agents move to the other routers (they hold sessions to every one) once these end.
+    await tunnelListener?.close();
+    await tunnel?.presence.close();
+    await tunnel?.tokens.close();
     checker?.stop();
     await acme?.stop();
     ticketKeys?.stop();

@@ -80,6 +80,20 @@ describe('router command line', () => {
     expect(() => parse(['--id', 'r1', '--tls-context-cache', 'lots'])).toThrow('--tls-context-cache: "lots" must be an integer');
   });
 
+  it('reads the tunnel flags: off by default, --tunnel-cert required, the advertised address defaulting to the listener', () => {
+    const off = parse(['--id', 'r1']);
+    expect([off.listenTunnel, off.tunnelCert, off.tunnelAdvertise]).toEqual([undefined, undefined, undefined]);
+    const on = parse(['--id', 'r1', '--listen-tunnel', '127.0.0.1:7443'], { ROUTER_TUNNEL_CERT: 'tunnel.example.net' });
+    expect(on.listenTunnel).toEqual({ host: '127.0.0.1', port: 7443 });
+    expect(on.tunnelCert).toBe('tunnel.example.net');
+    expect(on.tunnelAdvertise).toBe('https://127.0.0.1:7443');
+    expect(parse(['--id', 'r1', '--listen-tunnel', '0.0.0.0:7443', '--tunnel-cert', 't', '--tunnel-advertise', 'https://edge-1.example.net:7443']).tunnelAdvertise).toBe('https://edge-1.example.net:7443');
+    expect(() => parse(['--id', 'r1', '--listen-tunnel', '127.0.0.1:7443'])).toThrow('--listen-tunnel needs --tunnel-cert');
+    expect(() => parse(['--id', 'r1', '--listen-tunnel', '127.0.0.1:7443', '--tunnel-cert', 'T!'])).toThrow('--tunnel-cert: "T!" is not a certificate name');
+    expect(() => parse(['--id', 'r1', '--listen-tunnel', ':7443', '--tunnel-cert', 't', '--tunnel-advertise', 'http://x:1'])).toThrow('--tunnel-advertise: "http://x:1" must be https://HOST:PORT');
+    expect(() => parse(['--id', 'r1', '--listen-tunnel', ':7443', '--tunnel-cert', 't', '--workers', '2'])).toThrow('not supported with --workers > 1');
+  });
+
   it('parses durations', () => {
     expect(parseDuration('250ms', 'x')).toBe(250);
     expect(parseDuration('5s', 'x')).toBe(5000);

@@ -46,6 +46,15 @@ export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
   }
   if (results.tls && !results.tls.error) t.push(...tlsTargets(results.tls));
   const full = (apps) => (apps >= fullApps ? undefined : `n/a: ${apps} apps in this run`);
+  if (results.tunnel?.bulk?.length) {
+    for (const direction of ['download', 'upload']) {
+      const d = results.tunnel.bulk.find((r) => r.direction === direction && r.name === 'direct');
+      const tun = results.tunnel.bulk.find((r) => r.direction === direction && r.name === 'tunnel');
+      if (!d || !tun) continue;
+      const ratio = tun.mbPerS / d.mbPerS;
+      t.push({ target: `1 GiB ${direction} through a tunnel ≥ 70% of direct`, figure: `${int(tun.mbPerS)} MB/s vs ${int(d.mbPerS)} MB/s (${f(ratio)}×)`, limit: '≥ 0.70×', status: status(ratio >= 0.7) });
+    }
+  }
   if (results.propagation?.levels?.length) {
     const top = results.propagation.levels[results.propagation.levels.length - 1];
     const why = full(top.apps);
@@ -339,6 +348,22 @@ export function renderMarkdown(results) {
           ],
         ),
       );
+    }
+    out.push('');
+  }
+  if (results.tunnel) {
+    const x = results.tunnel;
+    out.push('## Agent tunnel vs direct');
+    out.push('');
+    if (x.error) out.push(`**failed:** ${x.error}`);
+    else {
+      out.push(`The same sample app through one router, as a direct instance and as a tunnel:// instance behind paas-agent. Small requests: ${x.client}, ${x.connections} connections, ${x.measureSeconds} s.`);
+      out.push('');
+      out.push(table(['path', 'req/s', 'p50 ms', 'p99 ms', 'req per router CPU-s', 'agent CPU-s', 'errors'], x.small.map((r) => [r.name, int(r.rps), f(r.p50Ms), f(r.p99Ms), int(r.reqPerRouterCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', String(r.errors)])));
+      out.push('');
+      out.push(table(['1 GiB', 'path', 'seconds', 'MB/s', 'router CPU-s', 'agent CPU-s', 'router peak RSS MB'], x.bulk.map((r) => [r.direction, r.name, f(r.seconds), int(r.mbPerS), f(r.routerCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', int(r.routerPeakRssMB)])));
+      out.push('');
+      out.push(table(['one 256 MiB HTTP/2 stream over TLS, loopback', 'MB/s'], x.windows.map((r) => [r.name, int(r.mbPerS)])));
     }
     out.push('');
   }

@@ -76,7 +76,10 @@ export type Command =
   | { name: 'status'; args: StatusArgs }
   | { name: 'cert set'; args: CertSetArgs }
   | { name: 'cert list'; args: Record<string, never> }
-  | { name: 'cert rm'; args: { name: string } };
+  | { name: 'cert rm'; args: { name: string } }
+  | { name: 'tunnel-token create'; args: { app: string; expiresMs: number | undefined } }
+  | { name: 'tunnel-token list'; args: { app: string; json: boolean } }
+  | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -102,8 +105,8 @@ function splitCommand(argv: string[]): { words: string[]; rest: string[]; help: 
     }
     if (words.length === 0) {
       words.push(a);
-      if (a === 'app' || a === 'cert' || a === 'help') {
-        // "app set", "cert list": the subcommand is the next word that is not a flag.
+      if (a === 'app' || a === 'cert' || a === 'help' || a === 'tunnel-token') {
+        // "app set", "cert list", "tunnel-token create": the subcommand is the next word that is not a flag.
         let j = i + 1;
         while (j < argv.length && argv[j]!.startsWith('-')) {
           rest.push(argv[j]!);
@@ -137,6 +140,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   if (!spec) {
     if (words[0] === 'app') throw new UsageError(`unknown command "${name}" (did you mean "app set"?)`);
     if (words[0] === 'cert') throw new UsageError(`unknown command "${name}" (one of: cert set, cert list, cert rm)`);
+    if (words[0] === 'tunnel-token') throw new UsageError(`unknown command "${name}" (one of: tunnel-token create, tunnel-token list, tunnel-token rm)`);
     throw new UsageError(`unknown command "${name}" (one of: ${COMMANDS.map((c) => c.name).join(', ')}); see paas-deploy --help`);
   }
   if (help) return { kind: 'help', text: commandHelp(spec) };
@@ -306,6 +310,15 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
       const name = positionals[0]!;
       if (!isCertName(name)) throw new UsageError(`cert rm: bad certificate name ${JSON.stringify(name)}: must match ${CERT_NAME_PATTERN}`);
       return { name: 'cert rm', args: { name } };
+    }
+    case 'tunnel-token create':
+      return { name: 'tunnel-token create', args: { app, expiresMs: v.duration('expires') } };
+    case 'tunnel-token list':
+      return { name: 'tunnel-token list', args: { app, json: v.boolean('json') } };
+    case 'tunnel-token rm': {
+      const tokenId = positionals[1]!;
+      if (!isName(tokenId)) throw new UsageError(`tunnel-token rm: bad token id ${JSON.stringify(tokenId)}: must match ${NAME_SHAPE}`);
+      return { name: 'tunnel-token rm', args: { app, tokenId } };
     }
   }
 }

@@ -17,7 +17,7 @@ export interface FlagSpec {
   default?: string;
 }
 
-export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm';
+export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm';
 
 export interface CommandSpec {
   name: CommandName;
@@ -203,6 +203,31 @@ export const COMMANDS: CommandSpec[] = [
     positionals: ['<name>'],
     summary: 'delete a certificate record',
     description: ['Routers stop serving it as soon as they apply the deletion.'],
+    flags: [],
+  },
+  {
+    name: 'tunnel-token create',
+    positionals: ['<app>'],
+    summary: 'make a token for paas-agent serving <app> through a tunnel; prints the secret once',
+    description: [
+      'Writes tunnel-tokens/<app>/<token-id> holding only the SHA-256 of the secret (and its expiry):',
+      'the secret is printed once and stored nowhere. Give it to the agent in PAAS_AGENT_TOKEN.',
+      'The token lets an agent serve instances of <app> only.',
+    ],
+    flags: [{ name: 'expires', kind: 'duration', env: 'PAAS_DEPLOY_TOKEN_EXPIRES', value: 'DURATION', help: 'the token (and the sessions opened with it) ends after this, e.g. 30d' }],
+  },
+  {
+    name: 'tunnel-token list',
+    positionals: ['<app>'],
+    summary: "list an app's tunnel tokens (ids and expiry; secrets are never stored)",
+    description: [],
+    flags: [{ name: 'json', kind: 'boolean', env: 'PAAS_DEPLOY_JSON', help: 'print JSON instead of a table' }],
+  },
+  {
+    name: 'tunnel-token rm',
+    positionals: ['<app>', '<token-id>'],
+    summary: 'revoke a tunnel token: routers close the sessions opened with it',
+    description: [],
     flags: [],
   },
 ];

@@ -13,7 +13,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { BAD_REQUEST, HEADERS_TOO_LARGE, rawAnswer, REQUEST_TIMEOUT } from '../decision/answers.js';
-import { defaultConnectors } from '../transport/connector.js';
+import { defaultConnectors, type Connector } from '../transport/connector.js';
 import { createUpstreamClient, type UpstreamClientChoice } from '../transport/select-client.js';
 import type { UpstreamClient } from '../transport/upstream.js';
 import { ClientDrain } from './drain.js';
@@ -46,6 +46,8 @@ export interface ProxyOptions {
   onDrained: (backend: Backend) => void;
   /** --public-https-port, for `tls.redirect` Locations (default 443). */
   publicHttpsPort?: number;
+  /** Transports for instance URL schemes beyond http: and https: (`tunnel:`). */
+  moreConnectors?: ReadonlyMap<string, Connector>;
   /** The TLS listener, when --listen-tls is set (it listens when told: see ProxyServer.tls). */
   tls?: { defaultCert: string | undefined; contextCacheSize: number };
   /** Answers ACME HTTP-01 challenges on the plain listener for the fleet (see acme/challenge-answers.ts). */
@@ -131,7 +133,7 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
   // --keepalive-timeout (4 s) closed connections the instance would have kept, and reopening
   // them under load cost the fixed-rate p99 (3,000 req/s: 14-90 ms with the cap, 3.5-5 ms without).
   // One set of connectors for plain HTTP and WebSocket tunnels: a new transport serves both.
-  const connectors = defaultConnectors(opts.connectTimeoutMs);
+  const connectors = defaultConnectors(opts.connectTimeoutMs, opts.moreConnectors);
   const upstream = createUpstreamClient(opts.upstreamClient ?? 'auto', {
     connectors,
     connectTimeoutMs: opts.connectTimeoutMs,

@@ -36,9 +36,11 @@ export interface StatusInput {
   unhealthy: UnhealthyInstance[];
   startedAt: string;
   updatedAt: string;
+  /** https://HOST:PORT of this router's tunnel listener (agents learn the fleet from these). */
+  tunnel?: string | undefined;
 }
 
-export function statusInput(sync: TableSync, startedAt: string): StatusInput {
+export function statusInput(sync: TableSync, startedAt: string, tunnel?: string): StatusInput {
   const draining: [string, number][] = [];
   const busy: [string, number][] = [];
   for (const b of sync.table.reportedBackends()) (b.state === 'draining' ? draining : busy).push([b.key, b.inflight]);
@@ -56,6 +58,7 @@ export function statusInput(sync: TableSync, startedAt: string): StatusInput {
     unhealthy: unhealthyInstances(sync.table, Date.now()),
     startedAt,
     updatedAt: new Date().toISOString(),
+    tunnel,
   };
 }
 
@@ -95,8 +98,8 @@ export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRe
 }
 
 /** The JSON value of the etcd record: see boundedStatusJson. */
-export function statusRecordValue(sync: TableSync, startedAt: string): string {
-  return boundedStatusJson(statusInput(sync, startedAt));
+export function statusRecordValue(sync: TableSync, startedAt: string, tunnel?: string): string {
+  return boundedStatusJson(statusInput(sync, startedAt, tunnel));
 }
 
 /**
@@ -142,6 +145,7 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
       unhealthyCount: s.unhealthy.length,
       startedAt: s.startedAt,
       updatedAt: s.updatedAt,
+      ...(s.tunnel === undefined ? {} : { tunnel: s.tunnel }),
     };
     return JSON.stringify(record);
   };

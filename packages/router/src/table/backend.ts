@@ -1,4 +1,4 @@
-import { INSTANCE_STATES, type InstanceRecord, type InstanceState } from '@paas/registry';
+import { INSTANCE_STATES, TUNNEL_SCHEME, type InstanceRecord, type InstanceState } from '@paas/registry';
 import type { RecordStamp } from './record-stamp.js';
 
 /**
@@ -59,7 +59,12 @@ export function backendKey(app: string, id: string): string {
   return `${app}/${id}`;
 }
 
-/** The registry accepts `http://host:port/`; the proxy appends paths to a bare origin. */
-export function originOf(record: InstanceRecord): string {
+/**
+ * The registry accepts `http://host:port/`; the proxy appends paths to a bare origin. A tunnel
+ * instance (`tunnel://<id>`) becomes `tunnel://<id>.<app>`: instance ids are unique per app
+ * only, and the tunnel connector finds the agent's sessions by this host (tunnel/connector.ts).
+ */
+export function originOf(record: InstanceRecord, app: string): string {
+  if (record.url.startsWith(TUNNEL_SCHEME)) return `${record.url}.${app}`;
   return record.url.endsWith('/') ? record.url.slice(0, -1) : record.url;
 }

@@ -79,7 +79,7 @@ export class RoutingTable {
   /** Returns the instance's Backend: the same object across updates unless its origin changed. */
   setInstance(app: string, id: string, record: InstanceRecord): Backend {
     const key = backendKey(app, id);
-    const origin = originOf(record);
+    const origin = originOf(record, app);
     const pool = this.poolOrCreate(app);
     let backend = this.backendsByKey.get(key);
     if (backend !== undefined && backend.origin !== origin) {

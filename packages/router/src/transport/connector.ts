@@ -33,6 +33,11 @@ export type ConnectCallback = (err: Error | null, socket: Duplex | null) => void
 export interface Connector {
   /** Calls back once, with a connected stream or the reason there is none. */
   connect(target: ConnectTarget, callback: ConnectCallback): void;
+  /**
+   * Whether a connection this connector gave is not to be reused for another request (its
+   * transport is draining: a tunnel session the agent closed). Absent: always reusable.
+   */
+  retired?(socket: Duplex): boolean;
 }
 
 function portOf(target: ConnectTarget, fallback: number): number {
@@ -113,12 +118,16 @@ export class Connectors {
   }
 }
 
-/** TCP for http://, verified TLS for https://, each giving up on a connect after timeoutMs. */
-export function defaultConnectors(connectTimeoutMs: number): Connectors {
+/**
+ * TCP for http://, verified TLS for https://, each giving up on a connect after timeoutMs; and
+ * any other transports given (`tunnel:`).
+ */
+export function defaultConnectors(connectTimeoutMs: number, more: ReadonlyMap<string, Connector> = new Map()): Connectors {
   return new Connectors(
     new Map<string, Connector>([
       ['http:', new TcpConnector(connectTimeoutMs)],
       ['https:', new TlsConnector(connectTimeoutMs)],
+      ...more,
     ]),
   );
 }

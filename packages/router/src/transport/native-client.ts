@@ -59,7 +59,10 @@ export class NativeUpstreamClient implements UpstreamClient {
     }
     let conn = pool.idle.pop();
     // Destroyed this tick (idle timeout, the instance's FIN): its 'close' has not run yet.
-    while (conn !== undefined && conn.socket!.destroyed) conn = pool.idle.pop();
+    while (conn !== undefined && (conn.socket!.destroyed || pool.connector.retired?.(conn.socket!) === true)) {
+      if (!conn.socket!.destroyed) conn.socket!.destroy();
+      conn = pool.idle.pop();
+    }
     if (conn !== undefined) conn.start(ex, true);
     else this.connect(pool, ex);
   }
@@ -83,7 +86,7 @@ export class NativeUpstreamClient implements UpstreamClient {
 
   /** A connection whose answer is complete: kept for the next request, or closed. */
   release(conn: Conn): void {
-    if (this.closing || !conn.keepAlive || conn.sendingBody) {
+    if (this.closing || !conn.keepAlive || conn.sendingBody || conn.pool.connector.retired?.(conn.socket!) === true) {
       conn.socket!.destroy();
       return;
     }

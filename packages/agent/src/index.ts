@@ -1,0 +1,2 @@
+export { Agent } from './agent.js';
+export { parseConfig, type AgentConfig } from './config.js';

@@ -1,0 +1,46 @@
+/** The paas-agent command: parse flags, keep sessions to the routers, drain on SIGTERM. */
+import pino from 'pino';
+import { Agent } from './agent.js';
+import { ConfigError, helpText, parseConfig } from './config.js';
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseConfig(argv, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`paas-agent: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  const config = parsed.config;
+  const log = pino({ level: config.logLevel, base: { app: config.app, id: config.id } });
+  const agent = new Agent(config, log, {
+    refused(router, error) {
+      // Every router judges the token alike: retrying cannot help, so say why and stop.
+      log.fatal({ router, error }, 'the router refused this agent');
+      process.stderr.write(`paas-agent: ${router} refused this agent: ${error}\n`);
+      agent.stop();
+      process.exit(1);
+    },
+  });
+  agent.start();
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'draining: no new requests, waiting for open ones');
+    void agent.drain(config.drainTimeoutMs).then((clean) => {
+      log.info({ clean }, clean ? 'drained' : 'drain timeout: open requests cut');
+      process.exit(0);
+    });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

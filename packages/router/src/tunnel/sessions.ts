@@ -1,0 +1,158 @@
+/**
+ * The tunnel sessions this router holds, by instance: each is an HTTP/2 client session over a
+ * TLS connection an agent opened (listener.ts). The tunnel connector opens one stream per
+ * upstream connection on the least busy session of the instance; a session is watched by PING
+ * (a frozen agent is dropped within pingTimeoutMs), checked every second against the tokens
+ * (revoked, replaced or expired: closed with a GOAWAY saying why), and, once the agent closes it
+ * gracefully (SIGTERM: GOAWAY), takes no new streams while its open ones finish.
+ *
+ * While at least one session to an instance is held, `tunnels/<app>/<id>/<router-id>` says so
+ * (presence.ts): the deployer's barrier and `paas-deploy status` read it.
+ */
+import { constants, type ClientHttp2Session } from 'node:http2';
+import type { KnownToken, TunnelTokens } from './tokens.js';
+
+export interface SessionsLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** How long a GOAWAY carrying a reason gets to reach the agent before the connection is cut. */
+const GOAWAY_FLUSH_MS = 100;
+
+/** One agent connection. */
+export class TunnelSession {
+  /** Streams open on it (upstream connections). */
+  streams = 0;
+  /** The agent closed it (GOAWAY) or it is closing: no new streams. */
+  draining = false;
+  private pingSentAt = 0;
+
+  constructor(
+    readonly app: string,
+    readonly id: string,
+    /** `<id>.<app>`: the tunnel origin's host (table/backend.ts originOf). */
+    readonly host: string,
+    readonly h2: ClientHttp2Session,
+    readonly token: KnownToken,
+    readonly since: number,
+  ) {}
+
+  /** Sends a PING when none is outstanding; returns false when the last one went unanswered too long. */
+  ping(now: number, timeoutMs: number): boolean {
+    if (this.pingSentAt !== 0) return now - this.pingSentAt < timeoutMs;
+    this.pingSentAt = now;
+    try {
+      this.h2.ping((err) => {
+        if (err === null) this.pingSentAt = 0;
+      });
+    } catch {
+      // The session is closing: its 'close' removes it.
+    }
+    return true;
+  }
+}
+
+export interface PresenceSink {
+  /** The number of sessions held to `app/id` changed; 0: none any more. */
+  changed(app: string, id: string, connections: number, since: number): void;
+}
+
+export interface SessionsOptions {
+  tokens: TunnelTokens;
+  presence: PresenceSink;
+  log: SessionsLogger;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+}
+
+export class TunnelSessions {
+  /** `<id>.<app>` -> its sessions, draining ones included until they close. */
+  private readonly byHost = new Map<string, Set<TunnelSession>>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly opts: SessionsOptions) {
+    this.timer = setInterval(() => this.sweep(), Math.min(opts.pingIntervalMs, 1000));
+    this.timer.unref();
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const set of this.byHost.values()) n += set.size;
+    return n;
+  }
+
+  add(session: TunnelSession): void {
+    let set = this.byHost.get(session.host);
+    if (set === undefined) this.byHost.set(session.host, (set = new Set()));
+    set.add(session);
+    const h2 = session.h2;
+    h2.on('goaway', () => {
+      session.draining = true;
+    });
+    h2.on('error', () => undefined); // 'close' follows
+    h2.once('close', () => this.remove(session));
+    this.report(session);
+  }
+
+  /** The least busy session able to take a stream to `<id>.<app>`, if any. */
+  pick(host: string): TunnelSession | undefined {
+    const set = this.byHost.get(host);
+    if (set === undefined) return undefined;
+    let best: TunnelSession | undefined;
+    for (const s of set) if (!s.draining && !s.h2.closed && !s.h2.destroyed && (best === undefined || s.streams < best.streams)) best = s;
+    return best;
+  }
+
+  private remove(session: TunnelSession): void {
+    const set = this.byHost.get(session.host);
+    if (set === undefined || !set.delete(session)) return;
+    if (set.size === 0) this.byHost.delete(session.host);
+    this.report(session);
+  }
+
+  private report(session: TunnelSession): void {
+    const set = this.byHost.get(session.host);
+    let since = Infinity;
+    if (set !== undefined) for (const s of set) since = Math.min(since, s.since);
+    this.opts.presence.changed(session.app, session.id, set?.size ?? 0, since);
+  }
+
+  /** PINGs, and ends sessions whose agent stopped answering or whose token no longer holds. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const set of this.byHost.values()) {
+      for (const s of set) {
+        if (s.h2.destroyed) continue;
+        const ended = this.opts.tokens.ended(s.token, now);
+        if (ended !== undefined) {
+          this.opts.log.info({ app: s.app, id: s.id, reason: ended }, 'tunnel session closed');
+          this.close(s, ended);
+          continue;
+        }
+        if (!s.ping(now, this.opts.pingTimeoutMs)) {
+          this.opts.log.warn({ app: s.app, id: s.id, pingTimeoutMs: this.opts.pingTimeoutMs }, 'tunnel session dropped: the agent did not answer PING');
+          s.h2.destroy();
+        }
+      }
+    }
+  }
+
+  /** Ends a session at once, telling the agent why in the GOAWAY's debug data. */
+  private close(s: TunnelSession, reason: string): void {
+    s.draining = true;
+    try {
+      s.h2.goaway(constants.NGHTTP2_NO_ERROR, 0, Buffer.from(reason));
+    } catch {
+      // already closing
+    }
+    // A moment for the GOAWAY to be written before the connection goes.
+    setTimeout(() => s.h2.destroy(), GOAWAY_FLUSH_MS).unref();
+  }
+
+  /** Every session ends (router stop): agents reconnect to the other routers meanwhile. */
+  closeAll(): void {
+    clearInterval(this.timer);
+    for (const set of this.byHost.values()) for (const s of set) this.close(s, 'router stopping');
+  }
+}
