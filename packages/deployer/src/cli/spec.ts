@@ -289,7 +289,7 @@ export function mainHelp(): string {
     'having applied (the status records under <prefix>/routers/).',
     '',
     'Commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    ...COMMANDS.flatMap((c) => wrapText(c.summary, ' '.repeat(width + 2), HELP_WIDTH, `  ${c.name.padEnd(width)}`)),
     '',
     'Global flags:',
     ...flagLines(GLOBAL_FLAGS, [PASSWORD_LINE, { left: HELP_FLAG.left, help: 'this help; "paas-deploy <command> --help" for a command\'s flags' }, VERSION_FLAG]),
