@@ -3,9 +3,12 @@
  * comes from PAAS_AGENT_TOKEN only (a flag would show in `ps`). A bad value stops start-up with
  * one line naming the flag and what was wrong (exit 2).
  */
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isName, NAME_SHAPE, tokenIdOf } from '@paas/registry';
+import { DURATION_EXAMPLES, isName, NAME_SHAPE, parseDuration as parseGoDuration, tokenIdOf, wrapText } from '@paas/registry';
+
+const AGENT_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 export const TOKEN_ENV = 'PAAS_AGENT_TOKEN';
 
@@ -51,17 +54,33 @@ export const FLAGS: Record<string, FlagSpec> = {
 };
 
 export function helpText(): string {
-  const lines = ['Usage: PAAS_AGENT_TOKEN=<token> paas-agent --routers URL[,URL...] --app APP --id ID --to http://127.0.0.1:PORT [--ca FILE]', '', 'Flags (each also read from the environment variable shown; flags win):'];
-  for (const [name, spec] of Object.entries(FLAGS)) lines.push(`  --${name.padEnd(15)} ${spec.env.padEnd(26)} ${spec.help}${spec.default !== undefined ? ` (default ${spec.default})` : ''}`);
-  lines.push(`  ${''.padEnd(17)} ${TOKEN_ENV.padEnd(26)} the token paas-deploy tunnel-token create printed (environment only)`);
+  const lines = [
+    'Usage: PAAS_AGENT_TOKEN=<token> paas-agent --routers URL[,URL...] --app APP --id ID',
+    '                                           --to http://127.0.0.1:PORT [--ca FILE]',
+    '',
+    'Flags (each also read from the environment variable shown; flags win):',
+  ];
+  const INDENT = '        ';
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
+    lines.push(`  --${name.padEnd(26)} ${spec.env}`, ...wrapText(`${spec.help}${def}`, INDENT));
+  }
+  lines.push(`  ${''.padEnd(28)} ${TOKEN_ENV}`, ...wrapText('the token paas-deploy tunnel-token create printed (environment only: a flag would show in ps)', INDENT));
+  lines.push('  -h, --help', `${INDENT}this text`, '  --version', `${INDENT}the version, and exit`);
+  lines.push('', `Durations: Go syntax, ${DURATION_EXAMPLES}; a bare number is refused except 0.`);
+  lines.push('Exit codes: 0 drained (SIGTERM), 130 interrupted (SIGINT), 1 refused by a router, 2 bad flag.');
   return lines.join('\n');
 }
 
+export function versionText(): string {
+  return `paas-agent ${AGENT_VERSION} (Node ${process.version})`;
+}
+
+/** A duration in the syntax of every paas command (@paas/registry parseDuration), in milliseconds. */
 function parseDuration(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 2m)`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' || m[2] === undefined ? n : m[2] === 's' ? n * 1000 : n * 60_000);
+  const d = parseGoDuration(text);
+  if (!d.ok) throw new ConfigError(`${what}: ${d.error}`);
+  return Math.round(d.ms);
 }
 
 export function parseRouterUrl(text: string, what: string): RouterAddress {
@@ -77,10 +96,10 @@ export function parseRouterUrl(text: string, what: string): RouterAddress {
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-export type ParsedCommandLine = { help: true } | { help: false; config: AgentConfig };
+export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: AgentConfig };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } };
   for (const name of Object.keys(FLAGS)) options[name] = { type: 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -89,6 +108,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     throw new ConfigError(`${(err as Error).message} (see --help)`);
   }
   if (values.help) return { help: true };
+  if (values.version) return { help: false, version: true };
   const raw = (name: string): { text: string | undefined; what: string } => {
     const spec = FLAGS[name]!;
     if (values[name] !== undefined) return { text: String(values[name]), what: `--${name}` };

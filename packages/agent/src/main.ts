@@ -1,7 +1,7 @@
 /** The paas-agent command: parse flags, keep sessions to the routers, drain on SIGTERM. */
 import pino from 'pino';
 import { Agent } from './agent.js';
-import { ConfigError, helpText, parseConfig } from './config.js';
+import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let parsed;
@@ -17,6 +17,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   }
   if (parsed.help) {
     process.stdout.write(helpText() + '\n');
+    return;
+  }
+  if (parsed.version) {
+    process.stdout.write(versionText() + '\n');
     return;
   }
   const config = parsed.config;
@@ -38,7 +42,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'draining: no new requests, waiting for open ones');
     void agent.drain(config.drainTimeoutMs).then((clean) => {
       log.info({ clean }, clean ? 'drained' : 'drain timeout: open requests cut');
-      process.exit(0);
+      // Ctrl-C exits 130 (128 + SIGINT), as the other paas commands do.
+      process.exit(signal === 'SIGINT' ? 130 : 0);
     });
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -3,14 +3,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, helpText, parseConfig } from '../src/config.js';
+import { ConfigError, helpText, parseConfig, versionText } from '../src/config.js';
 
 const TOKEN = { PAAS_AGENT_TOKEN: 't0a1b2c3d4e.c2VjcmV0' };
 const BASE = ['--routers', 'https://127.0.0.1:7443', '--app', 'mango', '--id', 'web-1', '--to', 'http://127.0.0.1:3000'];
 
 function parse(argv: string[], env: NodeJS.ProcessEnv = TOKEN) {
   const r = parseConfig(argv, env);
-  if (r.help) throw new Error('unexpected help');
+  if (r.help || r.version) throw new Error('unexpected help or version');
   return r.config;
 }
 
@@ -46,7 +46,9 @@ describe('paas-agent command line', () => {
       [[...BASE, '--id', 'web_1'], TOKEN, '--id: "web_1" must match'],
       [[...BASE, '--to', 'https://127.0.0.1:3000'], TOKEN, '--to: "https://127.0.0.1:3000" must be http://HOST:PORT'],
       [[...BASE, '--sessions', '0'], TOKEN, '--sessions: "0" must be an integer from 1 to 16'],
-      [[...BASE, '--drain-timeout', 'soon'], TOKEN, '--drain-timeout: "soon" is not a duration'],
+      [[...BASE, '--drain-timeout', 'soon'], TOKEN, '--drain-timeout: '],
+      // One duration syntax for every paas command: a bare number is refused (but 0).
+      [[...BASE, '--drain-timeout', '30'], TOKEN, '--drain-timeout: '],
       [['--app', 'mango'], TOKEN, '--routers (PAAS_AGENT_ROUTERS) is required'],
       [[...BASE, '--token', 'x'], TOKEN, "Unknown option '--token'"],
     ];
@@ -56,8 +58,17 @@ describe('paas-agent command line', () => {
     }
   });
 
-  it('answers --help with every flag and the token variable', () => {
+  it('reads Go durations as the other commands do', () => {
+    expect(parse([...BASE, '--drain-timeout', '1m30s']).drainTimeoutMs).toBe(90_000);
+    expect(parse([...BASE, '--drain-timeout', '0']).drainTimeoutMs).toBe(0);
+  });
+
+  it('answers -h/--help with every flag and the token variable, in lines of at most 100 columns, and --version', () => {
     expect(parseConfig(['--help'], {})).toEqual({ help: true });
+    expect(parseConfig(['-h'], {})).toEqual({ help: true });
+    expect(parseConfig(['--version'], {})).toEqual({ help: false, version: true });
+    expect(versionText()).toMatch(/^paas-agent \d+\.\d+\.\d+ \(Node v\d+/);
+    expect(helpText().split('\n').filter((l) => l.length > 100)).toEqual([]);
     for (const word of ['--routers', '--app', '--id', '--to', '--ca', '--sessions', '--drain-timeout', 'PAAS_AGENT_TOKEN']) expect(helpText()).toContain(word);
   });
 });
