@@ -8,6 +8,7 @@ import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
 import { formatCertList, formatCertSet, listCerts, removeCert, setCert } from './cert.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
+import { maintenanceOff, maintenanceOn } from './maintenance.js';
 import { redeploy } from './redeploy.js';
 import { createTunnelToken, formatCreatedToken, formatTunnelTokens, listTunnelTokens, removeTunnelToken } from './tunnel-tokens.js';
 import { releaseHeldLocks } from './lock.js';
@@ -140,5 +141,15 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
     case 'tunnel-token rm':
       await removeTunnelToken(etcd, layout, command.args.app, command.args.tokenId);
       return `tunnel-token rm ${command.args.app} ${command.args.tokenId}: revoked (routers close its sessions within a second)`;
+    case 'maintenance on': {
+      const { routerTimeoutMs, status, message, forMs, host } = command.args;
+      const r = await maintenanceOn(etcd, layout, { host, ...(status !== undefined && { status }), ...(message !== undefined && { message }), ...(forMs !== undefined && { forMs }), ...(routerTimeoutMs !== undefined && { routerTimeoutMs }), signal }, progress);
+      return `maintenance on ${host}: ${r.key} at revision ${r.revision}${r.endsAt === undefined ? ', until maintenance off' : `, ends by itself at ${new Date(r.endsAt).toISOString()}`}`;
+    }
+    case 'maintenance off': {
+      const { routerTimeoutMs, host } = command.args;
+      const r = await maintenanceOff(etcd, layout, { host, ...(routerTimeoutMs !== undefined && { routerTimeoutMs }), signal }, progress);
+      return `maintenance off ${host}: ${r.key} deleted at revision ${r.revision}`;
+    }
   }
 }

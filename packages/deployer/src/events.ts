@@ -14,7 +14,10 @@ export type StepName =
   | 'delete'
   | 'rollback'
   | 'write-app'
-  | 'confirm-app';
+  | 'confirm-app'
+  | 'write-override'
+  | 'delete-override'
+  | 'confirm-override';
 
 export const STEP_LABELS: Record<StepName, string> = {
   lock: 'take the app lock',
@@ -28,6 +31,9 @@ export const STEP_LABELS: Record<StepName, string> = {
   rollback: 'roll back',
   'write-app': 'write the app record',
   'confirm-app': 'routers apply the app record',
+  'write-override': 'write the maintenance override',
+  'delete-override': 'delete the maintenance override',
+  'confirm-override': 'routers apply the override',
 };
 
 export interface RouterProgress {

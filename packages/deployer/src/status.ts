@@ -17,6 +17,7 @@ import {
   type UnhealthyInstance,
 } from '@paas/registry';
 import { describeHolder } from './lock.js';
+import { overrideLines, type OverrideLine } from './maintenance.js';
 import { table } from './table.js';
 
 export interface RouterStatusLine {
@@ -89,6 +90,8 @@ export interface FleetStatus {
   newestChange: bigint;
   routers: RouterStatusLine[];
   apps: AppStatus[];
+  /** overrides/ records (maintenance or an app), with the time a leased one has left. */
+  overrides: OverrideLine[];
 }
 
 export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string): Promise<FleetStatus> {
@@ -186,7 +189,9 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
     });
   }
   if (only !== undefined && apps.length === 0) apps.push({ name: only, record: undefined, error: 'no app record', unknownFields: [], instances: [], lock: undefined });
-  return { prefix: layout.prefix, endpoints: [...etcd.endpoints], revision, newestChange, routers, apps };
+  // Every override is listed, as `status <app>` lists every router: they are few and fleet-wide.
+  const overrides = await overrideLines(etcd, layout, entries);
+  return { prefix: layout.prefix, endpoints: [...etcd.endpoints], revision, newestChange, routers, apps, overrides };
 }
 
 /**
@@ -238,6 +243,10 @@ export function formatStatus(s: FleetStatus): string {
       out.push(`  warning: ${w.key} (revision ${w.revision}): unknown fields ignored: ${w.unknownFields.join(', ')}`);
     }
     if (s.routers.some((r) => r.missingChanges)) out.push(`  * has not applied a routing record still in etcd (changed at revision ${s.newestChange})`);
+  }
+  if (s.overrides.length > 0) {
+    out.push('', `OVERRIDES (${s.overrides.length})`);
+    out.push(...table(['HOST', 'OVERRIDE', 'ENDS'], s.overrides.map((o) => [o.host, o.what, o.endsInSeconds === undefined ? '-' : `in ${o.endsInSeconds}s`]), '  '));
   }
   for (const app of s.apps) {
     out.push('');

@@ -101,8 +101,15 @@ describe('status', () => {
           ],
         },
       ],
+      overrides: [
+        { host: 'www.kiwi.com', what: 'maintenance 503: Back at 14:00', endsInSeconds: 1790 },
+        { host: 'beta.mango.com', what: 'app mango-canary', endsInSeconds: undefined },
+      ],
     };
     const text = formatStatus(s);
+    expect(text).toContain('OVERRIDES (2)');
+    expect(text).toMatch(/www\.kiwi\.com\s+maintenance 503: Back at 14:00\s+in 1790s/);
+    expect(text).toMatch(/beta\.mango\.com\s+app mango-canary\s+-/);
     expect(text).toContain('revision 130');
     expect(text).toMatch(/ROUTES\s+REJECTED\s+CONFLICTS\s+WARNINGS\s+UNHEALTHY\s+NOTE/);
     expect(text).toMatch(/r2\s+128\s+0\s+bbbb !\s+3\s+5000\s+2\s+1\s+1\s+digest differs from peers at the same revision/);

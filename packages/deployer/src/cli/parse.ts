@@ -79,7 +79,9 @@ export type Command =
   | { name: 'cert rm'; args: { name: string } }
   | { name: 'tunnel-token create'; args: { app: string; expiresMs: number | undefined } }
   | { name: 'tunnel-token list'; args: { app: string; json: boolean } }
-  | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } };
+  | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } }
+  | { name: 'maintenance on'; args: { host: string; status: number | undefined; message: string | undefined; forMs: number | undefined; routerTimeoutMs: number | undefined } }
+  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -105,8 +107,8 @@ function splitCommand(argv: string[]): { words: string[]; rest: string[]; help: 
     }
     if (words.length === 0) {
       words.push(a);
-      if (a === 'app' || a === 'cert' || a === 'help' || a === 'tunnel-token') {
-        // "app set", "cert list", "tunnel-token create": the subcommand is the next word that is not a flag.
+      if (a === 'app' || a === 'cert' || a === 'help' || a === 'tunnel-token' || a === 'maintenance') {
+        // "app set", "cert list", "maintenance on": the subcommand is the next word that is not a flag.
         let j = i + 1;
         while (j < argv.length && argv[j]!.startsWith('-')) {
           rest.push(argv[j]!);
@@ -140,6 +142,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   if (!spec) {
     if (words[0] === 'app') throw new UsageError(`unknown command "${name}" (did you mean "app set"?)`);
     if (words[0] === 'cert') throw new UsageError(`unknown command "${name}" (one of: cert set, cert list, cert rm)`);
+    if (words[0] === 'maintenance') throw new UsageError(`unknown command "${name}" (one of: maintenance on, maintenance off)`);
     if (words[0] === 'tunnel-token') throw new UsageError(`unknown command "${name}" (one of: tunnel-token create, tunnel-token list, tunnel-token rm)`);
     throw new UsageError(`unknown command "${name}" (one of: ${COMMANDS.map((c) => c.name).join(', ')}); see paas-deploy --help`);
   }
@@ -163,9 +166,15 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
 
   const global = parseGlobal(v, env);
   const app = positionals[0];
-  // A certificate's <name> has its own shape (checked with the command).
-  if (app !== undefined && !spec.name.startsWith('cert ') && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
+  // A certificate's <name> and a maintenance <host> have their own shapes (checked with the command).
+  if (app !== undefined && !spec.name.startsWith('cert ') && !spec.name.startsWith('maintenance ') && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
   return { kind: 'run', global, command: parseCommand(spec, v, positionals) };
+}
+
+/** An override's host: a lower-case DNS name, no wildcard (the override key's shape). */
+function requireOverrideHost(command: string, host: string): void {
+  const err = hostError(host, false);
+  if (err !== undefined) throw new UsageError(`${command}: ${err}`);
 }
 
 function parseGlobal(v: Values, env: NodeJS.ProcessEnv): GlobalOptions {
@@ -320,6 +329,17 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
       if (!isName(tokenId)) throw new UsageError(`tunnel-token rm: bad token id ${JSON.stringify(tokenId)}: must match ${NAME_SHAPE}`);
       return { name: 'tunnel-token rm', args: { app, tokenId } };
     }
+    case 'maintenance on': {
+      requireOverrideHost(spec.name, positionals[0]!);
+      const status = v.integer('status');
+      if (status !== undefined && (status < 200 || status > 599)) throw new UsageError(`maintenance on: --status ${status}: must be from 200 to 599`);
+      const forMs = v.duration('for');
+      if (forMs !== undefined && forMs <= 0) throw new UsageError('maintenance on: --for must be more than 0');
+      return { name: 'maintenance on', args: { host: positionals[0]!, status, message: v.string('message'), forMs, routerTimeoutMs: v.duration('router-timeout') } };
+    }
+    case 'maintenance off':
+      requireOverrideHost(spec.name, positionals[0]!);
+      return { name: 'maintenance off', args: { host: positionals[0]!, routerTimeoutMs: v.duration('router-timeout') } };
   }
 }
 

@@ -17,7 +17,7 @@ export interface FlagSpec {
   default?: string;
 }
 
-export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm';
+export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm' | 'maintenance on' | 'maintenance off';
 
 export interface CommandSpec {
   name: CommandName;
@@ -229,6 +229,29 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'revoke a tunnel token: routers close the sessions opened with it',
     description: [],
     flags: [],
+  },
+  {
+    name: 'maintenance on',
+    positionals: ['<host>'],
+    summary: 'answer every request for <host> with a maintenance page, for a while or until off',
+    description: [
+      'Writes the override record overrides/<host> = {"maintenance": {"status": N, "message": TEXT}}',
+      '(judged by the routers\' own parser first) and waits for the live routers to apply it. With',
+      '--for it is written on a lease nobody keeps alive, so it ends by itself; status lists it.',
+    ],
+    flags: [
+      { name: 'status', kind: 'integer', env: 'PAAS_DEPLOY_MAINTENANCE_STATUS', value: 'N', help: 'the status code of the answers (200 to 599)', default: '503' },
+      { name: 'message', kind: 'string', env: 'PAAS_DEPLOY_MAINTENANCE_MESSAGE', value: 'TEXT', help: 'the body of the answers', default: 'Down for maintenance' },
+      { name: 'for', kind: 'duration', env: 'PAAS_DEPLOY_MAINTENANCE_FOR', value: 'DURATION', help: 'end by itself after this (an etcd lease), e.g. 30m' },
+      routerTimeout,
+    ],
+  },
+  {
+    name: 'maintenance off',
+    positionals: ['<host>'],
+    summary: "delete <host>'s maintenance override and wait for the routers to apply it",
+    description: ['An override that sends the host to an app is left alone (delete it with etcdctl).'],
+    flags: [routerTimeout],
   },
 ];
 

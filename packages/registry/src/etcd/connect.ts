@@ -91,6 +91,17 @@ class EtcdClient implements Etcd {
     return BigInt(res.header.revision);
   }
 
+  async grantLease(ttlSeconds: number): Promise<string> {
+    const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }, this.callOptions());
+    return res.ID;
+  }
+
+  async leaseTimeToLive(lease: string): Promise<number | undefined> {
+    const res = await this.client.leaseClient.leaseTimeToLive({ ID: lease }, this.callOptions());
+    const ttl = Number(res.TTL);
+    return ttl > 0 ? ttl : undefined;
+  }
+
   async delete(key: string): Promise<bigint> {
     const res = await this.client.kv.deleteRange({ key: Buffer.from(key) }, this.callOptions());
     return BigInt(res.header.revision);

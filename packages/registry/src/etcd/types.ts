@@ -154,6 +154,10 @@ export interface Etcd {
   /** List-then-watch of a key range, resyncing on compaction, error or a lost stream. */
   mirror(opts: MirrorOptions, handlers: MirrorHandlers): Mirror;
   leasedKey(key: string, ttlSeconds: number): LeasedKey;
+  /** A lease nobody keeps alive: keys put on it go when it expires, `ttlSeconds` from now. */
+  grantLease(ttlSeconds: number): Promise<string>;
+  /** Seconds a lease has left; undefined when it has expired or never existed. */
+  leaseTimeToLive(lease: string): Promise<number | undefined>;
   /** Takes `key` if nobody holds it (a lease-backed key, gone when its holder dies). */
   tryLock(key: string, holder: string, ttlSeconds: number): Promise<LockResult>;
   close(): Promise<void>;
