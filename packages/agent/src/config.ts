@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DURATION_EXAMPLES, isName, NAME_SHAPE, parseDuration as parseGoDuration, tokenIdOf, wrapText } from '@paas/registry';
+import { DURATION_EXAMPLES, flagHelpLines, isName, NAME_SHAPE, parseDuration as parseGoDuration, tokenIdOf } from '@paas/registry';
 
 const AGENT_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -60,13 +60,7 @@ export function helpText(): string {
     '',
     'Flags (each also read from the environment variable shown; flags win):',
   ];
-  const INDENT = '        ';
-  for (const [name, spec] of Object.entries(FLAGS)) {
-    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    lines.push(`  --${name.padEnd(26)} ${spec.env}`, ...wrapText(`${spec.help}${def}`, INDENT));
-  }
-  lines.push(`  ${''.padEnd(28)} ${TOKEN_ENV}`, ...wrapText('the token paas-deploy tunnel-token create printed (environment only: a flag would show in ps)', INDENT));
-  lines.push('  -h, --help', `${INDENT}this text`, '  --version', `${INDENT}the version, and exit`);
+  lines.push(...flagHelpLines(FLAGS, [{ env: TOKEN_ENV, help: 'the token paas-deploy tunnel-token create printed' }]));
   lines.push('', `Durations: Go syntax, ${DURATION_EXAMPLES}; a bare number is refused except 0.`);
   lines.push('Exit codes: 0 drained (SIGTERM), 130 interrupted (SIGINT), 1 refused by a router, 2 bad flag.');
   return lines.join('\n');

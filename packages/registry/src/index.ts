@@ -10,5 +10,5 @@ export { describeAccessRefused, EtcdSecurityError, loadEtcdSecurity, PASSWORD_EN
 export { FIRST_PAGE_SIZE } from './etcd/list.js';
 export { backoffMs, renewalAt } from './acme-schedule.js';
 export { parseDuration, DURATION_EXAMPLES, type DurationResult } from './duration.js';
-export { HELP_WIDTH, wrapText } from './help-text.js';
+export { flagHelpLines, HELP_WIDTH, wrapText } from './help-text.js';
 export * from './tunnel.js';

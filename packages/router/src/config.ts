@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { DURATION_EXAMPLES, EtcdSecurityError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, wrapText, type EtcdSecurity, type KeyRing } from '@paas/registry';
+import { DURATION_EXAMPLES, EtcdSecurityError, flagHelpLines, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
 import { ROUTER_VERSION } from './version.js';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
@@ -141,13 +141,7 @@ export function helpText(): string {
     '',
     'Flags (each also read from the environment variable shown; flags win):',
   ];
-  const INDENT = '        ';
-  for (const [name, spec] of Object.entries(FLAGS)) {
-    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    lines.push(`  --${name.padEnd(26)} ${spec.env}`, ...wrapText(`${spec.help}${def}`, INDENT));
-  }
-  lines.push(`  ${''.padEnd(28)} ${PASSWORD_ENV}`, ...wrapText('password of --etcd-user (environment only: a flag would show in ps)', INDENT));
-  lines.push('  -h, --help', `${INDENT}this text`, '  --version', `${INDENT}the version, and exit`);
+  lines.push(...flagHelpLines(FLAGS, [{ env: PASSWORD_ENV, help: 'password of --etcd-user' }]));
   lines.push('', `Durations: Go syntax, e.g. ${DURATION_EXAMPLES.slice(5)}; a bare number is refused except 0.`);
   lines.push('Booleans: 1/true/yes/on or 0/false/no/off. Exit codes: 0 stopped (SIGTERM), 130 interrupted');
   lines.push('(SIGINT), 1 failed, 2 bad flag or variable.');
