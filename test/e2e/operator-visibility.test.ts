@@ -218,6 +218,19 @@ describe('LAG on an idle fleet', () => {
     expect(text).toMatch(/ops-lag-1\s+\d+\s+0\s/);
     expect(text).toMatch(/ops-lag-2\s+\d+\s+0\s/);
   });
+
+  it('publishes its load in the status record, and paas-deploy status shows it per router', async () => {
+    interface Load { requestsPerSecond: number; connections: number; eventLoopUtilization: number; cpu: number; rssBytes: number; loadAverage: number; sampledAt: string }
+    // A sample every 5 s, written with the next status record (at least every 3.3 s with the default lease).
+    const load = await waitFor(async () => (JSON.parse(await etcdctl(endpoints, ['get', '--print-value-only', `${prefix}/routers/ops-lag-1`])) as { load?: Load }).load, { timeoutMs: 20_000, intervalMs: 200, message: 'a load sample in the status record' });
+    expect(load.connections).toBeGreaterThanOrEqual(0);
+    expect(load.eventLoopUtilization).toBeGreaterThanOrEqual(0);
+    expect(load.eventLoopUtilization).toBeLessThanOrEqual(1);
+    expect(load.rssBytes).toBeGreaterThan(20 * 1024 * 1024);
+    expect(Date.parse(load.sampledAt)).not.toBeNaN();
+    const text = await deploy(prefix, ['status']);
+    expect(text).toMatch(/ops-lag-1 load: [\d.]+ req\/s, \d+ connections, event loop \d+%, CPU [\d.]+ cores, RSS \d+ MB, load average [\d.]+/);
+  });
 });
 
 describe('GET /routes on the admin listener', () => {

@@ -14,6 +14,7 @@ import {
   type KeyLayout,
   type KvEntry,
   type RecordWarning,
+  type RouterLoad,
   type UnhealthyInstance,
 } from '@paas/registry';
 import { describeHolder } from './lock.js';
@@ -21,6 +22,8 @@ import { overrideLines, type OverrideLine } from './maintenance.js';
 import { table } from './table.js';
 
 export interface RouterStatusLine {
+  /** The router's own load, as it last sampled it (none from a router that does not publish it). */
+  load: RouterLoad | undefined;
   id: string;
   revision: bigint | undefined;
   /** Up to this revision the router is known to have every routing change (its currentRevision, else its revision). */
@@ -150,6 +153,7 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
       warningList: r.status?.warnings ?? [],
       unhealthy: r.status?.unhealthyCount ?? r.status?.unhealthy?.length ?? 0,
       unhealthyList: r.status?.unhealthy ?? [],
+      load: r.status?.load,
       error: r.error,
     };
   });
@@ -243,6 +247,7 @@ export function formatStatus(s: FleetStatus): string {
       out.push(`  warning: ${w.key} (revision ${w.revision}): unknown fields ignored: ${w.unknownFields.join(', ')}`);
     }
     if (s.routers.some((r) => r.missingChanges)) out.push(`  * has not applied a routing record still in etcd (changed at revision ${s.newestChange})`);
+    for (const r of s.routers) if (r.load !== undefined) out.push(`  ${r.id} load: ${loadText(r.load)}`);
   }
   if (s.overrides.length > 0) {
     out.push('', `OVERRIDES (${s.overrides.length})`);
@@ -279,6 +284,11 @@ export function formatStatus(s: FleetStatus): string {
     out.push(`  ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
   }
   return out.join('\n');
+}
+
+/** `120 req/s, 35 connections, event loop 12%, CPU 0.3 cores, RSS 210 MB, load average 1.2`. */
+export function loadText(l: RouterLoad): string {
+  return `${l.requestsPerSecond} req/s, ${l.connections} connections, event loop ${Math.round(l.eventLoopUtilization * 100)}%, CPU ${l.cpu} cores, RSS ${Math.round(l.rssBytes / 1048576)} MB, load average ${l.loadAverage}`;
 }
 
 /** "ok", or per router what it reports: `router-a: ejected since 14:02:03 (refused)`. */

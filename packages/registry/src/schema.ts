@@ -129,6 +129,17 @@ export const UnhealthyInstanceSchema = Type.Object({
   until: Type.Optional(Type.String({ description: 'ejected: ISO time the ejection ends (it is tried again then)' })),
 });
 
+/** What a router's own process is doing, sampled every few seconds (issue 13: "know when it is over capacity"). */
+export const RouterLoadSchema = Type.Object({
+  requestsPerSecond: Type.Number({ minimum: 0, description: 'answers given per second over the last sample period (every listener, WebSocket upgrades included)' }),
+  connections: Type.Integer({ minimum: 0, description: 'client connections open on the traffic listeners' }),
+  eventLoopUtilization: Type.Number({ minimum: 0, maximum: 1, description: 'share of the period the event loop was busy' }),
+  cpu: Type.Number({ minimum: 0, description: 'CPU used by the process over the period, in cores' }),
+  rssBytes: Type.Integer({ minimum: 0 }),
+  loadAverage: Type.Number({ minimum: 0, description: "the machine's 1-minute load average" }),
+  sampledAt: Type.String(),
+});
+
 export const RouterStatusRecordSchema = Type.Object(
   {
     revision: Type.String({ pattern: '^[0-9]+$', description: 'etcd revision fully applied' }),
@@ -157,6 +168,7 @@ export const RouterStatusRecordSchema = Type.Object(
     startedAt: Type.Optional(Type.String()),
     updatedAt: Type.Optional(Type.String()),
     tunnel: Type.Optional(Type.String({ description: "https://HOST:PORT of the router's tunnel listener, when it has one" })),
+    load: Type.Optional(RouterLoadSchema),
   },
   {
     examples: [
@@ -198,6 +210,7 @@ export type InstanceState = (typeof INSTANCE_STATES)[number];
 export type InstanceRecord = Static<typeof InstanceRecordSchema>;
 export type OverrideRecord = Static<typeof OverrideRecordSchema>;
 export type RouterStatusRecord = Static<typeof RouterStatusRecordSchema>;
+export type RouterLoad = Static<typeof RouterLoadSchema>;
 export type EncryptedKey = Static<typeof EncryptedKeySchema>;
 export type CertRecord = Static<typeof CertRecordSchema>;
 export type Rejected = Static<typeof RejectedSchema>;

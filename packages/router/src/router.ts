@@ -15,7 +15,11 @@ import { SharedTicketKeys } from './listeners/ticket-keys.js';
 import { PeerDigestCheck } from './status/peer-digest-check.js';
 import { idTakenMessage, StatusReporter } from './status/reporter.js';
 import { certificatesReport, expiringSoonCount } from './status/certificates.js';
+import { LoadSampler } from './status/load.js';
 import { statusRecord, statusRecordValue } from './status/status-record.js';
+
+/** How often the router samples its own load for the status record. */
+const LOAD_SAMPLE_MS = 5_000;
 import { ChallengeAnswers } from './acme/challenge-answers.js';
 import type { AcmeIssuer } from './acme/issuer.js';
 import { routesView, type RoutesQuery } from './admin/routes-view.js';
@@ -136,6 +140,9 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   });
   let acme: AcmeIssuer | undefined;
   metrics.upstreamClientInfo.labels(proxy.upstream.kind).set(1);
+  // Published in the status record (and /status) every few seconds: what a deployer or operator
+  // reads to tell a router near capacity from an idle one.
+  const load = new LoadSampler({ answered: () => metrics.answered, connections: () => proxy.drain.connections });
   metrics.setSources({
     inflight: () => sync.table.inflightTotal(),
     connections: () => proxy.drain.connections,
@@ -157,6 +164,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     },
     tunnel: tunnelListener === undefined ? null : { listen: `${config.listenTunnel!.host}:${config.listenTunnel!.port}`, advertise: config.tunnelAdvertise, ...tunnelListener.describe() },
     ...statusRecord(sync, startedAt),
+    load: load.current ?? null,
     certificates: certificatesReport(sync.table, Date.now()),
     acme: acme?.report() ?? null,
     etcd: { endpoints: config.etcdEndpoints, connected: sync.etcdConnected, downSince: sync.etcdDownSince?.toISOString() ?? null },
@@ -190,7 +198,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
 
   reporter = new StatusReporter(
     etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds),
-    () => statusRecordValue(sync, startedAt, config.tunnelAdvertise),
+    () => statusRecordValue(sync, startedAt, config.tunnelAdvertise, load.current),
     log,
     Math.max(1000, Math.min(5000, (config.leaseTtlSeconds * 1000) / 3)),
     (err) => {
@@ -247,6 +255,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   metrics.ready.set(1);
   if (inWorker) process.send!({ type: 'paas:ready' } satisfies WorkerMessage);
   statusReporter.start();
+  load.start(LOAD_SAMPLE_MS);
   digestCheck.start();
   sync.startHistoryCheck(config.digestCheckMs);
   if (config.acme !== undefined) {
@@ -297,6 +306,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     await tunnel?.presence.close();
     await tunnel?.tokens.close();
     checker?.stop();
+    load.stop();
     await acme?.stop();
     ticketKeys?.stop();
     digestCheck.stop();

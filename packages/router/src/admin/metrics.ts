@@ -328,7 +328,11 @@ export class RouterMetrics {
     this.sources = sources;
   }
 
+  /** Answers counted so far (the router's load sampler reads it). */
+  answered = 0;
+
   countRequest(app: string, status: number): void {
+    this.answered++;
     if (!this.perApp) app = NO_APP;
     let byStatus = this.requestCells.get(app);
     if (byStatus === undefined) {

@@ -5,7 +5,7 @@
  * anything through it: so however many records are rejected or conflicting, the record lists a
  * few of them with their counts, and the rendered value is measured and shrunk until it fits.
  */
-import { MAX_VALUE_BYTES, type RecordWarning, type Rejected, type RouterStatusRecord, type UnhealthyInstance } from '@paas/registry';
+import { MAX_VALUE_BYTES, type RecordWarning, type Rejected, type RouterLoad, type RouterStatusRecord, type UnhealthyInstance } from '@paas/registry';
 import type { TableSync } from '../records/table-sync.js';
 import { expiringSoonCount } from './certificates.js';
 import type { RouteConflict, RoutingTable } from '../table/routing-table.js';
@@ -38,9 +38,11 @@ export interface StatusInput {
   updatedAt: string;
   /** https://HOST:PORT of this router's tunnel listener (agents learn the fleet from these). */
   tunnel?: string | undefined;
+  /** The latest load sample (status/load.ts); none before the first. */
+  load?: RouterLoad | undefined;
 }
 
-export function statusInput(sync: TableSync, startedAt: string, tunnel?: string): StatusInput {
+export function statusInput(sync: TableSync, startedAt: string, tunnel?: string, load?: RouterLoad): StatusInput {
   const draining: [string, number][] = [];
   const busy: [string, number][] = [];
   for (const b of sync.table.reportedBackends()) (b.state === 'draining' ? draining : busy).push([b.key, b.inflight]);
@@ -59,6 +61,7 @@ export function statusInput(sync: TableSync, startedAt: string, tunnel?: string)
     startedAt,
     updatedAt: new Date().toISOString(),
     tunnel,
+    load,
   };
 }
 
@@ -98,8 +101,8 @@ export function statusRecord(sync: TableSync, startedAt: string): RouterStatusRe
 }
 
 /** The JSON value of the etcd record: see boundedStatusJson. */
-export function statusRecordValue(sync: TableSync, startedAt: string, tunnel?: string): string {
-  return boundedStatusJson(statusInput(sync, startedAt, tunnel));
+export function statusRecordValue(sync: TableSync, startedAt: string, tunnel?: string, load?: RouterLoad): string {
+  return boundedStatusJson(statusInput(sync, startedAt, tunnel, load));
 }
 
 /**
@@ -146,6 +149,7 @@ export function boundedStatusJson(s: StatusInput, maxBytes = MAX_VALUE_BYTES): s
       startedAt: s.startedAt,
       updatedAt: s.updatedAt,
       ...(s.tunnel === undefined ? {} : { tunnel: s.tunnel }),
+      ...(s.load === undefined ? {} : { load: s.load }),
     };
     return JSON.stringify(record);
   };
