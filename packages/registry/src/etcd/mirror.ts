@@ -19,7 +19,7 @@ import { errorMessage, isConnectivityError } from './errors.js';
 import type { ListOptions } from './list.js';
 import { describeAccessRefused } from './security.js';
 import type { KvEntry, Mirror, MirrorHandlers, MirrorOptions, SnapshotBuilder } from './types.js';
-import { WatchStream, type OpenWatchStream, type WatchEnd } from './watch-stream.js';
+import { CREATE_TIMEOUT_MS, WatchStream, type OpenWatchStream, type WatchEnd } from './watch-stream.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 10_000;
 /** Re-lists after a compaction are spread over this long. */
@@ -196,7 +196,7 @@ export class RangeMirror implements Mirror {
         answered: (revision) => this.onProgressAnswer(revision, generation),
         ended: (end) => this.onWatchEnded(end, startRevision, generation),
       },
-      this.deps.callTimeoutMs,
+      Math.min(this.deps.callTimeoutMs, CREATE_TIMEOUT_MS),
     );
   }
 

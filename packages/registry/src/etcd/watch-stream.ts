@@ -30,6 +30,12 @@ import { isStaleTokenMessage } from './security.js';
 export const PROGRESS_INTERVAL_MS = 500;
 /** Intervals in a row without any answer after which the stream counts as stalled. */
 export const STALLED_AFTER_INTERVALS = 3;
+/**
+ * A member that has not confirmed a new watch by then counts as stalled too, like a running
+ * stream that stops answering: a member frozen while a watch is being created is left within the
+ * same 3 s (the etcd call timeout, 5 s, made that case the slow one).
+ */
+export const CREATE_TIMEOUT_MS = (STALLED_AFTER_INTERVALS + 2) * PROGRESS_INTERVAL_MS;
 
 /** Why a watch ended. Only `lost` may be resumed from the last applied revision. */
 export type WatchEnd =
