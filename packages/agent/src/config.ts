@@ -5,8 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { DURATION_EXAMPLES, flagHelpLines, isName, NAME_SHAPE, parseDuration as parseGoDuration, tokenIdOf } from '@paas/registry';
+import { DURATION_EXAMPLES, flagHelpLines, isName, LOG_LEVELS, readCommandLine, NAME_SHAPE, parseDuration as parseGoDuration, tokenIdOf } from '@paas/registry';
 
 const AGENT_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -88,28 +87,13 @@ export function parseRouterUrl(text: string, what: string): RouterAddress {
   return { url: `https://${u.host}`, host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
 }
 
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
 export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: AgentConfig };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } };
-  for (const name of Object.keys(FLAGS)) options[name] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message} (see --help)`);
-  }
-  if (values.help) return { help: true };
-  if (values.version) return { help: false, version: true };
-  const raw = (name: string): { text: string | undefined; what: string } => {
-    const spec = FLAGS[name]!;
-    if (values[name] !== undefined) return { text: String(values[name]), what: `--${name}` };
-    const e = env[spec.env];
-    if (e !== undefined && e !== '') return { text: e, what: spec.env };
-    return { text: spec.default, what: `--${name}` };
-  };
+  const line = readCommandLine(argv, env, FLAGS, (message) => new ConfigError(message));
+  if ('help' in line) return { help: true };
+  if ('version' in line) return { help: false, version: true };
+  const raw = line.raw;
   const required = (name: string) => {
     const r = raw(name);
     if (r.text === undefined) throw new ConfigError(`--${name} (${FLAGS[name]!.env}) is required`);

@@ -4,8 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { DURATION_EXAMPLES, EtcdSecurityError, flagHelpLines, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
+import { DURATION_EXAMPLES, EtcdSecurityError, flagHelpLines, isCertName, isName, loadEtcdSecurity, LOG_LEVELS, readCommandLine, type GivenText, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
 import { ROUTER_VERSION } from './version.js';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
@@ -199,14 +198,14 @@ function defaultId(): string {
  * The announced timeout is whole seconds (Node sends floor(ms / 1000)), and Node keeps an idle
  * connection up to 1 s past it: a stop waits that long for idle connections to end by themselves.
  */
-function checkClientKeepAlive(config: RouterConfig, keepAlive: { text: string | undefined; what: string }, shutdown: { text: string | undefined; what: string }): void {
+function checkClientKeepAlive(config: RouterConfig, keepAlive: GivenText, shutdown: GivenText): void {
   if (config.clientKeepAliveTimeoutMs < 1000) throw new ConfigError(`${keepAlive.what}: ${JSON.stringify(keepAlive.text)} must be at least 1s (clients are told whole seconds)`);
   if (config.clientKeepAliveTimeoutMs + 1000 > config.shutdownTimeoutMs) {
     throw new ConfigError(`${keepAlive.what}: ${JSON.stringify(keepAlive.text)} must be at least 1s shorter than ${shutdown.what} (${shutdown.text}), or a stop cuts idle client connections`);
   }
 }
 
-function etcdSecurity(endpoints: string[], raw: (name: string) => { text: string | undefined; what: string }, env: NodeJS.ProcessEnv): EtcdSecurity {
+function etcdSecurity(endpoints: string[], raw: (name: string) => GivenText, env: NodeJS.ProcessEnv): EtcdSecurity {
   const given = (name: string) => {
     const { text, what } = raw(name);
     return text === undefined ? undefined : { value: text, what };
@@ -227,7 +226,7 @@ function etcdSecurity(endpoints: string[], raw: (name: string) => { text: string
 }
 
 /** A flag without a default: undefined when neither it nor its variable is given. */
-function optional<T>(given: { text: string | undefined; what: string }, parse: (text: string, what: string) => T): T | undefined {
+function optional<T>(given: GivenText, parse: (text: string, what: string) => T): T | undefined {
   return given.text === undefined ? undefined : parse(given.text, given.what);
 }
 
@@ -256,7 +255,7 @@ function readPemFile(file: string, what: string): string {
   return text;
 }
 
-function acmeConfig(raw: (name: string) => { text: string | undefined; what: string }): AcmeConfig | undefined {
+function acmeConfig(raw: (name: string) => GivenText): AcmeConfig | undefined {
   const directory = raw('acme-directory');
   const email = raw('acme-email');
   if (directory.text === undefined) {
@@ -286,30 +285,13 @@ function acmeConfig(raw: (name: string) => { text: string | undefined; what: str
   };
 }
 
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
 export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: RouterConfig };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } };
-  for (const [name, spec] of Object.entries(FLAGS)) options[name] = { type: spec.boolean ? 'boolean' : 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message} (see --help)`);
-  }
-  if (values.help) return { help: true };
-  if (values.version) return { help: false, version: true };
-
-  const raw = (name: string): { text: string | undefined; what: string } => {
-    const spec = FLAGS[name]!;
-    const flag = values[name];
-    if (flag !== undefined) return { text: String(flag), what: `--${name}` };
-    const fromEnv = env[spec.env];
-    if (fromEnv !== undefined && fromEnv !== '') return { text: fromEnv, what: spec.env };
-    return { text: spec.default, what: `--${name}` };
-  };
+  const line = readCommandLine(argv, env, FLAGS, (message) => new ConfigError(message));
+  if ('help' in line) return { help: true };
+  if ('version' in line) return { help: false, version: true };
+  const raw = line.raw;
   const get = <T>(name: string, parse: (text: string, what: string) => T): T => {
     const { text, what } = raw(name);
     return parse(text ?? '', what);

@@ -14,10 +14,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseAcmeChallenge, type AcmeChallenge } from '@paas/registry';
 import type { Logger } from 'pino';
+import { ACME_CHALLENGE_PATH } from '../decision/decide.js';
 import { normalizeHost } from '../decision/host.js';
 import type { RoutingTable } from '../table/routing-table.js';
 
-export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
 /** Tokens are base64url (RFC 8555 §8.3). */
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 const CACHE_MS = 2000;

@@ -11,7 +11,7 @@ import { mayRetry, type FailureVerdict } from './failure.js';
 import type { RequestHead } from './request-head.js';
 
 /** ACME HTTP-01 challenges are answered over plain HTTP whatever `tls.redirect` says (as Caddy and Traefik do). */
-const ACME_CHALLENGE = '/.well-known/acme-challenge/';
+export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
 
 /**
  * The answer to give, or null: forward to `head.backend` (of app `head.pool`).
@@ -26,7 +26,7 @@ export function decide(table: RoutingTable, head: RequestHead, now: number, http
   if (target === undefined) return NOT_FOUND;
   if (target.kind === 'maintenance') return target;
   head.pool = target;
-  if (!head.secure && target.record?.tls?.redirect === true && !head.path.startsWith(ACME_CHALLENGE)) {
+  if (!head.secure && target.record?.tls?.redirect === true && !head.path.startsWith(ACME_CHALLENGE_PATH)) {
     return redirectAnswer(`https://${head.host}${httpsPort}${head.path}`);
   }
   const backend = target.pick(now);

@@ -22,7 +22,8 @@ import type { RoutingTable } from '../table/routing-table.js';
 import { closesAfterAnswer, Forwarder, type ForwardLogger } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
 import { TlsListener } from './tls-listener.js';
-import { ACME_CHALLENGE_PATH, type ChallengeAnswers } from '../acme/challenge-answers.js';
+import type { ChallengeAnswers } from '../acme/challenge-answers.js';
+import { ACME_CHALLENGE_PATH } from '../decision/decide.js';
 
 export interface ProxyOptions {
   getTable: () => RoutingTable;
