@@ -24,8 +24,6 @@ const PING_TIMEOUT_MS = 4000;
 /** Per-stream receive window (uploads through the tunnel), and the whole session's. */
 const STREAM_WINDOW = 4 * 1024 * 1024;
 const SESSION_WINDOW = 32 * 1024 * 1024;
-/** Largest DATA frame the router may send (uploads): as the router's own (README, "Agent tunnels"). */
-const MAX_FRAME = 256 * 1024;
 /** Streams (upstream connections) one router may have open on one session at once. */
 export const MAX_STREAMS_PER_SESSION = 4096;
 const MAX_SESSION_MEMORY_MB = 64;
@@ -129,7 +127,7 @@ export class Link {
 
   private serve(socket: TLSSocket, welcome: TunnelWelcome): void {
     const session = performServerHandshake(socket, {
-      settings: { initialWindowSize: STREAM_WINDOW, maxFrameSize: MAX_FRAME, maxConcurrentStreams: MAX_STREAMS_PER_SESSION, enablePush: false },
+      settings: { initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: MAX_STREAMS_PER_SESSION, enablePush: false },
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
     this.session = session;

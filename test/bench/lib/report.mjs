@@ -361,7 +361,7 @@ export function renderMarkdown(results) {
       out.push('');
       out.push(table(['path', 'req/s', 'p50 ms', 'p99 ms', 'req per router CPU-s', 'agent CPU-s', 'errors'], x.small.map((r) => [r.name, int(r.rps), f(r.p50Ms), f(r.p99Ms), int(r.reqPerRouterCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', String(r.errors)])));
       out.push('');
-      out.push(table(['1 GiB', 'path', 'seconds', 'MB/s', 'router CPU-s', 'agent CPU-s', 'router peak RSS MB'], x.bulk.map((r) => [r.direction, r.name, f(r.seconds), int(r.mbPerS), f(r.routerCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', int(r.routerPeakRssMB)])));
+      out.push(table(['1 GiB', 'path', 'seconds', 'MB/s', 'router CPU-s', 'agent CPU-s', 'router peak RSS MB', 'agent peak RSS MB'], x.bulk.map((r) => [r.direction, r.name, f(r.seconds), int(r.mbPerS), f(r.routerCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', int(r.routerPeakRssMB), r.agentPeakRssMB !== undefined ? int(r.agentPeakRssMB) : '–'])));
       out.push('');
       out.push(table(['one 256 MiB HTTP/2 stream over TLS, loopback', 'MB/s'], x.windows.map((r) => [r.name, int(r.mbPerS)])));
     }
