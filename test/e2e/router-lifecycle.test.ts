@@ -134,7 +134,7 @@ describe('active health checks', () => {
 });
 
 describe('start-up and shutdown', () => {
-  it("runs with Node 20's young-generation limit unless the operator chose one", async () => {
+  it("runs with Node 20's young-generation limit and a 64 MB old-generation floor unless the operator chose them", async () => {
     const cmdline = (pid: number | undefined) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     const prefix = uniquePrefix('semi');
     const plain = await startRouter({ etcdEndpoints: endpoints, prefix, id: 'semi-1' });
@@ -142,7 +142,10 @@ describe('start-up and shutdown', () => {
     try {
       // The same process, started again by itself with the limit (process.execve keeps the pid).
       expect(cmdline(plain.proc.pid)).toContain('--max-semi-space-size=16');
+      expect(cmdline(plain.proc.pid)).toContain('--initial-old-space-size=64');
       expect(cmdline(chosen.proc.pid).some((a) => a.startsWith('--max-semi-space-size'))).toBe(false);
+      // The other one is still added.
+      expect(cmdline(chosen.proc.pid)).toContain('--initial-old-space-size=64');
     } finally {
       await Promise.all([plain.proc.stop(), chosen.proc.stop()]);
     }

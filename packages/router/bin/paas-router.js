@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// Node 24's V8 lets the young generation grow four times as large as Node 20 and 22 did, which
-// costs a router with a large table that much RSS for no measured gain (README, Performance).
-// V8 reads the limit only when it sets up the heap, so unless the operator chose one (a flag or
-// NODE_OPTIONS), the router starts itself again in the same process (process.execve) with Node
-// 20's limit. Where execve is missing it runs as it is.
-const chosen = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
-if (!chosen && typeof process.execve === 'function') {
-  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=16', ...process.execArgv, ...process.argv.slice(1)], process.env);
+// Two V8 heap settings, read only when V8 sets up the heap, so unless the operator chose them (a
+// flag or NODE_OPTIONS) the router starts itself again in the same process (process.execve) with
+// them; where execve is missing it runs as it is (README, Performance and "Agent tunnels"):
+// - Node 24's V8 lets the young generation grow four times as large as Node 20 and 22 did, which
+//   costs a router with a large table that much RSS for no measured gain: Node 20's limit.
+// - A router with a small table keeps its old-generation limit a few MB above a small heap, and
+//   every Buffer it passes on (bodies, tunnel streams) counts towards the next full collection:
+//   it ran one every few MB proxied. A 64 MB floor under that limit (no effect on a heap above
+//   it) makes them rarer.
+const HEAP_FLAGS = ['--max-semi-space-size=16', '--initial-old-space-size=64'];
+const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+const missing = HEAP_FLAGS.filter((f) => !given.some((a) => a.startsWith(f.slice(0, f.indexOf('=')))));
+if (missing.length > 0 && typeof process.execve === 'function') {
+  process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
 
 // Loading the router's modules is a fixed part of every cold start; V8's compile cache (a
