@@ -23,22 +23,26 @@ export interface LocalApp {
  */
 const RELAY_BUFFER = 256 * 1024;
 
-/** Lifts a cork set by relay: the writes of one loop turn go out as one writev. */
-function uncork(to: Writable): void {
-  to.uncork();
-}
-
 /**
  * Copies `from` to `to`, pausing `from` while `to` holds RELAY_BUFFER or more; ends `to` at the
- * end. The chunks of one loop turn are corked into one write: an HTTP/2 stream hands over one
- * chunk per piece of a DATA frame in a TLS record, which cost the socket a write each.
+ * end. The first chunk of a loop turn is written at once (a small request or answer waits for
+ * nothing); the rest of that turn's chunks are corked into one write at its end: an HTTP/2
+ * stream hands over a chunk per piece of a DATA frame in a TLS record, which cost the app's
+ * socket a write each.
  */
 function relay(from: Readable, to: Writable): void {
+  let batching = false;
+  const endBatch = () => {
+    batching = false;
+    if (to.writableCorked > 0) to.uncork();
+  };
   const resume = () => from.resume();
   from.on('data', (chunk: Buffer) => {
-    if (to.writableCorked === 0) {
+    if (!batching) {
+      batching = true;
+      setImmediate(endBatch);
+    } else if (to.writableCorked === 0) {
       to.cork();
-      setImmediate(uncork, to);
     }
     // Paused only after a write that returned false: its 'drain' is sure to come.
     if (!to.write(chunk) && to.writableLength >= RELAY_BUFFER) {
