@@ -36,7 +36,8 @@ import { ShellSession } from './readme-walkthrough/shell.js';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const README = path.join(REPO_ROOT, 'README.md');
 /** A paas-deploy redeploy health-checks, confirms and drains: generous on a loaded machine. */
-const COMMAND_TIMEOUT_MS = 60_000;
+const COMMAND_TIMEOUT_MS = 30_000;
+const BLOCK_TIMEOUT_MS = 120_000;
 const READY_TIMEOUT_MS = 20_000;
 
 const endpoints = inject('etcdEndpoints');
@@ -82,7 +83,7 @@ describe('the README walkthrough', () => {
         firstFailure = `README line ${block.line}`;
         throw err;
       }
-    });
+    }, BLOCK_TIMEOUT_MS);
   }
 });
 
@@ -101,7 +102,14 @@ async function runCommand(command: Command): Promise<void> {
   if (command.expect) {
     expect(wordsInOrder(shown, command.expect), `README line ${command.line}: \`${command.text}\` printed:\n${shown}\nexpected, in order: ${command.expect.join(' ')}`).toBe(true);
   }
-  if (commandKey(text).endsWith('&')) await startedInBackground(text);
+  if (commandKey(text).endsWith('&')) {
+    try {
+      await startedInBackground(text);
+    } catch (err) {
+      const { stderr } = await shell.lastOutput();
+      throw new Error(`README line ${command.line} started in the background did not come up: ${command.text}\n${(err as Error).message}\n--- its stderr ---\n${stderr}`);
+    }
+  }
   if (etcdWrite !== undefined) await routersApplied(etcdWrite, await etcdRevision());
 }
 
@@ -147,11 +155,14 @@ function checkShownOutput(command: string, shownLines: readonly string[]): void 
   }
 }
 
-/** A shown line as a pattern: any number for a number, any run of blanks for a run of blanks. */
+/**
+ * A shown line as a pattern: any number for a number standing alone (`revision 50`, not the 1 of
+ * `m1` or the ports of a URL, which are mapped back), any run of blanks for a run of blanks.
+ */
 function linePattern(shown: string): RegExp {
   const source = shown
     .trim()
-    .split(/(\d+|\s+)/)
+    .split(/((?<![\w.:-])\d+(?![\w.:-])|\s+)/)
     .map((part) => (/^\d+$/.test(part) ? '\\d+' : /^\s+$/.test(part) ? '\\s+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('');
   return new RegExp(`^\\s*${source}\\s*$`);

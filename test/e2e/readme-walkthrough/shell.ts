@@ -54,8 +54,7 @@ export class ShellSession {
    */
   async run(text: string, timeoutMs: number): Promise<CommandOutput> {
     const n = this.next++;
-    const out = path.join(this.outDir, `${n}.out`);
-    const err = path.join(this.outDir, `${n}.err`);
+    const { out, err } = this.files(n);
     const done = new Promise<void>((resolve) => this.finished.set(n, resolve));
     // stdin from /dev/null: a command must not read the commands that follow it. fd 3 closed: only
     // the shell itself reports on it.
@@ -72,6 +71,16 @@ export class ShellSession {
     if (outcome === 'done') return output;
     const why = outcome === 'timeout' ? `still running after ${timeoutMs} ms` : `exited with code ${outcome.code}`;
     throw new Error(`${why}\n--- stdout ---\n${output.stdout}\n--- stderr ---\n${output.stderr}${this.stderr ? `\n--- bash ---\n${this.stderr}` : ''}`);
+  }
+
+  /** What the last command and whatever it left in the background have printed so far. */
+  async lastOutput(): Promise<CommandOutput> {
+    const { out, err } = this.files(this.next - 1);
+    return { stdout: await readOrEmpty(out), stderr: await readOrEmpty(err) };
+  }
+
+  private files(n: number): { out: string; err: string } {
+    return { out: path.join(this.outDir, `${n}.out`), err: path.join(this.outDir, `${n}.err`) };
   }
 
   /** Kills the shell and everything it started; resolves once none of them is left. */
