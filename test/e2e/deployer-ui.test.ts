@@ -15,8 +15,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { request } from 'undici';
 import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
-import { processes, startRouter, startSampleApp, type ManagedProcess } from '../harness/processes.js';
+import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess } from '../harness/processes.js';
 import { createCa } from '../harness/pki.js';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
 import { waitFor } from '../harness/wait.js';
 
 const endpoints = inject('etcdEndpoints');
@@ -32,6 +33,11 @@ let ui: ManagedProcess;
 let pageUrl: string;
 let browser: Browser;
 let page: Page;
+let routers: RouterProcess[];
+/** The page's way to etcd, to cut. */
+let proxy: TcpProxy;
+/** A request held open through router ui-r1 to mango/m1 until the screenshot is taken. */
+let held: Promise<string> | undefined;
 
 async function deploy(args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, [DEPLOY_BIN, ...args], { env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), PAAS_PREFIX: prefix } });
@@ -72,9 +78,13 @@ beforeAll(async () => {
   const good = await startSampleApp({ app: 'mango', name: 'm1' });
   await putJson(layout.app('mango'), { routes: [{ host: 'www.mango.com' }] });
   await putJson(layout.instance('mango', 'm1'), { url: good.url, state: 'ready', release: 'v1' });
-  await Promise.all(['ui-r1', 'ui-r2'].map((id) => startRouter({ etcdEndpoints: endpoints, prefix, id, readyTimeoutMs: 30_000 })));
+  const sick = await startSampleApp({ app: 'plum', name: 'p1', unhealthy: true });
+  await putJson(layout.app('plum'), { routes: [{ host: 'plum.example' }], healthCheck: { path: '/healthz', intervalMs: 200, timeoutMs: 500 } });
+  await putJson(layout.instance('plum', 'p1'), { url: sick.url, state: 'ready', release: 'v3' });
+  routers = await Promise.all(['ui-r1', 'ui-r2'].map((id) => startRouter({ etcdEndpoints: endpoints, prefix, id, readyTimeoutMs: 30_000 })));
   // Port 0: the command says where it serves, so no port is guessed free.
-  ui = processes.spawn(process.execPath, [DEPLOY_BIN, 'ui', '--listen', '127.0.0.1:0'], { name: 'paas-deploy ui', env: { ETCD_ENDPOINTS: endpoints.join(','), PAAS_PREFIX: prefix } });
+  proxy = await startTcpProxy(endpoints[0]!);
+  ui = processes.spawn(process.execPath, [DEPLOY_BIN, 'ui', '--listen', '127.0.0.1:0'], { name: 'paas-deploy ui', env: { ETCD_ENDPOINTS: proxy.url, PAAS_PREFIX: prefix } });
   const line = await ui.waitForLine((l) => l.includes('the fleet page is at'), { timeoutMs: 20_000, stream: 'stdout' });
   pageUrl = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(line)![1]!;
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
@@ -85,6 +95,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await etcd?.close();
+  await proxy?.close();
 });
 
 describe('paas-deploy ui: the fleet page in a browser', () => {
@@ -98,6 +109,17 @@ describe('paas-deploy ui: the fleet page in a browser', () => {
     }
     expect(await page.textContent('[data-app="mango"] .routes')).toBe('www.mango.com');
     expect(await page.textContent('#live')).toBe('live');
+  });
+
+  it('shows per router the health of each instance and the requests in flight to it', async () => {
+    for (const id of ['ui-r1', 'ui-r2']) {
+      await waitForText(`[data-instance="plum/p1"] [data-router-cell="${id}"]`, { includes: 'failing: status 503' }, `plum/p1 failing on ${id}`);
+    }
+    expect(await page.textContent('[data-tile="unhealthy"] .n')).toBe('1');
+    held = request(`${routers[0]!.url}/hold?id=ui`, { headers: { host: 'www.mango.com' } }).then((r) => r.body.text());
+    await waitForText('[data-instance="mango/m1"] [data-router-cell="ui-r1"]', { equals: 'ok 1 in flight' }, 'the held request on ui-r1');
+    expect(await page.textContent('[data-instance="mango/m1"] [data-router-cell="ui-r2"]')).toBe('ok 0 in flight');
+    expect(await page.textContent('[data-instance="mango/m1"] [data-col="inflight"]')).toBe('1');
   });
 
   it('shows a change made with etcdctl without a reload', async () => {
@@ -168,9 +190,15 @@ describe('paas-deploy ui: the fleet page in a browser', () => {
   });
 
   it('saves a screenshot of the page', async () => {
+    // A settled fleet: both routers have applied everything written above.
+    for (const id of ['ui-r1', 'ui-r2']) await waitForText(`[data-router="${id}"] [data-col="lag"]`, { equals: '0' }, `router ${id} current`);
     const path = join(mkdtempSync(join(tmpdir(), 'paas-ui-')), 'fleet-page.png');
     await page.screenshot({ path, fullPage: true });
     console.log(`fleet page screenshot: ${path}`);
+    const release = await request(`${routers[0]!.url}/release?id=ui`, { headers: { host: 'www.mango.com' } });
+    expect(await release.body.text()).toBe('released 1');
+    await held;
+    await waitForText('[data-instance="mango/m1"] [data-col="inflight"]', { equals: '0' }, 'nothing in flight once released');
   });
 
   it('coalesces a burst of etcd revisions into a few views', async () => {
@@ -209,10 +237,19 @@ describe('paas-deploy ui: the fleet page in a browser', () => {
     await waitForText('[data-app="burst"] .sub', { includes: `${BURST} ready` }, 'the page shows the burst');
   });
 
+  it('says when etcd is out of reach, and catches up once it is back', async () => {
+    proxy.cut();
+    await waitForText('#live', { includes: 'etcd unreachable: as of revision' }, 'the page says etcd is out of reach');
+    await putJson(layout.instance('kiwi', 'k4'), { url: 'http://127.0.0.1:9', state: 'ready', release: 'v8' });
+    proxy.restore();
+    await waitForText('[data-instance="kiwi/k4"] [data-col="state"]', { equals: 'ready' }, 'the change made meanwhile shown');
+    await waitForText('#live', { equals: 'live' }, 'live again');
+  });
+
   it('exits 130 on Ctrl-C, and 2 with one line on a bad --listen', async () => {
     ui.kill('SIGINT');
     expect((await ui.exited).code).toBe(130);
-    expect(ui.stderr).toEqual(['paas-deploy: SIGINT: stopping (closing the fleet page); SIGINT again to quit at once']);
+    expect(ui.stderr.at(-1)).toBe('paas-deploy: SIGINT: stopping (closing the fleet page); SIGINT again to quit at once');
     const bad = await run(process.execPath, [DEPLOY_BIN, 'ui', '--listen', 'localhost:8081']).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code: number; stderr: string }) => err,

@@ -13,7 +13,7 @@ import { tunnelTokensOf, type ListedToken } from '../tunnel-tokens.js';
 import { fleetView, type FleetView } from './fleet-view.js';
 
 /** How long changes are gathered before the view is rebuilt and pushed. */
-export const COALESCE_MS = 150;
+const COALESCE_MS = 150;
 
 export interface FleetSnapshot {
   view: FleetView;
@@ -32,12 +32,22 @@ export class FleetSource {
   private stale = false;
   private closed = false;
   private readonly listeners = new Set<(s: FleetSnapshot) => void>();
+  /** Errors are told once open (a failed start says it all) and once each until a view is built again. */
+  private started = false;
+  private lastTold: string | undefined;
 
   private constructor(
     private readonly etcd: Etcd,
     private readonly layout: KeyLayout,
-    private readonly onError: (err: unknown) => void,
+    private readonly tell: (err: unknown) => void,
   ) {}
+
+  private onError(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (!this.started || message === this.lastTold) return;
+    this.lastTold = message;
+    this.tell(err);
+  }
 
   /**
    * Lists the prefix and starts watching it; resolves once the first view is built. `onError`
@@ -60,7 +70,8 @@ export class FleetSource {
     );
     try {
       await source.mirror.start();
-      await source.rebuild();
+      await source.build();
+      source.started = true;
     } catch (err) {
       await source.close();
       throw err;
@@ -151,6 +162,7 @@ export class FleetSource {
     const json = JSON.stringify(view);
     if (this.closed || json === this.latest?.json) return;
     this.latest = { view, json };
+    this.lastTold = undefined;
     for (const fn of [...this.listeners]) fn(this.latest);
   }
 }

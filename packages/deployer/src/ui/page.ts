@@ -98,7 +98,7 @@ function pct(x) { return Math.round(x * 100) + '%'; }
 function mb(b) { return Math.round(b / 1048576) + ' MB'; }
 
 function recordCounts(r) {
-  var counts = [[r.rejected, 'rejected', 'bad'], [r.conflicts, 'conflicting', 'warn'], [r.warnings, 'with warnings', 'warn'], [r.unhealthy, 'instances unhealthy', 'bad']]
+  var counts = [[r.rejected, 'rejected', 'bad'], [r.conflicts, 'conflicting', 'warn'], [r.warnings, 'with warnings', 'warn'], [r.unhealthy, 'unhealthy', 'bad']]
     .filter(function (c) { return c[0] > 0; });
   if (counts.length === 0) return el('span', { class: 'muted' }, 'none');
   return counts.map(function (c) { return el('div', { class: c[2] + '-text' }, c[0] + ' ' + c[1]); });
