@@ -18,6 +18,7 @@ import { collectStatus, formatStatus, statusJson } from './status.js';
 import { formatAppSetSummary, formatFailure, formatRedeploySummary, formatRegisterSummary, formatRetireSummary } from './summary.js';
 import { parseCommandLine, type Command, type ParsedCommandLine } from './cli/parse.js';
 import { createReporter, type Output } from './cli/reporter.js';
+import { serveFleetPage } from './ui/serve.js';
 import { DEPLOYER_VERSION } from './version.js';
 
 export interface Io {
@@ -70,7 +71,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     if (!abort.signal.aborted) {
       firstSignalAt = performance.now();
       signalled = sig;
-      io.stderr.write(`paas-deploy: ${sig}: stopping (rolling back what this run wrote); ${sig} again to quit at once\n`);
+      io.stderr.write(`paas-deploy: ${sig}: stopping (${command.name === 'ui' ? 'closing the fleet page' : 'rolling back what this run wrote'}); ${sig} again to quit at once\n`);
       abort.abort(new DeployError('aborted', `interrupted by ${sig}`));
       return;
     }
@@ -86,7 +87,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   try {
     etcd = await connectEtcd({ endpoints: global.endpoints, security: global.etcdSecurity });
     const layout = new KeyLayout(global.prefix);
-    const text = await execute(etcd, layout, command, reporter.listener, abort.signal);
+    const text = await execute(etcd, layout, command, reporter.listener, abort.signal, io);
     reporter.stop();
     io.stdout.write(text + '\n');
     return EXIT_OK;
@@ -98,7 +99,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
       return EXIT_USAGE;
     }
     const err = asDeployError(e);
-    io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
+    // Ctrl-C is how the fleet page is meant to stop: the signal's line said all there is.
+    if (!(command.name === 'ui' && signalled !== undefined)) io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
     // Interrupted (and rolled back): the exit code says so, as for any command Ctrl-C stops.
     return signalled !== undefined ? (EXIT_SIGNALLED[signalled] ?? EXIT_FAILED) : EXIT_FAILED;
   } finally {
@@ -108,8 +110,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   }
 }
 
-async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress: Parameters<typeof redeploy>[3], signal: AbortSignal): Promise<string> {
+async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress: Parameters<typeof redeploy>[3], signal: AbortSignal, io: Io): Promise<string> {
   switch (command.name) {
+    case 'ui':
+      return serveFleetPage(etcd, layout, {
+        listen: command.args.listen,
+        signal,
+        onListening: (url) => io.stdout.write(`paas-deploy ui: the fleet page is at ${url} (Ctrl-C to stop)\n`),
+        onError: (err) => io.stderr.write(`paas-deploy ui: ${err instanceof Error ? err.message : String(err)}\n`),
+      });
     case 'redeploy':
       return formatRedeploySummary(await redeploy(etcd, layout, { ...command.args, signal }, progress));
     case 'register':

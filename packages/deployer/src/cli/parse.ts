@@ -3,10 +3,12 @@
  * whose message is the one line to print. Flags win over environment variables, which win over
  * defaults.
  */
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BALANCE_STRATEGIES, CERT_NAME_PATTERN, EtcdSecurityError, hostError, instanceUrlError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
 import { UsageError } from '../errors.js';
+import type { ListenAddress } from '../ui/server.js';
 import { COMMANDS, commandHelp, findCommand, GLOBAL_FLAGS, mainHelp, type CommandSpec, type FlagSpec } from './spec.js';
 
 export interface GlobalOptions {
@@ -81,7 +83,8 @@ export type Command =
   | { name: 'tunnel-token list'; args: { app: string; json: boolean } }
   | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } }
   | { name: 'maintenance on'; args: { host: string; status: number | undefined; message: string | undefined; forMs: number | undefined; routerTimeoutMs: number | undefined } }
-  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } };
+  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } }
+  | { name: 'ui'; args: { listen: ListenAddress } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -340,7 +343,22 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
     case 'maintenance off':
       requireOverrideHost(spec.name, positionals[0]!);
       return { name: 'maintenance off', args: { host: positionals[0]!, routerTimeoutMs: v.duration('router-timeout') } };
+    case 'ui': {
+      const listen = v.given('listen');
+      return { name: 'ui', args: { listen: parseListen(listen?.value ?? '127.0.0.1:8081', listen?.what ?? '--listen') } };
+    }
   }
+}
+
+/** IPv4:PORT or [IPv6]:PORT. A name or an empty host is refused: the page binds exactly where it is told. */
+function parseListen(text: string, from: string): ListenAddress {
+  const m = /^(\[[^\]]*\]|[^:]*):(\d{1,5})$/.exec(text);
+  const host = m ? m[1]!.replace(/^\[|\]$/g, '') : '';
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535 || isIP(host) === 0 || (m[1]!.startsWith('[') !== (isIP(host) === 6))) {
+    throw new UsageError(`ui: ${from} ${JSON.stringify(text)} is not IP:PORT (e.g. 127.0.0.1:8081 or [::1]:8081)`);
+  }
+  return { host, port };
 }
 
 function checkUrl(cmd: string, url: string): void {

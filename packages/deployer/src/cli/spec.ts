@@ -17,7 +17,7 @@ export interface FlagSpec {
   default?: string;
 }
 
-export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm' | 'maintenance on' | 'maintenance off';
+export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm' | 'maintenance on' | 'maintenance off' | 'ui';
 
 export interface CommandSpec {
   name: CommandName;
@@ -253,6 +253,19 @@ export const COMMANDS: CommandSpec[] = [
     description: ['An override that sends the host to an app is left alone (delete it with etcdctl).'],
     flags: [routerTimeout],
   },
+  {
+    name: 'ui',
+    positionals: [],
+    summary: 'serve the fleet page: routers, apps, instances and problems, live from one etcd watch',
+    description: [
+      'One web page with what status prints and more: routers (revision, lag, digest, load), apps',
+      'and their instances (state, and per router health and requests in flight), the records',
+      'routers reject or warn about, overrides, certificates and tunnels. One etcd watch of the',
+      'prefix feeds every open page (Server-Sent Events); GET /fleet.json is the same data as JSON.',
+      'The page has no login: it serves only where --listen says. Runs until Ctrl-C.',
+    ],
+    flags: [{ name: 'listen', kind: 'string', env: 'PAAS_DEPLOY_UI_LISTEN', value: 'HOST:PORT', help: 'address to serve the page on (an IP address and a port)', default: '127.0.0.1:8081' }],
+  },
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {
@@ -283,7 +296,7 @@ export function usageLine(c: CommandSpec): string {
   const required = c.flags.filter((f) => ((c.name === 'register' || c.name === 'redeploy') && f.name === 'url') || (c.name === 'cert set' && (f.name === 'cert' || f.name === 'key')));
   const req = required.map((f) => `--${f.name} ${f.value}${f.kind === 'list' ? ' [--url URL ...]' : ''}`);
   if (c.name === 'cert set') req.push('[--key-ring FILE --kid KID]');
-  return `paas-deploy ${c.name} ${[...c.positionals, ...req].join(' ')} [flags]`;
+  return ['paas-deploy', c.name, ...c.positionals, ...req, '[flags]'].join(' ');
 }
 
 export function commandHelp(c: CommandSpec): string {
