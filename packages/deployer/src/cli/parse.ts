@@ -81,7 +81,9 @@ export type Command =
   | { name: 'tunnel-token list'; args: { app: string; json: boolean } }
   | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } }
   | { name: 'maintenance on'; args: { host: string; status: number | undefined; message: string | undefined; forMs: number | undefined; routerTimeoutMs: number | undefined } }
-  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } };
+  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } }
+  | { name: 'table'; args: { at: bigint | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } }
+  | { name: 'diff'; args: { from: bigint; to: bigint | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -167,7 +169,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   const global = parseGlobal(v, env);
   const app = positionals[0];
   // A certificate's <name> and a maintenance <host> have their own shapes (checked with the command).
-  if (app !== undefined && !spec.name.startsWith('cert ') && !spec.name.startsWith('maintenance ') && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
+  if (app !== undefined && !spec.name.startsWith('cert ') && !spec.name.startsWith('maintenance ') && spec.name !== 'diff' && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
   return { kind: 'run', global, command: parseCommand(spec, v, positionals) };
 }
 
@@ -340,7 +342,35 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
     case 'maintenance off':
       requireOverrideHost(spec.name, positionals[0]!);
       return { name: 'maintenance off', args: { host: positionals[0]!, routerTimeoutMs: v.duration('router-timeout') } };
+    case 'table': {
+      const at = v.string('at');
+      return { name: 'table', args: { at: at === undefined ? undefined : parseRevision('table: --at', at), host: historyHost(spec.name, v), keyRingFile: v.string('key-ring'), json: v.boolean('json') } };
+    }
+    case 'diff': {
+      const from = parseRevision('diff:', positionals[0]!);
+      const to = positionals[1] === undefined ? undefined : parseRevision('diff:', positionals[1]);
+      return { name: 'diff', args: { from, to, host: historyHost(spec.name, v), keyRingFile: v.string('key-ring'), json: v.boolean('json') } };
+    }
   }
+}
+
+/**
+ * An etcd revision: a whole number from 1. etcd records no time with a revision, so a time is
+ * refused with a hint rather than guessed.
+ */
+function parseRevision(what: string, text: string): bigint {
+  if (/^\d+$/.test(text) && BigInt(text) >= 1n) return BigInt(text);
+  const hint = /^\d{4}-\d{2}-\d{2}/.test(text) ? " (etcd keeps no times, so a revision is asked for by number: see a router's revision in paas-deploy status)" : '';
+  throw new UsageError(`${what} ${JSON.stringify(text)} is not a revision: a whole number from 1${hint}`);
+}
+
+/** table/diff --host: a request's host (lower-case DNS name, no wildcard). */
+function historyHost(command: string, v: Values): string | undefined {
+  const host = v.string('host')?.toLowerCase();
+  if (host === undefined) return undefined;
+  const err = hostError(host, false);
+  if (err !== undefined) throw new UsageError(`${command}: --host: ${err}`);
+  return host;
 }
 
 function checkUrl(cmd: string, url: string): void {
