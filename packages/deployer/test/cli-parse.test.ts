@@ -119,6 +119,16 @@ describe('parseCommandLine', () => {
     [['deploy', 'mango'], /unknown command "deploy"/],
     [[], /missing command/],
     [['status', '--prefix', 'paas'], /--prefix: prefix must start with "\/"/],
+    [['table', '--at', 'abc'], /table: --at "abc" is not a revision: a whole number from 1$/],
+    [['table', '--at', '0'], /not a revision/],
+    [['table', '--at', '-3'], /^table: flag --at needs a value \(one starting with "-" is written --at=VALUE\)/],
+    [['table', '--at=-3'], /--at "-3" is not a revision/],
+    [['table', '--at', '2026-11-29T14:02:00Z'], /not a revision: a whole number from 1 \(etcd keeps no times/],
+    [['table', '--host', '*.mango.com'], /table: --host: /],
+    [['table', 'mango'], /unexpected argument "mango"/],
+    [['diff'], /diff: missing <revision>/],
+    [['diff', '12', 'now'], /diff: "now" is not a revision/],
+    [['diff', '1', '2', '3'], /unexpected argument "3"/],
   ])('usage error: %j', (argv, re) => {
     expect(usage(argv)).toMatch(re);
   });
@@ -157,7 +167,19 @@ describe('parseCommandLine', () => {
       const [n, v] = e.split('=') as [string, string];
       byName.set(n, (byName.get(n) ?? new Set()).add(v));
     }
-    for (const [n, vs] of byName) if (n !== 'url') expect(vs.size, n).toBe(1);
+    // Also except --host: an app's hosts (a list) for app set, one request host for table and diff.
+    for (const [n, vs] of byName) if (n !== 'url' && n !== 'host') expect(vs.size, n).toBe(1);
+  });
+
+  test('table and diff: revisions as bigints, a request host lower-cased, the key ring and --json', () => {
+    expect(cmd(['table']).command).toEqual({ name: 'table', args: { at: undefined, host: undefined, keyRingFile: undefined, json: false } });
+    expect(cmd(['table', '--at', '9007199254740993', '--host', 'WWW.Mango.com', '--key-ring', '/r.json', '--json']).command).toEqual({
+      name: 'table',
+      args: { at: 9007199254740993n, host: 'www.mango.com', keyRingFile: '/r.json', json: true },
+    });
+    expect(cmd(['table'], { PAAS_DEPLOY_AT: '42', PAAS_DEPLOY_HOST: 'a.b' }).command).toMatchObject({ args: { at: 42n, host: 'a.b' } });
+    expect(cmd(['diff', '12']).command).toEqual({ name: 'diff', args: { from: 12n, to: undefined, host: undefined, keyRingFile: undefined, json: false } });
+    expect(cmd(['diff', '12', '40', '--json']).command).toMatchObject({ args: { from: 12n, to: 40n, json: true } });
   });
 
   test('etcd access: TLS files and the user as flags or environment, the password from ETCD_PASSWORD only', () => {

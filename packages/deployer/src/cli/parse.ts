@@ -393,11 +393,13 @@ function describeParseError(err: unknown): string {
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       if (/argument missing/.test(msg)) return `flag ${opt} needs a value`;
       if (/does not take an argument/.test(msg)) return `flag ${opt} takes no value`;
-      return msg.split('. ')[0]!;
+      // Node's message for a value that starts with "-" runs over three lines.
+      if (/is ambiguous/.test(msg)) return `flag ${opt} needs a value (one starting with "-" is written ${opt}=VALUE)`;
+      return msg.split('\n')[0]!.split('. ')[0]!;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return msg.split('. ')[0]!;
     default:
-      return msg.split('. ')[0]!;
+      return msg.split('\n')[0]!.split('. ')[0]!;
   }
 }
 
