@@ -15,7 +15,7 @@ const app = (name: string, instances: SnapshotApp['instances'], more: Partial<Sn
 });
 
 function snapshot(revision: number, s: Partial<RoutingSnapshot>): RoutingSnapshot {
-  return { revision: String(revision), current: '99', digest: '0', host: null, routes: [], apps: [], overrides: [], certificates: [], rejected: [], warnings: [], ...s, revision: String(revision) };
+  return { current: '99', digest: '0', host: null, routes: [], apps: [], overrides: [], certificates: [], rejected: [], warnings: [], ...s, revision: String(revision) };
 }
 
 const m1 = { id: 'm1', url: 'http://10.0.0.1:80', state: 'ready', weight: 1 };
