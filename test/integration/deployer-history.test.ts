@@ -4,7 +4,7 @@
  * wrapper and etcdctl, and a real router whose reported digest the table must match.
  */
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { startEtcd, uniquePrefix, type EtcdProcess } from '../harness/etcd.js';
 import { createCa, type TestCa } from '../harness/pki.js';
@@ -71,6 +71,7 @@ describe('paas-deploy table', () => {
     const r1 = await put(layout.app('plum'), { routes: [{ hots: 'www.plum.com' }] });
 
     const router = await startRouter({ etcdEndpoints: etcdServer.endpoints, prefix, id: 'h1' });
+    onTestFinished(() => router.proc.stop());
     const reported = await waitFor(async () => {
       const e = await etcd.get(layout.router('h1'));
       const s = e && (JSON.parse(e.value.toString()) as { revision: string; digest: string });
@@ -112,6 +113,54 @@ describe('paas-deploy table', () => {
     expect(host.routes.map((r) => `${r.host}${r.path}`)).toEqual(['*.mango.com/api']);
     const exact = await json<TableJson>(prefix, ['table', '--at', String(r1), '--host', 'www.kiwi.com']);
     expect(exact.routes.map((r) => `${r.host}${r.path}:${r.app}`)).toEqual(['www.kiwi.com/:kiwi']);
+  });
+});
+
+describe('paas-deploy table --at TIME', () => {
+  test("a time is the newest revision whose last router status write is at or before it; diff between two times", async () => {
+    const prefix = uniquePrefix('history-time');
+    const layout = new KeyLayout(prefix);
+    await put(layout.app('mango'), { routes: [{ host: 'www.mango.com' }] });
+    const rA = await put(layout.instance('mango', 'm1'), { url: 'http://127.0.0.1:7001', state: 'ready' });
+    const router = await startRouter({ etcdEndpoints: etcdServer.endpoints, prefix, id: 't1', extraArgs: ['--lease-ttl', '3s'] });
+    onTestFinished(() => router.proc.stop());
+    const status = async () => {
+      const e = await etcd.get(layout.router('t1'));
+      return e && { ...(JSON.parse(e.value.toString()) as { revision: string; updatedAt: string }), modRevision: e.modRevision };
+    };
+    await waitFor(async () => BigInt((await status())?.revision ?? '0') >= rA, { timeoutMs: 20_000, message: 'router t1 to apply m1' });
+    const t1 = Date.now();
+    // A status write after t1 (the heartbeat) before the next change: every write dated at or
+    // before t1 is then older than that change.
+    await waitFor(async () => Date.parse((await status())?.updatedAt ?? '') > t1, { timeoutMs: 20_000, message: 'a status write after t1' });
+    const rB = await put(layout.instance('mango', 'm1'), { url: 'http://127.0.0.1:7001', state: 'draining' });
+    await waitFor(async () => BigInt((await status())?.revision ?? '0') >= rB, { timeoutMs: 20_000, message: 'router t1 to apply draining' });
+    const t2 = Date.now();
+
+    const at1 = await json<TableJson & { dated: { time: string; revision: string; last: { router: string; updatedAt: string; revision: string }; next: { updatedAt: string } | null } }>(prefix, ['table', '--at', new Date(t1).toISOString()]);
+    expect(BigInt(at1.revision)).toBeGreaterThanOrEqual(rA);
+    expect(BigInt(at1.revision)).toBeLessThan(rB);
+    expect(at1.routes[0]!.instances.map((i) => i.state)).toEqual(['ready']);
+    expect(at1.dated.last.router).toBe('t1');
+    expect(Date.parse(at1.dated.last.updatedAt)).toBeLessThanOrEqual(t1);
+    expect(Date.parse(at1.dated.next!.updatedAt)).toBeGreaterThan(t1);
+    const at2 = await json<TableJson>(prefix, ['table', '--at', new Date(t2).toISOString()]);
+    expect(at2.routes[0]!.instances.map((i) => i.state)).toEqual(['draining']);
+
+    const text = await run(prefix, ['diff', new Date(t1).toISOString(), new Date(t2).toISOString()]);
+    expect(text.code, text.stderr).toBe(0);
+    console.log(text.stdout);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toBe(`routing of ${prefix} from revision ${at1.revision} to ${at2.revision}`);
+    expect(lines[1]).toMatch(new RegExp(`^${new Date(t1).toISOString()} is revision ${at1.revision}: router t1 wrote its status at \\S+ \\(revision ${at1.revision}\\); next, router t1 wrote its status at`));
+    expect(lines.slice(3)).toEqual(['www.mango.com', '  ~ instance mango/m1: state ready -> draining']);
+
+    const future = await run(prefix, ['table', '--at', new Date(Date.now() + 3_600_000).toISOString()]);
+    expect(future.code).toBe(1);
+    expect(future.stderr).toMatch(/^paas-deploy: table failed: \S+ is in the future \(it is \S+\)$/);
+    const before = await run(prefix, ['table', '--at', '2001-01-01T00:00:00Z']);
+    expect(before.code).toBe(1);
+    expect(before.stderr).toMatch(/^paas-deploy: table failed: cannot date 2001-01-01T00:00:00.000Z: no router status record exists at revision \d+ \(no router was live before \S+, revision \d+\); give a revision instead$/);
   });
 });
 
@@ -204,13 +253,17 @@ describe('paas-deploy diff', () => {
     expect(futureDiff.code).toBe(1);
     expect(futureDiff.stderr).toContain(`revision ${current + 1000n} is in the future`);
 
-    for (const args of [['table', '--at', 'abc'], ['table', '--at', '0'], ['table', '--at', '2026-11-29T14:02:00Z'], ['diff'], ['diff', '1', '2', '3'], ['table', '--host', '*.mango.com']]) {
+    for (const args of [['table', '--at', 'abc'], ['table', '--at', '0'], ['table', '--at', '2026-11-29T14:02'], ['diff'], ['diff', '1', '2', '3'], ['table', '--host', '*.mango.com']]) {
       const r = await run(prefix, args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.split('\n'), args.join(' ')).toHaveLength(1);
       expect(r.stderr).toMatch(/^paas-deploy: /);
     }
-    expect((await run(prefix, ['table', '--at', '2026-11-29T14:02:00Z'])).stderr).toContain('etcd keeps no times');
+    expect((await run(prefix, ['table', '--at', '2026-11-29T14:02'])).stderr).toContain('a time is RFC 3339 with seconds and an offset');
+    // No router has ever written a status record under this prefix: nothing dates a time.
+    const undated = await run(prefix, ['table', '--at', new Date().toISOString()]);
+    expect(undated.code).toBe(1);
+    expect(undated.stderr).toMatch(/^paas-deploy: table failed: cannot date \S+: no router status record exists now/);
 
     const r2 = await put(layout.instance('mango', 'm1'), { url: 'http://127.0.0.1:7001', state: 'ready' });
     await etcdServer.etcdctl('compact', String(r2));

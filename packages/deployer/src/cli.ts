@@ -157,8 +157,8 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
     }
     case 'table': {
       const { at, host, keyRingFile, json } = command.args;
-      const snapshot = await routingTable(etcd, layout, at, { host, keyRingFile });
-      return json ? JSON.stringify(tableJson(snapshot, layout.prefix), null, 2) : formatTable(snapshot, layout.prefix);
+      const table = await routingTable(etcd, layout, at, { host, keyRingFile });
+      return json ? JSON.stringify(tableJson(table, layout.prefix), null, 2) : formatTable(table, layout.prefix);
     }
     case 'diff': {
       const { from, to, host, keyRingFile, json } = command.args;

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parseKeyRing, type Etcd, type KeyLayout, type KeyRing } from '@paas/registry';
 import { RevisionNotServed, tableAt, type RoutingSnapshot, type SnapshotApp } from '@paas/router/table-at';
 import { DeployError, UsageError } from './errors.js';
+import { datingJson, describeDating, resolveRevision, type DatedRevision, type RevisionRef } from './revision-at-time.js';
 import { diffSnapshots, type RoutingChange } from './routing-diff.js';
 import { table } from './table.js';
 
@@ -19,29 +20,38 @@ export interface HistoryOptions {
   keyRingFile?: string | undefined;
 }
 
+/** A table, and how the time it was asked for was dated (undefined: asked for by revision, or the current one). */
+export interface DatedSnapshot {
+  snapshot: RoutingSnapshot;
+  dated: DatedRevision | undefined;
+}
+
 export interface RoutingDiff {
-  from: RoutingSnapshot;
-  to: RoutingSnapshot;
+  from: DatedSnapshot;
+  to: DatedSnapshot;
   changes: RoutingChange[];
 }
 
-export async function routingTable(etcd: Etcd, layout: KeyLayout, revision: bigint | undefined, opts: HistoryOptions = {}): Promise<RoutingSnapshot> {
+/** `at` defaults to the current revision. */
+export async function routingTable(etcd: Etcd, layout: KeyLayout, at: RevisionRef | undefined, opts: HistoryOptions = {}): Promise<DatedSnapshot> {
   const keyRing = await readKeyRing(opts.keyRingFile);
-  return snapshotAt(etcd, layout, revision, opts.host, keyRing);
+  return snapshotAt(etcd, layout, at, opts.host, keyRing);
 }
 
 /** `to` defaults to the current revision. */
-export async function routingDiff(etcd: Etcd, layout: KeyLayout, from: bigint, to: bigint | undefined, opts: HistoryOptions = {}): Promise<RoutingDiff> {
+export async function routingDiff(etcd: Etcd, layout: KeyLayout, from: RevisionRef, to: RevisionRef | undefined, opts: HistoryOptions = {}): Promise<RoutingDiff> {
   const keyRing = await readKeyRing(opts.keyRingFile);
   const a = await snapshotAt(etcd, layout, from, opts.host, keyRing);
   const b = await snapshotAt(etcd, layout, to, opts.host, keyRing);
-  return { from: a, to: b, changes: diffSnapshots(a, b) };
+  return { from: a, to: b, changes: diffSnapshots(a.snapshot, b.snapshot) };
 }
 
-async function snapshotAt(etcd: Etcd, layout: KeyLayout, revision: bigint | undefined, host: string | undefined, keyRing: KeyRing): Promise<RoutingSnapshot> {
+async function snapshotAt(etcd: Etcd, layout: KeyLayout, at: RevisionRef | undefined, host: string | undefined, keyRing: KeyRing): Promise<DatedSnapshot> {
+  const { revision, dated } = at === undefined ? { revision: undefined, dated: undefined } : await resolveRevision(etcd, layout, at);
   try {
     // Certificates are judged with the clock of now: etcd keeps no time for a revision.
-    return await tableAt(etcd, layout, { ...(revision !== undefined && { revision }), ...(host !== undefined && { host }), context: { keyRing, now: Date.now } });
+    const snapshot = await tableAt(etcd, layout, { ...(revision !== undefined && { revision }), ...(host !== undefined && { host }), context: { keyRing, now: Date.now } });
+    return { snapshot, dated };
   } catch (err) {
     if (err instanceof RevisionNotServed) throw new DeployError('not-found', err.message, { cause: err });
     throw err;
@@ -64,11 +74,12 @@ async function readKeyRing(file: string | undefined): Promise<KeyRing> {
 }
 
 /** The table as JSON: each route with the instances of the app serving it. */
-export function tableJson(s: RoutingSnapshot, prefix: string): object {
+export function tableJson({ snapshot: s, dated }: DatedSnapshot, prefix: string): object {
   const apps = new Map(s.apps.map((a) => [a.name, a]));
   return {
     prefix,
     revision: s.revision,
+    dated: dated === undefined ? null : datingJson(dated),
     current: s.current,
     digest: s.digest,
     host: s.host,
@@ -81,8 +92,9 @@ export function tableJson(s: RoutingSnapshot, prefix: string): object {
   };
 }
 
-export function formatTable(s: RoutingSnapshot, prefix: string): string {
+export function formatTable({ snapshot: s, dated }: DatedSnapshot, prefix: string): string {
   const out = [`routing table of ${prefix} at revision ${s.revision} (etcd is at ${s.current}), digest ${s.digest}${s.host !== null ? `, for host ${s.host}` : ''}`];
+  if (dated !== undefined) out.push(...describeDating(dated));
   const apps = new Map(s.apps.map((a) => [a.name, a]));
   const rows: string[][] = [];
   for (const r of s.routes) {
@@ -125,13 +137,25 @@ function shortFingerprint(fp: string): string {
 }
 
 export function diffJson(d: RoutingDiff, prefix: string): object {
-  return { prefix, from: d.from.revision, to: d.to.revision, host: d.to.host, changed: d.changes.length > 0, changes: d.changes };
+  const dating = (s: DatedSnapshot) => (s.dated === undefined ? null : datingJson(s.dated));
+  return {
+    prefix,
+    from: d.from.snapshot.revision,
+    to: d.to.snapshot.revision,
+    fromDated: dating(d.from),
+    toDated: dating(d.to),
+    host: d.to.snapshot.host,
+    changed: d.changes.length > 0,
+    changes: d.changes,
+  };
 }
 
 export function formatDiff(d: RoutingDiff, prefix: string): string {
-  const head = `routing of ${prefix} from revision ${d.from.revision} to ${d.to.revision}${d.to.host !== null ? `, for host ${d.to.host}` : ''}`;
-  if (d.changes.length === 0) return `${head}: no routing changes`;
-  const out = [head];
+  const host = d.to.snapshot.host;
+  const head = `routing of ${prefix} from revision ${d.from.snapshot.revision} to ${d.to.snapshot.revision}${host !== null ? `, for host ${host}` : ''}`;
+  const dating = [d.from.dated, d.to.dated].flatMap((x) => (x === undefined ? [] : describeDating(x)));
+  if (d.changes.length === 0) return [`${head}: no routing changes`, ...dating].join('\n');
+  const out = [head, ...dating];
   let group: string | undefined;
   for (const c of d.changes) {
     if (c.group !== group) {

@@ -33,7 +33,7 @@ const base = snapshot(10, {
 describe('diffSnapshots', () => {
   test('the same table at two revisions: nothing, whatever the revisions and digests say', () => {
     expect(diffSnapshots(base, { ...base, revision: '20', digest: 'ff' })).toEqual([]);
-    expect(formatDiff({ from: base, to: { ...base, revision: '20' }, changes: [] }, '/paas')).toBe('routing of /paas from revision 10 to 20: no routing changes');
+    expect(formatDiff({ from: { snapshot: base, dated: undefined }, to: { snapshot: { ...base, revision: '20' }, dated: undefined }, changes: [] }, '/paas')).toBe('routing of /paas from revision 10 to 20: no routing changes');
   });
 
   test('a rejected value rewritten with the same error is no change; another error or a kept value is', () => {
@@ -64,7 +64,7 @@ describe('diffSnapshots', () => {
       rejected: [],
     });
     const before = snapshot(25, { ...base, overrides: [{ host: 'www.mango.com', maintenance: { status: 503, message: 'soon' } }] });
-    const text = formatDiff({ from: before, to: later, changes: diffSnapshots(before, later) }, '/paas');
+    const text = formatDiff({ from: { snapshot: before, dated: undefined }, to: { snapshot: later, dated: undefined }, changes: diffSnapshots(before, later) }, '/paas');
     expect(text.split('\n')).toEqual([
       'routing of /paas from revision 25 to 30',
       'www.mango.com',

@@ -6,6 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BALANCE_STRATEGIES, CERT_NAME_PATTERN, EtcdSecurityError, hostError, instanceUrlError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
+import type { RevisionRef } from '../revision-at-time.js';
 import { UsageError } from '../errors.js';
 import { COMMANDS, commandHelp, findCommand, GLOBAL_FLAGS, mainHelp, type CommandSpec, type FlagSpec } from './spec.js';
 
@@ -82,8 +83,9 @@ export type Command =
   | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } }
   | { name: 'maintenance on'; args: { host: string; status: number | undefined; message: string | undefined; forMs: number | undefined; routerTimeoutMs: number | undefined } }
   | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } }
-  | { name: 'table'; args: { at: bigint | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } }
-  | { name: 'diff'; args: { from: bigint; to: bigint | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } };
+  | { name: 'table'; args: { at: RevisionRef | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } }
+  | { name: 'diff'; args: { from: RevisionRef; to: RevisionRef | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } };
+
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -354,14 +356,16 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
   }
 }
 
-/**
- * An etcd revision: a whole number from 1. etcd records no time with a revision, so a time is
- * refused with a hint rather than guessed.
- */
-function parseRevision(what: string, text: string): bigint {
-  if (/^\d+$/.test(text) && BigInt(text) >= 1n) return BigInt(text);
-  const hint = /^\d{4}-\d{2}-\d{2}/.test(text) ? " (etcd keeps no times, so a revision is asked for by number: see a router's revision in paas-deploy status)" : '';
-  throw new UsageError(`${what} ${JSON.stringify(text)} is not a revision: a whole number from 1${hint}`);
+/** RFC 3339 with its offset: a time without one would depend on the machine's time zone. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** An etcd revision (a whole number from 1) or an RFC 3339 time with its offset. */
+function parseRevision(what: string, text: string): RevisionRef {
+  if (/^\d+$/.test(text) && BigInt(text) >= 1n) return { revision: BigInt(text) };
+  const time = RFC3339.test(text) ? Date.parse(text.replace(' ', 'T')) : NaN;
+  if (Number.isFinite(time)) return { time };
+  const hint = /^\d{4}-\d{2}-\d{2}/.test(text) ? ' (a time is RFC 3339 with seconds and an offset, e.g. 2026-11-29T14:02:00Z)' : '';
+  throw new UsageError(`${what} ${JSON.stringify(text)} is neither a revision (a whole number from 1) nor a time${hint}`);
 }
 
 /** table/diff --host: a request's host (lower-case DNS name, no wildcard). */

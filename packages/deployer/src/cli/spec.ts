@@ -256,11 +256,13 @@ export const COMMANDS: CommandSpec[] = [
       'Built by the routers\' own code from the records at that revision: routes and the instances',
       'behind them (state, weight), overrides, certificates (hosts, notAfter, fingerprint), and',
       'rejected records with their key and reason; the digest is the one routers report. etcd',
-      'keeps history back to its last compaction and no times: give revisions by number.',
-      'Certificates are judged with the clock of now.',
+      'keeps history back to its last compaction. It keeps no times: a time (RFC 3339, e.g.',
+      "2026-11-29T14:02:00Z) is dated by the routers' status writes in etcd's history (each router",
+      'writes after every change it applies and every few seconds): the newest revision whose last',
+      'status write is at or before it. Certificates are judged with the clock of now.',
     ],
     flags: [
-      { name: 'at', kind: 'string', env: 'PAAS_DEPLOY_AT', value: 'REVISION', help: 'the etcd revision to show (default: the current one)' },
+      { name: 'at', kind: 'string', env: 'PAAS_DEPLOY_AT', value: 'REVISION|TIME', help: 'the etcd revision, or RFC 3339 time, to show (default: now)' },
       historyHost,
       historyKeyRing,
       { name: 'json', kind: 'boolean', env: 'PAAS_DEPLOY_JSON', help: 'print JSON instead of tables' },
@@ -268,9 +270,10 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'diff',
-    positionals: ['<revision>', '[<revision>]'],
-    summary: 'what routing changed between two revisions (the second defaults to the current one)',
+    positionals: ['<from>', '[<to>]'],
+    summary: 'what routing changed between two revisions or times (<to> defaults to now)',
     description: [
+      'Each of <from> and <to> is an etcd revision or an RFC 3339 time, dated as for table --at.',
       'Compares the routing tables routers build at the two revisions, grouped by host: routes,',
       'instances and their state and weight, app settings, overrides, certificates (by fingerprint',
       'and notAfter), then rejected records. Lines start with + (added), - (removed) or ~ (changed).',
@@ -319,7 +322,7 @@ export function usageLine(c: CommandSpec): string {
   const required = c.flags.filter((f) => ((c.name === 'register' || c.name === 'redeploy') && f.name === 'url') || (c.name === 'cert set' && (f.name === 'cert' || f.name === 'key')));
   const req = required.map((f) => `--${f.name} ${f.value}${f.kind === 'list' ? ' [--url URL ...]' : ''}`);
   if (c.name === 'cert set') req.push('[--key-ring FILE --kid KID]');
-  return `paas-deploy ${c.name} ${[...c.positionals, ...req].join(' ')} [flags]`;
+  return ['paas-deploy', c.name, ...c.positionals, ...req, '[flags]'].join(' ');
 }
 
 export function commandHelp(c: CommandSpec): string {
