@@ -41,8 +41,7 @@ export async function routingTable(etcd: Etcd, layout: KeyLayout, at: RevisionRe
 /** `to` defaults to the current revision. */
 export async function routingDiff(etcd: Etcd, layout: KeyLayout, from: RevisionRef, to: RevisionRef | undefined, opts: HistoryOptions = {}): Promise<RoutingDiff> {
   const keyRing = await readKeyRing(opts.keyRingFile);
-  const a = await snapshotAt(etcd, layout, from, opts.host, keyRing);
-  const b = await snapshotAt(etcd, layout, to, opts.host, keyRing);
+  const [a, b] = await Promise.all([snapshotAt(etcd, layout, from, opts.host, keyRing), snapshotAt(etcd, layout, to, opts.host, keyRing)]);
   return { from: a, to: b, changes: diffSnapshots(a.snapshot, b.snapshot) };
 }
 
