@@ -167,16 +167,16 @@ export function formatDiff(d: RoutingDiff, prefix: string): string {
 }
 
 function describe(c: RoutingChange): string {
-  const label = c.kind;
+  // An override's name is its host, which heads the group.
   const name = c.kind === 'override' ? '' : ` ${c.name}`;
   if (c.op === '~' && c.kind === 'override') return `override ${c.before!.override} -> ${c.after!.override}`;
   if (c.op === '~') {
     const before = c.before!;
     const after = c.after!;
     const changed = Object.keys(after).filter((k) => before[k] !== after[k]);
-    return `${label}${name}: ${changed.map((k) => `${k} ${show(k, before[k])} -> ${show(k, after[k])}`).join(', ')}`;
+    return `${c.kind}${name}: ${changed.map((k) => `${k} ${show(k, before[k])} -> ${show(k, after[k])}`).join(', ')}`;
   }
-  return `${label}${name} ${facts(c.kind, (c.after ?? c.before)!)}`;
+  return `${c.kind}${name} ${facts(c.kind, (c.after ?? c.before)!)}`;
 }
 
 /** An added or removed fact, in the words of its kind. */

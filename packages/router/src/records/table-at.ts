@@ -8,7 +8,7 @@
  * Imported by the deployer through the package's `./table-at` export: it loads the table code and
  * nothing of the server (no fastify, no logger, no metrics).
  */
-import type { Etcd, KeyLayout, ParseContext, RecordWarning, Rejected } from '@paas/registry';
+import type { Etcd, KeyLayout, KvEntry, ParseContext, RecordWarning, Rejected } from '@paas/registry';
 import { DEFAULT_PARSE_CONTEXT } from '@paas/registry';
 import { certCovers } from '../table/cert-index.js';
 import type { AppPool, RouteSlot } from '../table/routing-table.js';
@@ -116,7 +116,7 @@ export async function tableAt(etcd: Etcd, layout: KeyLayout, opts: TableAtOption
   const serves = (r: bigint) => etcd.servesRevision(r, start);
   const notServed = async () => new RevisionNotServed('compacted', revision, current, await oldestServed(serves, revision, current));
   if (!(await serves(revision))) throw await notServed();
-  let entries;
+  let entries: KvEntry[];
   try {
     ({ entries } = await etcd.list(start, end, { revision, boundaries: layout.watchedBoundaries() }));
   } catch (err) {
