@@ -8,6 +8,7 @@ import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
 import { formatCertList, formatCertSet, listCerts, removeCert, setCert } from './cert.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
+import { diffJson, formatDiff, formatTable, routingDiff, routingTable, tableJson } from './history.js';
 import { maintenanceOff, maintenanceOn } from './maintenance.js';
 import { redeploy } from './redeploy.js';
 import { createTunnelToken, formatCreatedToken, formatTunnelTokens, listTunnelTokens, removeTunnelToken } from './tunnel-tokens.js';
@@ -31,6 +32,8 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 /** 128 + the signal's number, as shells report a command a signal stopped: Ctrl-C is 130. */
 const EXIT_SIGNALLED: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+const READ_ONLY = new Set<Command['name']>(['status', 'table', 'diff']);
 
 /** A signal this soon after the first is the same one delivered twice, not a second request. */
 const DUPLICATE_SIGNAL_MS = 500;
@@ -82,7 +85,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const reporter = createReporter(io.stdout, command.name !== 'status' && io.stdout.isTTY === true);
+  // Commands that only read print their answer and no progress.
+  const reporter = createReporter(io.stdout, !READ_ONLY.has(command.name) && io.stdout.isTTY === true);
   let etcd: Etcd | undefined;
   try {
     etcd = await connectEtcd({ endpoints: global.endpoints, security: global.etcdSecurity });
@@ -159,6 +163,16 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
       const { routerTimeoutMs, host } = command.args;
       const r = await maintenanceOff(etcd, layout, { host, ...(routerTimeoutMs !== undefined && { routerTimeoutMs }), signal }, progress);
       return `maintenance off ${host}: ${r.key} deleted at revision ${r.revision}`;
+    }
+    case 'table': {
+      const { at, host, keyRingFile, json } = command.args;
+      const table = await routingTable(etcd, layout, at, { host, keyRingFile });
+      return json ? JSON.stringify(tableJson(table, layout.prefix), null, 2) : formatTable(table, layout.prefix);
+    }
+    case 'diff': {
+      const { from, to, host, keyRingFile, json } = command.args;
+      const diff = await routingDiff(etcd, layout, from, to, { host, keyRingFile });
+      return json ? JSON.stringify(diffJson(diff, layout.prefix), null, 2) : formatDiff(diff, layout.prefix);
     }
   }
 }
