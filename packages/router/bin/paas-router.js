@@ -1,4 +1,11 @@
 #!/usr/bin/env node
+// Checked before any import: an older Node fails inside a module with an error that names
+// neither the command nor the Node it needs (engines in package.json).
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(`paas-router: Node ${process.versions.node} is too old: it needs Node 22.12.0 or newer (22, 24 or 26)\n`);
+  process.exit(2);
+}
 // Node 24's V8 lets the young generation grow four times as large as Node 20 and 22 did, which
 // costs a router with a large table that much RSS for no measured gain (README, Performance).
 // V8 reads the limit only when it sets up the heap, so unless the operator chose one (a flag or

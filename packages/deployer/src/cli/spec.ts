@@ -216,7 +216,7 @@ export const COMMANDS: CommandSpec[] = [
       'the secret is printed once and stored nowhere. Give it to the agent in PAAS_AGENT_TOKEN.',
       'The token lets an agent serve instances of <app> only.',
     ],
-    flags: [{ name: 'expires', kind: 'duration', env: 'PAAS_DEPLOY_TOKEN_EXPIRES', value: 'DURATION', help: 'the token (and the sessions opened with it) ends after this, e.g. 30d' }],
+    flags: [{ name: 'expires', kind: 'duration', env: 'PAAS_DEPLOY_TOKEN_EXPIRES', value: 'DURATION', help: 'the token (and the sessions opened with it) ends after this, e.g. 720h (30 days)' }],
   },
   {
     name: 'tunnel-token list',
