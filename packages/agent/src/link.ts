@@ -111,6 +111,8 @@ export class Link {
         } catch {
           return fail(new Error(`the router answered ${JSON.stringify(line.slice(0, 100))}, not a tunnel welcome`));
         }
+        // A limit of the router's: say why and try again after the backoff, as after a failure.
+        if (!answer.ok && answer.retry === true) return fail(new Error(`refused for now: ${String(answer.error)}`));
         if (!answer.ok) {
           opened = true;
           clearTimeout(handshakeTimer);
