@@ -371,7 +371,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     tunnelMaxSessionsPerInstance: get('tunnel-max-sessions-per-instance', (t, w) => parseInteger(t, w, 1, 1024)),
   };
   if (config.listenTunnel !== undefined && config.tunnelCert === undefined) throw new ConfigError('--listen-tunnel needs --tunnel-cert (ROUTER_TUNNEL_CERT): the certs/ name agents verify');
-  if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel: not supported with --workers > 1 (agents hold sessions to one process)');
+  if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel cannot be combined with --workers > 1: an agent\'s sessions end in one worker while requests arrive at every worker; run one router process per core instead (README, "Agent tunnels and --workers")');
   if (config.listenTunnel !== undefined && config.tunnelAdvertise === undefined) {
     const { host, port } = config.listenTunnel;
     config.tunnelAdvertise = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;

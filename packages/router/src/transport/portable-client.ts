@@ -106,6 +106,12 @@ class SlotPool {
   readonly clientOptions: ClientOptions;
   /** The origin's host name or IP address (IPv6 without brackets). */
   readonly hostname: string;
+  /**
+   * The origin as undici's Client takes it: http: or https: only. The connector hands undici a
+   * connection that already reaches the instance, so another transport (`tunnel://<id>.<app>`)
+   * is plain HTTP/1.1 over it: `http://<id>.<app>`, with the same host for the connector.
+   */
+  readonly undiciOrigin: string;
 
   constructor(
     readonly client: PortableUpstreamClient,
@@ -113,8 +119,10 @@ class SlotPool {
     readonly connector: Connector,
   ) {
     const opts = client.opts;
-    const { hostname } = new URL(origin);
+    const url = new URL(origin);
+    const hostname = url.hostname;
     this.hostname = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+    this.undiciOrigin = url.protocol === 'http:' || url.protocol === 'https:' ? origin : `http://${url.host}`;
     this.clientOptions = {
       pipelining: 1,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
@@ -157,7 +165,7 @@ class Slot implements Upstream, Dispatcher.DispatchHandler {
         this.socket = socket;
         callback(err, socket);
       });
-    this.undici = new (loadUndiciClient())(pool.origin, { ...pool.clientOptions, connect: connect as NonNullable<ClientOptions>['connect'] });
+    this.undici = new (loadUndiciClient())(pool.undiciOrigin, { ...pool.clientOptions, connect: connect as NonNullable<ClientOptions>['connect'] });
     this.undici.on('connect', () => (this.connected = true));
     this.undici.on('disconnect', () => {
       this.connected = false;

@@ -173,7 +173,10 @@ export class TunnelSessions {
           this.close(s, ended, TOKEN_END_REASONS[ended] ?? 'token_revoked');
           continue;
         }
-        if (!s.ping(now, this.opts.pingTimeoutMs)) {
+        // Once the agent sent GOAWAY, Node cancels every PING (ERR_HTTP2_PING_CANCEL): a draining
+        // session is not PINGed, and its open streams are bounded by their own timeouts
+        // (--upstream-timeout) instead of being cut by a PING that can never be answered.
+        if (!s.draining && !s.ping(now, this.opts.pingTimeoutMs)) {
           this.opts.log.warn({ app: s.app, id: s.id, pingTimeoutMs: this.opts.pingTimeoutMs }, 'tunnel session dropped: the agent did not answer PING');
           s.closeReason = 'ping_timeout';
           s.h2.destroy();
