@@ -207,6 +207,7 @@ describe('presence records on the router\'s lease', () => {
 });
 
 describe('limits on agent sessions', () => {
+  const limitAgents: { b1?: ManagedProcess } = {};
   let f: Fleet;
   let app: SampleApp;
   let secret: string;
@@ -224,6 +225,7 @@ describe('limits on agent sessions', () => {
     await a1.waitForLine((l) => l.includes('refused for now: instance lim/a1 already holds 2 sessions to this router') && l.includes('--tunnel-max-sessions-per-instance'), { timeoutMs: 15_000 });
     // b1 asks for 2: the router holds 3 at most, so it gets 1.
     const b1 = startAgent(f, { app: 'lim', id: 'b1', to: app.url, token: secret });
+    limitAgents.b1 = b1;
     await waitForSessions(f, 'lim', 'b1', 1);
     await b1.waitForLine((l) => l.includes('refused for now: this router holds its maximum of 3 tunnel sessions (--tunnel-max-sessions)'), { timeoutMs: 15_000 });
     await instance(f, 'lim', 'b1');
@@ -241,6 +243,23 @@ describe('limits on agent sessions', () => {
     await a1.stop();
     await waitForSessions(f, 'lim', 'b1', 2, 20_000);
     expect(await sessionsHeld(f, 'lim', 'a1')).toBe(0);
+  });
+
+  it('a request outlasting the PING timeout (4 s) finishes while its agent drains: a draining session is not dropped for PINGs Node cancels', async () => {
+    const b1 = limitAgents.b1!;
+    const held = request(`${f.router.url}/hold?id=drain`, { headers: { host }, dispatcher }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }));
+    await waitFor(async () => ((await (await fetch(`${app.url}/held?id=drain`)).text()) === '1' ? true : undefined), { timeoutMs: 10_000, message: 'the request held by the app' });
+    const termAt = Date.now();
+    b1.kill('SIGTERM');
+    await b1.waitForLine((l) => l.includes('draining'), { timeoutMs: 5000 });
+    // Past the router's PING timeout (4 s) plus a sweep, the held request is still open.
+    await waitFor(() => (Date.now() - termAt > 5500 ? true : undefined), { timeoutMs: 10_000, intervalMs: 100, message: 'the PING timeout passed' });
+    expect(b1.running, `${b1.tail(12)}\n${f.router.proc.tail(8)}`).toBe(true);
+    await fetch(`${app.url}/release?id=drain`);
+    expect(await held).toEqual({ status: 200, body: expect.stringContaining('"held":"drain"') });
+    expect((await b1.exited).code).toBe(0);
+    expect(b1.stdout.join('\n')).toContain('"clean":true');
+    expect(sample(await metricsText(f.router), 'router_tunnel_session_closes_total{reason="ping_timeout"}')).toBe(0);
   });
 });
 

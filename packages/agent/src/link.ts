@@ -143,6 +143,9 @@ export class Link {
     });
     let pingSentAt = 0;
     const pinger = setInterval(() => {
+      // Draining (GOAWAY sent or received): Node cancels every PING from then on, so none is
+      // sent; the drain is bounded by --drain-timeout instead.
+      if (session.closed) return;
       const now = Date.now();
       if (pingSentAt !== 0) {
         if (now - pingSentAt >= PING_TIMEOUT_MS) {
