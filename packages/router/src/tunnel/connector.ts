@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import { UpstreamError } from '../transport/upstream.js';
 import type { ConnectCallback, ConnectTarget, Connector } from '../transport/connector.js';
 import { CoalescedStream } from './coalesce.js';
+import type { StreamRefusalReason } from './metrics.js';
 import type { TunnelSession, TunnelSessions } from './sessions.js';
 
 const kSession = Symbol('paas.tunnelSession');
@@ -35,11 +36,14 @@ export class TunnelConnector implements Connector {
   constructor(
     private readonly sessions: TunnelSessions,
     private readonly timeoutMs: number,
+    /** Counts a stream that could not be opened (metrics). */
+    private readonly refused: (reason: StreamRefusalReason) => void,
   ) {}
 
   connect(target: ConnectTarget, callback: ConnectCallback): void {
     const session = this.sessions.pick(target.hostname);
     if (session === undefined) {
+      this.refused('no_session');
       callback(new UpstreamError(`no tunnel session to ${target.hostname} on this router`, 'ECONNREFUSED'), null);
       return;
     }
@@ -47,6 +51,7 @@ export class TunnelConnector implements Connector {
     try {
       stream = session.h2.request({ [CONNECT_HEADERS_METHOD]: 'CONNECT', [CONNECT_HEADERS_AUTHORITY]: target.hostname }, { endStream: false });
     } catch (err) {
+      this.refused('session_closing');
       callback(new UpstreamError(`tunnel session to ${target.hostname} is closing: ${(err as Error).message}`, 'ECONNREFUSED'), null);
       return;
     }
@@ -54,7 +59,7 @@ export class TunnelConnector implements Connector {
     session.streams++;
     stream.once('close', () => session.streams--);
     let settled = false;
-    const settle = (err: Error | null) => {
+    const settle = (err: Error | null, reason?: StreamRefusalReason) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -70,15 +75,16 @@ export class TunnelConnector implements Connector {
       }
       stream.on('error', () => undefined);
       stream.destroy();
+      this.refused(reason!);
       callback(err, null);
     };
-    const timer = setTimeout(() => settle(new UpstreamError('connect timeout (tunnel)', 'UND_ERR_CONNECT_TIMEOUT')), this.timeoutMs);
+    const timer = setTimeout(() => settle(new UpstreamError('connect timeout (tunnel)', 'UND_ERR_CONNECT_TIMEOUT'), 'timeout'), this.timeoutMs);
     const onResponse = (headers: Record<string, unknown>) => {
       const status = Number(headers[constants.HTTP2_HEADER_STATUS]);
-      settle(status === 200 ? null : new UpstreamError(`the agent could not open a connection to its app (${status})`, 'ECONNREFUSED'));
+      settle(status === 200 ? null : new UpstreamError(`the agent could not open a connection to its app (${status})`, 'ECONNREFUSED'), 'app_unreachable');
     };
-    const onError = (err: Error) => settle(new UpstreamError(`tunnel stream refused: ${err.message}`, 'ECONNREFUSED'));
-    const onClose = () => settle(new UpstreamError('tunnel stream closed before the agent answered', 'ECONNREFUSED'));
+    const onError = (err: Error) => settle(new UpstreamError(`tunnel stream refused: ${err.message}`, 'ECONNREFUSED'), 'reset');
+    const onClose = () => settle(new UpstreamError('tunnel stream closed before the agent answered', 'ECONNREFUSED'), 'reset');
     stream.once('response', onResponse);
     stream.once('error', onError);
     stream.once('close', onClose);
