@@ -279,13 +279,13 @@ describe('tunnel metrics', () => {
     const seriesOf = (text: string) => text.split('\n').filter((l) => l.startsWith('router_tunnel_')).map((l) => l.slice(0, l.lastIndexOf(' ')));
     expect(sample(base, 'router_tunnel_sessions')).toBe(0);
 
-    // A tunnel instance whose agent is not connected: refused (no session), answered as a refused connection (502).
+    // A tunnel instance whose agent is not connected: no session on this router, and it is the last instance: 503 with Retry-After (contract).
     await instance(f, 'met', 'ghost');
     await waitFor(async () => {
       const res = await request(`${f.router.url}/`, { headers: { host }, dispatcher });
       await res.body.dump();
-      return res.statusCode === 502 ? true : undefined;
-    }, { timeoutMs: 10_000, message: 'the ghost instance answered 502' });
+      return res.statusCode === 503 && res.headers['retry-after'] !== undefined ? true : undefined;
+    }, { timeoutMs: 10_000, message: 'the ghost instance answered 503 with Retry-After' });
     await etcdctl(endpoints, ['del', `${f.prefix}/instances/met/ghost`]);
 
     // An agent with a wrong secret: refused, counted by reason.

@@ -7,13 +7,16 @@
  * for a direct instance; only the transport differs. Each connection being its own stream, HTTP/2
  * flow control keeps one slow reader from stalling the others.
  *
- * No session on this router, or the agent could not reach its app: the connect fails with
- * ECONNREFUSED, so the instance is skipped like one that refuses connections. A stream reset
+ * No usable session on this router: the connect fails with NO_TUNNEL_SESSION, so the instance is
+ * skipped, and when it was the last the answer is the contract's 503 (an instance this router
+ * cannot reach yet is not ready here), not a 502. The agent could not reach its app: ECONNREFUSED,
+ * like an instance that refuses connections. A stream reset
  * after that is a dropped connection (ECONNRESET): before the answer started the request may go
  * elsewhere; after, the client's connection is cut.
  */
 import { constants, type ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { NO_TUNNEL_SESSION } from '../decision/failure.js';
 import { UpstreamError } from '../transport/upstream.js';
 import type { ConnectCallback, ConnectTarget, Connector } from '../transport/connector.js';
 import { CoalescedStream } from './coalesce.js';
@@ -44,7 +47,7 @@ export class TunnelConnector implements Connector {
     const session = this.sessions.pick(target.hostname);
     if (session === undefined) {
       this.refused('no_session');
-      callback(new UpstreamError(`no tunnel session to ${target.hostname} on this router`, 'ECONNREFUSED'), null);
+      callback(new UpstreamError(`no tunnel session to ${target.hostname} on this router`, NO_TUNNEL_SESSION), null);
       return;
     }
     let stream: TunnelStream;
@@ -52,7 +55,7 @@ export class TunnelConnector implements Connector {
       stream = session.h2.request({ [CONNECT_HEADERS_METHOD]: 'CONNECT', [CONNECT_HEADERS_AUTHORITY]: target.hostname }, { endStream: false });
     } catch (err) {
       this.refused('session_closing');
-      callback(new UpstreamError(`tunnel session to ${target.hostname} is closing: ${(err as Error).message}`, 'ECONNREFUSED'), null);
+      callback(new UpstreamError(`tunnel session to ${target.hostname} is closing: ${(err as Error).message}`, NO_TUNNEL_SESSION), null);
       return;
     }
     stream[kSession] = session;
