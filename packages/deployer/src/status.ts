@@ -19,6 +19,7 @@ import {
   type RouterStatusRecord,
   type UnhealthyInstance,
 } from '@paas/registry';
+import { healthPathOf } from './apps.js';
 import { describeHolder } from './lock.js';
 import { overrideLines, type OverrideLine } from './maintenance.js';
 import { table } from './table.js';
@@ -290,7 +291,7 @@ export function formatStatus(s: FleetStatus): string {
     const routes = app.record ? app.record.routes.map((r) => `${r.host ?? '*'}${r.path ?? ''}`).join(', ') || '(no routes)' : '';
     const head = [`APP ${app.name}`];
     if (app.record) {
-      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, `health ${app.record.healthCheck?.path ?? '/healthz'}`);
+      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, healthText(app.record));
     } else head.push(`(${app.error})`);
     out.push(head.join('  '));
     if (app.lock) out.push(`  deployment in progress: lock held by ${app.lock}`);
@@ -340,4 +341,12 @@ function routerNote(r: RouterStatusLine): string {
 /** The status as JSON-safe data (revisions as decimal strings). */
 export function statusJson(s: FleetStatus): unknown {
   return JSON.parse(JSON.stringify(s, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+/**
+ * The routers check an instance actively only when the app record has `healthCheck`; without it
+ * they go by failed requests alone, and only deploys GET the default path.
+ */
+function healthText(record: AppRecord): string {
+  return record.healthCheck ? `health ${record.healthCheck.path}` : `health passive (deploys GET ${healthPathOf(record)})`;
 }

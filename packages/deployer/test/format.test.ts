@@ -119,7 +119,7 @@ describe('status', () => {
     expect(text).toContain('warning: instance v2-b: unknown fields ignored: weigth');
     expect(text).toContain("A router's record lists its newest rejected records; its admin /status lists them all.");
     expect(text).toMatch(/r3\s+120\s+10\*.*status record full: not every instance in flight is listed/);
-    expect(text).toContain('APP mango  routes www.mango.com, */m  balance round-robin  health /healthz');
+    expect(text).toContain('APP mango  routes www.mango.com, */m  balance round-robin  health passive (deploys GET /healthz)');
     expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/h:1\s+3\+/);
     expect(text).toMatch(/v2-b\s+ready\s+v2\s+http:\/\/h:2\s+-\s+r2: ejected since 2026-11-29T10:00:00.000Z \(ECONNREFUSED\)/);
     expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/h:1\s+3\+\s+ok/);
