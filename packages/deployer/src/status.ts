@@ -291,7 +291,7 @@ export function formatStatus(s: FleetStatus): string {
     const routes = app.record ? app.record.routes.map((r) => `${r.host ?? '*'}${r.path ?? ''}`).join(', ') || '(no routes)' : '';
     const head = [`APP ${app.name}`];
     if (app.record) {
-      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, healthText(app.record));
+      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, appHealthText(app.record));
     } else head.push(`(${app.error})`);
     out.push(head.join('  '));
     if (app.lock) out.push(`  deployment in progress: lock held by ${app.lock}`);
@@ -347,6 +347,6 @@ export function statusJson(s: FleetStatus): unknown {
  * The routers check an instance actively only when the app record has `healthCheck`; without it
  * they go by failed requests alone, and only deploys GET the default path.
  */
-function healthText(record: AppRecord): string {
+function appHealthText(record: AppRecord): string {
   return record.healthCheck ? `health ${record.healthCheck.path}` : `health passive (deploys GET ${healthPathOf(record)})`;
 }
