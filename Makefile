@@ -21,7 +21,7 @@ NODE_DIR := $(CURDIR)/.tools/node-$(NODE_VERSION)/bin
 export PATH := $(NODE_DIR):$(PATH)
 endif
 
-.PHONY: all env node node-extra tools deploy-tools deps build test test-unit test-integration demo bench clean
+.PHONY: all env node node-extra tools deploy-tools browser deps build test test-unit test-integration demo bench clean
 
 all: build
 
@@ -45,6 +45,11 @@ tools: node
 deploy-tools:
 	@bash scripts/ensure-deploy-tools.sh
 
+# Debian's chromium, which test/e2e/deployer-ui.test.ts drives through playwright-core (the fleet
+# page of `paas-deploy ui` in a real browser). Only the tests need it.
+browser:
+	@bash scripts/ensure-chromium.sh
+
 deps: tools
 	@$(PNPM) install --frozen-lockfile --reporter=append-only
 
@@ -52,7 +57,7 @@ build: deps
 	@$(PNPM) exec tsc -b
 
 # Every run goes ahead even when one fails, so one CI run reports them all; any failure fails.
-test: build node-extra deploy-tools
+test: build node-extra deploy-tools browser
 	@echo "== type-checking the tests (tsc -b builds only the packages' sources)"
 	@$(PNPM) exec tsc -p tsconfig.tests.json
 	@failed=""; \
@@ -67,7 +72,7 @@ test: build node-extra deploy-tools
 test-unit: build
 	@$(PNPM) exec vitest run --project unit
 
-test-integration: build deploy-tools
+test-integration: build deploy-tools browser
 	@$(PNPM) exec vitest run --project integration
 
 demo: build

@@ -3,7 +3,9 @@
 // instances) and the apple app (two), records written with etcdctl as an operator would, requests
 // through both routers showing which instance answered, over plain HTTP and over HTTPS with HTTP/2
 // (a certificate in /paas/certs/, served by each router's TLS listener); then a zero-downtime redeploy of mango to
-// v2 with `paas-deploy redeploy` under a steady load through both routers, and a summary. Stops
+// v2 with `paas-deploy redeploy` under a steady load through both routers, and a summary. The
+// papaya app is served through an agent tunnel: `paas-deploy tunnel-token create`, `paas-agent`
+// beside the app dialling the routers' tunnel listeners, `paas-deploy register --url tunnel://`. Stops
 // everything it started; exits non-zero if any request of the load failed.
 import { spawn, execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -26,8 +28,8 @@ function freePort() {
   });
 }
 
-function start(name, cmd, args) {
-  const proc = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(name, cmd, args, env = {}) {
+  const proc = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines = [];
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal)));
   for (const stream of [proc.stdout, proc.stderr]) {
@@ -84,18 +86,22 @@ async function startApp(app, name, release) {
 }
 
 async function startRouter(id, endpoint) {
-  const [port, admin, tls] = [await freePort(), await freePort(), await freePort()];
-  const child = start(id, 'node', ['packages/router/bin/paas-router.js', '--etcd', endpoint, '--prefix', '/paas', '--listen', `127.0.0.1:${port}`, '--listen-tls', `127.0.0.1:${tls}`, '--admin', `127.0.0.1:${admin}`, '--id', id]);
+  const [port, admin, tls, tunnel] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const child = start(id, 'node', ['packages/router/bin/paas-router.js', '--etcd', endpoint, '--prefix', '/paas', '--listen', `127.0.0.1:${port}`, '--listen-tls', `127.0.0.1:${tls}`,
+    '--listen-tunnel', `127.0.0.1:${tunnel}`, '--tunnel-cert', 'tunnel', '--admin', `127.0.0.1:${admin}`, '--id', id]);
   await until(`${id} ready`, async () => (await request(`http://127.0.0.1:${admin}/readyz`)).statusCode === 200);
-  return { ...child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${admin}`, tlsPort: tls };
+  return { ...child, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${admin}`, tlsPort: tls, tunnelUrl: `https://127.0.0.1:${tunnel}` };
 }
 
-/** A self-signed certificate for www.mango.com (it is its own CA for curl --cacert). */
-async function demoCertificate() {
-  const dir = `${root}.data/demo-tls`;
+/**
+ * A self-signed certificate (its own CA for curl --cacert and paas-agent --ca): www.mango.com for
+ * the TLS listener; localhost and 127.0.0.1 for the tunnel listener the agent dials.
+ */
+async function demoCertificate(name = 'www.mango.com', san = 'DNS:www.mango.com') {
+  const dir = `${root}.data/demo-tls/${name}`;
   mkdirSync(dir, { recursive: true });
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`,
-    '-days', '30', '-subj', '/CN=www.mango.com', '-addext', 'subjectAltName=DNS:www.mango.com']);
+    '-days', '30', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`]);
   return { file: `${dir}/cert.pem`, cert: readFileSync(`${dir}/cert.pem`, 'utf8'), key: readFileSync(`${dir}/key.pem`, 'utf8') };
 }
 
@@ -125,6 +131,9 @@ async function main() {
   }
   console.log(`   etcdctl put /paas/certs/www.mango.com '{"cert":"-----BEGIN CERTIFICATE-----...","key":"-----BEGIN PRIVATE KEY-----..."}'`);
   await etcdctl(endpoint, 'put', '/paas/certs/www.mango.com', JSON.stringify({ cert: certificate.cert, key: certificate.key }));
+  const tunnelCertificate = await demoCertificate('localhost', 'DNS:localhost,IP:127.0.0.1');
+  console.log(`   etcdctl put /paas/certs/tunnel '{"cert":...,"key":...}'   (the routers' tunnel listener: --listen-tunnel --tunnel-cert tunnel)`);
+  await etcdctl(endpoint, 'put', '/paas/certs/tunnel', JSON.stringify({ cert: tunnelCertificate.cert, key: tunnelCertificate.key }));
 
   console.log('== starting two router replicas');
   const routers = [await startRouter('r1', endpoint), await startRouter('r2', endpoint)];
@@ -160,6 +169,8 @@ async function main() {
     if (version !== '2' || code !== '200') failures++;
   }
 
+  failures += await tunnelApp(endpoint, routers, tunnelCertificate.file);
+
   console.log('== routers report what they applied');
   for (const r of routers) {
     const s = await (await request(`${r.adminUrl}/status`)).body.json();
@@ -170,6 +181,41 @@ async function main() {
     return 1;
   }
   return redeployUnderLoad(endpoint, routers, apps);
+}
+
+const deployCli = (endpoint, ...args) => run('node', ['packages/deployer/bin/paas-deploy.js', '--etcd', endpoint, '--prefix', '/paas', ...args], { cwd: root });
+
+/**
+ * papaya behind NAT: no router opens a connection to it. Its agent dials one router's tunnel
+ * listener, learns the other from it, and holds two sessions to each; requests come back over
+ * them. Returns the number of answers that were not as expected.
+ */
+async function tunnelApp(endpoint, routers, caFile) {
+  console.log('== an app behind NAT: papaya, served through an agent tunnel');
+  await etcdctl(endpoint, 'put', '/paas/apps/papaya', JSON.stringify({ routes: [{ host: 'www.papaya.com' }] }));
+  console.log(`   etcdctl put /paas/apps/papaya '{"routes":[{"host":"www.papaya.com"}]}'`);
+  const papaya = await startApp('papaya', 'papaya-1', 'v1');
+  console.log('   $ paas-deploy tunnel-token create papaya');
+  const created = await deployCli(endpoint, 'tunnel-token', 'create', 'papaya');
+  const secret = created.stdout.trim().split('\n').at(-1);
+  for (const line of created.stdout.trim().split('\n').slice(0, -1)) console.log(`   | ${line}`);
+  console.log(`   | ${secret.slice(0, secret.indexOf('.') + 1)}… (the secret, shown once)`);
+  console.log(`   $ PAAS_AGENT_TOKEN=… paas-agent --routers ${routers[0].tunnelUrl} --app papaya --id papaya-1 --to ${papaya.url} --ca ${caFile.slice(root.length)}`);
+  start('paas-agent', 'node', ['packages/agent/bin/paas-agent.js', '--routers', routers[0].tunnelUrl, '--app', 'papaya', '--id', 'papaya-1', '--to', papaya.url, '--ca', caFile], { PAAS_AGENT_TOKEN: secret });
+  // register waits, in place of a health check it cannot make, until every router holds a session.
+  console.log('   $ paas-deploy register papaya --url tunnel://papaya-1');
+  const registered = await deployCli(endpoint, 'register', 'papaya', '--url', 'tunnel://papaya-1');
+  for (const line of registered.stdout.trim().split('\n')) console.log(`   | ${line}`);
+  const status = await deployCli(endpoint, 'status', 'papaya');
+  for (const line of status.stdout.trim().split('\n').filter((l) => l.includes('tunnel://'))) console.log(`   | ${line.trim()}`);
+  let failures = 0;
+  for (const r of routers) {
+    const res = await request(`${r.url}/`, { headers: { host: 'www.papaya.com' } });
+    const text = await res.body.text();
+    console.log(`   ${r.name}  www.papaya.com/ → ${res.statusCode === 200 ? `${JSON.parse(text).instance} (through the tunnel)` : `${res.statusCode} ${text}`}`);
+    if (res.statusCode !== 200) failures++;
+  }
+  return failures;
 }
 
 const LOAD_MS = 9000;

@@ -35,6 +35,26 @@ async function exec(bin: string, args: string[], env: Record<string, string> = {
 
 afterAll(() => processes.stopAll());
 
+/** The machines' own Node (20.20 here, end of life), older than every package's engines. */
+const OLD_NODE = '/usr/bin/node';
+const AGENT_BIN = fileURLToPath(new URL('../../packages/agent/bin/paas-agent.js', import.meta.url));
+
+describe('on a Node older than engines', () => {
+  it('each command stops with one line naming the Node it needs, exit 2', async () => {
+    const { stdout: v } = await run(OLD_NODE, ['--version']);
+    expect(Number(v.slice(1).split('.')[0]), `${OLD_NODE} is ${v.trim()}: this case needs a Node older than 22`).toBeLessThan(22);
+    for (const [bin, name] of [[ROUTER_BIN, 'paas-router'], [DEPLOY_BIN, 'paas-deploy'], [AGENT_BIN, 'paas-agent']] as const) {
+      const r = await run(OLD_NODE, [bin, '--version']).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^${name}: Node ${v.trim().slice(1).replace(/\./g, '\\.')} is too old: it needs Node 22\\.\\d+\\.\\d+ or newer`));
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
 describe('both commands', () => {
   it('--version prints the package version and exits 0', async () => {
     const router = await exec(ROUTER_BIN, ['--version']);

@@ -38,7 +38,7 @@ test('routers with revision, lag and a digest that differs from its peers; apps 
 
   const text = formatStatus(status);
   expect(text).toMatch(/r3\s+\d+\s+\d+\s+ffffffffffffffff !\s+\d+\s+0\s+0\s+0\s+0\s+digest differs from peers at the same revision/);
-  expect(text).toContain('APP mango  routes www.mango.com, *.mango.com/api  balance least-connections  health /healthz');
+  expect(text).toContain('APP mango  routes www.mango.com, *.mango.com/api  balance least-connections  health passive (deploys GET /healthz)');
   expect(text).toContain('deployment in progress: lock held by pid 77 on host ci-1 (redeploy mango)');
   expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/127\.0\.0\.1:4001\s+3\s+ok\n/);
   expect(text).toMatch(/broken\s+INVALID\s+-\s+\(state: must be one of starting, ready, draining\)/);

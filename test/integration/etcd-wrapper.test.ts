@@ -257,14 +257,20 @@ describe('on the shared etcd', () => {
     expect(await etcd.get(`${p}/a`)).toBeUndefined();
   });
 
-  test('leasedKey is written again after its lease is revoked, and gone at once after close({ revoke: true })', async () => {
+  test('leasedKey is written again after its lease is revoked (onLease tells each lease), and gone at once after close({ revoke: true })', async () => {
     const etcd = connect(endpoints);
     const key = `${uniquePrefix('leased-key')}/routers/r1`;
     const leased = etcd.leasedKey(key, 2);
+    const leases: string[] = [];
+    leased.onLease((lease) => leases.push(lease));
     await leased.set('{"revision":"1"}');
     const before = await etcd.get(key);
     expect(before?.lease).not.toBe('0');
     await leased.set('{"revision":"2"}');
+    expect(leases).toEqual([before!.lease]);
+    const late: string[] = [];
+    leased.onLease((lease) => late.push(lease));
+    expect(late).toEqual([before!.lease]);
 
     await runEtcdctl(endpoints, ['lease', 'revoke', BigInt(before!.lease).toString(16)]);
     const after = await waitFor(
@@ -275,6 +281,7 @@ describe('on the shared etcd', () => {
       { timeoutMs: 5_000, message: 'the key to be rewritten on a new lease' },
     );
     expect(after.value.toString()).toBe('{"revision":"2"}');
+    expect(leases).toEqual([before!.lease, after.lease]);
 
     await leased.close({ revoke: true });
     expect(await etcd.get(key)).toBeUndefined();

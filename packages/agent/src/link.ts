@@ -109,6 +109,8 @@ export class Link {
         } catch {
           return fail(new Error(`the router answered ${JSON.stringify(line.slice(0, 100))}, not a tunnel welcome`));
         }
+        // A limit of the router's: say why and try again after the backoff, as after a failure.
+        if (!answer.ok && answer.retry === true) return fail(new Error(`refused for now: ${String(answer.error)}`));
         if (!answer.ok) {
           opened = true;
           clearTimeout(handshakeTimer);
@@ -139,6 +141,9 @@ export class Link {
     });
     let pingSentAt = 0;
     const pinger = setInterval(() => {
+      // Draining (GOAWAY sent or received): Node cancels every PING from then on, so none is
+      // sent; the drain is bounded by --drain-timeout instead.
+      if (session.closed) return;
       const now = Date.now();
       if (pingSentAt !== 0) {
         if (now - pingSentAt >= PING_TIMEOUT_MS) {

@@ -95,6 +95,12 @@ export async function setCert(etcd: Etcd, layout: KeyLayout, opts: CertSetOption
 /** Every certificate record, judged by its certificate alone (hosts, notAfter), sorted by name. */
 export async function listCerts(etcd: Etcd, layout: KeyLayout, now = Date.now()): Promise<CertSummary[]> {
   const { entries } = await etcd.listPrefix(layout.certsDir);
+  const states = await etcd.listPrefix(layout.acmeStatesDir);
+  return certSummaries(entries, states.entries, layout, now);
+}
+
+/** listCerts over records already read: `certs/` entries and the `acme/state/` entries. */
+export function certSummaries(entries: { key: string; value: Buffer }[], stateEntries: { key: string; value: Buffer }[], layout: KeyLayout, now = Date.now()): CertSummary[] {
   const out: CertSummary[] = [];
   for (const e of entries) {
     const name = e.key.slice(layout.certsDir.length);
@@ -117,8 +123,7 @@ export async function listCerts(etcd: Etcd, layout: KeyLayout, now = Date.now())
     out.push(row);
   }
   // The fleet's ACME state: the next attempt and last error of failing hosts, and hosts still without a certificate.
-  const states = await etcd.listPrefix(layout.acmeStatesDir);
-  for (const e of states.entries) {
+  for (const e of stateEntries) {
     const host = e.key.slice(layout.acmeStatesDir.length);
     const st = parseAcmeHostState(e.value);
     if (!st.ok) continue;

@@ -8,6 +8,7 @@ import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { setApp } from './app-set.js';
 import { formatCertList, formatCertSet, listCerts, removeCert, setCert } from './cert.js';
 import { asDeployError, DeployError, UsageError } from './errors.js';
+import { diffJson, formatDiff, formatTable, routingDiff, routingTable, tableJson } from './history.js';
 import { maintenanceOff, maintenanceOn } from './maintenance.js';
 import { redeploy } from './redeploy.js';
 import { createTunnelToken, formatCreatedToken, formatTunnelTokens, listTunnelTokens, removeTunnelToken } from './tunnel-tokens.js';
@@ -18,6 +19,7 @@ import { collectStatus, formatStatus, statusJson } from './status.js';
 import { formatAppSetSummary, formatFailure, formatRedeploySummary, formatRegisterSummary, formatRetireSummary } from './summary.js';
 import { parseCommandLine, type Command, type ParsedCommandLine } from './cli/parse.js';
 import { createReporter, type Output } from './cli/reporter.js';
+import { serveFleetPage } from './ui/serve.js';
 import { DEPLOYER_VERSION } from './version.js';
 
 export interface Io {
@@ -30,6 +32,8 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 /** 128 + the signal's number, as shells report a command a signal stopped: Ctrl-C is 130. */
 const EXIT_SIGNALLED: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+const READ_ONLY = new Set<Command['name']>(['status', 'table', 'diff']);
 
 /** A signal this soon after the first is the same one delivered twice, not a second request. */
 const DUPLICATE_SIGNAL_MS = 500;
@@ -70,7 +74,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
     if (!abort.signal.aborted) {
       firstSignalAt = performance.now();
       signalled = sig;
-      io.stderr.write(`paas-deploy: ${sig}: stopping (rolling back what this run wrote); ${sig} again to quit at once\n`);
+      io.stderr.write(`paas-deploy: ${sig}: stopping (${command.name === 'ui' ? 'closing the fleet page' : 'rolling back what this run wrote'}); ${sig} again to quit at once\n`);
       abort.abort(new DeployError('aborted', `interrupted by ${sig}`));
       return;
     }
@@ -81,12 +85,13 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const reporter = createReporter(io.stdout, command.name !== 'status' && io.stdout.isTTY === true);
+  // Commands that only read print their answer and no progress.
+  const reporter = createReporter(io.stdout, !READ_ONLY.has(command.name) && io.stdout.isTTY === true);
   let etcd: Etcd | undefined;
   try {
     etcd = await connectEtcd({ endpoints: global.endpoints, security: global.etcdSecurity });
     const layout = new KeyLayout(global.prefix);
-    const text = await execute(etcd, layout, command, reporter.listener, abort.signal);
+    const text = await execute(etcd, layout, command, reporter.listener, abort.signal, io);
     reporter.stop();
     io.stdout.write(text + '\n');
     return EXIT_OK;
@@ -98,7 +103,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
       return EXIT_USAGE;
     }
     const err = asDeployError(e);
-    io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
+    // Ctrl-C is how the fleet page is meant to stop: the signal's line said all there is.
+    if (!(command.name === 'ui' && signalled !== undefined)) io.stderr.write(`paas-deploy: ${formatFailure(label, err)}\n`);
     // Interrupted (and rolled back): the exit code says so, as for any command Ctrl-C stops.
     return signalled !== undefined ? (EXIT_SIGNALLED[signalled] ?? EXIT_FAILED) : EXIT_FAILED;
   } finally {
@@ -108,8 +114,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   }
 }
 
-async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress: Parameters<typeof redeploy>[3], signal: AbortSignal): Promise<string> {
+async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress: Parameters<typeof redeploy>[3], signal: AbortSignal, io: Io): Promise<string> {
   switch (command.name) {
+    case 'ui':
+      return serveFleetPage(etcd, layout, {
+        listen: command.args.listen,
+        signal,
+        onListening: (url) => io.stdout.write(`paas-deploy ui: the fleet page is at ${url} (Ctrl-C to stop)\n`),
+        onError: (err) => io.stderr.write(`paas-deploy ui: ${err instanceof Error ? err.message : String(err)}\n`),
+      });
     case 'redeploy':
       return formatRedeploySummary(await redeploy(etcd, layout, { ...command.args, signal }, progress));
     case 'register':
@@ -150,6 +163,16 @@ async function execute(etcd: Etcd, layout: KeyLayout, command: Command, progress
       const { routerTimeoutMs, host } = command.args;
       const r = await maintenanceOff(etcd, layout, { host, ...(routerTimeoutMs !== undefined && { routerTimeoutMs }), signal }, progress);
       return `maintenance off ${host}: ${r.key} deleted at revision ${r.revision}`;
+    }
+    case 'table': {
+      const { at, host, keyRingFile, json } = command.args;
+      const table = await routingTable(etcd, layout, at, { host, keyRingFile });
+      return json ? JSON.stringify(tableJson(table, layout.prefix), null, 2) : formatTable(table, layout.prefix);
+    }
+    case 'diff': {
+      const { from, to, host, keyRingFile, json } = command.args;
+      const diff = await routingDiff(etcd, layout, from, to, { host, keyRingFile });
+      return json ? JSON.stringify(diffJson(diff, layout.prefix), null, 2) : formatDiff(diff, layout.prefix);
     }
   }
 }

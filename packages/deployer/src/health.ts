@@ -133,3 +133,17 @@ function describeError(err: unknown): string {
   const code = (err as { code?: string }).code ?? (err.cause as { code?: string } | undefined)?.code;
   return code ? `${code} (${err.message})` : err.message;
 }
+
+/**
+ * What the health step waited for, in words: a GET for direct instances, the routers' sessions
+ * for tunnel ones (the deployer cannot reach those).
+ */
+export function readinessSummary(results: { url: string; ms: number }[], path: string): string {
+  const tunnels = results.filter((r) => r.url.startsWith(TUNNEL_SCHEME)).length;
+  const direct = results.length - tunnels;
+  const slowest = formatMs(Math.max(0, ...results.map((r) => r.ms)));
+  const parts: string[] = [];
+  if (direct > 0) parts.push(`${direct} healthy on GET ${path}`);
+  if (tunnels > 0) parts.push(`${tunnels} with a tunnel session on every live router`);
+  return `${parts.join(', ')} (slowest ${slowest})`;
+}

@@ -7,8 +7,14 @@ export { register, type RegisterOptions, type RegisterResult } from './register.
 export { retire, type RetireOptions, type RetireResult } from './retire.js';
 export { setApp, type AppSetOptions, type AppSetResult } from './app-set.js';
 export { buildAppRecord, routesOf, readApp, type AppSettings } from './apps.js';
-export { collectStatus, formatStatus, statusJson, digestOutliers, type FleetStatus } from './status.js';
+export { collectStatus, statusOf, formatStatus, statusJson, digestOutliers, type FleetStatus, type StatusEntry } from './status.js';
+export { serveFleetPage, type ServeOptions } from './ui/serve.js';
+export { FleetSource, type FleetSnapshot } from './ui/fleet-source.js';
+export { fleetView, type FleetView } from './ui/fleet-view.js';
 export { RouterFleet, type RouterView } from './fleet.js';
+export { routingTable, routingDiff, formatTable, formatDiff, tableJson, diffJson, type DatedSnapshot, type RoutingDiff } from './history.js';
+export { diffSnapshots, type RoutingChange } from './routing-diff.js';
+export { revisionAtTime, type DatedRevision, type RevisionRef } from './revision-at-time.js';
 export { waitForRevision, waitForDrain, type ApplyWaitReport, type DrainWaitReport } from './waits.js';
 export { acquireAppLock, describeHolder, defaultHolder, type AppLock, type LockHolder } from './lock.js';
 export { readInstances, describeDrift, commitChanges, expectationOf, type InstanceEntry, type InstanceSnapshot, type InstanceChange } from './instances.js';

@@ -18,10 +18,9 @@ import { instanceUrlError, type Etcd, type KeyLayout } from '@paas/registry';
 import { healthPathOf, requireApp } from './apps.js';
 import { conflictError } from './conflict.js';
 import { applyDetail, drainAndDelete, type DrainOutcome } from './drain.js';
-import { formatMs } from './duration.js';
 import { asDeployError, DeployError, requireName } from './errors.js';
 import { noProgress, type ProgressListener } from './events.js';
-import { waitAllHealthy } from './health.js';
+import { readinessSummary, waitAllHealthy } from './health.js';
 import { normalizeUrl } from './ids.js';
 import { commitChanges, expectationOf, readInstances, describeDrift, type InstanceEntry } from './instances.js';
 import type { LockHolder } from './lock.js';
@@ -113,7 +112,7 @@ export async function redeploy(etcd: Etcd, layout: KeyLayout, opts: RedeployOpti
           progress,
           { etcd, layout, app: opts.app, fleet: s.fleet },
         ),
-      (r) => `${r.length} healthy on GET ${healthPath} (slowest ${formatMs(Math.max(...r.map((x) => x.ms)))})`,
+      (r) => readinessSummary(r, healthPath),
     );
 
     // 3. One CAS transaction: the new instances ready.

@@ -6,10 +6,9 @@ import { instanceUrlError, type Etcd, type InstanceRecord, type KeyLayout } from
 import { healthPathOf, requireApp } from './apps.js';
 import { conflictError } from './conflict.js';
 import { applyDetail } from './drain.js';
-import { formatMs } from './duration.js';
 import { asDeployError, DeployError, requireName } from './errors.js';
 import { noProgress, type ProgressListener } from './events.js';
-import { waitAllHealthy } from './health.js';
+import { readinessSummary, waitAllHealthy } from './health.js';
 import { normalizeUrl } from './ids.js';
 import { commitChanges, expectationOf, readInstances } from './instances.js';
 import type { LockHolder } from './lock.js';
@@ -85,7 +84,7 @@ export async function register(etcd: Etcd, layout: KeyLayout, opts: RegisterOpti
             progress,
             { etcd, layout, app: opts.app, fleet: s.fleet },
           ),
-        (r) => `healthy on GET ${healthPath} after ${formatMs(r[0]?.ms ?? 0)}`,
+        (r) => readinessSummary(r, healthPath),
       );
     } else {
       steps.skip('health', 'state starting: no health check');

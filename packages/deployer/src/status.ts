@@ -14,9 +14,12 @@ import {
   type KeyLayout,
   type KvEntry,
   type RecordWarning,
+  type Rejected,
   type RouterLoad,
+  type RouterStatusRecord,
   type UnhealthyInstance,
 } from '@paas/registry';
+import { healthPathOf } from './apps.js';
 import { describeHolder } from './lock.js';
 import { overrideLines, type OverrideLine } from './maintenance.js';
 import { table } from './table.js';
@@ -45,8 +48,11 @@ export interface RouterStatusLine {
   routes: number | undefined;
   /** How many records the router rejects (its record lists only the newest few). */
   rejected: number;
+  /** The rejected records its status record lists (the newest, at most 20). */
+  rejectedList: Rejected[];
   /** How many route conflicts it reports. */
   conflicts: number;
+  conflictList: RouteConflictLine[];
   /** Its record was too full to list every instance in flight. */
   inflightCut: boolean;
   /** How many accepted records it reports with unknown fields, and the listed ones. */
@@ -55,8 +61,13 @@ export interface RouterStatusLine {
   /** Instances it has ejected or whose health check fails (listed: at most 20). */
   unhealthy: number;
   unhealthyList: UnhealthyInstance[];
+  /** When the router last wrote its record (ISO), as it says. */
+  updatedAt: string | undefined;
   error: string | undefined;
 }
+
+/** A route claimed by two apps, as a router's record lists it. */
+export type RouteConflictLine = NonNullable<RouterStatusRecord['conflicts']>[number];
 
 export interface InstanceStatusLine {
   id: string;
@@ -67,6 +78,11 @@ export interface InstanceStatusLine {
   inflight: number | undefined;
   /** Some router's record was too full to list this instance: `inflight` is a lower bound. */
   inflightPartial: boolean;
+  /**
+   * Per router with a readable record: its requests in flight to the instance; undefined when its
+   * record was too full to list it (a router that lists none and is complete has 0).
+   */
+  inflightByRouter: { router: string; inflight: number | undefined }[];
   /** Per router: "ejected" or "failing" with the reason, for routers that report a problem. */
   health: { router: string; problem: string; reason: string; since: string }[];
   unknownFields: string[];
@@ -100,10 +116,23 @@ export interface FleetStatus {
 export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string): Promise<FleetStatus> {
   const dir = `${layout.prefix}/`;
   const { entries, revision } = await etcd.list(dir, prefixEnd(dir));
-  const routersRaw: KvEntry[] = [];
-  const appsRaw = new Map<string, KvEntry>();
-  const instancesRaw = new Map<string, { id: string; entry: KvEntry }[]>();
-  const locks = new Map<string, KvEntry>();
+  // Every override is listed, as `status <app>` lists every router: they are few and fleet-wide.
+  const overrides = await overrideLines(etcd, layout, entries);
+  return { ...statusOf(entries, revision, layout, only), endpoints: [...etcd.endpoints], overrides };
+}
+
+/** A record of the prefix as status reads it: a listed entry, or one a watch delivered. */
+export type StatusEntry = Pick<KvEntry, 'key' | 'value' | 'modRevision'>;
+
+/**
+ * The fleet as the records under the prefix at `revision` say (every key of the prefix, in key
+ * order), without the overrides (their leases are asked of etcd: see overrideLines).
+ */
+export function statusOf(entries: StatusEntry[], revision: bigint, layout: KeyLayout, only?: string): Omit<FleetStatus, 'endpoints' | 'overrides'> {
+  const routersRaw: StatusEntry[] = [];
+  const appsRaw = new Map<string, StatusEntry>();
+  const instancesRaw = new Map<string, { id: string; entry: StatusEntry }[]>();
+  const locks = new Map<string, StatusEntry>();
   /** "<app>/<id>" -> routers holding a tunnel session from its agent. */
   const tunnels = new Map<string, string[]>();
   const watched = layout.watchedRange();
@@ -147,13 +176,16 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
       digestMismatch: mismatched.has(r.id),
       routes: r.status?.routes,
       rejected: r.status?.rejectedCount ?? r.status?.rejected.length ?? 0,
+      rejectedList: r.status?.rejected ?? [],
       conflicts: r.status?.conflictsCount ?? r.status?.conflicts?.length ?? 0,
+      conflictList: r.status?.conflicts ?? [],
       inflightCut: r.status?.inflightComplete === false,
       warnings: r.status?.warningsCount ?? r.status?.warnings?.length ?? 0,
       warningList: r.status?.warnings ?? [],
       unhealthy: r.status?.unhealthyCount ?? r.status?.unhealthy?.length ?? 0,
       unhealthyList: r.status?.unhealthy ?? [],
       load: r.status?.load,
+      updatedAt: r.status?.updatedAt,
       error: r.error,
     };
   });
@@ -170,16 +202,19 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
         let inflight: number | undefined;
         let inflightPartial = false;
         const health: InstanceStatusLine['health'] = [];
+        const inflightByRouter: InstanceStatusLine['inflightByRouter'] = [];
         for (const r of parsedRouters) {
           for (const u of r.status?.unhealthy ?? []) if (u.instance === `${name}/${id}`) health.push({ router: r.id, problem: u.problem, reason: u.reason, since: u.since });
-          const n = r.status?.inflight[`${name}/${id}`];
+          if (r.status === undefined) continue;
+          const n = r.status.inflight[`${name}/${id}`];
           if (n !== undefined) inflight = (inflight ?? 0) + n;
-          else if (r.status?.inflightComplete === false) inflightPartial = true;
+          else if (r.status.inflightComplete === false) inflightPartial = true;
+          inflightByRouter.push({ router: r.id, inflight: n ?? (r.status.inflightComplete === false ? undefined : 0) });
         }
         const tunnel = p.ok && p.value.url.startsWith(TUNNEL_SCHEME) ? { tunnelRouters: (tunnels.get(`${name}/${id}`) ?? []).sort() } : {};
         return p.ok
-          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, health, unknownFields: p.unknown ?? [], error: undefined, ...tunnel }
-          : { id, state: undefined, release: undefined, url: undefined, inflight, inflightPartial, health, unknownFields: [], error: p.error };
+          ? { id, state: p.value.state, release: p.value.release, url: p.value.url, inflight, inflightPartial, inflightByRouter, health, unknownFields: p.unknown ?? [], error: undefined, ...tunnel }
+          : { id, state: undefined, release: undefined, url: undefined, inflight, inflightPartial, inflightByRouter, health, unknownFields: [], error: p.error };
       })
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     const lock = locks.get(name);
@@ -193,9 +228,7 @@ export async function collectStatus(etcd: Etcd, layout: KeyLayout, only?: string
     });
   }
   if (only !== undefined && apps.length === 0) apps.push({ name: only, record: undefined, error: 'no app record', unknownFields: [], instances: [], lock: undefined });
-  // Every override is listed, as `status <app>` lists every router: they are few and fleet-wide.
-  const overrides = await overrideLines(etcd, layout, entries);
-  return { prefix: layout.prefix, endpoints: [...etcd.endpoints], revision, newestChange, routers, apps, overrides };
+  return { prefix: layout.prefix, revision, newestChange, routers, apps };
 }
 
 /**
@@ -258,7 +291,7 @@ export function formatStatus(s: FleetStatus): string {
     const routes = app.record ? app.record.routes.map((r) => `${r.host ?? '*'}${r.path ?? ''}`).join(', ') || '(no routes)' : '';
     const head = [`APP ${app.name}`];
     if (app.record) {
-      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, `health ${app.record.healthCheck?.path ?? '/healthz'}`);
+      head.push(`routes ${routes}`, `balance ${app.record.balance ?? 'round-robin'}`, appHealthText(app.record));
     } else head.push(`(${app.error})`);
     out.push(head.join('  '));
     if (app.lock) out.push(`  deployment in progress: lock held by ${app.lock}`);
@@ -308,4 +341,12 @@ function routerNote(r: RouterStatusLine): string {
 /** The status as JSON-safe data (revisions as decimal strings). */
 export function statusJson(s: FleetStatus): unknown {
   return JSON.parse(JSON.stringify(s, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+/**
+ * The routers check an instance actively only when the app record has `healthCheck`; without it
+ * they go by failed requests alone, and only deploys GET the default path.
+ */
+function appHealthText(record: AppRecord): string {
+  return record.healthCheck ? `health ${record.healthCheck.path}` : `health passive (deploys GET ${healthPathOf(record)})`;
 }

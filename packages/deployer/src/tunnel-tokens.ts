@@ -44,6 +44,11 @@ export function formatCreatedToken(t: CreatedToken): string {
 export async function listTunnelTokens(etcd: Etcd, layout: KeyLayout, app: string, now = Date.now()): Promise<ListedToken[]> {
   const dir = layout.tunnelTokensOf(app);
   const { entries } = await etcd.listPrefix(dir);
+  return tunnelTokensOf(dir, entries, now);
+}
+
+/** listTunnelTokens over the records already read under `dir` (tunnel-tokens/<app>/). */
+export function tunnelTokensOf(dir: string, entries: { key: string; value: Buffer }[], now = Date.now()): ListedToken[] {
   return entries.map((e) => {
     const tokenId = e.key.slice(dir.length);
     const parsed = parseTunnelTokenRecord(e.value);

@@ -119,6 +119,18 @@ describe('parseCommandLine', () => {
     [['deploy', 'mango'], /unknown command "deploy"/],
     [[], /missing command/],
     [['status', '--prefix', 'paas'], /--prefix: prefix must start with "\/"/],
+    [['table', '--at', 'abc'], /table: --at "abc" is neither a revision \(a whole number from 1\) nor a time$/],
+    [['table', '--at', '0'], /neither a revision/],
+    [['table', '--at', '-3'], /^table: flag --at needs a value \(one starting with "-" is written --at=VALUE\)/],
+    [['table', '--at=-3'], /--at "-3" is neither a revision/],
+    [['table', '--at', '2026-11-29T14:02'], /nor a time \(a time is RFC 3339 with seconds and an offset/],
+    [['table', '--at', '2026-11-29T14:02:00'], /nor a time \(a time is RFC 3339/],
+    [['table', '--at', '2026-13-45T14:02:00Z'], /nor a time/],
+    [['table', '--host', '*.mango.com'], /table: --host: /],
+    [['table', 'mango'], /unexpected argument "mango"/],
+    [['diff'], /diff: missing <from>/],
+    [['diff', '12', 'now'], /diff: "now" is neither a revision/],
+    [['diff', '1', '2', '3'], /unexpected argument "3"/],
   ])('usage error: %j', (argv, re) => {
     expect(usage(argv)).toMatch(re);
   });
@@ -157,7 +169,20 @@ describe('parseCommandLine', () => {
       const [n, v] = e.split('=') as [string, string];
       byName.set(n, (byName.get(n) ?? new Set()).add(v));
     }
-    for (const [n, vs] of byName) if (n !== 'url') expect(vs.size, n).toBe(1);
+    // Also except --host: an app's hosts (a list) for app set, one request host for table and diff.
+    for (const [n, vs] of byName) if (n !== 'url' && n !== 'host') expect(vs.size, n).toBe(1);
+  });
+
+  test('table and diff: revisions as bigints, a request host lower-cased, the key ring and --json', () => {
+    expect(cmd(['table']).command).toEqual({ name: 'table', args: { at: undefined, host: undefined, keyRingFile: undefined, json: false } });
+    expect(cmd(['table', '--at', '9007199254740993', '--host', 'WWW.Mango.com', '--key-ring', '/r.json', '--json']).command).toEqual({
+      name: 'table',
+      args: { at: { revision: 9007199254740993n }, host: 'www.mango.com', keyRingFile: '/r.json', json: true },
+    });
+    expect(cmd(['table'], { PAAS_DEPLOY_AT: '42', PAAS_DEPLOY_HOST: 'a.b' }).command).toMatchObject({ args: { at: { revision: 42n }, host: 'a.b' } });
+    expect(cmd(['table', '--at', '2026-11-29T14:02:00.5+01:00']).command).toMatchObject({ args: { at: { time: Date.UTC(2026, 10, 29, 13, 2, 0, 500) } } });
+    expect(cmd(['diff', '12']).command).toEqual({ name: 'diff', args: { from: { revision: 12n }, to: undefined, host: undefined, keyRingFile: undefined, json: false } });
+    expect(cmd(['diff', '2026-11-29T14:00:00Z', '40', '--json']).command).toMatchObject({ args: { from: { time: Date.UTC(2026, 10, 29, 14) }, to: { revision: 40n }, json: true } });
   });
 
   test('etcd access: TLS files and the user as flags or environment, the password from ETCD_PASSWORD only', () => {

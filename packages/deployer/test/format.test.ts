@@ -84,9 +84,9 @@ describe('status', () => {
       revision: 130n,
       newestChange: 128n,
       routers: [
-        { id: 'r1', load: { requestsPerSecond: 120.5, connections: 35, eventLoopUtilization: 0.12, cpu: 0.3, rssBytes: 220200960, loadAverage: 1.2, sampledAt: '2026-11-29T10:00:00.000Z' }, revision: 128n, current: 128n, lag: 0n, missingChanges: false, digest: 'aaaa', digestMismatch: false, routes: 3, rejected: 0, conflicts: 0, inflightCut: false, warnings: 0, warningList: [], unhealthy: 0, unhealthyList: [], error: undefined },
-        { id: 'r2', load: undefined, revision: 128n, current: 128n, lag: 0n, missingChanges: false, digest: 'bbbb', digestMismatch: true, routes: 3, rejected: 5000, conflicts: 2, inflightCut: false, warnings: 1, warningList: [{ key: '/paas/apps/mango', revision: '127', unknownFields: ['routes.0.hots'] }], unhealthy: 1, unhealthyList: [{ instance: 'mango/v2-b', problem: 'ejected', reason: 'ECONNREFUSED', since: '2026-11-29T10:00:00.000Z' }], error: undefined },
-        { id: 'r3', load: undefined, revision: 120n, current: 120n, lag: 10n, missingChanges: true, digest: 'cccc', digestMismatch: false, routes: 2, rejected: 0, conflicts: 0, inflightCut: true, warnings: 0, warningList: [], unhealthy: 0, unhealthyList: [], error: undefined },
+        { id: 'r1', load: { requestsPerSecond: 120.5, connections: 35, eventLoopUtilization: 0.12, cpu: 0.3, rssBytes: 220200960, loadAverage: 1.2, sampledAt: '2026-11-29T10:00:00.000Z' }, revision: 128n, current: 128n, lag: 0n, missingChanges: false, digest: 'aaaa', digestMismatch: false, routes: 3, rejected: 0, conflicts: 0, inflightCut: false, warnings: 0, warningList: [], unhealthy: 0, unhealthyList: [], rejectedList: [], conflictList: [], updatedAt: undefined, error: undefined },
+        { id: 'r2', load: undefined, revision: 128n, current: 128n, lag: 0n, missingChanges: false, digest: 'bbbb', digestMismatch: true, routes: 3, rejected: 5000, conflicts: 2, inflightCut: false, warnings: 1, warningList: [{ key: '/paas/apps/mango', revision: '127', unknownFields: ['routes.0.hots'] }], unhealthy: 1, unhealthyList: [{ instance: 'mango/v2-b', problem: 'ejected', reason: 'ECONNREFUSED', since: '2026-11-29T10:00:00.000Z' }], rejectedList: [], conflictList: [], updatedAt: undefined, error: undefined },
+        { id: 'r3', load: undefined, revision: 120n, current: 120n, lag: 10n, missingChanges: true, digest: 'cccc', digestMismatch: false, routes: 2, rejected: 0, conflicts: 0, inflightCut: true, warnings: 0, warningList: [], unhealthy: 0, unhealthyList: [], rejectedList: [], conflictList: [], updatedAt: undefined, error: undefined },
       ],
       apps: [
         {
@@ -96,8 +96,8 @@ describe('status', () => {
           unknownFields: [],
           lock: undefined,
           instances: [
-            { id: 'v1-a', state: 'draining', release: 'v1', url: 'http://h:1', inflight: 3, inflightPartial: true, health: [], unknownFields: [], error: undefined },
-            { id: 'v2-b', state: 'ready', release: 'v2', url: 'http://h:2', inflight: undefined, inflightPartial: false, health: [{ router: 'r2', problem: 'ejected', reason: 'ECONNREFUSED', since: '2026-11-29T10:00:00.000Z' }], unknownFields: ['weigth'], error: undefined },
+            { id: 'v1-a', state: 'draining', release: 'v1', url: 'http://h:1', inflight: 3, inflightPartial: true, inflightByRouter: [], health: [], unknownFields: [], error: undefined },
+            { id: 'v2-b', state: 'ready', release: 'v2', url: 'http://h:2', inflight: undefined, inflightPartial: false, inflightByRouter: [], health: [{ router: 'r2', problem: 'ejected', reason: 'ECONNREFUSED', since: '2026-11-29T10:00:00.000Z' }], unknownFields: ['weigth'], error: undefined },
           ],
         },
       ],
@@ -119,7 +119,7 @@ describe('status', () => {
     expect(text).toContain('warning: instance v2-b: unknown fields ignored: weigth');
     expect(text).toContain("A router's record lists its newest rejected records; its admin /status lists them all.");
     expect(text).toMatch(/r3\s+120\s+10\*.*status record full: not every instance in flight is listed/);
-    expect(text).toContain('APP mango  routes www.mango.com, */m  balance round-robin  health /healthz');
+    expect(text).toContain('APP mango  routes www.mango.com, */m  balance round-robin  health passive (deploys GET /healthz)');
     expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/h:1\s+3\+/);
     expect(text).toMatch(/v2-b\s+ready\s+v2\s+http:\/\/h:2\s+-\s+r2: ejected since 2026-11-29T10:00:00.000Z \(ECONNREFUSED\)/);
     expect(text).toMatch(/v1-a\s+draining\s+v1\s+http:\/\/h:1\s+3\+\s+ok/);

@@ -31,7 +31,12 @@ export type TunnelWelcome = {
   routers: string[];
 };
 
-export type TunnelRefusal = { ok: false; error: string };
+/**
+ * `retry`: the refusal is for now only (the router holds as many sessions as it may): the agent
+ * says why and tries again after its backoff. Without it nothing the agent can do will change the
+ * answer (its token), so it stops.
+ */
+export type TunnelRefusal = { ok: false; error: string; retry?: boolean };
 
 /** A new token: its id (the key's last name), the secret to give the agent, and the record to store. */
 export function newTunnelToken(): { tokenId: string; secret: string; sha256: string } {

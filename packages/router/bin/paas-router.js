@@ -1,4 +1,11 @@
 #!/usr/bin/env node
+// Checked before any import: an older Node fails inside a module with an error that names
+// neither the command nor the Node it needs (engines in package.json).
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(`paas-router: Node ${process.versions.node} is too old: it needs Node 22.12.0 or newer (22, 24 or 26)\n`);
+  process.exit(2);
+}
 // Two V8 heap settings, read only when V8 sets up the heap, so unless the operator chose them (a
 // flag or NODE_OPTIONS) the router starts itself again in the same process (process.execve) with
 // them; where execve is missing it runs as it is (README, Performance and "Agent tunnels"):

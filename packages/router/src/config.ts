@@ -56,6 +56,10 @@ export interface RouterConfig {
   tunnelCert: string | undefined;
   /** The address agents are told to reach this router's tunnel listener at. */
   tunnelAdvertise: string | undefined;
+  /** Agent tunnel sessions this router holds at most; agents past it are refused, to retry later. */
+  tunnelMaxSessions: number;
+  /** Sessions one tunnel instance (its agent) may hold to this router. */
+  tunnelMaxSessionsPerInstance: number;
   /** Label request metrics by app (series grow with the number of apps). */
   metricsPerApp: boolean;
   /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
@@ -122,6 +126,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'tls-context-cache': { env: 'ROUTER_TLS_CONTEXT_CACHE', default: '1000', help: 'TLS contexts kept built (one per certificate in use, ~30 KB each), least recently used dropped first' },
   'listen-tunnel': { env: 'ROUTER_LISTEN_TUNNEL', help: 'agent tunnel listener host:port (paas-agent connects here over TLS); off when not set' },
   'tunnel-cert': { env: 'ROUTER_TUNNEL_CERT', help: 'certs/<name> the tunnel listener serves (required with --listen-tunnel)' },
+  'tunnel-max-sessions': { env: 'ROUTER_TUNNEL_MAX_SESSIONS', default: '5000', help: 'agent tunnel sessions this router holds at most; more agents are refused (they retry later)' },
+  'tunnel-max-sessions-per-instance': { env: 'ROUTER_TUNNEL_MAX_SESSIONS_PER_INSTANCE', default: '16', help: 'tunnel sessions one instance\'s agent may hold to this router' },
   'tunnel-advertise': { env: 'ROUTER_TUNNEL_ADVERTISE', help: 'https://HOST:PORT agents are told to reach this router\'s tunnel listener at (default: https://<--listen-tunnel>)' },
 };
 
@@ -361,9 +367,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
       if (!/^https:\/\/[^/?#\s]+:\d{1,5}$/.test(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} must be https://HOST:PORT`);
       return t;
     }),
+    tunnelMaxSessions: get('tunnel-max-sessions', (t, w) => parseInteger(t, w, 1, 1_000_000)),
+    tunnelMaxSessionsPerInstance: get('tunnel-max-sessions-per-instance', (t, w) => parseInteger(t, w, 1, 1024)),
   };
   if (config.listenTunnel !== undefined && config.tunnelCert === undefined) throw new ConfigError('--listen-tunnel needs --tunnel-cert (ROUTER_TUNNEL_CERT): the certs/ name agents verify');
-  if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel: not supported with --workers > 1 (agents hold sessions to one process)');
+  if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel cannot be combined with --workers > 1: an agent\'s sessions end in one worker while requests arrive at every worker; run one router process per core instead (README, "Agent tunnels and --workers")');
   if (config.listenTunnel !== undefined && config.tunnelAdvertise === undefined) {
     const { host, port } = config.listenTunnel;
     config.tunnelAdvertise = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -25,6 +25,7 @@ import type { AcmeIssuer } from './acme/issuer.js';
 import { routesView, type RoutesQuery } from './admin/routes-view.js';
 import { TunnelConnector } from './tunnel/connector.js';
 import type { TunnelListener } from './tunnel/listener.js';
+import { TunnelMetrics } from './tunnel/metrics.js';
 import { TunnelPresence } from './tunnel/presence.js';
 import { TunnelSessions } from './tunnel/sessions.js';
 import { TunnelTokens } from './tunnel/tokens.js';
@@ -65,9 +66,11 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   // The agent tunnel (--listen-tunnel): its sessions are a transport the upstream client dials through.
   const tunnel = config.listenTunnel === undefined ? undefined : (() => {
     const tokens = new TunnelTokens(etcd, layout, log);
-    const presence = new TunnelPresence(etcd, layout, config.id, config.leaseTtlSeconds, log);
-    const sessions = new TunnelSessions({ tokens, presence, log, pingIntervalMs: TUNNEL_PING_INTERVAL_MS, pingTimeoutMs: TUNNEL_PING_TIMEOUT_MS });
-    return { tokens, presence, sessions, connector: new TunnelConnector(sessions, config.connectTimeoutMs) };
+    const presence = new TunnelPresence(etcd, layout, config.id, log);
+    const tunnelMetrics = new TunnelMetrics(metrics.registry);
+    const sessions = new TunnelSessions({ tokens, presence, log, pingIntervalMs: TUNNEL_PING_INTERVAL_MS, pingTimeoutMs: TUNNEL_PING_TIMEOUT_MS, metrics: tunnelMetrics });
+    const connector = new TunnelConnector(sessions, config.connectTimeoutMs, (reason) => tunnelMetrics.streamRefused(reason));
+    return { tokens, presence, sessions, metrics: tunnelMetrics, connector };
   })();
 
   const sync: TableSync = new TableSync(layout, log, {
@@ -196,8 +199,10 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
   checker = new ActiveHealthChecker({ getTable: () => sync.table, client: proxy.upstream, logger: log });
   checker.sync();
 
+  const statusKey = etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds);
+  tunnel?.presence.attach(statusKey);
   reporter = new StatusReporter(
-    etcd.leasedKey(layout.router(config.id), config.leaseTtlSeconds),
+    statusKey,
     () => statusRecordValue(sync, startedAt, config.tunnelAdvertise, load.current),
     log,
     Math.max(1000, Math.min(5000, (config.leaseTtlSeconds * 1000) / 3)),
@@ -247,6 +252,9 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
       peers: livePeers(etcd, layout, config.tunnelAdvertise!),
       log,
       handshakeTimeoutMs: config.requestHeaderTimeoutMs,
+      maxSessions: config.tunnelMaxSessions,
+      maxSessionsPerInstance: config.tunnelMaxSessionsPerInstance,
+      metrics: tunnel.metrics,
     });
     await tunnelListener.listen(config.listenTunnel!.host, config.listenTunnel!.port);
     log.info({ listenTunnel: `${config.listenTunnel!.host}:${config.listenTunnel!.port}`, tunnelCert: config.tunnelCert, advertise: config.tunnelAdvertise }, 'tunnel listener ready');

@@ -91,7 +91,7 @@ describe('router command line', () => {
     expect(() => parse(['--id', 'r1', '--listen-tunnel', '127.0.0.1:7443'])).toThrow('--listen-tunnel needs --tunnel-cert');
     expect(() => parse(['--id', 'r1', '--listen-tunnel', '127.0.0.1:7443', '--tunnel-cert', 'T!'])).toThrow('--tunnel-cert: "T!" is not a certificate name');
     expect(() => parse(['--id', 'r1', '--listen-tunnel', ':7443', '--tunnel-cert', 't', '--tunnel-advertise', 'http://x:1'])).toThrow('--tunnel-advertise: "http://x:1" must be https://HOST:PORT');
-    expect(() => parse(['--id', 'r1', '--listen-tunnel', ':7443', '--tunnel-cert', 't', '--workers', '2'])).toThrow('not supported with --workers > 1');
+    expect(() => parse(['--id', 'r1', '--listen-tunnel', ':7443', '--tunnel-cert', 't', '--workers', '2'])).toThrow('--listen-tunnel cannot be combined with --workers > 1');
   });
 
   it('parses durations', () => {

@@ -14,6 +14,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/harness/wait.js';
 import { Connectors, defaultConnectors, type Connector } from '../src/transport/connector.js';
 import { checkNativeParser } from '../src/transport/native-check.js';
 import { NativeUpstreamClient } from '../src/transport/native-client.js';
@@ -404,6 +405,40 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
     expect(targets).toEqual([`http://127.0.0.1:${new URL(raw.url).port}`]);
     const r = await send(c, 'https://127.0.0.1:1', new Collect('GET', '/'));
     expect([r.status, r.error?.code]).toEqual([0, 'UND_ERR_INVALID_ARG']);
+  });
+
+  it('does not reuse a connection its connector says is retired (a draining tunnel session): the next request goes out on a new one', async () => {
+    const raw = await rawServer((s) => s.write(OK));
+    const tcp = defaultConnectors(1000).for('http:')!;
+    const given: Socket[] = [];
+    const retiring = new Set<unknown>();
+    const draining: Connector = {
+      connect(target, callback) {
+        tcp.connect(target, (err, socket) => {
+          if (socket !== null) given.push(socket as Socket);
+          callback(err, socket);
+        });
+      },
+      retired: (socket) => retiring.has(socket),
+    };
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', draining]])) };
+    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
+    clients.push(c);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect(given).toHaveLength(1);
+    // Retired while idle: not reused, and closed.
+    retiring.add(given[0]);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect(given).toHaveLength(2);
+    await waitFor(() => (given[0]!.destroyed && raw.closed === 1) || undefined, { timeoutMs: 2000, message: 'the retired connection closed' });
+    // Retired while its request is out: closed once the answer is complete, never reused.
+    const inFlight = send(c, raw.url, new Collect('GET', '/'));
+    retiring.add(given[1]);
+    expect((await inFlight).body).toBe(BODY);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect(given).toHaveLength(3);
+    await waitFor(() => (given[1]!.destroyed && raw.closed === 2) || undefined, { timeoutMs: 2000, message: 'the second retired connection closed' });
   });
 
   it('passes on the error of a connector that fails at once, as it came', async () => {

@@ -3,10 +3,13 @@
  * whose message is the one line to print. Flags win over environment variables, which win over
  * defaults.
  */
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BALANCE_STRATEGIES, CERT_NAME_PATTERN, EtcdSecurityError, hostError, instanceUrlError, isCertName, isName, loadEtcdSecurity, NAME_SHAPE, normalizePrefix, parseDuration, PASSWORD_ENV, type BalanceStrategy, type EtcdSecurity, type Given } from '@paas/registry';
 import type { AppSettings } from '../apps.js';
+import type { RevisionRef } from '../revision-at-time.js';
 import { UsageError } from '../errors.js';
+import type { ListenAddress } from '../ui/server.js';
 import { COMMANDS, commandHelp, findCommand, GLOBAL_FLAGS, mainHelp, type CommandSpec, type FlagSpec } from './spec.js';
 
 export interface GlobalOptions {
@@ -81,7 +84,10 @@ export type Command =
   | { name: 'tunnel-token list'; args: { app: string; json: boolean } }
   | { name: 'tunnel-token rm'; args: { app: string; tokenId: string } }
   | { name: 'maintenance on'; args: { host: string; status: number | undefined; message: string | undefined; forMs: number | undefined; routerTimeoutMs: number | undefined } }
-  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } };
+  | { name: 'maintenance off'; args: { host: string; routerTimeoutMs: number | undefined } }
+  | { name: 'ui'; args: { listen: ListenAddress } }
+  | { name: 'table'; args: { at: RevisionRef | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } }
+  | { name: 'diff'; args: { from: RevisionRef; to: RevisionRef | undefined; host: string | undefined; keyRingFile: string | undefined; json: boolean } };
 
 export type ParsedCommandLine = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -167,7 +173,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   const global = parseGlobal(v, env);
   const app = positionals[0];
   // A certificate's <name> and a maintenance <host> have their own shapes (checked with the command).
-  if (app !== undefined && !spec.name.startsWith('cert ') && !spec.name.startsWith('maintenance ') && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
+  if (app !== undefined && !spec.name.startsWith('cert ') && !spec.name.startsWith('maintenance ') && spec.name !== 'diff' && !isName(app)) throw new UsageError(`${spec.name}: bad app name ${JSON.stringify(app)}: must match ${NAME_SHAPE}`);
   return { kind: 'run', global, command: parseCommand(spec, v, positionals) };
 }
 
@@ -340,7 +346,52 @@ function parseCommand(spec: CommandSpec, v: Values, positionals: string[]): Comm
     case 'maintenance off':
       requireOverrideHost(spec.name, positionals[0]!);
       return { name: 'maintenance off', args: { host: positionals[0]!, routerTimeoutMs: v.duration('router-timeout') } };
+    case 'ui': {
+      const listen = v.given('listen');
+      return { name: 'ui', args: { listen: parseListen(listen?.value ?? '127.0.0.1:8081', listen?.what ?? '--listen') } };
+    }
+    case 'table': {
+      const at = v.string('at');
+      return { name: 'table', args: { at: at === undefined ? undefined : parseRevision('table: --at', at), host: historyHost(spec.name, v), keyRingFile: v.string('key-ring'), json: v.boolean('json') } };
+    }
+    case 'diff': {
+      const from = parseRevision('diff:', positionals[0]!);
+      const to = positionals[1] === undefined ? undefined : parseRevision('diff:', positionals[1]);
+      return { name: 'diff', args: { from, to, host: historyHost(spec.name, v), keyRingFile: v.string('key-ring'), json: v.boolean('json') } };
+    }
   }
+}
+
+/** IPv4:PORT or [IPv6]:PORT. A name or an empty host is refused: the page binds exactly where it is told. */
+function parseListen(text: string, from: string): ListenAddress {
+  const m = /^(\[[^\]]*\]|[^:]*):(\d{1,5})$/.exec(text);
+  const host = m ? m[1]!.replace(/^\[|\]$/g, '') : '';
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535 || isIP(host) === 0 || (m[1]!.startsWith('[') !== (isIP(host) === 6))) {
+    throw new UsageError(`ui: ${from} ${JSON.stringify(text)} is not IP:PORT (e.g. 127.0.0.1:8081 or [::1]:8081)`);
+  }
+  return { host, port };
+}
+
+/** RFC 3339 with its offset: a time without one would depend on the machine's time zone. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** An etcd revision (a whole number from 1) or an RFC 3339 time with its offset. */
+function parseRevision(what: string, text: string): RevisionRef {
+  if (/^\d+$/.test(text) && BigInt(text) >= 1n) return { revision: BigInt(text) };
+  const time = RFC3339.test(text) ? Date.parse(text.replace(' ', 'T')) : NaN;
+  if (Number.isFinite(time)) return { time };
+  const hint = /^\d{4}-\d{2}-\d{2}/.test(text) ? ' (a time is RFC 3339 with seconds and an offset, e.g. 2026-11-29T14:02:00Z)' : '';
+  throw new UsageError(`${what} ${JSON.stringify(text)} is neither a revision (a whole number from 1) nor a time${hint}`);
+}
+
+/** table/diff --host: a request's host (lower-case DNS name, no wildcard). */
+function historyHost(command: string, v: Values): string | undefined {
+  const host = v.string('host')?.toLowerCase();
+  if (host === undefined) return undefined;
+  const err = hostError(host, false);
+  if (err !== undefined) throw new UsageError(`${command}: --host: ${err}`);
+  return host;
 }
 
 function checkUrl(cmd: string, url: string): void {
@@ -363,11 +414,13 @@ function describeParseError(err: unknown): string {
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       if (/argument missing/.test(msg)) return `flag ${opt} needs a value`;
       if (/does not take an argument/.test(msg)) return `flag ${opt} takes no value`;
-      return msg.split('. ')[0]!;
+      // Node's message for a value that starts with "-" runs over three lines.
+      if (/is ambiguous/.test(msg)) return `flag ${opt} needs a value (one starting with "-" is written ${opt}=VALUE)`;
+      return msg.split('\n')[0]!.split('. ')[0]!;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return msg.split('. ')[0]!;
     default:
-      return msg.split('. ')[0]!;
+      return msg.split('\n')[0]!.split('. ')[0]!;
   }
 }
 

@@ -17,7 +17,7 @@ export interface FlagSpec {
   default?: string;
 }
 
-export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm' | 'maintenance on' | 'maintenance off';
+export type CommandName = 'app set' | 'register' | 'redeploy' | 'retire' | 'status' | 'cert set' | 'cert list' | 'cert rm' | 'tunnel-token create' | 'tunnel-token list' | 'tunnel-token rm' | 'maintenance on' | 'maintenance off' | 'ui' | 'table' | 'diff';
 
 export interface CommandSpec {
   name: CommandName;
@@ -78,6 +78,8 @@ const allowNoRouters: FlagSpec = {
   env: 'PAAS_DEPLOY_ALLOW_NO_ROUTERS',
   help: 'proceed when no router is live (nothing confirms the change)',
 };
+const historyHost: FlagSpec = { name: 'host', kind: 'string', env: 'PAAS_DEPLOY_HOST', value: 'HOST', help: 'only what a request for HOST may meet: its routes (exact, wildcard, host-less), override, certificates' };
+const historyKeyRing: FlagSpec = { name: 'key-ring', kind: 'string', env: 'PAAS_KEY_RING', value: 'FILE', help: "the routers' key ring: certificates with keyEnc are rejected without it, as by routers" };
 const release: FlagSpec = { name: 'release', kind: 'string', env: 'PAAS_DEPLOY_RELEASE', value: 'R', help: 'release label stored on the instances (and used in generated ids)' };
 
 export const COMMANDS: CommandSpec[] = [
@@ -214,7 +216,7 @@ export const COMMANDS: CommandSpec[] = [
       'the secret is printed once and stored nowhere. Give it to the agent in PAAS_AGENT_TOKEN.',
       'The token lets an agent serve instances of <app> only.',
     ],
-    flags: [{ name: 'expires', kind: 'duration', env: 'PAAS_DEPLOY_TOKEN_EXPIRES', value: 'DURATION', help: 'the token (and the sessions opened with it) ends after this, e.g. 30d' }],
+    flags: [{ name: 'expires', kind: 'duration', env: 'PAAS_DEPLOY_TOKEN_EXPIRES', value: 'DURATION', help: 'the token (and the sessions opened with it) ends after this, e.g. 720h (30 days)' }],
   },
   {
     name: 'tunnel-token list',
@@ -247,11 +249,61 @@ export const COMMANDS: CommandSpec[] = [
     ],
   },
   {
+    name: 'table',
+    positionals: [],
+    summary: "the routing table as routers build it, now or at an earlier revision of etcd's history",
+    description: [
+      'Built by the routers\' own code from the records at that revision: routes and the instances',
+      'behind them (state, weight), overrides, certificates (hosts, notAfter, fingerprint), and',
+      'rejected records with their key and reason; the digest is the one routers report. etcd',
+      'keeps history back to its last compaction. It keeps no times: a time (RFC 3339, e.g.',
+      "2026-11-29T14:02:00Z) is dated by the routers' status writes in etcd's history (each router",
+      'writes after every change it applies and every few seconds): the newest revision whose last',
+      'status write is at or before it. Certificates are judged with the clock of now.',
+    ],
+    flags: [
+      { name: 'at', kind: 'string', env: 'PAAS_DEPLOY_AT', value: 'REVISION|TIME', help: 'the etcd revision, or RFC 3339 time, to show (default: now)' },
+      historyHost,
+      historyKeyRing,
+      { name: 'json', kind: 'boolean', env: 'PAAS_DEPLOY_JSON', help: 'print JSON instead of tables' },
+    ],
+  },
+  {
+    name: 'diff',
+    positionals: ['<from>', '[<to>]'],
+    summary: 'what routing changed between two revisions or times (<to> defaults to now)',
+    description: [
+      'Each of <from> and <to> is an etcd revision or an RFC 3339 time, dated as for table --at.',
+      'Compares the routing tables routers build at the two revisions, grouped by host: routes,',
+      'instances and their state and weight, app settings, overrides, certificates (by fingerprint',
+      'and notAfter), then rejected records. Lines start with + (added), - (removed) or ~ (changed).',
+      'Status records, locks and acme/ are not routing: a revision touching only those changes nothing.',
+    ],
+    flags: [
+      historyHost,
+      historyKeyRing,
+      { name: 'json', kind: 'boolean', env: 'PAAS_DEPLOY_JSON', help: 'print JSON instead of text' },
+    ],
+  },
+  {
     name: 'maintenance off',
     positionals: ['<host>'],
     summary: "delete <host>'s maintenance override and wait for the routers to apply it",
     description: ['An override that sends the host to an app is left alone (delete it with etcdctl).'],
     flags: [routerTimeout],
+  },
+  {
+    name: 'ui',
+    positionals: [],
+    summary: 'serve the fleet page: routers, apps, instances and problems, live from one etcd watch',
+    description: [
+      'One web page with what status prints and more: routers (revision, lag, digest, load), apps',
+      'and their instances (state, and per router health and requests in flight), the records',
+      'routers reject or warn about, overrides, certificates and tunnels. One etcd watch of the',
+      'prefix feeds every open page (Server-Sent Events); GET /fleet.json is the same data as JSON.',
+      'The page has no login: it serves only where --listen says. Runs until Ctrl-C.',
+    ],
+    flags: [{ name: 'listen', kind: 'string', env: 'PAAS_DEPLOY_UI_LISTEN', value: 'HOST:PORT', help: 'address to serve the page on (an IP address and a port)', default: '127.0.0.1:8081' }],
   },
 ];
 
@@ -283,7 +335,7 @@ export function usageLine(c: CommandSpec): string {
   const required = c.flags.filter((f) => ((c.name === 'register' || c.name === 'redeploy') && f.name === 'url') || (c.name === 'cert set' && (f.name === 'cert' || f.name === 'key')));
   const req = required.map((f) => `--${f.name} ${f.value}${f.kind === 'list' ? ' [--url URL ...]' : ''}`);
   if (c.name === 'cert set') req.push('[--key-ring FILE --kid KID]');
-  return `paas-deploy ${c.name} ${[...c.positionals, ...req].join(' ')} [flags]`;
+  return ['paas-deploy', c.name, ...c.positionals, ...req, '[flags]'].join(' ');
 }
 
 export function commandHelp(c: CommandSpec): string {

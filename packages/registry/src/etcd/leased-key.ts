@@ -54,6 +54,9 @@ export class EtcdLeasedKey implements LeasedKey {
   private owned: bigint | undefined;
   /** Someone else holds the key: no more writes. */
   private taken: KeyTakenError | undefined;
+  /** The lease the last landed write is on, as told to the onLease listeners. */
+  private landedOn: string | undefined;
+  private readonly leaseListeners: Array<(lease: string) => void> = [];
 
   constructor(
     private readonly deps: LeasedKeyDeps,
@@ -90,6 +93,11 @@ export class EtcdLeasedKey implements LeasedKey {
     });
   }
 
+  onLease(listener: (lease: string) => void): void {
+    this.leaseListeners.push(listener);
+    if (this.landedOn !== undefined) listener(this.landedOn);
+  }
+
   async close(opts: { revoke?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -105,15 +113,22 @@ export class EtcdLeasedKey implements LeasedKey {
 
   private async write(value: string): Promise<void> {
     if (this.taken) throw this.taken;
+    let lease: string;
     try {
-      await this.writeOn(await this.currentLease().grant(), value);
+      lease = await this.currentLease().grant();
+      await this.writeOn(lease, value);
     } catch (err) {
       // Revoked or expired before 'lost' told us: one more try on a new lease.
       if (!(err instanceof EtcdLeaseInvalidError)) throw err;
       this.dropLease();
-      await this.writeOn(await this.currentLease().grant(), value);
+      lease = await this.currentLease().grant();
+      await this.writeOn(lease, value);
     }
     this.backoff.reset();
+    if (lease !== this.landedOn) {
+      this.landedOn = lease;
+      for (const listener of this.leaseListeners) listener(lease);
+    }
   }
 
   private async writeOn(lease: string, value: string): Promise<void> {

@@ -114,6 +114,12 @@ export interface LeasedKey {
    * with KeyTakenError.
    */
   create(value: string): Promise<void>;
+  /**
+   * Calls `listener` with the lease each time a write lands on a lease other than the last one
+   * (the first write, and the first after a lost lease), and at once when one already has: other
+   * keys put on that lease go with this one, at the same moment.
+   */
+  onLease(listener: (lease: string) => void): void;
   /** Stops keep-alives; with revoke the lease is revoked so the key disappears at once. */
   close(opts?: { revoke?: boolean }): Promise<void>;
 }

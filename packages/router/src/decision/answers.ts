@@ -38,7 +38,7 @@ export function redirectAnswer(location: string): Answer {
 }
 
 /** The contract's answers to upstream failures, by status. */
-export const FAILURE_ANSWER = { 502: BAD_GATEWAY, 504: GATEWAY_TIMEOUT } as const;
+export const FAILURE_ANSWER = { 502: BAD_GATEWAY, 503: UNAVAILABLE, 504: GATEWAY_TIMEOUT } as const;
 
 const TEXT = 'text/plain; charset=utf-8';
 

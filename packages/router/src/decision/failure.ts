@@ -7,9 +7,16 @@ export interface FailureVerdict {
   connectionFailure: boolean;
   /** Nothing reached the instance, so any request may go to another one. */
   nothingSent: boolean;
-  status: 502 | 504;
+  status: 502 | 503 | 504;
   reason: string;
 }
+
+/**
+ * A tunnel instance without a usable session on this router (tunnel/connector.ts): nothing was
+ * sent and the instance is not at fault, so it is not ejected (its agent may connect at any
+ * moment), another instance is tried, and the last one answers 503 as the contract says.
+ */
+export const NO_TUNNEL_SESSION = 'ENOTUNNELSESSION';
 
 const NOTHING_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
@@ -29,6 +36,7 @@ function codeOf(err: unknown): string {
 
 export function classifyUpstreamError(err: unknown): FailureVerdict {
   const code = codeOf(err);
+  if (code === NO_TUNNEL_SESSION) return { connectionFailure: false, nothingSent: true, status: 503, reason: code };
   if (NOTHING_SENT.has(code)) {
     return { connectionFailure: true, nothingSent: true, status: code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' ? 504 : 502, reason: code };
   }

@@ -78,7 +78,7 @@ export interface Attempt extends RequestHead {
  * request to another instance if the retry rule allows it and returns 0; else returns the
  * status to answer. `bodyTouched`: some of the request body was read already.
  */
-export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, mayRedispatch: boolean, bodyTouched: boolean): 502 | 504 | 0 {
+export function upstreamFailure(opts: ListenerOptions, at: Attempt, err: Error, mayRedispatch: boolean, bodyTouched: boolean): 502 | 503 | 504 | 0 {
   const backend = at.backend!;
   const verdict = classifyUpstreamError(err);
   const now = Date.now();
@@ -282,7 +282,7 @@ export class Forwarder {
     ex.dispatch(ex.backend!);
   }
 
-  upstreamFailed(ex: Exchange, err: Error, mayRedispatch: boolean): 502 | 504 | 0 {
+  upstreamFailed(ex: Exchange, err: Error, mayRedispatch: boolean): 502 | 503 | 504 | 0 {
     return upstreamFailure(this.opts, ex, err, mayRedispatch, ex.req.readableDidRead);
   }
 

@@ -157,6 +157,11 @@ export class RoutingTable {
     return this.overrides.get(host);
   }
 
+  /** Every override, by host. */
+  overrideEntries(): IterableIterator<[string, Target]> {
+    return this.overrides.entries();
+  }
+
   /**
    * The routes a request for `host` may take, through the lookup indexes (exact host, each
    * wildcard suffix of it, host-less routes): no scan of the table. Most specific first.

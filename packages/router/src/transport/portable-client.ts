@@ -18,7 +18,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import type { Client, Dispatcher } from 'undici';
 import type { ConnectCallback, ConnectTarget, Connector } from './connector.js';
 import { ANNOUNCED_KEEPALIVE_MARGIN_MS, noTransportError, writeAgainOnFreshConnection, type Upstream, type UpstreamClient, type UpstreamClientOptions, type UpstreamExchange } from './upstream.js';
@@ -56,7 +56,14 @@ export class PortableUpstreamClient implements UpstreamClient {
       pool = new SlotPool(this, origin, connector);
       this.pools.set(origin, pool);
     }
-    (pool.idle.pop() ?? this.add(pool)).start(ex);
+    let slot = pool.idle.pop();
+    // A connection of a transport that is draining (a tunnel session its agent is closing) is
+    // not reused: the request goes out on a new connection, which the connector opens elsewhere.
+    while (slot !== undefined && slot.retired()) {
+      slot.dispose();
+      slot = pool.idle.pop();
+    }
+    (slot ?? this.add(pool)).start(ex);
   }
 
   /** A new connection for the pool (connected by undici on its first request). */
@@ -68,7 +75,7 @@ export class PortableUpstreamClient implements UpstreamClient {
 
   /** An answer is complete: the connection is kept for the next request, or closed. */
   release(slot: Slot): void {
-    if (this.closing || !slot.connected) slot.dispose();
+    if (this.closing || !slot.connected || slot.retired()) slot.dispose();
     else slot.pool.idle.push(slot);
   }
 
@@ -99,17 +106,24 @@ class SlotPool {
   readonly clientOptions: ClientOptions;
   /** The origin's host name or IP address (IPv6 without brackets). */
   readonly hostname: string;
+  /**
+   * The origin as undici's Client takes it: http: or https: only. The connector hands undici a
+   * connection that already reaches the instance, so another transport (`tunnel://<id>.<app>`)
+   * is plain HTTP/1.1 over it: `http://<id>.<app>`, with the same host for the connector.
+   */
+  readonly undiciOrigin: string;
 
   constructor(
     readonly client: PortableUpstreamClient,
     readonly origin: string,
-    connector: Connector,
+    readonly connector: Connector,
   ) {
     const opts = client.opts;
-    const { hostname } = new URL(origin);
+    const url = new URL(origin);
+    const hostname = url.hostname;
     this.hostname = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+    this.undiciOrigin = url.protocol === 'http:' || url.protocol === 'https:' ? origin : `http://${url.host}`;
     this.clientOptions = {
-      connect: ((target: ConnectTarget, callback: ConnectCallback) => connector.connect(target, callback)) as NonNullable<ClientOptions>['connect'],
       pipelining: 1,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
       keepAliveMaxTimeout: opts.keepAliveMaxTimeoutMs,
@@ -126,6 +140,8 @@ class Slot implements Upstream, Dispatcher.DispatchHandler {
   ex: UpstreamExchange | null = null;
   /** undici holds a connected socket (between its 'connect' and 'disconnect' events). */
   connected = false;
+  /** The connection the connector gave undici last (asked whether it is retired). */
+  private socket: Duplex | null = null;
   /** The current request went out on a connection that had already served one. */
   private reused = false;
   /** Something of the current answer arrived. */
@@ -144,7 +160,12 @@ class Slot implements Upstream, Dispatcher.DispatchHandler {
 
   constructor(readonly pool: SlotPool) {
     this.dispatchOptions = { path: '/', method: 'GET', headers: null, body: null, servername: pool.hostname };
-    this.undici = new (loadUndiciClient())(pool.origin, pool.clientOptions);
+    const connect = (target: ConnectTarget, callback: ConnectCallback) =>
+      pool.connector.connect(target, (err, socket) => {
+        this.socket = socket;
+        callback(err, socket);
+      });
+    this.undici = new (loadUndiciClient())(pool.undiciOrigin, { ...pool.clientOptions, connect: connect as NonNullable<ClientOptions>['connect'] });
     this.undici.on('connect', () => (this.connected = true));
     this.undici.on('disconnect', () => {
       this.connected = false;
@@ -169,6 +190,12 @@ class Slot implements Upstream, Dispatcher.DispatchHandler {
     o.body = this.body;
     // Without a Host header undici writes the origin's authority, as the native client does.
     this.undici.dispatch(o, this);
+  }
+
+  /** Its connection is not to be reused (connector.ts, `retired`). */
+  retired(): boolean {
+    const socket = this.socket;
+    return socket !== null && this.pool.connector.retired?.(socket) === true;
   }
 
   abort(ex: UpstreamExchange): void {

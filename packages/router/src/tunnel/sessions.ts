@@ -10,6 +10,7 @@
  * (presence.ts): the deployer's barrier and `paas-deploy status` read it.
  */
 import { constants, type ClientHttp2Session } from 'node:http2';
+import type { SessionCloseReason, TunnelMetrics } from './metrics.js';
 import type { KnownToken, TunnelTokens } from './tokens.js';
 
 export interface SessionsLogger {
@@ -26,6 +27,8 @@ export class TunnelSession {
   streams = 0;
   /** The agent closed it (GOAWAY) or it is closing: no new streams. */
   draining = false;
+  /** Why it is ending, once known (metrics); a close with none set lost its connection. */
+  closeReason: SessionCloseReason | undefined;
   private pingSentAt = 0;
 
   constructor(
@@ -36,6 +39,8 @@ export class TunnelSession {
     readonly h2: ClientHttp2Session,
     readonly token: KnownToken,
     readonly since: number,
+    /** The agent's TLS connection, for its byte counts. */
+    readonly socket: { readonly bytesRead: number; readonly bytesWritten: number },
   ) {}
 
   /** Sends a PING when none is outstanding; returns false when the last one went unanswered too long. */
@@ -64,31 +69,65 @@ export interface SessionsOptions {
   log: SessionsLogger;
   pingIntervalMs: number;
   pingTimeoutMs: number;
+  metrics: TunnelMetrics;
 }
+
+/** tokens.ended()'s reasons, as metric labels. */
+const TOKEN_END_REASONS: Record<string, SessionCloseReason> = { 'token revoked': 'token_revoked', 'token replaced': 'token_replaced', 'token expired': 'token_expired' };
 
 export class TunnelSessions {
   /** `<id>.<app>` -> its sessions, draining ones included until they close. */
   private readonly byHost = new Map<string, Set<TunnelSession>>();
   private readonly timer: NodeJS.Timeout;
+  private count = 0;
+  /** Wire bytes of the sessions that have ended (the open ones are read at collection). */
+  private endedBytesRead = 0;
+  private endedBytesWritten = 0;
 
   constructor(private readonly opts: SessionsOptions) {
     this.timer = setInterval(() => this.sweep(), Math.min(opts.pingIntervalMs, 1000));
     this.timer.unref();
+    opts.metrics.setSources({
+      sessions: () => this.count,
+      streams: () => {
+        let n = 0;
+        for (const set of this.byHost.values()) for (const s of set) n += s.streams;
+        return n;
+      },
+      bytes: () => {
+        let fromAgents = this.endedBytesRead;
+        let toAgents = this.endedBytesWritten;
+        for (const set of this.byHost.values()) {
+          for (const s of set) {
+            fromAgents += s.socket.bytesRead;
+            toAgents += s.socket.bytesWritten;
+          }
+        }
+        return { fromAgents, toAgents };
+      },
+    });
   }
 
+  /** Sessions held now, draining ones included. */
   get size(): number {
-    let n = 0;
-    for (const set of this.byHost.values()) n += set.size;
-    return n;
+    return this.count;
+  }
+
+  /** Sessions held now to the instance `<id>.<app>`. */
+  countFor(host: string): number {
+    return this.byHost.get(host)?.size ?? 0;
   }
 
   add(session: TunnelSession): void {
     let set = this.byHost.get(session.host);
     if (set === undefined) this.byHost.set(session.host, (set = new Set()));
     set.add(session);
+    this.count++;
+    this.opts.metrics.opened();
     const h2 = session.h2;
     h2.on('goaway', () => {
       session.draining = true;
+      session.closeReason ??= 'agent_closed';
     });
     h2.on('error', () => undefined); // 'close' follows
     h2.once('close', () => this.remove(session));
@@ -108,6 +147,10 @@ export class TunnelSessions {
     const set = this.byHost.get(session.host);
     if (set === undefined || !set.delete(session)) return;
     if (set.size === 0) this.byHost.delete(session.host);
+    this.count--;
+    this.endedBytesRead += session.socket.bytesRead;
+    this.endedBytesWritten += session.socket.bytesWritten;
+    this.opts.metrics.closed(session.closeReason ?? 'connection_lost');
     this.report(session);
   }
 
@@ -127,11 +170,15 @@ export class TunnelSessions {
         const ended = this.opts.tokens.ended(s.token, now);
         if (ended !== undefined) {
           this.opts.log.info({ app: s.app, id: s.id, reason: ended }, 'tunnel session closed');
-          this.close(s, ended);
+          this.close(s, ended, TOKEN_END_REASONS[ended] ?? 'token_revoked');
           continue;
         }
-        if (!s.ping(now, this.opts.pingTimeoutMs)) {
+        // Once the agent sent GOAWAY, Node cancels every PING (ERR_HTTP2_PING_CANCEL): a draining
+        // session is not PINGed, and its open streams are bounded by their own timeouts
+        // (--upstream-timeout) instead of being cut by a PING that can never be answered.
+        if (!s.draining && !s.ping(now, this.opts.pingTimeoutMs)) {
           this.opts.log.warn({ app: s.app, id: s.id, pingTimeoutMs: this.opts.pingTimeoutMs }, 'tunnel session dropped: the agent did not answer PING');
+          s.closeReason = 'ping_timeout';
           s.h2.destroy();
         }
       }
@@ -139,8 +186,9 @@ export class TunnelSessions {
   }
 
   /** Ends a session at once, telling the agent why in the GOAWAY's debug data. */
-  private close(s: TunnelSession, reason: string): void {
+  private close(s: TunnelSession, reason: string, metricReason: SessionCloseReason): void {
     s.draining = true;
+    s.closeReason ??= metricReason;
     try {
       s.h2.goaway(constants.NGHTTP2_NO_ERROR, 0, Buffer.from(reason));
     } catch {
@@ -153,6 +201,6 @@ export class TunnelSessions {
   /** Every session ends (router stop): agents reconnect to the other routers meanwhile. */
   closeAll(): void {
     clearInterval(this.timer);
-    for (const set of this.byHost.values()) for (const s of set) this.close(s, 'router stopping');
+    for (const set of this.byHost.values()) for (const s of set) this.close(s, 'router stopping', 'router_stopping');
   }
 }

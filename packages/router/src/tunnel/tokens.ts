@@ -4,6 +4,7 @@
  * stored; a presented secret is hashed and compared in constant time. Deletion, replacement and
  * expiry end the sessions opened with a token (sessions.ts sweeps them against this map).
  */
+import type { RefusalReason } from './metrics.js';
 import { KeyLayout, parseTunnelTokenRecord, prefixEnd, tokenIdOf, tokenMatches, type Etcd, type KvEntry, type Mirror, type WatchEvent } from '@paas/registry';
 
 export interface KnownToken {
@@ -14,7 +15,7 @@ export interface KnownToken {
   readonly expiresAt: number;
 }
 
-export type TokenCheck = { ok: true; token: KnownToken } | { ok: false; error: string };
+export type TokenCheck = { ok: true; token: KnownToken } | { ok: false; error: string; reason: RefusalReason };
 
 export interface TokensLogger {
   warn(obj: object, msg: string): void;
@@ -74,16 +75,16 @@ export class TunnelTokens {
   /** Whether `secret` lets an agent serve instances of `app` now; else the reason, for the agent. */
   check(app: string, secret: string, now = Date.now()): TokenCheck {
     const tokenId = tokenIdOf(secret);
-    if (tokenId === undefined) return { ok: false, error: 'token is malformed (expected <token-id>.<secret>, as paas-deploy tunnel-token create prints it)' };
+    if (tokenId === undefined) return { ok: false, reason: 'malformed_token', error: 'token is malformed (expected <token-id>.<secret>, as paas-deploy tunnel-token create prints it)' };
     const token = this.byKey.get(this.layout.tunnelToken(app, tokenId));
     if (token === undefined) {
       const other = this.byTokenId.get(tokenId);
       const otherApp = other === undefined ? undefined : this.byKey.get(other)?.app;
-      if (otherApp !== undefined && tokenMatches(secret, this.byKey.get(other!)!.sha256)) return { ok: false, error: `token ${tokenId} belongs to app ${otherApp}, not ${app}` };
-      return { ok: false, error: `token ${tokenId} is unknown for app ${app} (revoked, or never created)` };
+      if (otherApp !== undefined && tokenMatches(secret, this.byKey.get(other!)!.sha256)) return { ok: false, reason: 'foreign_app_token', error: `token ${tokenId} belongs to app ${otherApp}, not ${app}` };
+      return { ok: false, reason: 'unknown_token', error: `token ${tokenId} is unknown for app ${app} (revoked, or never created)` };
     }
-    if (!tokenMatches(secret, token.sha256)) return { ok: false, error: `token ${tokenId}: the secret does not match` };
-    if (token.expiresAt <= now) return { ok: false, error: `token ${tokenId} expired at ${new Date(token.expiresAt).toISOString()}` };
+    if (!tokenMatches(secret, token.sha256)) return { ok: false, reason: 'secret_mismatch', error: `token ${tokenId}: the secret does not match` };
+    if (token.expiresAt <= now) return { ok: false, reason: 'token_expired', error: `token ${tokenId} expired at ${new Date(token.expiresAt).toISOString()}` };
     return { ok: true, token };
   }
 
