@@ -110,6 +110,18 @@ export function reportBack(opts: ListenerOptions, backend: Backend): void {
   opts.log.info({ app: backend.app, instance: backend.id, origin: backend.origin, ejectedForMs: Date.now() - since }, 'instance back: it answered after its ejection');
 }
 
+/** The Content-Length of an instance's answer (its raw header list), or -1 without one. */
+function answerLength(raw: string[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 14 && (name.charCodeAt(0) | 0x20) === 0x63 /* c */ && name.toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]);
+      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
+}
+
 const kExchange = Symbol('paas.exchange');
 /** On a client socket: the router answered with an answer that closes the connection. */
 const kClosing = Symbol('paas.closing');
@@ -143,6 +155,10 @@ class Exchange extends RequestHead implements UpstreamExchange {
   /** An HTTP/2 stream (Node's compatibility request and response). */
   http2 = false;
   done = false;
+  /** Body bytes of the answer still to come when the instance gave a Content-Length; else -1. */
+  remaining = -1;
+  /** The answer's last bytes went out with res.end(). */
+  ended = false;
   private onDrain: (() => void) | null = null;
 
   constructor(
@@ -170,6 +186,7 @@ class Exchange extends RequestHead implements UpstreamExchange {
     if (backend.consecutiveFailures > 0) reportBack(fwd.opts, backend);
     fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
     const out = forwardedResponseHeaders(rawHeaders, this.id, !this.http2 && fwd.opts.isClosing(), hstsOf(this));
+    this.remaining = answerLength(rawHeaders);
     const res = this.res;
     // HTTP/2 has no reason phrase (Node warns when given one).
     if (statusText && !this.http2) res.writeHead(statusCode, statusText, out);
@@ -179,6 +196,14 @@ class Exchange extends RequestHead implements UpstreamExchange {
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
+    // The answer's last bytes end the response in the same write: a write then an empty end()
+    // costs TLS an empty write of its own (a syscall) and HTTP/2 an empty DATA frame.
+    if (chunk.length === this.remaining) {
+      this.ended = true;
+      this.res.end(chunk);
+      return true;
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length;
     if (this.res.write(chunk)) return true;
     // The client reads slower than the instance writes: pause the upstream read until it drains.
     this.res.once('drain', (this.onDrain ??= () => this.upstream?.resume(this)));
@@ -187,7 +212,7 @@ class Exchange extends RequestHead implements UpstreamExchange {
 
   onComplete(): void {
     this.done = true;
-    this.res.end();
+    if (!this.ended) this.res.end();
   }
 
   onError(err: Error): void {
