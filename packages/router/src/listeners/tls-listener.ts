@@ -13,10 +13,12 @@
  * connection for every host its certificate covers).
  *
  * A client that sends no server name never reaches SNICallback (Node then serves the server's
- * own certificate). So the listening socket is a plain TCP server that reads the ClientHello
- * (client-hello.ts) and hands the connection to the SNI server, or, when it names no server and
- * --default-cert is set, to a second server whose own certificate is the default one (no
- * SNICallback there, so nodejs/node#54235 cannot bite either).
+ * own certificate). So with --default-cert the listening socket is a plain TCP server that reads
+ * the ClientHello (client-hello.ts) and hands the connection to the SNI server, or, when it names
+ * no server, to a second server whose own certificate is the default one (no SNICallback there,
+ * so nodejs/node#54235 cannot bite either). Without --default-cert a handshake without a name
+ * fails either way, so connections go to the SNI server at once: reading the ClientHello first
+ * costs every full handshake a JavaScript read, a timer and a hand-over (README, TLS benchmark).
  *
  * WebSocket goes over HTTP/1.1 only (Extended CONNECT, RFC 8441, is not advertised). Other
  * upgrades are served as plain requests, as on the plain listener.
@@ -51,7 +53,7 @@ export interface TlsListenerOptions {
   defaultCert: string | undefined;
   /** --tls-context-cache. */
   contextCacheSize: number;
-  /** How long a client has to send its ClientHello (--request-header-timeout). */
+  /** How long a client has to send its ClientHello and to finish its handshake (--request-header-timeout). */
   helloTimeoutMs: number;
 }
 
@@ -91,6 +93,8 @@ export class TlsListener implements TlsEdge {
       // Node's default is a hash of the process's command line, which differs between replicas
       // (ids, ports) and would refuse their tickets: one value for the whole fleet.
       sessionIdContext: 'paas-router',
+      // A client that connects and does not finish its handshake is held this long, not Node's 120 s.
+      handshakeTimeout: opts.helloTimeoutMs,
       // The same bound on a request head as HTTP/1.1 (Node's --max-http-header-size).
       maxSendHeaderBlockLength: nodeHttp.maxHeaderSize * 4,
       settings: { maxHeaderListSize: nodeHttp.maxHeaderSize, enableConnectProtocol: false },
@@ -116,7 +120,13 @@ export class TlsListener implements TlsEdge {
       });
       this.fallback = fallback;
     }
-    this.front = createNetServer((socket) => this.dispatch(socket, opts.helloTimeoutMs));
+    // Without Nagle, as Node's HTTP/1.1 server and its HTTP/2 sessions have: an answer written
+    // right after the session tickets would otherwise wait for the client's delayed ACK of them.
+    const server = this.server;
+    this.front = createNetServer(
+      { noDelay: true },
+      opts.defaultCert === undefined ? (socket) => server.emit('connection', socket) : (socket) => this.dispatch(socket, opts.helloTimeoutMs),
+    );
   }
 
   /** The same requests, upgrades and counts on both servers. */
