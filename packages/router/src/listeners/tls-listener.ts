@@ -23,7 +23,7 @@
  * WebSocket goes over HTTP/1.1 only (Extended CONNECT, RFC 8441, is not advertised). Other
  * upgrades are served as plain requests, as on the plain listener.
  */
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
@@ -58,6 +58,12 @@ export interface TlsListenerOptions {
 }
 
 function ignore(): void {}
+
+/** What a server's requests go to: HTTP/1.1 requests, and HTTP/2 streams of the core API. */
+interface Serve {
+  request: (req: IncomingMessage, res: ServerResponse) => void;
+  stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => void;
+}
 
 type Handshake = 'ok' | 'default_cert' | 'unknown_name' | 'error';
 
@@ -99,22 +105,21 @@ export class TlsListener implements TlsEdge {
       maxSendHeaderBlockLength: nodeHttp.maxHeaderSize * 4,
       settings: { maxHeaderListSize: nodeHttp.maxHeaderSize, enableConnectProtocol: false },
     };
-    // Node's compatibility request and response have the shape forward.ts uses (see README, Design).
-    const onRequest = (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => forwarder.handle(req as IncomingMessage, res as ServerResponse);
-    this.server = createSecureServer(
-      {
-        ...http,
-        // Node calls it as a method of the TLS socket being handshaken.
-        SNICallback(this: CertSocket, servername, cb) {
-          select(this, servername, cb);
-        },
+    const serve: Serve = {
+      request: (req, res) => forwarder.handle(req, res),
+      stream: (stream, headers, _flags, raw) => forwarder.handleStream(stream, headers, raw),
+    };
+    this.server = createSecureServer({
+      ...http,
+      // Node calls it as a method of the TLS socket being handshaken.
+      SNICallback(this: CertSocket, servername, cb) {
+        select(this, servername, cb);
       },
-      onRequest,
-    );
-    this.wire(this.server, upgrades);
+    });
+    this.wire(this.server, serve, upgrades);
     if (opts.defaultCert !== undefined) {
-      const fallback = createSecureServer(http, onRequest);
-      this.wire(fallback, upgrades);
+      const fallback = createSecureServer(http);
+      this.wire(fallback, serve, upgrades);
       fallback.on('secureConnection', (socket: CertSocket) => {
         socket[kCert] = this.fallbackCert ?? null;
       });
@@ -130,8 +135,15 @@ export class TlsListener implements TlsEdge {
   }
 
   /** The same requests, upgrades and counts on both servers. */
-  private wire(server: Http2SecureServer, upgrades: UpgradeHandler): void {
+  private wire(server: Http2SecureServer, serve: Serve, upgrades: UpgradeHandler): void {
     const m = this.opts.metrics;
+    // HTTP/1.1 requests arrive as 'request'. Adding a 'request' listener also makes Node serve
+    // HTTP/2 streams through its compatibility API (a request and a response object on top of
+    // every stream, see README, TLS benchmark): HTTP/2 streams are served from the core API's
+    // 'stream' instead, and any other 'stream' listener is taken off.
+    server.on('request', serve.request);
+    for (const other of server.listeners('stream')) server.off('stream', other as (...args: unknown[]) => void);
+    server.on('stream', serve.stream);
     // Only WebSocket upgrades leave HTTP (Node >= 24.9 and 22.21 ask; older ones hand every upgrade to 'upgrade').
     (server as unknown as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = isWebSocketUpgrade;
     server.on('upgrade', (req: IncomingMessage, socket: Socket, early: Buffer) => {
