@@ -1,8 +1,9 @@
 /**
- * Plain HTTP forwarding: the traffic server's request listener. It reads the request head
+ * Request forwarding: the request listener of the plain server and of the TLS one (HTTP/1.x
+ * requests, and HTTP/2 streams of Node's core API). It reads the request head
  * (decision/request-head.ts), asks the decision (decision/decide.ts) and either writes the
  * router's own answer (decision/answers.ts) or forwards through the router's upstream client
- * (transport/) with an exchange that writes straight to the raw ServerResponse.
+ * (transport/) with an exchange that writes straight to the raw ServerResponse or HTTP/2 stream.
  *
  * Why not fastify + reply-from: measured on one core, they spent most of each request in
  * per-request objects (header copies, URL building, query re-stringifying, stream piping,
