@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { connect as h2connect } from 'node:http2';
+import { createConnection } from 'node:net';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
@@ -153,7 +154,71 @@ describe('certificate selection by SNI', () => {
   });
 });
 
+describe('handshake time', () => {
+  it('closes a connection that sends nothing after --request-header-timeout, with and without --default-cert', async () => {
+    const routers = await Promise.all([
+      startTlsRouter('tls-quick', ['--request-header-timeout', '1s']),
+      startTlsRouter('tls-quick-default', ['--request-header-timeout', '1s', '--default-cert', 'fallback']),
+    ]);
+    try {
+      const held = await Promise.all(
+        routers.map(
+          ({ tlsPort }) =>
+            new Promise<number>((resolve, reject) => {
+              const socket = createConnection({ host: '127.0.0.1', port: tlsPort });
+              let opened = 0;
+              socket.once('connect', () => (opened = performance.now()));
+              socket.once('close', () => resolve(performance.now() - opened));
+              socket.once('error', reject);
+              socket.resume();
+            }),
+        ),
+      );
+      // Closed by the router's timer, not Node's 120 s handshake timeout.
+      for (const ms of held) {
+        expect(ms).toBeGreaterThan(900);
+        expect(ms).toBeLessThan(8000);
+      }
+    } finally {
+      await Promise.all(routers.map(({ router }) => router.proc.stop()));
+    }
+  });
+});
+
 describe('requests over TLS', () => {
+  it('answers an HTTP/2 Expect: 100-continue with 100 before the body, another expectation with 417, and HEAD with the head alone', async () => {
+    const session = h2connect(`https://127.0.0.1:${noDefault.tlsPort}`, { ca: ca.certPem, servername: 'www.mango.com' });
+    type Answer = { status: number; continued: boolean; body: string };
+    const ask = (headers: Record<string, string>, body?: string) =>
+      new Promise<Answer>((resolve, reject) => {
+        const stream = session.request({ ':authority': 'www.mango.com', ...headers }, { endStream: body === undefined });
+        const got: Answer = { status: 0, continued: false, body: '' };
+        stream.once('continue', () => {
+          got.continued = true;
+          stream.end(body);
+        });
+        stream.once('response', (h) => (got.status = Number(h[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => (got.body += d));
+        stream.once('end', () => resolve(got));
+        stream.once('error', reject);
+      });
+    try {
+      const continued = await ask({ ':method': 'POST', ':path': '/echo', expect: '100-continue', 'content-length': '5' }, 'hello');
+      expect(continued.continued).toBe(true);
+      expect(continued.status).toBe(200);
+      expect((JSON.parse(continued.body) as { body: string }).body).toBe('hello');
+      const refused = await ask({ ':method': 'GET', ':path': '/', expect: 'something-else' });
+      expect(refused.status).toBe(417);
+      const head = await ask({ ':method': 'HEAD', ':path': '/echo' });
+      expect(head.status).toBe(200);
+      expect(head.body).toBe('');
+    } finally {
+      session.close();
+    }
+  });
+
+
   it('answers HTTP/2 (curl --http2) through an HTTP/1.1 instance, with X-Forwarded-Proto/Port and the app\'s HSTS', async () => {
     const { head, body } = await curl(noDefault.tlsPort, 'www.mango.com', '/echo', ['--http2']);
     expect(head).toMatch(/^HTTP\/2 200/);

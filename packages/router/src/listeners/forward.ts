@@ -1,8 +1,9 @@
 /**
- * Plain HTTP forwarding: the traffic server's request listener. It reads the request head
+ * Request forwarding: the request listener of the plain server and of the TLS one (HTTP/1.x
+ * requests, and HTTP/2 streams of Node's core API). It reads the request head
  * (decision/request-head.ts), asks the decision (decision/decide.ts) and either writes the
  * router's own answer (decision/answers.ts) or forwards through the router's upstream client
- * (transport/) with an exchange that writes straight to the raw ServerResponse.
+ * (transport/) with an exchange that writes straight to the raw ServerResponse or HTTP/2 stream.
  *
  * Why not fastify + reply-from: measured on one core, they spent most of each request in
  * per-request objects (header copies, URL building, query re-stringifying, stream piping,
@@ -15,8 +16,9 @@
  * upstream request, access log, metrics.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { answerHeaders, FAILURE_ANSWER, type Answer } from '../decision/answers.js';
 import { decide, retryTarget } from '../decision/decide.js';
@@ -110,6 +112,18 @@ export function reportBack(opts: ListenerOptions, backend: Backend): void {
   opts.log.info({ app: backend.app, instance: backend.id, origin: backend.origin, ejectedForMs: Date.now() - since }, 'instance back: it answered after its ejection');
 }
 
+/** The Content-Length of an instance's answer (its raw header list), or -1 without one. */
+function answerLength(raw: string[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 14 && (name.charCodeAt(0) | 0x20) === 0x63 /* c */ && name.toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]);
+      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
+}
+
 const kExchange = Symbol('paas.exchange');
 /** On a client socket: the router answered with an answer that closes the connection. */
 const kClosing = Symbol('paas.closing');
@@ -128,30 +142,56 @@ function onResponseClose(this: TrackedResponse): void {
   ex.closed();
 }
 
-/** One client request and its way to an instance; also the upstream client's exchange. */
-class Exchange extends RequestHead implements UpstreamExchange {
+/**
+ * One client request and its way to an instance; also the upstream client's exchange. The
+ * client side is a request and response of Node's HTTP/1.x server (MessageExchange) or an
+ * HTTP/2 stream of the core API (StreamExchange).
+ */
+abstract class Exchange extends RequestHead implements UpstreamExchange {
   attempts = 0;
   readonly startedAt = performance.now();
   dispatchedAt = this.startedAt;
   /** Body bytes sent to the client (the access log's). */
   bytes = 0;
-  body: IncomingMessage | null = null;
+  body: Readable | null = null;
   chunked = false;
   upstream: Upstream | null = null;
   /** Response head written to the client. */
   started = false;
-  /** An HTTP/2 stream (Node's compatibility request and response). */
-  http2 = false;
+  /** The status answered (as Node's response has it: 200 until a head is written). */
+  status = 200;
   done = false;
+  /** Body bytes of the answer still to come when the instance gave a Content-Length; else -1. */
+  remaining = -1;
+  /** The answer's last bytes went out with its end. */
+  ended = false;
   private onDrain: (() => void) | null = null;
 
-  constructor(
-    readonly fwd: Forwarder,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-  ) {
+  constructor(readonly fwd: Forwarder) {
     super();
   }
+
+  abstract readonly http2: boolean;
+  /** The answer's head; `statusText` only where the protocol has one. */
+  abstract writeHead(status: number, statusText: string, headers: string[]): void;
+  /** False: wait for 'drain'. */
+  abstract write(chunk: Buffer): boolean;
+  abstract onceDrained(resume: () => void): void;
+  abstract end(last?: Buffer | string): void;
+  /** Cuts the answer: the client sees it incomplete. */
+  abstract cut(): void;
+  /** A head went out already, or the client is gone. */
+  abstract get answered(): boolean;
+  abstract get answerFinished(): boolean;
+  /** Some of the request body was read. */
+  abstract get bodyTouched(): boolean;
+  /** Reads the rest of a request body that is not forwarded off and drops it. */
+  abstract readOff(): void;
+  /** The connection ends after this answer (HTTP/1.x). */
+  abstract closeAfterAnswer(): void;
+  abstract get clientAddress(): string | undefined;
+  /** The request target as the client sent it (the access log's). */
+  abstract get target(): string | undefined;
 
   dispatch(backend: Backend): void {
     this.backend = backend;
@@ -170,33 +210,38 @@ class Exchange extends RequestHead implements UpstreamExchange {
     if (backend.consecutiveFailures > 0) reportBack(fwd.opts, backend);
     fwd.opts.metrics.observeUpstream(this.pool!.name, (performance.now() - this.dispatchedAt) / 1000);
     const out = forwardedResponseHeaders(rawHeaders, this.id, !this.http2 && fwd.opts.isClosing(), hstsOf(this));
-    const res = this.res;
-    // HTTP/2 has no reason phrase (Node warns when given one).
-    if (statusText && !this.http2) res.writeHead(statusCode, statusText, out);
-    else res.writeHead(statusCode, out);
+    this.remaining = answerLength(rawHeaders);
+    this.writeHead(statusCode, statusText, out);
     this.started = true;
   }
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
-    if (this.res.write(chunk)) return true;
+    // The answer's last bytes end the response in the same write: a write then an empty end()
+    // costs TLS an empty write of its own (a syscall) and HTTP/2 an empty DATA frame.
+    if (chunk.length === this.remaining) {
+      this.ended = true;
+      this.end(chunk);
+      return true;
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length;
+    if (this.write(chunk)) return true;
     // The client reads slower than the instance writes: pause the upstream read until it drains.
-    this.res.once('drain', (this.onDrain ??= () => this.upstream?.resume(this)));
+    this.onceDrained((this.onDrain ??= () => this.upstream?.resume(this)));
     return false;
   }
 
   onComplete(): void {
     this.done = true;
-    this.res.end();
+    if (!this.ended) this.end();
   }
 
   onError(err: Error): void {
-    const res = this.res;
     if (this.started) {
       // Part of the answer is out: the client must see it cut, not a complete response.
       this.done = true;
       this.fwd.upstreamFailed(this, err, false);
-      res.destroy();
+      this.cut();
       return;
     }
     const status = this.fwd.upstreamFailed(this, err, true);
@@ -207,23 +252,21 @@ class Exchange extends RequestHead implements UpstreamExchange {
   // --- client side ---
 
   closed(): void {
-    const res = this.res;
-    if (!this.done && !res.writableFinished) this.upstream?.abort(this);
+    if (!this.done && !this.answerFinished) this.upstream?.abort(this);
     const backend = this.backend;
     if (backend !== null) this.fwd.opts.release(backend);
     const fwd = this.fwd;
     const appName = this.pool !== null ? this.pool.name : '';
-    fwd.opts.metrics.countRequest(appName, res.statusCode);
+    fwd.opts.metrics.countRequest(appName, this.status);
     if (fwd.opts.accessLog) {
-      const req = this.req;
       (fwd.opts.accessLogger ?? fwd.opts.log).info(
         {
           reqId: this.id,
-          client: req.socket?.remoteAddress,
-          method: req.method,
+          client: this.clientAddress,
+          method: this.method,
           host: this.hostHeader,
-          url: req.url,
-          status: res.statusCode,
+          url: this.target,
+          status: this.status,
           bytes: this.bytes,
           app: appName,
           instance: backend?.id,
@@ -234,6 +277,151 @@ class Exchange extends RequestHead implements UpstreamExchange {
         'request',
       );
     }
+  }
+}
+
+/** HTTP/1.x: Node's server request and response. */
+class MessageExchange extends Exchange {
+  readonly http2 = false;
+
+  constructor(
+    fwd: Forwarder,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    super(fwd);
+  }
+
+  writeHead(status: number, statusText: string, headers: string[]): void {
+    this.status = status;
+    if (statusText) this.res.writeHead(status, statusText, headers);
+    else this.res.writeHead(status, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  onceDrained(resume: () => void): void {
+    this.res.once('drain', resume);
+  }
+
+  end(last?: Buffer | string): void {
+    this.res.end(last);
+  }
+
+  cut(): void {
+    this.res.destroy();
+  }
+
+  get answered(): boolean {
+    return this.res.headersSent || this.res.destroyed;
+  }
+
+  get answerFinished(): boolean {
+    return this.res.writableFinished;
+  }
+
+  get bodyTouched(): boolean {
+    return this.req.readableDidRead;
+  }
+
+  readOff(): void {
+    if (!this.req.complete) this.req.resume();
+  }
+
+  closeAfterAnswer(): void {
+    (this.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
+  }
+
+  get clientAddress(): string | undefined {
+    return this.req.socket?.remoteAddress;
+  }
+
+  get target(): string | undefined {
+    return this.req.url;
+  }
+}
+
+function onStreamClose(this: ServerHttp2Stream & { [kExchange]?: Exchange }): void {
+  const ex = this[kExchange];
+  if (ex === undefined) return;
+  this[kExchange] = undefined;
+  ex.closed();
+}
+
+/** Errors of a stream the client reset: its 'close' follows, which is all the exchange needs. */
+function ignoreStreamError(): void {}
+
+/**
+ * HTTP/2 through Node's core API: the stream is both the request body and the answer. Node's
+ * compatibility API builds a request and a response object (a Readable fed from the stream, and
+ * a header map) on top of every stream; this writes the answer's header list as it is.
+ */
+class StreamExchange extends Exchange {
+  readonly http2 = true;
+
+  constructor(
+    fwd: Forwarder,
+    readonly stream: ServerHttp2Stream,
+    /** The session's TLS socket. */
+    readonly socket: Socket,
+    private readonly rawTarget: string | undefined,
+  ) {
+    super(fwd);
+  }
+
+  writeHead(status: number, _statusText: string, headers: string[]): void {
+    this.status = status;
+    // Node sorts pseudo-headers first and lower-cases names; HTTP/2 has no reason phrase.
+    headers.push(':status', String(status));
+    this.stream.respond(headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.stream.write(chunk);
+  }
+
+  onceDrained(resume: () => void): void {
+    this.stream.once('drain', resume);
+  }
+
+  end(last?: Buffer | string): void {
+    const stream = this.stream;
+    // A HEAD request, 204 or 304: Node ended the stream with the head.
+    if (stream.writableEnded) return;
+    if (last === undefined) stream.end();
+    else stream.end(last);
+  }
+
+  cut(): void {
+    this.stream.destroy();
+  }
+
+  get answered(): boolean {
+    return this.stream.headersSent || this.stream.destroyed;
+  }
+
+  get answerFinished(): boolean {
+    return this.stream.writableFinished;
+  }
+
+  get bodyTouched(): boolean {
+    return this.stream.readableDidRead;
+  }
+
+  readOff(): void {
+    if (!this.stream.readableEnded) this.stream.resume();
+  }
+
+  closeAfterAnswer(): void {}
+
+  get clientAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  get target(): string | undefined {
+    return this.rawTarget;
   }
 }
 
@@ -249,56 +437,89 @@ export class Forwarder {
   }
 
   /**
-   * The server's request listener for non-upgrade requests: HTTP/1.x, and on the TLS listener
-   * also HTTP/2 streams through Node's compatibility API (same shape; see README, Design).
+   * The server's request listener for non-upgrade HTTP/1.x requests (plain, and over TLS when
+   * ALPN chose http/1.1).
    */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    const ex = new Exchange(this, req, res);
+    const ex = new MessageExchange(this, req, res);
     readRequestHead(ex, req.method!, req.url!, req.httpVersion, req.rawHeaders);
     (res as TrackedResponse)[kExchange] = ex;
     res.on('close', onResponseClose);
+    const socket = req.socket;
     const tls = this.tls;
-    let socket: Socket = req.socket;
     if (tls !== null) {
       ex.secure = true;
-      ex.http2 = req.httpVersionMajor === 2;
-      // An HTTP/2 request's own `socket` is a proxy made per stream; its session's is made once.
-      if (ex.http2) socket = (req as unknown as Http2ServerRequest).stream.session!.socket as Socket;
       ex.cert = tls.certOf(socket);
-      tls.count(ex.http2);
-      // An HTTP/2 request has a body unless its HEADERS frame ended the stream; without a
-      // Content-Length it goes to the instance chunked.
-      if (ex.http2 && !ex.hasLength && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders) ex.hasBody = true;
+      tls.count(false);
     }
+    this.route(ex, socket, req);
+  }
 
+  /**
+   * The TLS listener's HTTP/2 streams ('stream' of the core API): `raw` is the request's header
+   * list, pseudo-headers first.
+   */
+  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[]): void {
+    const target = headers[':path'];
+    // The session's socket (a proxy made once per session) rather than the stream's own.
+    const socket = stream.session!.socket as Socket;
+    const ex = new StreamExchange(this, stream, socket, target);
+    readRequestHead(ex, headers[':method'] ?? '', target ?? '', '2.0', raw);
+    (stream as ServerHttp2Stream & { [kExchange]?: Exchange })[kExchange] = ex;
+    stream.on('close', onStreamClose);
+    stream.on('error', ignoreStreamError);
+    const tls = this.tls!;
+    ex.secure = true;
+    ex.cert = tls.certOf(socket);
+    tls.count(true);
+    // A request has a body unless its HEADERS frame ended the stream; without a Content-Length
+    // it goes to the instance chunked.
+    if (!ex.hasLength && !stream.endAfterHeaders) ex.hasBody = true;
+    // Expect as Node's compatibility API and its HTTP/1.1 server answer it: 100 Continue (the
+    // client may wait for it before it sends the body), or a bare 417 for any other expectation.
+    const expect = headers.expect;
+    if (expect !== undefined) {
+      if (expect.toLowerCase() !== '100-continue') {
+        ex.done = true;
+        ex.writeHead(417, '', []);
+        ex.end();
+        return;
+      }
+      stream.additionalHeaders({ ':status': 100 });
+    }
+    this.route(ex, socket, stream);
+  }
+
+  /** The decision, then the router's answer or the request on its way to the instance. */
+  private route(ex: Exchange, socket: Socket, body: Readable): void {
+    const tls = this.tls;
     const answer = decide(this.opts.getTable(), ex, Date.now(), this.opts.httpsPort);
     if (answer !== null) return this.send(ex, answer);
     if (tls === null) addForwardedHeaders(ex, socket.remoteAddress ?? '', 'http');
     else addForwardedHeaders(ex, socket.remoteAddress ?? '', 'https', tls.port);
     if (ex.hasBody) {
-      ex.body = req;
+      ex.body = body;
       ex.chunked = !ex.hasLength;
     }
     ex.dispatch(ex.backend!);
   }
 
   upstreamFailed(ex: Exchange, err: Error, mayRedispatch: boolean): 502 | 503 | 504 | 0 {
-    return upstreamFailure(this.opts, ex, err, mayRedispatch, ex.req.readableDidRead);
+    return upstreamFailure(this.opts, ex, err, mayRedispatch, ex.bodyTouched);
   }
 
   /** The router's own answer. */
   send(ex: Exchange, answer: Answer): void {
     ex.done = true;
-    const res = ex.res;
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(answer.status, answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
-    res.end(answer.message);
+    if (ex.answered) return;
+    ex.writeHead(answer.status, '', answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
+    ex.end(answer.message);
     if (this.opts.accessLog) ex.bytes = Buffer.byteLength(answer.message);
     if (answer.close === true && !ex.http2) {
-      (ex.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
+      ex.closeAfterAnswer();
       return;
     }
     // The request body is not forwarded: read it off so the connection can serve the next request.
-    if (!ex.req.complete) ex.req.resume();
+    ex.readOff();
   }
 }

@@ -13,15 +13,17 @@
  * connection for every host its certificate covers).
  *
  * A client that sends no server name never reaches SNICallback (Node then serves the server's
- * own certificate). So the listening socket is a plain TCP server that reads the ClientHello
- * (client-hello.ts) and hands the connection to the SNI server, or, when it names no server and
- * --default-cert is set, to a second server whose own certificate is the default one (no
- * SNICallback there, so nodejs/node#54235 cannot bite either).
+ * own certificate). So with --default-cert the listening socket is a plain TCP server that reads
+ * the ClientHello (client-hello.ts) and hands the connection to the SNI server, or, when it names
+ * no server, to a second server whose own certificate is the default one (no SNICallback there,
+ * so nodejs/node#54235 cannot bite either). Without --default-cert a handshake without a name
+ * fails either way, so connections go to the SNI server at once: reading the ClientHello first
+ * costs every full handshake a JavaScript read, a timer and a hand-over (README, TLS benchmark).
  *
  * WebSocket goes over HTTP/1.1 only (Extended CONNECT, RFC 8441, is not advertised). Other
  * upgrades are served as plain requests, as on the plain listener.
  */
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
@@ -51,11 +53,17 @@ export interface TlsListenerOptions {
   defaultCert: string | undefined;
   /** --tls-context-cache. */
   contextCacheSize: number;
-  /** How long a client has to send its ClientHello (--request-header-timeout). */
+  /** How long a client has to send its ClientHello and to finish its handshake (--request-header-timeout). */
   helloTimeoutMs: number;
 }
 
 function ignore(): void {}
+
+/** What a server's requests go to: HTTP/1.1 requests, and HTTP/2 streams of the core API. */
+interface Serve {
+  request: (req: IncomingMessage, res: ServerResponse) => void;
+  stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => void;
+}
 
 type Handshake = 'ok' | 'default_cert' | 'unknown_name' | 'error';
 
@@ -91,37 +99,51 @@ export class TlsListener implements TlsEdge {
       // Node's default is a hash of the process's command line, which differs between replicas
       // (ids, ports) and would refuse their tickets: one value for the whole fleet.
       sessionIdContext: 'paas-router',
+      // A client that connects and does not finish its handshake is held this long, not Node's 120 s.
+      handshakeTimeout: opts.helloTimeoutMs,
       // The same bound on a request head as HTTP/1.1 (Node's --max-http-header-size).
       maxSendHeaderBlockLength: nodeHttp.maxHeaderSize * 4,
       settings: { maxHeaderListSize: nodeHttp.maxHeaderSize, enableConnectProtocol: false },
     };
-    // Node's compatibility request and response have the shape forward.ts uses (see README, Design).
-    const onRequest = (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => forwarder.handle(req as IncomingMessage, res as ServerResponse);
-    this.server = createSecureServer(
-      {
-        ...http,
-        // Node calls it as a method of the TLS socket being handshaken.
-        SNICallback(this: CertSocket, servername, cb) {
-          select(this, servername, cb);
-        },
+    const serve: Serve = {
+      request: (req, res) => forwarder.handle(req, res),
+      stream: (stream, headers, _flags, raw) => forwarder.handleStream(stream, headers, raw),
+    };
+    this.server = createSecureServer({
+      ...http,
+      // Node calls it as a method of the TLS socket being handshaken.
+      SNICallback(this: CertSocket, servername, cb) {
+        select(this, servername, cb);
       },
-      onRequest,
-    );
-    this.wire(this.server, upgrades);
+    });
+    this.wire(this.server, serve, upgrades);
     if (opts.defaultCert !== undefined) {
-      const fallback = createSecureServer(http, onRequest);
-      this.wire(fallback, upgrades);
+      const fallback = createSecureServer(http);
+      this.wire(fallback, serve, upgrades);
       fallback.on('secureConnection', (socket: CertSocket) => {
         socket[kCert] = this.fallbackCert ?? null;
       });
       this.fallback = fallback;
     }
-    this.front = createNetServer((socket) => this.dispatch(socket, opts.helloTimeoutMs));
+    // Without Nagle, as Node's HTTP/1.1 server and its HTTP/2 sessions have: an answer written
+    // right after the session tickets would otherwise wait for the client's delayed ACK of them.
+    const server = this.server;
+    this.front = createNetServer(
+      { noDelay: true },
+      opts.defaultCert === undefined ? (socket) => server.emit('connection', socket) : (socket) => this.dispatch(socket, opts.helloTimeoutMs),
+    );
   }
 
   /** The same requests, upgrades and counts on both servers. */
-  private wire(server: Http2SecureServer, upgrades: UpgradeHandler): void {
+  private wire(server: Http2SecureServer, serve: Serve, upgrades: UpgradeHandler): void {
     const m = this.opts.metrics;
+    // HTTP/1.1 requests arrive as 'request'. Adding a 'request' listener also makes Node serve
+    // HTTP/2 streams through its compatibility API (a request and a response object on top of
+    // every stream, see README, TLS benchmark): HTTP/2 streams are served from the core API's
+    // 'stream' instead, and any other 'stream' listener is taken off.
+    server.on('request', serve.request);
+    for (const other of server.listeners('stream')) server.off('stream', other as (...args: unknown[]) => void);
+    server.on('stream', serve.stream);
     // Only WebSocket upgrades leave HTTP (Node >= 24.9 and 22.21 ask; older ones hand every upgrade to 'upgrade').
     (server as unknown as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = isWebSocketUpgrade;
     server.on('upgrade', (req: IncomingMessage, socket: Socket, early: Buffer) => {

@@ -24,8 +24,7 @@
  * Different: the retry rule of upstream.ts (undici instead defers each reuse by a setImmediate to
  * catch a pending FIN first, and fails the request when it loses the race).
  */
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { ConnectTarget, Connector } from './connector.js';
 import { loadHttpParser, type HttpParserClass, type NativeParser, type OnBody, type OnExecute, type OnHeaders, type OnHeadersComplete, type OnMessageComplete, type StreamHandle } from './http-parser.js';
 import { ANNOUNCED_KEEPALIVE_MARGIN_MS, noTransportError, UpstreamError, writeAgainOnFreshConnection, type Upstream, type UpstreamClient, type UpstreamClientOptions, type UpstreamExchange } from './upstream.js';
@@ -244,14 +243,14 @@ class Conn implements Upstream {
     else this.send(ex);
   }
 
-  pipeBody(body: Tracked<IncomingMessage>): void {
+  pipeBody(body: Tracked<Readable>): void {
     body[kConn] = this;
     body.on('data', onBodyData);
     body.on('end', onBodyEnd);
   }
 
   /** Stops forwarding the request body; `drain` reads the rest off so the client's connection stays usable. */
-  stopBody(body: Tracked<IncomingMessage>, drain: boolean): void {
+  stopBody(body: Tracked<Readable>, drain: boolean): void {
     if (body[kConn] !== this) return;
     body[kConn] = undefined;
     body.removeListener('data', onBodyData);
@@ -398,7 +397,7 @@ function onSocketClose(this: Tracked<Duplex>): void {
   this[kConn]!.onClose();
 }
 
-function onBodyData(this: Tracked<IncomingMessage>, chunk: Buffer): void {
+function onBodyData(this: Tracked<Readable>, chunk: Buffer): void {
   const conn = this[kConn]!;
   const socket = conn.socket!;
   let ok: boolean;
@@ -418,7 +417,7 @@ function onBodyData(this: Tracked<IncomingMessage>, chunk: Buffer): void {
   }
 }
 
-function onBodyEnd(this: Tracked<IncomingMessage>): void {
+function onBodyEnd(this: Tracked<Readable>): void {
   const conn = this[kConn]!;
   if (conn.ex!.chunked) conn.socket!.write('0\r\n\r\n', 'latin1');
   conn.sendingBody = false;

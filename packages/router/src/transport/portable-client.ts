@@ -16,7 +16,6 @@
  * (UND_ERR_INVALID_ARG); each reuse of an idle connection waits one setImmediate for a pending
  * FIN (then the request goes out on a fresh connection instead).
  */
-import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { Readable, type Duplex } from 'node:stream';
 import type { Client, Dispatcher } from 'undici';
@@ -296,7 +295,7 @@ class BodyFeed extends Readable {
     this.push(null);
   };
 
-  constructor(private readonly source: IncomingMessage) {
+  constructor(private readonly source: Readable) {
     super();
   }
 

@@ -5,7 +5,7 @@
  * decision/failure.ts and the metrics' reason labels read), the same keep-alive rule and
  * the same retry rule below.
  */
-import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Connectors } from './connector.js';
 import { IDEMPOTENT } from '../decision/failure.js';
 
@@ -18,7 +18,7 @@ export interface UpstreamExchange {
   /** False: the client adds the origin's authority as Host. */
   readonly hasHost: boolean;
   /** The client's request body, when it has one; sent chunked unless headers carry its length. */
-  readonly body: IncomingMessage | null;
+  readonly body: Readable | null;
   readonly chunked: boolean;
   /** Set by the client: the connection carrying the request (for abort and resume). */
   upstream: Upstream | null;
