@@ -5,13 +5,13 @@
  * scripts/ensure-deploy-tools.sh). Real etcd, routers, sample app, undici, promtool.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { processes, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { freePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
+import { promtool } from '../harness/promtool.js';
 
 const endpoints = inject('etcdEndpoints');
 const APPS = 20;
@@ -23,18 +23,6 @@ async function metrics(router: RouterProcess): Promise<string> {
 
 const series = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
 
-/** `promtool check metrics` on the text: its exit code and output. */
-function promtool(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('error', (err) => reject(new Error(`promtool could not run (${err.message}): run scripts/ensure-deploy-tools.sh (make test does)`)));
-    child.once('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 async function setUp(prefix: string, app: SampleApp): Promise<void> {
   for (let i = 0; i < APPS; i++) {

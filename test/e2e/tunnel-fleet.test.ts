@@ -5,7 +5,7 @@
  * etcdctl, undici and promtool; each part on its own prefix, so each router's agents learn
  * only that router.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -14,7 +14,8 @@ import { createCa, type TestCa } from '../harness/pki.js';
 import { freePort } from '../harness/ports.js';
 import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
-import { waitFor } from '../harness/wait.js';
+import { served, waitFor } from '../harness/wait.js';
+import { promtool } from '../harness/promtool.js';
 
 const run = promisify(execFile);
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -103,17 +104,6 @@ function sample(text: string, series: string): number | undefined {
   return undefined;
 }
 
-function promtool(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('error', (err) => reject(new Error(`promtool could not run (${err.message}): run scripts/ensure-deploy-tools.sh (make test does)`)));
-    child.once('close', (code) => resolve({ code, output: output.trim() }));
-    child.stdin.end(text);
-  });
-}
 
 /** Requests to `host` (GETs and, with `posts`, POSTs with a body: never retried) until stopped. */
 function load(r: RouterProcess, host: string, opts: { concurrency?: number; posts?: boolean } = {}): { ok(): number; stop(): Promise<{ ok: number; failed: string[] }> } {
@@ -148,10 +138,6 @@ function load(r: RouterProcess, host: string, opts: { concurrency?: number; post
   };
 }
 
-async function served(count: number, l: { ok: () => number }): Promise<void> {
-  const target = l.ok() + count;
-  await waitFor(() => (l.ok() >= target ? true : undefined), { timeoutMs: 20_000, message: `${count} more answered requests` });
-}
 
 beforeAll(async () => {
   ca = await createCa();

@@ -97,3 +97,9 @@ function canConnect(host: string, port: number): Promise<boolean> {
     socket.once('error', () => done(false));
   });
 }
+
+/** Resolves once `count` more requests succeeded under a load loop (progress, not a fixed sleep). */
+export async function served(count: number, load: { ok: () => number }): Promise<void> {
+  const target = load.ok() + count;
+  await waitFor(() => (load.ok() >= target ? true : undefined), { timeoutMs: 20_000, message: `${count} more answered requests` });
+}

@@ -60,6 +60,8 @@ export interface RouterConfig {
   tunnelMaxSessions: number;
   /** Sessions one tunnel instance (its agent) may hold to this router. */
   tunnelMaxSessionsPerInstance: number;
+  /** How long a tunnel instance's agent has to open its connection to the app and say so. */
+  tunnelConnectTimeoutMs: number;
   /** Label request metrics by app (series grow with the number of apps). */
   metricsPerApp: boolean;
   /** Keys that decrypt certificate records' `keyEnc`, by kid (empty without --key-ring). */
@@ -128,6 +130,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'tunnel-cert': { env: 'ROUTER_TUNNEL_CERT', help: 'certs/<name> the tunnel listener serves (required with --listen-tunnel)' },
   'tunnel-max-sessions': { env: 'ROUTER_TUNNEL_MAX_SESSIONS', default: '5000', help: 'agent tunnel sessions this router holds at most; more agents are refused (they retry later)' },
   'tunnel-max-sessions-per-instance': { env: 'ROUTER_TUNNEL_MAX_SESSIONS_PER_INSTANCE', default: '16', help: 'tunnel sessions one instance\'s agent may hold to this router' },
+  'tunnel-connect-timeout': { env: 'ROUTER_TUNNEL_CONNECT_TIMEOUT', default: '10s', help: 'how long an agent has to reach its app for a new connection (--connect-timeout is for direct instances)' },
   'tunnel-advertise': { env: 'ROUTER_TUNNEL_ADVERTISE', help: 'https://HOST:PORT agents are told to reach this router\'s tunnel listener at (default: https://<--listen-tunnel>)' },
 };
 
@@ -369,6 +372,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     }),
     tunnelMaxSessions: get('tunnel-max-sessions', (t, w) => parseInteger(t, w, 1, 1_000_000)),
     tunnelMaxSessionsPerInstance: get('tunnel-max-sessions-per-instance', (t, w) => parseInteger(t, w, 1, 1024)),
+    tunnelConnectTimeoutMs: get('tunnel-connect-timeout', parseDuration),
   };
   if (config.listenTunnel !== undefined && config.tunnelCert === undefined) throw new ConfigError('--listen-tunnel needs --tunnel-cert (ROUTER_TUNNEL_CERT): the certs/ name agents verify');
   if (config.listenTunnel !== undefined && config.workers > 1) throw new ConfigError('--listen-tunnel cannot be combined with --workers > 1: an agent\'s sessions end in one worker while requests arrive at every worker; run one router process per core instead (README, "Agent tunnels and --workers")');
@@ -377,7 +381,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     config.tunnelAdvertise = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
   if (config.workers > 1 && id.length > 59) throw new ConfigError(`${idRaw.what}: ${JSON.stringify(id)} must be at most 59 characters with --workers (worker ids are <id>-w<k>)`);
-  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout']] as const) {
+  for (const [key, what] of [['connectTimeoutMs', '--connect-timeout'], ['upstreamTimeoutMs', '--upstream-timeout'], ['startTimeoutMs', '--start-timeout'], ['digestCheckMs', '--digest-check'], ['requestHeaderTimeoutMs', '--request-header-timeout'], ['tunnelConnectTimeoutMs', '--tunnel-connect-timeout']] as const) {
     if (config[key] <= 0) throw new ConfigError(`${what}: must be more than 0`);
   }
   checkClientKeepAlive(config, raw('client-keepalive-timeout'), raw('shutdown-timeout'));

@@ -69,7 +69,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     const presence = new TunnelPresence(etcd, layout, config.id, log);
     const tunnelMetrics = new TunnelMetrics(metrics.registry);
     const sessions = new TunnelSessions({ tokens, presence, log, pingIntervalMs: TUNNEL_PING_INTERVAL_MS, pingTimeoutMs: TUNNEL_PING_TIMEOUT_MS, metrics: tunnelMetrics });
-    const connector = new TunnelConnector(sessions, config.connectTimeoutMs, (reason) => tunnelMetrics.streamRefused(reason));
+    const connector = new TunnelConnector(sessions, config.tunnelConnectTimeoutMs, (reason) => tunnelMetrics.streamRefused(reason));
     return { tokens, presence, sessions, metrics: tunnelMetrics, connector };
   })();
 

@@ -94,6 +94,17 @@ describe('router command line', () => {
     expect(() => parse(['--id', 'r1', '--listen-tunnel', ':7443', '--tunnel-cert', 't', '--workers', '2'])).toThrow('--listen-tunnel cannot be combined with --workers > 1');
   });
 
+  it('gives a tunnel connection its own connect timeout: 10s by default, longer than a direct one', () => {
+    expect([off().connectTimeoutMs, off().tunnelConnectTimeoutMs]).toEqual([2000, 10_000]);
+    expect(parse(['--id', 'r1', '--tunnel-connect-timeout', '30s']).tunnelConnectTimeoutMs).toBe(30_000);
+    expect(parse(['--id', 'r1'], { ROUTER_TUNNEL_CONNECT_TIMEOUT: '1m' }).tunnelConnectTimeoutMs).toBe(60_000);
+    expect(() => parse(['--id', 'r1', '--tunnel-connect-timeout', '0'])).toThrow('--tunnel-connect-timeout: must be more than 0');
+    expect(() => parse(['--id', 'r1', '--tunnel-connect-timeout', '10'])).toThrow('--tunnel-connect-timeout');
+    function off() {
+      return parse(['--id', 'r1']);
+    }
+  });
+
   it('parses durations', () => {
     expect(parseDuration('250ms', 'x')).toBe(250);
     expect(parseDuration('5s', 'x')).toBe(5000);
