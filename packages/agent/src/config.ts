@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import { DURATION_EXAMPLES, flagHelpLines, isName, LOG_LEVELS, readCommandLine, NAME_SHAPE, parseDuration as parseGoDuration, tokenIdOf } from '@paas/registry';
+import { DURATION_EXAMPLES, flagHelpLines, isName, LOG_LEVELS, readCommandLine, NAME_SHAPE, type ParsedCommandLine, parseDuration as parseGoDuration, tokenIdOf } from '@paas/registry';
 
 const AGENT_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -87,9 +87,8 @@ export function parseRouterUrl(text: string, what: string): RouterAddress {
   return { url: `https://${u.host}`, host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
 }
 
-export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: AgentConfig };
 
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine<AgentConfig> {
   const line = readCommandLine(argv, env, FLAGS, (message) => new ConfigError(message));
   if ('help' in line) return { help: true };
   if ('version' in line) return { help: false, version: true };

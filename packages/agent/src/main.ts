@@ -1,29 +1,12 @@
 /** The paas-agent command: parse flags, keep sessions to the routers, drain on SIGTERM. */
+import { configToRun } from '@paas/registry';
 import pino from 'pino';
 import { Agent } from './agent.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseConfig(argv, env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`paas-agent: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    throw err;
-  }
-  if (parsed.help) {
-    process.stdout.write(helpText() + '\n');
-    return;
-  }
-  if (parsed.version) {
-    process.stdout.write(versionText() + '\n');
-    return;
-  }
-  const config = parsed.config;
+  const config = configToRun({ name: 'paas-agent', help: helpText, version: versionText, usageError: ConfigError }, () => parseConfig(argv, env));
+  if (config === undefined) return;
   const log = pino({ level: config.logLevel, base: { app: config.app, id: config.id } });
   const agent = new Agent(config, log, {
     refused(router, error) {

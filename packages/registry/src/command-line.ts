@@ -45,3 +45,41 @@ export function readCommandLine(argv: string[], env: NodeJS.ProcessEnv, flags: R
     },
   };
 }
+
+/** What a command's parseConfig gives: -h, --version, or the configuration to run with. */
+export type ParsedCommandLine<C> = { help: true } | { help: false; version: true } | { help: false; version?: false; config: C };
+
+export interface CommandTexts {
+  /** The command's name, at the start of a usage error's line. */
+  name: string;
+  help(): string;
+  version(): string;
+  /** The command's own usage error class: only these become one line and exit 2. */
+  usageError: abstract new (...args: never[]) => Error;
+}
+
+/**
+ * The start of paas-router and paas-agent: the configuration to run with, or undefined when the
+ * command line is answered already (help or version printed, or a usage error printed as one
+ * line with exit code 2).
+ */
+export function configToRun<C>(texts: CommandTexts, parse: () => ParsedCommandLine<C>): C | undefined {
+  let parsed: ParsedCommandLine<C>;
+  try {
+    parsed = parse();
+  } catch (err) {
+    if (!(err instanceof texts.usageError)) throw err;
+    process.stderr.write(`${texts.name}: ${err.message}\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  if (parsed.help) {
+    process.stdout.write(texts.help() + '\n');
+    return undefined;
+  }
+  if (parsed.version) {
+    process.stdout.write(texts.version() + '\n');
+    return undefined;
+  }
+  return parsed.config;
+}

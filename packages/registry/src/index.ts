@@ -12,4 +12,4 @@ export { backoffMs, renewalAt } from './acme-schedule.js';
 export { parseDuration, DURATION_EXAMPLES, type DurationResult } from './duration.js';
 export { flagHelpLines, HELP_WIDTH, wrapText } from './help-text.js';
 export * from './tunnel.js';
-export { LOG_LEVELS, readCommandLine, type CommandLine, type FlagTableEntry, type GivenText } from './command-line.js';
+export { configToRun, LOG_LEVELS, readCommandLine, type CommandLine, type CommandTexts, type FlagTableEntry, type GivenText, type ParsedCommandLine } from './command-line.js';

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { DURATION_EXAMPLES, EtcdSecurityError, flagHelpLines, isCertName, isName, loadEtcdSecurity, LOG_LEVELS, readCommandLine, type GivenText, NAME_SHAPE, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
+import { DURATION_EXAMPLES, EtcdSecurityError, flagHelpLines, isCertName, isName, loadEtcdSecurity, LOG_LEVELS, readCommandLine, type GivenText, NAME_SHAPE, type ParsedCommandLine, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
 import { ROUTER_VERSION } from './version.js';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
 
@@ -294,9 +294,8 @@ function acmeConfig(raw: (name: string) => GivenText): AcmeConfig | undefined {
   };
 }
 
-export type ParsedCommandLine = { help: true } | { help: false; version: true } | { help: false; version?: false; config: RouterConfig };
 
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine<RouterConfig> {
   const line = readCommandLine(argv, env, FLAGS, (message) => new ConfigError(message));
   if ('help' in line) return { help: true };
   if ('version' in line) return { help: false, version: true };

@@ -1,31 +1,14 @@
 /** The paas-router command: parse flags, start, and stop cleanly on SIGTERM/SIGINT. */
 import cluster from 'node:cluster';
+import { configToRun } from '@paas/registry';
 import { startPrimary, WORKER_ENV, workerId } from './cluster.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 import { createLogger } from './log.js';
 import { startRouter } from './router.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseConfig(argv, env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`paas-router: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    throw err;
-  }
-  if (parsed.help) {
-    process.stdout.write(helpText() + '\n');
-    return;
-  }
-  if (parsed.version) {
-    process.stdout.write(versionText() + '\n');
-    return;
-  }
-  let config = parsed.config;
+  let config = configToRun({ name: 'paas-router', help: helpText, version: versionText, usageError: ConfigError }, () => parseConfig(argv, env));
+  if (config === undefined) return;
   const worker = cluster.isWorker ? Number(env[WORKER_ENV]) : undefined;
   if (worker !== undefined) config = { ...config, id: workerId(config.id, worker) };
   const log = createLogger(config.logLevel, config.id);

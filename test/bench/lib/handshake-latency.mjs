@@ -6,23 +6,11 @@
  * Usage: node handshake-latency.mjs PORT HOST_PATTERN FIRST STEP SAMPLES
  *   (hosts HOST_PATTERN with {} replaced by FIRST, FIRST+STEP, ...); prints { first, cached } in ms.
  */
-import { connect } from 'node:tls';
+import { handshakeMs as handshakeAt } from './tls-handshake.mjs';
 
 const [port, pattern, first, step, samples] = process.argv.slice(2);
 
-function handshakeMs(servername) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const s = connect({ host: '127.0.0.1', port: Number(port), servername, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
-    s.once('secureConnect', () => {
-      const ms = performance.now() - t0;
-      s.destroy();
-      resolve(ms);
-    });
-    s.once('error', (err) => reject(new Error(`handshake for ${servername}: ${err.message}`)));
-    s.setTimeout(10_000, () => s.destroy(new Error('timed out')));
-  });
-}
+const handshakeMs = (servername) => handshakeAt(Number(port), servername);
 
 const host = (i) => pattern.replace('{}', String(i));
 const out = { first: [], cached: [] };

@@ -17,7 +17,6 @@
  * proxy process over the measured window), ratios against HAProxy. A window disturbed by other
  * processes (over ctx.noiseCores) is measured again, the best attempt kept, as in the proxy suite.
  */
-import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +29,7 @@ import { run, start } from '../lib/procs.mjs';
 import { metricsText, metricValue, spawnRouter, waitReady } from '../lib/router.mjs';
 import { summarize } from '../lib/stats.mjs';
 import { ecdsaCertificate } from '../lib/tls-certs.mjs';
+import { handshakeMs } from '../lib/tls-handshake.mjs';
 import { wrk } from '../lib/wrk.mjs';
 
 const NODE_SERVER = fileURLToPath(new URL('../lib/node-tls-server.mjs', import.meta.url));
@@ -45,20 +45,6 @@ function certOp(prefix, name, { cert, key }) {
   return { put: `${prefix}/certs/${name}`, value: JSON.stringify({ cert, key }) };
 }
 
-/** A TLS connection to 127.0.0.1:port naming `servername`: resolves ms from connect to handshake end. */
-function handshakeMs(port, servername) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const s = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
-    s.once('secureConnect', () => {
-      const ms = performance.now() - t0;
-      s.destroy();
-      resolve(ms);
-    });
-    s.once('error', (err) => reject(new Error(`handshake for ${servername}: ${err.message}`)));
-    s.setTimeout(10_000, () => s.destroy(new Error('timed out')));
-  });
-}
 
 async function startTlsTarget(ctx, name, { dir, files }) {
   const backend = await ctx.backend();
