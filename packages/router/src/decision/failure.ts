@@ -12,9 +12,9 @@ export interface FailureVerdict {
 }
 
 /**
- * A tunnel instance without a usable session on this router (tunnel/connector.ts): nothing was
- * sent and the instance is not at fault, so it is not ejected (its agent may connect at any
- * moment), another instance is tried, and the last one answers 503 as the contract says.
+ * A tunnel instance without a usable session on this router (tunnel/connector.ts): like an
+ * instance that refuses connections (ejected, another instance tried), except that when it was
+ * the last the answer is the contract's 503: the instance is not ready here yet, not broken.
  */
 export const NO_TUNNEL_SESSION = 'ENOTUNNELSESSION';
 
@@ -36,7 +36,7 @@ function codeOf(err: unknown): string {
 
 export function classifyUpstreamError(err: unknown): FailureVerdict {
   const code = codeOf(err);
-  if (code === NO_TUNNEL_SESSION) return { connectionFailure: false, nothingSent: true, status: 503, reason: code };
+  if (code === NO_TUNNEL_SESSION) return { connectionFailure: true, nothingSent: true, status: 503, reason: code };
   if (NOTHING_SENT.has(code)) {
     return { connectionFailure: true, nothingSent: true, status: code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' ? 504 : 502, reason: code };
   }
