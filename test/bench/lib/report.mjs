@@ -201,6 +201,10 @@ function tlsSection(tls) {
           ],
         ),
       );
+      if (c.addedP50 !== undefined) {
+        out.push('');
+        out.push(`What an uncached host adds (its handshake minus its pair's cached one, the median over the pairs: the two saw nearly the same machine): ${f(c.addedP50)} ms.`);
+      }
     }
   }
   out.push('');
