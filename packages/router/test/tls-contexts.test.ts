@@ -144,3 +144,34 @@ describe('ContextCache with spare contexts', () => {
     }
   });
 });
+
+describe('SpareContexts on a Node whose native calls differ', () => {
+  it('builds the context whole, says so once, and makes no more spares', async () => {
+    const ca = await createCa();
+    const a = await ca.issue({ dns: ['a.test'] });
+    const told: Error[] = [];
+    const spares = new SpareContexts(2, (err) => told.push(err));
+    await waitFor(() => spares.size === 2, { message: '2 spare contexts made' });
+    // Stands in for a Node that changed its native setCert: the spares' calls throw for a good certificate.
+    for (const spare of (spares as unknown as { ready: { context: { setCert: () => void } }[] }).ready) {
+      spare.context.setCert = () => {
+        throw new Error('changed native call');
+      };
+    }
+    const cache = new ContextCache(4, spares);
+    const good: ServedCertificate = { name: 'a', hosts: ['a.test'], certPem: a.certPem, keyPem: a.keyPem, notAfter: 0, fingerprint: 'a', createRevision: 1n };
+    const server = await sniServer(cache, new Map([['a.test', good]]));
+    try {
+      expect(await servedFingerprint(server.port, 'a.test', ca.certPem)).toBe(new X509Certificate(a.leafPem).fingerprint256);
+      expect(told.map((e) => e.message)).toEqual(['changed native call']);
+      expect(spares.size).toBe(0);
+      // Later turns of the event loop make none.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(spares.size).toBe(0);
+      expect(spares.fill(a.certPem, a.keyPem)).toBeUndefined();
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -7,8 +7,8 @@
  * key is the smaller part (figures in README, TLS benchmark). Node has no public call that puts a
  * certificate into an existing context, so this uses the native context's `setCert` and `setKey`:
  * the same calls, in the same order, that `tls.createSecureContext({ cert, key })` makes after
- * making the empty context. Where they are missing (a Node that changed them) there are no
- * spares and every context is built whole, as before.
+ * making the empty context. Where they are missing, or refuse a certificate that a whole build
+ * accepts (a Node that changed them), spares stop and every context is built whole, as before.
  *
  * A spare taken is replaced on a later turn of the event loop, one per turn, so a burst of
  * handshakes for new hosts takes the spares first and then builds whole contexts, never waiting.
@@ -32,7 +32,11 @@ export class SpareContexts {
   /** False once this Node turned out to lack the native calls. */
   private usable = true;
 
-  constructor(readonly target: number) {
+  constructor(
+    readonly target: number,
+    /** Told once if this Node's native calls turn out not to work as expected (then no spares). */
+    private readonly onUnusable?: (err: Error) => void,
+  ) {
     this.refill();
   }
 
@@ -42,17 +46,27 @@ export class SpareContexts {
   }
 
   /**
-   * A spare holding `certPem` and `keyPem`, or undefined when none is ready. Throws when Node
-   * refuses the certificate or key; the spare is dropped then (it may hold half of them).
+   * A context holding `certPem` and `keyPem`, from a spare; undefined when none is ready. Throws
+   * when Node refuses the certificate or key; the spare is dropped then (it may hold half of them).
    */
   fill(certPem: string, keyPem: string): SecureContext | undefined {
     const context = this.ready.pop();
     if (context === undefined) return undefined;
     this.refill();
     const native = context.context as NativeContext;
-    // The key after the certificate, as createSecureContext does: OpenSSL checks it against it.
-    native.setCert(certPem);
-    native.setKey(keyPem);
+    try {
+      // The key after the certificate, as createSecureContext does: OpenSSL checks it against it.
+      native.setCert(certPem);
+      native.setKey(keyPem);
+    } catch (err) {
+      // The certificate, or the native calls? A whole build tells: it throws for the certificate.
+      // If it succeeds, this Node's calls differ from what this module expects: no more spares.
+      const whole = createSecureContext({ cert: certPem, key: keyPem });
+      this.usable = false;
+      this.ready.length = 0;
+      this.onUnusable?.(err as Error);
+      return whole;
+    }
     return context;
   }
 
@@ -61,6 +75,7 @@ export class SpareContexts {
     this.refilling = true;
     setImmediate(() => {
       this.refilling = false;
+      if (!this.usable) return;
       const context = createSecureContext({});
       if (nativeOf(context) === undefined) {
         this.usable = false;

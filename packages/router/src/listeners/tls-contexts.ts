@@ -1,7 +1,7 @@
 /**
  * The TLS contexts the listener hands to handshakes, one per certificate in use, built at the
  * first handshake that needs it and kept in a least-recently-used cache of --tls-context-cache
- * entries (a context costs ~0.4 ms of CPU to build and ~25-30 KB; figures in README). Node's own
+ * entries (what a context costs to make and hold: README, TLS benchmark). Node's own
  * `server.addContext` keeps every context forever; Caddy (certmagic's cache) and Traefik also
  * bound what they hold.
  *

@@ -95,7 +95,8 @@ export class TlsListener implements TlsEdge {
     upgrades: UpgradeHandler,
   ) {
     const forwarder = makeForwarder(this);
-    this.contexts = new ContextCache(opts.contextCacheSize, new SpareContexts(SPARE_CONTEXTS));
+    const spares = new SpareContexts(SPARE_CONTEXTS, (err) => opts.log.warn({ err: err.message }, 'TLS spare contexts off: this Node refused a certificate in an empty context that it accepts whole'));
+    this.contexts = new ContextCache(opts.contextCacheSize, spares);
     const m = opts.metrics;
     // Label children bound once; requests are counted by the metrics' own cells (countTlsRequest).
     this.handshakes = { ok: m.tlsHandshakes.labels('ok'), default_cert: m.tlsHandshakes.labels('default_cert'), unknown_name: m.tlsHandshakes.labels('unknown_name'), error: m.tlsHandshakes.labels('error') };
