@@ -12,7 +12,7 @@
  */
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ServedCertificate } from '../table/cert-index.js';
-import { SpareContexts } from './spare-contexts.js';
+import type { SpareContexts } from './spare-contexts.js';
 
 export class ContextCache {
   /** In use order: the first entry is the least recently used. */
