@@ -1,6 +1,6 @@
 /** The paas-router command: parse flags, start, and stop cleanly on SIGTERM/SIGINT. */
 import cluster from 'node:cluster';
-import { configToRun } from '@paas/registry';
+import { configToRun, countBuffersInHeapLimit } from '@paas/registry';
 import { startPrimary, WORKER_ENV, workerId } from './cluster.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 import { createLogger } from './log.js';
@@ -9,6 +9,7 @@ import { startRouter } from './router.js';
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let config = configToRun({ name: 'paas-router', help: helpText, version: versionText, usageError: ConfigError }, () => parseConfig(argv, env));
   if (config === undefined) return;
+  countBuffersInHeapLimit();
   const worker = cluster.isWorker ? Number(env[WORKER_ENV]) : undefined;
   if (worker !== undefined) config = { ...config, id: workerId(config.id, worker) };
   const log = createLogger(config.logLevel, config.id);
