@@ -1,5 +1,5 @@
 /** The paas-agent command: parse flags, keep sessions to the routers, drain on SIGTERM. */
-import { configToRun, countBuffersInHeapLimit } from '@paas/registry';
+import { configToRun } from '@paas/registry';
 import pino from 'pino';
 import { Agent } from './agent.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
@@ -7,7 +7,6 @@ import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = configToRun({ name: 'paas-agent', help: helpText, version: versionText, usageError: ConfigError }, () => parseConfig(argv, env));
   if (config === undefined) return;
-  countBuffersInHeapLimit();
   const log = pino({ level: config.logLevel, base: { app: config.app, id: config.id } });
   const agent = new Agent(config, log, {
     refused(router, error) {

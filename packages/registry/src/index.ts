@@ -13,4 +13,3 @@ export { parseDuration, DURATION_EXAMPLES, type DurationResult } from './duratio
 export { flagHelpLines, HELP_WIDTH, wrapText } from './help-text.js';
 export * from './tunnel.js';
 export { configToRun, LOG_LEVELS, readCommandLine, type CommandLine, type CommandTexts, type FlagTableEntry, type GivenText, type ParsedCommandLine } from './command-line.js';
-export { countBuffersInHeapLimit } from './heap.js';

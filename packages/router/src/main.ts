@@ -1,8 +1,9 @@
 /** The paas-router command: parse flags, start, and stop cleanly on SIGTERM/SIGINT. */
 import cluster from 'node:cluster';
-import { configToRun, countBuffersInHeapLimit } from '@paas/registry';
+import { configToRun } from '@paas/registry';
 import { startPrimary, WORKER_ENV, workerId } from './cluster.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
+import { countBuffersInHeapLimit } from './heap.js';
 import { createLogger } from './log.js';
 import { startRouter } from './router.js';
 

@@ -1,5 +1,5 @@
 /**
- * countBuffersInHeapLimit (heap.ts), in a child Node of this version: with it, a gigabyte of
+ * countBuffersInHeapLimit (src/heap.ts), in a child Node of this version: with it, a gigabyte of
  * short-lived Buffers costs a few full mark-compacts at most; on V8 13 (Node 24) an operator's
  * `--no-external-memory-accounted-in-global-limit` is left alone, and the collections come back.
  */
