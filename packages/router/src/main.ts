@@ -3,12 +3,14 @@ import cluster from 'node:cluster';
 import { configToRun } from '@paas/registry';
 import { REPLACES_LEASE_ENV, startPrimary, WORKER_ENV, workerId } from './cluster.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
+import { countBuffersInHeapLimit } from './heap.js';
 import { createLogger } from './log.js';
 import { startRouter } from './router.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let config = configToRun({ name: 'paas-router', help: helpText, version: versionText, usageError: ConfigError }, () => parseConfig(argv, env));
   if (config === undefined) return;
+  countBuffersInHeapLimit();
   const worker = cluster.isWorker ? Number(env[WORKER_ENV]) : undefined;
   if (worker !== undefined) config = { ...config, id: workerId(config.id, worker) };
   const log = createLogger(config.logLevel, config.id);

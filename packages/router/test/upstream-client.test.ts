@@ -13,6 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/harness/wait.js';
 import { Connectors, defaultConnectors, type Connector } from '../src/transport/connector.js';
@@ -125,6 +126,40 @@ async function rawServer(answer: (socket: Socket, head: string, reqOnConn: numbe
 
 const BODY = 'hello';
 const OK = `HTTP/1.1 200 OK\r\ncontent-length: ${BODY.length}\r\n\r\n${BODY}`;
+
+/**
+ * Connections over TCP handed to the client as a stream without a TCP handle, its bytes in
+ * pieces of `size` (as a TLS connection or a tunnel stream gives them): the client reads them
+ * from 'data' events.
+ */
+function piecesConnector(size: number): Connector {
+  const tcp = defaultConnectors(1000).for('http:')!;
+  return {
+    connect(target, callback) {
+      tcp.connect(target, (err, conn) => {
+        if (conn === null) return callback(err, null);
+        const socket = conn as Socket;
+        const stream = new Duplex({
+          read: () => void socket.resume(),
+          write: (chunk: Buffer, _encoding, cb) => void socket.write(chunk, cb),
+          final: (cb) => void socket.end(cb),
+          destroy: (e, cb) => {
+            socket.destroy();
+            cb(e);
+          },
+        });
+        socket.on('data', (d: Buffer) => {
+          let more = true;
+          for (let i = 0; i < d.length; i += size) more = stream.push(d.subarray(i, i + size));
+          if (!more) socket.pause();
+        });
+        socket.on('end', () => stream.push(null));
+        socket.on('error', (e) => stream.destroy(e));
+        callback(null, stream);
+      });
+    },
+  };
+}
 
 const servers: (NetServer | HttpServer)[] = [];
 const rawSockets: Socket[] = [];
@@ -439,6 +474,40 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
     expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
     expect(given).toHaveLength(3);
     await waitFor(() => (given[1]!.destroyed && raw.closed === 2) || undefined, { timeoutMs: 2000, message: 'the second retired connection closed' });
+  });
+
+  it('reads answers from a connection fed in pieces: a Content-Length body across many, the next answer on the same connection, bytes past the length, a body cut short', async () => {
+    const BIG = Array.from({ length: 500 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const raw = await rawServer((s, head) => {
+      const path = head.split(' ')[1];
+      if (path === '/big') s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${BIG.length}\r\n\r\n${BIG}`);
+      else if (path === '/chunked') s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n');
+      else if (path === '/extra') s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${BODY.length}\r\n\r\n${BODY}HTTP/1.1 200 OK\r\n\r\n`);
+      else if (path === '/cut') s.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial');
+    });
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', piecesConnector(7)]])) };
+    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
+    clients.push(c);
+    const first = new Collect('GET', '/big');
+    expect((await send(c, raw.url, first)).body).toBe(BIG);
+    expect(first.completed).toBe(true);
+    // Passed on piece by piece (undici joins what one turn read).
+    if (implementation === 'native') expect(first.chunks).toBeGreaterThan(50);
+    // The same connection reads the next answers whole, whatever their framing.
+    expect((await send(c, raw.url, new Collect('GET', '/big'))).body).toBe(BIG);
+    expect((await send(c, raw.url, new Collect('GET', '/chunked'))).body).toBe('abcde');
+    expect((await send(c, raw.url, new Collect('GET', '/big'))).body).toBe(BIG);
+    expect(raw.connections).toBe(1);
+    // An answer followed by bytes nobody asked for: the answer is passed on, the connection is not reused.
+    const extra = await send(c, raw.url, new Collect('GET', '/extra'));
+    expect([extra.status, extra.body, extra.error]).toEqual([200, BODY, undefined]);
+    expect((await send(c, raw.url, new Collect('GET', '/big'))).body).toBe(BIG);
+    expect(raw.connections).toBe(2);
+    // The instance closes before its Content-Length is reached: an error, never a complete answer.
+    const cut = new Collect('GET', '/cut');
+    const r = await send(c, raw.url, cut);
+    expect([r.status, r.body, cut.completed]).toEqual([200, 'partial', false]);
+    expect(r.error).toBeInstanceOf(Error);
   });
 
   it('passes on the error of a connector that fails at once, as it came', async () => {

@@ -164,6 +164,12 @@ class Conn implements Upstream {
   partial: string[] | null = null;
   /** The TCP handle llhttp reads from directly (plain TCP); null: fed from 'data' events (TLS, other streams). */
   handle: StreamHandle | null = null;
+  /**
+   * Body bytes of the current answer still to come that are passed on as they arrive, without
+   * the parser (connections fed from 'data' events, answers with a Content-Length): llhttp
+   * copies every body chunk it parses into a new Buffer, one more allocation per byte.
+   */
+  bodyLeft = 0;
   /** upstreamTimeoutMs of silence; refreshed on each read and write of a request. */
   silenceTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -310,6 +316,35 @@ class Conn implements Upstream {
     this.idleTimer.unref();
   }
 
+  /** The answer is complete: the connection goes back to the pool (or is closed) and the exchange ends. */
+  complete(ex: UpstreamExchange): void {
+    this.ex = null;
+    // The instance answered before the whole body was sent: the rest is read off and dropped.
+    if (ex.body !== null) this.stopBody(ex.body, this.sendingBody);
+    this.pool.client.release(this);
+    ex.onComplete();
+  }
+
+  /** Body bytes read past the parser (bodyLeft); the last ones complete the answer. */
+  passBody(ex: UpstreamExchange, data: Buffer): void {
+    const left = this.bodyLeft;
+    if (data.length < left) {
+      this.bodyLeft = left - data.length;
+      if (!ex.onData(data) && !this.paused) this.pause();
+      return;
+    }
+    this.bodyLeft = 0;
+    if (data.length > left) {
+      // Bytes past the answer answer nothing we asked: the connection is not reused.
+      this.keepAlive = false;
+      data = data.subarray(0, left);
+    }
+    // llhttp still waits for the body it did not read: it starts afresh for the next answer.
+    this.parser.initialize(this.pool.client.HTTPParser.RESPONSE, this, 0, 0);
+    ex.onData(data);
+    if (this.ex === ex) this.complete(ex);
+  }
+
   onClose(): void {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     if (this.silenceTimer !== null) clearTimeout(this.silenceTimer);
@@ -345,6 +380,10 @@ function onSocketData(this: Tracked<Duplex>, data: Buffer): void {
   }
   conn.received = true;
   conn.silenceTimer?.refresh();
+  if (conn.bodyLeft > 0) {
+    conn.passBody(conn.ex, data);
+    return;
+  }
   const ret = conn.parser.execute(data);
   if (ret instanceof Error) conn.fail(ret);
 }
@@ -454,12 +493,20 @@ const parserOnHeadersComplete: OnHeadersComplete = function (_major, _minor, hea
   conn.keepAlive = shouldKeepAlive;
   const pool = conn.pool;
   let idleMs = pool.client.opts.keepAliveTimeoutMs;
+  // Passed on past the parser: a body of one Content-Length (llhttp refused several that
+  // differ), no Transfer-Encoding, on a connection llhttp does not read itself.
+  let length = -1;
+  let framed = conn.handle === null && !conn.isHead && statusCode !== 204 && statusCode !== 304;
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i]!;
     if (name.length === 10 && (name.charCodeAt(0) | 0x20) === 0x6b /* k */ && name.toLowerCase() === 'keep-alive') idleMs = pool.keepAliveMs(list[i + 1]!);
+    else if (framed && name.length === 14 && (name.charCodeAt(0) | 0x20) === 0x63 /* c */ && name.toLowerCase() === 'content-length') length = Number(list[i + 1]);
+    else if (framed && name.length === 17 && (name.charCodeAt(0) | 0x20) === 0x74 /* t */ && name.toLowerCase() === 'transfer-encoding') framed = false;
   }
   if (idleMs <= 0) conn.keepAlive = false;
   else conn.idleMs = idleMs;
+  // The rest of this read still goes through the parser (parserOnBody counts it down).
+  conn.bodyLeft = framed && Number.isSafeInteger(length) && length > 0 ? length : 0;
   try {
     ex.onHeaders(statusCode, statusMessage, list);
   } catch (err) {
@@ -473,6 +520,7 @@ const parserOnBody: OnBody = function (chunk) {
   const conn = (this as Tracked<NativeParser>)[kConn]!;
   const ex = conn.ex;
   if (ex === null || conn.error !== null) return;
+  if (conn.bodyLeft > 0) conn.bodyLeft -= chunk.length;
   if (!ex.onData(chunk) && !conn.paused) conn.pause();
 };
 
@@ -483,9 +531,5 @@ const parserOnMessageComplete: OnMessageComplete = function () {
   const ex = conn.ex;
   // An interim (1xx) answer completing, or one nobody waits for any more.
   if (ex === null || !conn.headed || conn.error !== null) return;
-  conn.ex = null;
-  // The instance answered before the whole body was sent: the rest is read off and dropped.
-  if (ex.body !== null) conn.stopBody(ex.body, conn.sendingBody);
-  conn.pool.client.release(conn);
-  ex.onComplete();
+  conn.complete(ex);
 };
