@@ -14,12 +14,18 @@ export const CLIENT_PARSER_CHOICES = ['auto', 'native', 'node'] as const;
 export type ClientParserChoice = (typeof CLIENT_PARSER_CHOICES)[number];
 export type ClientParserKind = 'native' | 'node';
 
-const CANNED = Buffer.from(
-  'POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' +
-    'GET /c HTTP/1.0\r\nHost: y\r\n\r\n' +
-    'GET /ws HTTP/1.1\r\nHost: z\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY',
-  'latin1',
-);
+/** Requests on one connection, and a second connection's request that asks to close it. */
+const CANNED = [
+  Buffer.from(
+    'POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' +
+      'GET /c HTTP/1.0\r\nHost: y\r\nConnection: keep-alive\r\n\r\n' +
+      'GET /ws HTTP/1.1\r\nHost: z\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY',
+    'latin1',
+  ),
+  Buffer.from('DELETE /d HTTP/1.1\r\nHost: w\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok', 'latin1'),
+];
+/** llhttp stops after the upgrade's head: the bytes after it are the new protocol's. */
+const PARSED = [CANNED[0]!.length - 'EARLY'.length, CANNED[1]!.length];
 
 const EXPECTED = JSON.stringify([
   ['begin'],
@@ -27,10 +33,14 @@ const EXPECTED = JSON.stringify([
   ['body', 'hello'],
   ['complete'],
   ['begin'],
-  ['head', 1, 0, 'GET', '/c', ['Host', 'y'], false, false],
+  ['head', 1, 0, 'GET', '/c', ['Host', 'y', 'Connection', 'keep-alive'], false, true],
   ['complete'],
   ['begin'],
   ['head', 1, 1, 'GET', '/ws', ['Host', 'z', 'Connection', 'Upgrade', 'Upgrade', 'websocket'], true, true],
+  ['complete'],
+  ['begin'],
+  ['head', 1, 1, 'DELETE', '/d', ['Host', 'w', 'Connection', 'close', 'Content-Length', '2'], false, false],
+  ['body', 'ok'],
   ['complete'],
 ]);
 
@@ -48,8 +58,6 @@ export function checkNativeServer(): string | undefined {
     }
     const methods = loadRequestMethods();
     const seen: unknown[] = [];
-    const parser: NativeParser = new HTTPParser();
-    parser.initialize(HTTPParser.REQUEST, {}, 0, 0);
     const onBegin: OnMessageBegin = () => void seen.push(['begin']);
     const onHeadersComplete: OnHeadersComplete = (major, minor, headers, method, url, _status, _text, upgrade, keepAlive) => {
       seen.push(['head', major, minor, methods[method ?? -1], url, headers, upgrade, keepAlive]);
@@ -57,16 +65,19 @@ export function checkNativeServer(): string | undefined {
     };
     const onBody: OnBody = (chunk) => void seen.push(['body', Buffer.isBuffer(chunk) ? chunk.toString('latin1') : typeof chunk]);
     const onComplete: OnMessageComplete = () => void seen.push(['complete']);
-    parser[HTTPParser.kOnMessageBegin] = onBegin;
-    parser[HTTPParser.kOnHeaders] = () => void seen.push(['early headers']);
-    parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
-    parser[HTTPParser.kOnBody] = onBody;
-    parser[HTTPParser.kOnMessageComplete] = onComplete;
-    const ret = parser.execute(CANNED);
-    parser.close();
-    if (ret instanceof Error) return `the canned requests did not parse: ${ret.message}`;
-    // llhttp stops after the upgrade's head: the bytes after it are the new protocol's.
-    if (ret !== CANNED.length - 'EARLY'.length) return `execute() returned ${String(ret)}, not ${CANNED.length - 5}`;
+    for (let i = 0; i < CANNED.length; i++) {
+      const parser: NativeParser = new HTTPParser();
+      parser.initialize(HTTPParser.REQUEST, {}, 0, 0);
+      parser[HTTPParser.kOnMessageBegin] = onBegin;
+      parser[HTTPParser.kOnHeaders] = () => void seen.push(['early headers']);
+      parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
+      parser[HTTPParser.kOnBody] = onBody;
+      parser[HTTPParser.kOnMessageComplete] = onComplete;
+      const ret = parser.execute(CANNED[i]!);
+      parser.close();
+      if (ret instanceof Error) return `the canned requests did not parse: ${ret.message} (${(ret as NodeJS.ErrnoException).code ?? ''})`;
+      if (ret !== PARSED[i]) return `execute() returned ${String(ret)}, not ${PARSED[i]}`;
+    }
     const got = JSON.stringify(seen);
     if (got !== EXPECTED) return `the canned requests parsed as ${got}`;
     return undefined;

@@ -334,6 +334,11 @@ export class Http1Connection {
   afterExecute(ret: number | Error, data: Buffer | null): void {
     if (ret instanceof Error) {
       const code = (ret as NodeJS.ErrnoException).code;
+      // Bytes after a request that asked to close: its answer ends the connection, they are not read.
+      if (code === 'HPE_CLOSED_CONNECTION') {
+        this.pauseReading();
+        return;
+      }
       this.refuse(code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
       return;
     }
