@@ -444,6 +444,7 @@ class StreamExchange extends Exchange {
 export class SocketExchange extends Exchange implements Http1Exchange {
   readonly http2 = false;
   keepAlive = true;
+  answerEnded = false;
   /** Set when the head announces a body (exchangeFor). */
   reqBody: RequestBody | null = null;
 
@@ -486,7 +487,7 @@ export class SocketExchange extends Exchange implements Http1Exchange {
   }
 
   get answerFinished(): boolean {
-    return this.conn.isAnswered(this);
+    return this.answerEnded;
   }
 
   get bodyTouched(): boolean {

@@ -50,6 +50,8 @@ export interface Http1Exchange {
   reqBody: RequestBody | null;
   /** The client asked for keep-alive (llhttp's view of its version and Connection); set by the connection. */
   keepAlive: boolean;
+  /** The answer was written to its end; set by the connection. */
+  answerEnded: boolean;
   /** The exchange's turn: decide and answer (or forward). */
   start(): void;
   /** The answer is over (complete, or the client gone): counts, logs, frees the upstream request. */
@@ -488,20 +490,18 @@ export class Http1Connection {
   }
 
   onEnd(): void {
-    // The client has sent all it will: a message cut short is a bad request; else the answers
-    // in progress finish and the connection ends after them.
-    const err = this.finished ? undefined : this.parser.finish();
+    if (this.finished) return;
+    // The client has sent all it will: a message cut short is a bad request. Else the
+    // connection ends from this side too, as Node's server ends it (httpAllowHalfOpen off): a
+    // client that stops sending has left, and the request in flight is given up (onClose).
+    const err = this.parser.finish();
     if (err !== undefined) {
       this.afterExecute(err, null);
       return;
     }
+    this.finished = true;
     this.headSince = -1;
-    if (this.current === null || this.finished) {
-      this.finished = true;
-      this.socket.destroySoon();
-    } else {
-      this.closeAfter = true;
-    }
+    this.socket.end();
   }
 
   onClose(): void {
@@ -509,8 +509,12 @@ export class Http1Connection {
     this.server.forget(this);
     if (this.parser[kConn] === this) this.releaseParser();
     const ex = this.current;
+    // Closed while current: an answer not ended is given up (the upstream request freed).
+    if (ex !== null && !this.answerDone) {
+      this.answerDone = true;
+      ex.closed();
+    }
     this.current = null;
-    if (ex !== null && !this.answerDone) ex.closed();
     if (ex?.reqBody != null && !ex.reqBody.readableEnded) ex.reqBody.destroy();
     for (const queued of this.queue.splice(0)) queued.reqBody?.destroy();
     if (this.reading !== null && this.reading !== ex) this.reading.reqBody?.destroy();
@@ -641,7 +645,7 @@ export class Http1Connection {
     return this.pendingHead !== null;
   }
 
-  /** The current answer has been ended (or the connection is gone). */
+  /** The exchange's turn is over (answered, or the connection gone). */
   isAnswered(ex: Http1Exchange): boolean {
     return ex !== this.current || this.answerDone;
   }
@@ -664,6 +668,7 @@ export class Http1Connection {
   }
 
   private answerEnded(ex: Http1Exchange): void {
+    ex.answerEnded = true;
     this.answerDone = true;
     this.drainWaiter = null;
     ex.closed();
