@@ -3,9 +3,11 @@
  * lib/_http_client.js, lib/_http_server.js). Native: no JavaScript tokenizing, and with consume()
  * it reads the socket itself; undici parses with llhttp compiled to wasm and copies every read
  * into its memory. `node:_http_common` is internal (no warning when loaded); this is its shape on
- * Node 20 to 24: callbacks by index, header lists as flat latin1 string arrays, a body chunk as
- * one Buffer. It is loaded only when the native client is chosen, after native-check.ts parsed a
- * canned answer with it; test/upstream-client.test.ts exercises every callback used here.
+ * Node 22 to 26: callbacks by index, header lists as flat latin1 string arrays, a body chunk as
+ * one Buffer. It is loaded only when the native upstream client or the native client-side server
+ * (listeners/h1-connection.ts) is chosen, after their start-up checks (native-check.ts,
+ * listeners/client-parser.ts) parsed canned answers and requests with it;
+ * test/upstream-client.test.ts and test/e2e/client-connections.test.ts exercise the callbacks.
  */
 import { createRequire } from 'node:module';
 
