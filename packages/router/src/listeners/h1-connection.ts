@@ -194,10 +194,7 @@ export class Http1Connection {
   private upgradeReady = false;
   /** An upgrade other than WebSocket was served as a request: llhttp stops after its message and is started again. */
   private restartAfterUpgrade = false;
-  /** The request being read asked for keep-alive (llhttp's view: version and Connection). */
-  private keepAlive = false;
-  /** The current answer: its request's version ('1.1'), method, framing. */
-  private version11 = true;
+  /** The current answer: its head until body bytes go with it, and its framing. */
   private pendingHead: string | null = null;
   private chunked = false;
   private bodyless = false;
@@ -276,7 +273,6 @@ export class Http1Connection {
     if (this.finished) return 1;
     const name = this.server.methods[method ?? -1] ?? '';
     const version = major === 1 && minor === 1 ? '1.1' : major === 1 && minor === 0 ? '1.0' : `${major}.${minor}`;
-    this.keepAlive = keepAlive;
     if (upgrade) {
       const value = headerValue(raw, 'upgrade');
       if (name === 'GET' && value !== undefined && value.toLowerCase() === 'websocket') {
@@ -368,7 +364,6 @@ export class Http1Connection {
     this.discarding = false;
     this.pendingHead = null;
     this.idleSince = -1;
-    this.version11 = true;
     ex.start();
   }
 
@@ -554,12 +549,11 @@ export class Http1Connection {
       }
     }
     if (!date) head += `Date: ${utcDate()}\r\n`;
-    this.version11 = httpVersion === '1.1';
     this.bodyless = method === 'HEAD' || status === 204 || status === 304 || status < 200;
     this.chunked = false;
     let keepAlive = ex.keepAlive && !this.closeAfter && !this.server.opts.isClosing();
     if (!this.bodyless && !length) {
-      if (this.version11) {
+      if (httpVersion === '1.1') {
         this.chunked = true;
         head += 'Transfer-Encoding: chunked\r\n';
       } else {
