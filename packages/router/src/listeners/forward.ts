@@ -635,8 +635,9 @@ export class Forwarder {
     ex.done = true;
     if (ex.answered) return;
     ex.writeHead(answer.status, '', answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
-    ex.end(answer.message);
+    // Before end(): the native server's exchange is closed (and logged) by it.
     if (this.opts.accessLog) ex.bytes = Buffer.byteLength(answer.message);
+    ex.end(answer.message);
     if (answer.close === true && !ex.http2) {
       ex.closeAfterAnswer();
       return;
