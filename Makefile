@@ -56,18 +56,22 @@ deps: tools
 build: deps
 	@$(PNPM) exec tsc -b
 
-# Every run goes ahead even when one fails, so one CI run reports them all; any failure fails.
+# Every run goes ahead even when one fails, so one CI run reports them all; any failure fails, and
+# the failed tests are printed again last, where a log cut to its tail still shows them.
+REPORT := --reporter=default --reporter=json
 test: build node-extra deploy-tools browser
 	@echo "== type-checking the tests (tsc -b builds only the packages' sources)"
 	@$(PNPM) exec tsc -p tsconfig.tests.json
-	@failed=""; \
+	@failed=""; reports=""; mkdir -p .data/reports; rm -f .data/reports/*.json; \
 	echo "== the whole suite on Node $$(node --version)"; \
-	$(PNPM) exec vitest run || failed="$$failed $$(node --version)"; \
+	r=.data/reports/$$(node --version).json; \
+	$(PNPM) exec vitest run $(REPORT) --outputFile.json=$$r || { failed="$$failed $$(node --version)"; reports="$$reports $$(node --version)=$$r"; }; \
 	for v in $(NODE_EXTRA_VERSIONS); do \
 	  echo "== Node $$v: $(NODE_COMPAT_TESTS)"; \
-	  PATH="$(CURDIR)/.tools/node-$$v/bin:$$PATH" $(PNPM) exec vitest run $(NODE_COMPAT_TESTS) || failed="$$failed v$$v"; \
+	  r=.data/reports/v$$v.json; \
+	  PATH="$(CURDIR)/.tools/node-$$v/bin:$$PATH" $(PNPM) exec vitest run $(REPORT) --outputFile.json=$$r $(NODE_COMPAT_TESTS) || { failed="$$failed v$$v"; reports="$$reports v$$v=$$r"; }; \
 	done; \
-	if [ -n "$$failed" ]; then echo "== failed on:$$failed"; exit 1; fi
+	if [ -n "$$failed" ]; then node scripts/test-failures.mjs $$reports; echo "== failed on:$$failed"; exit 1; fi
 
 test-unit: build
 	@$(PNPM) exec vitest run --project unit

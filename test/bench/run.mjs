@@ -37,7 +37,7 @@ import { lookupSuite } from './suites/lookup.mjs';
 import { etcdRollSuite } from './suites/etcd-roll.mjs';
 import { certsSuite } from './suites/certs.mjs';
 import { soakSuite } from './suites/soak.mjs';
-import { tlsSuite } from './suites/tls.mjs';
+import { TLS_PARTS, tlsSuite } from './suites/tls.mjs';
 import { tunnelSuite } from './suites/tunnel.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -50,6 +50,7 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
                      and, only when named: ${OPTIONAL_SUITES.join(', ')}
   --quick            short durations and small app counts (seconds, for iterating and the smoke test)
   --proxies LIST     configurations for proxy and fixed-rate (default: all): ${ALL_TARGETS.join(', ')}
+  --tls-parts LIST   parts of the tls suite (default: all): ${TLS_PARTS.join(', ')}
   --client NAME      closed-loop client: wrk (default when installed) or autocannon
   --no-install       never apt-get install; configurations missing a tool are reported as skipped
   --out DIR          results folder (default test/bench/results)
@@ -98,6 +99,7 @@ function parseArgs(argv) {
       case '--only': o.only = list(val()).map((s) => (s === 'fixed' || s === 'fixedrate' ? 'fixed-rate' : s)); break;
       case '--quick': o.quick = true; break;
       case '--proxies': o.proxies = list(val()); break;
+      case '--tls-parts': o.tlsParts = list(val()); break;
       case '--client': o.client = val(); break;
       case '--no-install': o.install = false; break;
       case '--out': o.out = path.resolve(val()); break;
@@ -122,6 +124,7 @@ function parseArgs(argv) {
   }
   for (const s of o.only) if (!SUITES.includes(s) && !OPTIONAL_SUITES.includes(s)) throw new Error(`unknown suite ${s}; known: ${[...SUITES, ...OPTIONAL_SUITES].join(', ')}`);
   for (const p of o.proxies ?? []) if (!ALL_TARGETS.includes(p)) throw new Error(`unknown configuration ${p}; known: ${ALL_TARGETS.join(', ')}`);
+  for (const p of o.tlsParts ?? []) if (!TLS_PARTS.includes(p)) throw new Error(`unknown tls part ${p}; known: ${TLS_PARTS.join(', ')}`);
   return o;
 }
 
@@ -161,7 +164,7 @@ async function main() {
     if (opts.only.includes('proxy') && (opts.client ?? 'wrk') === 'wrk') need.push('wrk');
   }
   // The TLS suite: HAProxy as the reference, wrk for keep-alive HTTPS, h2load for HTTP/2 and handshakes.
-  if (opts.only.includes('tls')) need.push(...['haproxy', 'wrk', 'h2load'].filter((t) => !need.includes(t)));
+  if (opts.only.includes('tls') && (opts.tlsParts ?? TLS_PARTS).some((p) => p !== 'first-handshake')) need.push(...['haproxy', 'wrk', 'h2load'].filter((t) => !need.includes(t)));
   const tools = need.length ? await ensureTools({ install: opts.install, log, need }) : {};
   const client = opts.client ?? (tools.wrk ? 'wrk' : 'autocannon');
   if (client === 'wrk' && !tools.wrk) throw new Error('--client wrk but wrk is not installed (drop --no-install or use --client autocannon)');
@@ -197,6 +200,7 @@ async function main() {
     tmpDir,
     outDir: path.join(HERE, 'results'),
     targets: opts.proxies,
+    tlsParts: opts.tlsParts ?? TLS_PARTS,
     baseline: opts.baseline === undefined ? undefined : { bin: path.join(opts.baseline, 'packages/router/bin/paas-router.js'), node: opts.baselineNode ?? process.execPath, dir: opts.baseline },
     connections: 50,
     warmSeconds: opts.warmup ?? (q ? 1 : 3),

@@ -40,7 +40,7 @@ export interface OverrideLine {
   host: string;
   /** "maintenance 503: Down for maintenance", "app mango", or why the record is invalid. */
   what: string;
-  /** Seconds until a leased override ends; undefined when it has no lease. */
+  /** Seconds until a leased override ends (0: its lease ran out, etcd is deleting it); undefined when it has no lease. */
   endsInSeconds: number | undefined;
 }
 
@@ -145,7 +145,8 @@ export async function overrideLines(etcd: Etcd, layout: KeyLayout, entries: { ke
     if (!e.key.startsWith(dir)) continue;
     const p = parseOverrideRecord(e.value);
     const what = !p.ok ? `invalid: ${p.error}` : 'app' in p.value ? `app ${p.value.app}` : `maintenance ${p.value.maintenance.status}: ${p.value.maintenance.message}`;
-    const endsInSeconds = e.lease === '0' ? undefined : await etcd.leaseTimeToLive(e.lease);
+    // A key still listed on a lease that has run out is being deleted by etcd: it ends now (0).
+    const endsInSeconds = e.lease === '0' ? undefined : ((await etcd.leaseTimeToLive(e.lease)) ?? 0);
     out.push({ host: e.key.slice(dir.length), what, endsInSeconds });
   }
   return out;

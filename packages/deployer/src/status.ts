@@ -284,7 +284,7 @@ export function formatStatus(s: FleetStatus): string {
   }
   if (s.overrides.length > 0) {
     out.push('', `OVERRIDES (${s.overrides.length})`);
-    out.push(...table(['HOST', 'OVERRIDE', 'ENDS'], s.overrides.map((o) => [o.host, o.what, o.endsInSeconds === undefined ? '-' : `in ${o.endsInSeconds}s`]), '  '));
+    out.push(...table(['HOST', 'OVERRIDE', 'ENDS'], s.overrides.map((o) => [o.host, o.what, endsText(o.endsInSeconds)]), '  '));
   }
   for (const app of s.apps) {
     out.push('');
@@ -349,4 +349,10 @@ export function statusJson(s: FleetStatus): unknown {
  */
 function appHealthText(record: AppRecord): string {
   return record.healthCheck ? `health ${record.healthCheck.path}` : `health passive (deploys GET ${healthPathOf(record)})`;
+}
+
+/** When an override ends: `-` for never (no lease), `now` for a lease that has run out. */
+function endsText(endsInSeconds: number | undefined): string {
+  if (endsInSeconds === undefined) return '-';
+  return endsInSeconds === 0 ? 'now' : `in ${endsInSeconds}s`;
 }

@@ -6,7 +6,9 @@
  * that keeps every guarantee as it is: a worker's `revision` still means "in this worker's
  * table", and a deployer that waits on every live status record and sums `inflight` across
  * records is right for workers exactly as it is for separate routers. A crashed worker is
- * isolated (its lease lapses, the primary forks it again); the cost is one watch per worker.
+ * isolated: the primary forks it again, and the new one revokes the dead one's lease (the
+ * primary saw it die and passes its lease on) instead of waiting out the TTL for its id. The
+ * cost is one watch per worker.
  *
  * Connections are accepted by the workers themselves (SCHED_NONE: the kernel spreads them), not
  * handed out by the primary (node's default round-robin): with round-robin, a connection the
@@ -28,6 +30,8 @@ import type { RoutesQuery, RoutesView } from './admin/routes-view.js';
 
 /** Environment variable telling a forked worker its index k (1..N). */
 export const WORKER_ENV = 'PAAS_ROUTER_WORKER';
+/** Environment variable telling a restarted worker the lease of the one it replaces (router.ts). */
+export const REPLACES_LEASE_ENV = 'PAAS_ROUTER_REPLACES_LEASE';
 
 export function workerId(id: string, k: number): string {
   return `${id}-w${k}`;
@@ -37,6 +41,8 @@ interface Slot {
   k: number;
   worker: Worker | undefined;
   ready: boolean;
+  /** The lease the slot's worker holds its status record on, as it last said. */
+  lease: string | undefined;
 }
 
 const RESTART_DELAY_MS = 1000;
@@ -48,7 +54,7 @@ export interface RunningPrimary {
 
 export async function startPrimary(config: RouterConfig, log: Logger): Promise<RunningPrimary> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  const slots: Slot[] = Array.from({ length: config.workers }, (_, i) => ({ k: i + 1, worker: undefined, ready: false }));
+  const slots: Slot[] = Array.from({ length: config.workers }, (_, i) => ({ k: i + 1, worker: undefined, ready: false, lease: undefined }));
   const aggregator = new AggregatorRegistry();
   let started = false;
   let stopping = false;
@@ -58,19 +64,25 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
   let allReady: (() => void) | undefined;
 
   function fork(slot: Slot): void {
-    const worker = cluster.fork({ [WORKER_ENV]: String(slot.k) });
+    const worker = cluster.fork({ [WORKER_ENV]: String(slot.k), ...(slot.lease !== undefined && { [REPLACES_LEASE_ENV]: slot.lease }) });
     slot.worker = worker;
     slot.ready = false;
     worker.on('message', (msg: WorkerMessage) => {
       if (msg?.type === 'paas:ready') {
         slot.ready = true;
         if (!started && slots.every((s) => s.ready)) allReady?.();
+      } else if (msg?.type === 'paas:lease') {
+        slot.lease = msg.lease;
       } else if (msg?.type === 'paas:status') {
         pending.get(msg.seq)?.(msg.status);
       } else if (msg?.type === 'paas:routes') {
         pending.get(msg.seq)?.(msg.routes);
       }
     });
+    // A worker that died since the last look fails the next send with EPIPE, emitted here when
+    // the send has no callback: sends pass one (sendTo), and this keeps anything else from
+    // reaching the primary's uncaught-exception handler, which would take the admin listener down.
+    worker.on('error', (err) => log.warn({ worker: workerId(config.id, slot.k), err: err.message }, 'worker channel error'));
     worker.on('exit', (code, signal) => {
       slot.ready = false;
       slot.worker = undefined;
@@ -91,16 +103,18 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
     if (worker === undefined || !worker.isConnected()) return Promise.resolve({ id: workerId(config.id, slot.k), ready: false, error: 'worker not running' });
     const n = ++seq;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const unanswered = (error: string) => {
+        clearTimeout(timer);
         pending.delete(n);
-        resolve({ id: workerId(config.id, slot.k), ready: false, error: `no answer within ${STATUS_TIMEOUT_MS} ms` });
-      }, STATUS_TIMEOUT_MS);
+        resolve({ id: workerId(config.id, slot.k), ready: false, error });
+      };
+      const timer = setTimeout(() => unanswered(`no answer within ${STATUS_TIMEOUT_MS} ms`), STATUS_TIMEOUT_MS);
       pending.set(n, (status) => {
         clearTimeout(timer);
         pending.delete(n);
         resolve({ ...status, pid: worker.process.pid });
       });
-      worker.send({ type: 'paas:status', seq: n } satisfies PrimaryMessage);
+      sendTo(worker, { type: 'paas:status', seq: n }, () => unanswered('worker not running'));
     });
   }
 
@@ -119,7 +133,11 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
         pending.delete(n);
         resolve(routes as RoutesView);
       });
-      worker.send({ type: 'paas:routes', seq: n, query } satisfies PrimaryMessage);
+      sendTo(worker, { type: 'paas:routes', seq: n, query }, () => {
+        clearTimeout(timer);
+        pending.delete(n);
+        resolve(null);
+      });
     });
   }
 
@@ -175,4 +193,14 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
   }
 
   return { stop };
+}
+
+/**
+ * isConnected() is still true for a worker killed a moment ago, until the primary reads the
+ * closed channel: the message then fails to go, and `failed` answers for it.
+ */
+function sendTo(worker: Worker, message: PrimaryMessage, failed: () => void): void {
+  worker.send(message, undefined, (err) => {
+    if (err !== null) failed();
+  });
 }

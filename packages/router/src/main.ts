@@ -1,7 +1,7 @@
 /** The paas-router command: parse flags, start, and stop cleanly on SIGTERM/SIGINT. */
 import cluster from 'node:cluster';
 import { configToRun } from '@paas/registry';
-import { startPrimary, WORKER_ENV, workerId } from './cluster.js';
+import { REPLACES_LEASE_ENV, startPrimary, WORKER_ENV, workerId } from './cluster.js';
 import { ConfigError, helpText, parseConfig, versionText } from './config.js';
 import { createLogger } from './log.js';
 import { startRouter } from './router.js';
@@ -21,7 +21,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
 
   let router;
   try {
-    router = await startRouter(config, log, { worker });
+    router = await startRouter(config, log, { worker, replacesLease: worker !== undefined ? env[REPLACES_LEASE_ENV] : undefined });
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'could not start');
     process.stderr.write(`paas-router: ${(err as Error).message}\n`);

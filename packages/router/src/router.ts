@@ -47,10 +47,19 @@ export interface StartOptions {
    * over IPC for status and metrics); config.id is already the worker's own id.
    */
   worker?: number;
+  /**
+   * The lease of this worker's predecessor, which the primary saw die: its status record may
+   * still hold the worker's id until the lease expires, and is taken over instead of waited out.
+   */
+  replacesLease?: string;
 }
 
 /** IPC between the cluster primary and a worker (see cluster.ts). */
-export type WorkerMessage = { type: 'paas:ready' } | { type: 'paas:status'; seq: number; status: object } | { type: 'paas:routes'; seq: number; routes: object };
+export type WorkerMessage =
+  | { type: 'paas:ready' }
+  | { type: 'paas:lease'; lease: string }
+  | { type: 'paas:status'; seq: number; status: object }
+  | { type: 'paas:routes'; seq: number; routes: object };
 export type PrimaryMessage = { type: 'paas:status'; seq: number } | { type: 'paas:routes'; seq: number; query: RoutesQuery };
 
 export async function startRouter(config: RouterConfig, log: Logger, opts: StartOptions = {}): Promise<RunningRouter> {
@@ -217,6 +226,12 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     },
   );
   const statusReporter = reporter;
+  if (inWorker) statusKey.onLease((lease) => process.send!({ type: 'paas:lease', lease } satisfies WorkerMessage));
+  if (opts.replacesLease !== undefined) {
+    // The primary saw the holder of this lease die: its record goes now, not when the lease expires.
+    await etcd.revokeLease(opts.replacesLease).catch(startFailed);
+    log.info({ lease: opts.replacesLease }, 'revoked the lease of the worker this one replaces');
+  }
   // A second router with this id: refuse to start (main prints the message and exits 1).
   await statusReporter.claim().catch((err: unknown) => startFailed(err instanceof KeyTakenError ? new Error(idTakenMessage(config.id, err)) : err));
 

@@ -60,7 +60,7 @@ beforeAll(async () => {
   const app = await startSampleApp({ app: 'wk', name: 'wk1' });
   await etcd.etcdctl('put', `${prefix}/apps/wk`, JSON.stringify({ routes: [{ host }] }));
   await etcd.etcdctl('put', `${prefix}/instances/wk/wk1`, JSON.stringify({ url: app.url, state: 'ready' }));
-  router = await startRouter({ etcdEndpoints: etcd.endpoints, prefix, id: 'wr', extraArgs: ['--workers', '2', '--log-level', 'warn'] });
+  router = await startRouter({ etcdEndpoints: etcd.endpoints, prefix, id: 'wr', extraArgs: ['--workers', '2', '--log-level', 'warn', '--lease-ttl', '60s'] });
 }, 60_000);
 
 afterAll(async () => {
@@ -102,15 +102,22 @@ describe('--workers 2', { timeout: 15_000 }, () => {
     await waitFor(async () => (await Promise.all(Array.from({ length: 8 }, () => get()))).every((c) => c === 200), { timeoutMs: 5000, message: 'override gone in both workers' });
   });
 
-  it('starts a worker again when it dies, and keeps serving meanwhile', async () => {
+  // The lease TTL is 60 s: a new worker that waited for its predecessor's record to expire
+  // would miss the 15 s below. /status is asked while the primary has not yet read that the
+  // worker died, when a message to it fails (EPIPE) instead of being answered.
+  it('starts a worker again when it dies, at once, and keeps serving and answering /status meanwhile', async () => {
     const before = await status();
     const victim = before.workers[0]!;
     process.kill(victim.pid, 'SIGKILL');
+    const during = await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise((r) => setTimeout(r, i * 2)).then(status)));
+    for (const s of during) expect(s.workers).toHaveLength(2);
     for (let i = 0; i < 10; i++) expect(await getFresh()).toBe(200);
     await waitFor(async () => {
       const s = await status();
       return s.workers.length === 2 && s.workers.every((w) => w.ready) && !s.workers.some((w) => w.pid === victim.pid);
     }, { timeoutMs: 15_000, message: 'worker restarted' });
+    const keys = (await etcd.etcdctl('get', '--prefix', `${prefix}/routers/`, '--keys-only')).split('\n').filter(Boolean);
+    expect(keys.sort()).toEqual([`${prefix}/routers/wr-w1`, `${prefix}/routers/wr-w2`]);
   }, 30_000);
 
   it('on SIGTERM stops every worker, revokes their records and exits 0', async () => {

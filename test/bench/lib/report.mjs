@@ -185,17 +185,26 @@ function tlsSection(tls) {
     out.push('');
     if (c.error) out.push(`**${'10k certificates'} failed:** ${c.error}`);
     else {
-      out.push(`${int(c.certs)} certificates in etcd (\`certs/\`, one ECDSA P-256 key each); router ready in ${f(c.readyMs / 1000)} s. Connect to end of handshake, ${c.samples} hosts one at a time:`);
+      out.push(
+        `${int(c.certs)} certificates in etcd (\`certs/\`, one ECDSA P-256 key each); router ready in ${f(c.readyMs / 1000)} s. Connect to end of handshake, one at a time: ${c.samples} hosts never handshaken, each paired with a handshake for a cached host (alternating order, a pause between, after a warm-up; the client on the client core, its own TLS context reused, its GC kept out of the timed spans: ${c.clientGcInSpans ?? '–'} spans overlapped one). ` +
+          `Other processes used ${f(c.otherCpuCores)} cores meanwhile` +
+          (c.attempts > 1 ? ` (attempt ${c.kept} of ${c.attempts}, the calmest; the others: ${c.allAttempts.filter((_, i) => i !== c.kept - 1).map((a) => `p99 ${f(a.first.p99)} / ${f(a.cached.p99)} ms with ${f(a.otherCpuCores)} cores`).join(', ')})` : '') +
+          ':',
+      );
       out.push('');
       out.push(
         table(
           ['handshake', 'p50 ms', 'p99 ms', 'max ms'],
           [
-            ['first for an uncached host (context built)', f(c.first.p50), f(c.first.p99), f(c.first.max)],
+            ['first for an uncached host (its context made on the way)', f(c.first.p50), f(c.first.p99), f(c.first.max)],
             ['host already cached', f(c.cached.p50), f(c.cached.p99), f(c.cached.max)],
           ],
         ),
       );
+      if (c.addedP50 !== undefined) {
+        out.push('');
+        out.push(`What an uncached host adds (its handshake minus its pair's cached one, the median over the pairs: the two saw nearly the same machine): ${f(c.addedP50)} ms.`);
+      }
     }
   }
   out.push('');

@@ -10,8 +10,10 @@
  *   HTTP/1.1 request, no session to resume (the router's resumed-handshake counter proves it);
  * - HTTP/2: h2load, 5 connections x 10 streams;
  * - 10k certificates: a second router holding 10 000 `certs/` records; the time from connect to
- *   the end of the handshake for hosts never handshaken before (the context built on the way),
- *   one at a time, and for a host already cached (lib/handshake-latency.mjs, its own process).
+ *   the end of the handshake for hosts never handshaken before (the context made on the way),
+ *   one at a time, each paired with a handshake for a host already cached, measured the same way
+ *   (lib/handshake-latency.mjs, its own process on the client core); measured again on fresh hosts
+ *   while other processes disturbed it, the calmest attempt kept.
  *
  * Figures per load: requests/s and requests per proxy CPU-second (/proc utime+stime of the
  * proxy process over the measured window), ratios against HAProxy. A window disturbed by other
@@ -39,6 +41,8 @@ const PREFIX = '/bench-tls';
 const CERTS_PREFIX = '/bench-tls-certs';
 export const TLS_TARGETS = ['haproxy', 'router', 'node-floor'];
 export const TLS_LOADS = ['keepalive', 'plain', 'handshakes', 'h2'];
+/** What --tls-parts chooses from: the three targets, and the 10k-certificate first handshakes. */
+export const TLS_PARTS = [...TLS_TARGETS, 'first-handshake'];
 
 /** The ops that put `certs/<name>` ({ cert, key }, docs/CONTRACT.md) under `prefix`. */
 function certOp(prefix, name, { cert, key }) {
@@ -157,15 +161,35 @@ async function manyCerts(ctx, count) {
   try {
     const readyMs = await waitReady(router, { timeoutMs: ctx.readyTimeoutMs });
     await waitFor(() => handshakeMs(port, hosts[count - 1]).then(() => true), { timeoutMs: 60_000, message: 'the last certificate served', proc: router.proc });
-    // Hosts never handshaken, spread over the whole set, one at a time (a client process of its own, not pinned: any idle core).
+    // Hosts never handshaken, spread over the whole set, one at a time, paired with a cached host
+    // (lib/handshake-latency.mjs: the method). The client on the client core, as the other TLS
+    // clients. A run that other processes disturbed is measured again on hosts not yet
+    // handshaken (attempt a: the cached host h<a>, uncached h<a + k * step>); the calmest is kept.
     const samples = ctx.quick ? 100 : 1000;
-    const step = Math.floor((count - 1) / samples);
-    const res = await run(process.execPath, [LATENCY, String(port), 'h{}.certs.bench.local', '0', String(step), String(samples)], { timeoutMs: 300_000 });
-    if (res.code !== 0) throw new Error(`handshake-latency failed (${res.code}): ${res.stderr.slice(-500)}`);
-    const { first, cached } = JSON.parse(res.stdout.trim().split('\n').pop());
+    const maxAttempts = ctx.noiseRetries + 1;
+    const step = Math.floor((count - 1 - maxAttempts) / samples);
+    const attempts = [];
+    for (let a = 0; a < maxAttempts; a++) {
+      const foreign = foreignCpuMeter([router.proc.pid, etcd.pid]);
+      const res = await run(process.execPath, ['--expose-gc', LATENCY, String(port), 'h{}.certs.bench.local', String(a), String(step), String(samples)], { cpus: ctx.cpus.client, timeoutMs: 300_000 });
+      const otherCpuCores = foreign.stop();
+      if (res.code !== 0) throw new Error(`handshake-latency failed (${res.code}): ${res.stderr.slice(-500)}`);
+      const { first, cached, clientGcInSpans } = JSON.parse(res.stdout.trim().split('\n').pop());
+      // What an uncached host adds, pair by pair: both handshakes of a pair saw nearly the same machine.
+      const added = summarize(first.map((ms, k) => ms - cached[k]));
+      const attempt = { first: summarize(first), cached: summarize(cached), addedP50: added.p50, clientGcInSpans, otherCpuCores };
+      attempts.push(attempt);
+      ctx.log(
+        `  ${count} certs: first handshake p50 ${attempt.first.p50.toFixed(2)} ms, p99 ${attempt.first.p99.toFixed(2)} ms; cached host p50 ${attempt.cached.p50.toFixed(2)} ms, p99 ${attempt.cached.p99.toFixed(2)} ms; uncached minus cached, median of pairs ${attempt.addedP50.toFixed(2)} ms` +
+          (clientGcInSpans ? `; ${clientGcInSpans} handshakes overlapped a client GC` : '') +
+          (otherCpuCores > 0.1 ? ` — other processes used ${otherCpuCores.toFixed(2)} cores meanwhile` : ''),
+      );
+      if (otherCpuCores <= ctx.noiseCores || a + 1 === maxAttempts) break;
+      await ctx.calmDown('10k certificates handshakes', a + 1);
+    }
+    const kept = attempts.reduce((x, y) => (y.otherCpuCores < x.otherCpuCores ? y : x));
     const built = metricValue(await metricsText(router), 'router_tls_contexts');
-    const r = { certs: count, readyMs, samples, first: summarize(first), cached: summarize(cached), contextsCached: built };
-    ctx.log(`  ${count} certs: first handshake p50 ${r.first.p50.toFixed(2)} ms, p99 ${r.first.p99.toFixed(2)} ms; cached host p50 ${r.cached.p50.toFixed(2)} ms, p99 ${r.cached.p99.toFixed(2)} ms`);
+    const r = { certs: count, readyMs, samples, ...kept, contextsCached: built, attempts: attempts.length, kept: attempts.indexOf(kept) + 1, allAttempts: attempts.length > 1 ? attempts : undefined };
     return r;
   } finally {
     await router.proc.stop();
@@ -186,6 +210,7 @@ export async function tlsSuite(ctx) {
 
   const rows = [];
   for (const name of TLS_TARGETS) {
+    if (!ctx.tlsParts.includes(name)) continue;
     if (name === 'haproxy' && !ctx.tools.haproxy) {
       rows.push({ name, skipped: 'haproxy not installed' });
       continue;
@@ -212,7 +237,7 @@ export async function tlsSuite(ctx) {
   }
   let certs;
   try {
-    certs = await manyCerts(ctx, ctx.quick ? 1000 : 10_000);
+    if (ctx.tlsParts.includes('first-handshake')) certs = await manyCerts(ctx, ctx.quick ? 1000 : 10_000);
   } catch (err) {
     ctx.log(`  10k certificates failed: ${err.message}`);
     certs = { error: err.message.split('\n')[0] };

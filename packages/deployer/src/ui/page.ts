@@ -188,7 +188,7 @@ function problemsSection(v) {
 function optionalSections(v) {
   var out = [];
   if (v.overrides.length) out.push(section('Overrides', card(null, null, table(['Host', 'Override', 'Ends'], v.overrides.map(function (o) {
-    return el('tr', null, el('td', { class: 'mono' }, o.host), el('td', { class: 'wrap' }, o.what), el('td', null, o.endsInSeconds === undefined || o.endsInSeconds === null ? '-' : 'in ' + o.endsInSeconds + ' s'));
+    return el('tr', null, el('td', { class: 'mono' }, o.host), el('td', { class: 'wrap' }, o.what), el('td', null, o.endsInSeconds === undefined || o.endsInSeconds === null ? '-' : o.endsInSeconds === 0 ? 'now' : 'in ' + o.endsInSeconds + ' s'));
   }), { id: 'overrides' }))));
   if (v.certs.length) out.push(section('Certificates', card(null, null, table(['Name', 'Hosts', 'Not after', 'Days left', 'Source', 'Next renewal', 'Problem'], v.certs.map(function (c) {
     var problem = [c.error, c.lastError ? 'last ACME error: ' + c.lastError : null].filter(Boolean).join('; ');

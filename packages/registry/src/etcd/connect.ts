@@ -102,6 +102,14 @@ class EtcdClient implements Etcd {
     return ttl > 0 ? ttl : undefined;
   }
 
+  async revokeLease(lease: string): Promise<void> {
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: lease }, this.callOptions());
+    } catch (err) {
+      if (!/lease not found/.test((err as Error).message)) throw err;
+    }
+  }
+
   async delete(key: string): Promise<bigint> {
     const res = await this.client.kv.deleteRange({ key: Buffer.from(key) }, this.callOptions());
     return BigInt(res.header.revision);

@@ -164,6 +164,8 @@ export interface Etcd {
   grantLease(ttlSeconds: number): Promise<string>;
   /** Seconds a lease has left; undefined when it has expired or never existed. */
   leaseTimeToLive(lease: string): Promise<number | undefined>;
+  /** Revokes a lease, deleting its keys at once; a lease already gone is not an error. */
+  revokeLease(lease: string): Promise<void>;
   /** Takes `key` if nobody holds it (a lease-backed key, gone when its holder dies). */
   tryLock(key: string, holder: string, ttlSeconds: number): Promise<LockResult>;
   close(): Promise<void>;

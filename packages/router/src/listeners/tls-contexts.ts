@@ -1,7 +1,7 @@
 /**
  * The TLS contexts the listener hands to handshakes, one per certificate in use, built at the
  * first handshake that needs it and kept in a least-recently-used cache of --tls-context-cache
- * entries (a context costs ~1 ms to build and ~25-30 KB; figures in README). Node's own
+ * entries (what a context costs to make and hold: README, TLS benchmark). Node's own
  * `server.addContext` keeps every context forever; Caddy (certmagic's cache) and Traefik also
  * bound what they hold.
  *
@@ -12,6 +12,7 @@
  */
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { ServedCertificate } from '../table/cert-index.js';
+import type { SpareContexts } from './spare-contexts.js';
 
 export class ContextCache {
   /** In use order: the first entry is the least recently used. */
@@ -21,7 +22,11 @@ export class ContextCache {
   /** Contexts built since start (a miss each). */
   built = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    /** Empty contexts made ahead; none: every miss builds a whole context. */
+    private readonly spares?: SpareContexts,
+  ) {}
 
   get size(): number {
     return this.byCert.size;
@@ -35,7 +40,7 @@ export class ContextCache {
       this.byCert.set(cert, cached);
       return cached;
     }
-    const context = createSecureContext({ cert: cert.certPem, key: cert.keyPem });
+    const context = this.spares?.fill(cert.certPem, cert.keyPem) ?? createSecureContext({ cert: cert.certPem, key: cert.keyPem });
     this.built++;
     const replaced = this.byName.get(cert.name);
     if (replaced !== undefined) this.byCert.delete(replaced);

@@ -35,6 +35,7 @@ import type { RoutingTable } from '../table/routing-table.js';
 import { nodeHttp } from '../node-http.js';
 import type { Forwarder, ForwardLogger, TlsEdge } from './forward.js';
 import { firstRecordLength, MAX_RECORD, namesServer } from './client-hello.js';
+import { SpareContexts } from './spare-contexts.js';
 import { ContextCache } from './tls-contexts.js';
 import { isWebSocketUpgrade, type UpgradeHandler } from './upgrade.js';
 
@@ -66,6 +67,12 @@ interface Serve {
 }
 
 type Handshake = 'ok' | 'default_cert' | 'unknown_name' | 'error';
+
+/**
+ * Empty contexts kept ready (spare-contexts.ts): enough for a handful of new hosts arriving
+ * together at little memory (README); a longer burst builds whole contexts, as before.
+ */
+const SPARE_CONTEXTS = 8;
 
 /**
  * HTTP/1.1 connections (ALPN http/1.1, or none) go to `http1` instead of the http module's
@@ -105,7 +112,8 @@ export class TlsListener implements TlsEdge {
   ) {
     const forwarder = makeForwarder(this);
     const http1 = makeHttp1?.(forwarder, this);
-    this.contexts = new ContextCache(opts.contextCacheSize);
+    const spares = new SpareContexts(SPARE_CONTEXTS, (err) => opts.log.warn({ err: err.message }, 'TLS spare contexts off: this Node refused a certificate in an empty context that it accepts whole'));
+    this.contexts = new ContextCache(opts.contextCacheSize, spares);
     const m = opts.metrics;
     // Label children bound once; requests are counted by the metrics' own cells (countTlsRequest).
     this.handshakes = { ok: m.tlsHandshakes.labels('ok'), default_cert: m.tlsHandshakes.labels('default_cert'), unknown_name: m.tlsHandshakes.labels('unknown_name'), error: m.tlsHandshakes.labels('error') };
