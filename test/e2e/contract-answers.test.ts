@@ -3,7 +3,8 @@
  * ready instance, maintenance, every instance refusing, an instance too slow, a forwarded
  * request), each column a way to send a request (plain HTTP with undici, a WebSocket upgrade with
  * ws) through a router running one of the two upstream clients (--upstream-client native and
- * portable), on the plain listener and on the TLS one (HTTPS with HTTP/1.1, HTTP/2, wss; a
+ * portable), or the native client behind Node's HTTP/1.1 server (--client-parser node; the
+ * others run the native one), on the plain listener and on the TLS one (HTTPS with HTTP/1.1, HTTP/2, wss; a
  * `certs/` record for *.example.com). Transports still to come (tunnels) add a column to `transports`.
  * Real etcd, a real router process, real sample-app processes.
  */
@@ -20,7 +21,7 @@ import { waitFor } from '../harness/wait.js';
 const endpoints = inject('etcdEndpoints');
 const prefix = uniquePrefix('answers');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-type ClientKind = 'native' | 'portable';
+type ClientKind = 'native' | 'portable' | 'node-parser';
 const routers = {} as Record<ClientKind, RouterProcess>;
 const tlsPorts = {} as Record<ClientKind, number>;
 let stopped: SampleApp;
@@ -81,13 +82,14 @@ function viaWebSocket(router: RouterProcess, host: string, path: string, headers
 }
 
 const transports: Record<string, Send> = {};
-for (const client of ['native', 'portable'] as const) {
-  transports[`http, ${client} client`] = (host, path, headers) => viaHttp(routers[client], host, path, headers);
-  transports[`websocket, ${client} client`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers);
-  transports[`https http/1.1, ${client} client`] = (host, path, headers) => viaUndici(`https://127.0.0.1:${tlsPorts[client]}`, https1, host, path, headers);
+for (const client of ['native', 'portable', 'node-parser'] as const) {
+  const label = client === 'node-parser' ? "native client, Node's HTTP/1.1 server" : `${client} client`;
+  transports[`http, ${label}`] = (host, path, headers) => viaHttp(routers[client], host, path, headers);
+  transports[`websocket, ${label}`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers);
+  transports[`https http/1.1, ${label}`] = (host, path, headers) => viaUndici(`https://127.0.0.1:${tlsPorts[client]}`, https1, host, path, headers);
   // HTTP/2 has no connection-specific headers: a client cannot send Proxy-Connection at all.
-  transports[`https h2, ${client} client`] = (host, path, { 'proxy-connection': _, ...headers }) => viaUndici(`https://127.0.0.1:${tlsPorts[client]}`, https2, host, path, headers);
-  transports[`wss, ${client} client`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers, tlsPorts[client]);
+  transports[`https h2, ${label}`] = (host, path, { 'proxy-connection': _, ...headers }) => viaUndici(`https://127.0.0.1:${tlsPorts[client]}`, https2, host, path, headers);
+  transports[`wss, ${label}`] = (host, path, headers) => viaWebSocket(routers[client], host, path, headers, tlsPorts[client]);
 }
 
 /** One of the router's own answers: exact body, text, nosniff, the request's id. */
@@ -167,7 +169,7 @@ const cases: Case[] = [
       const seen = out.seen!;
       expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
       expect(seen['x-forwarded-proto']).toBe(overTls ? 'https' : 'http');
-      expect(seen['x-forwarded-port']).toBe(overTls ? String(tlsPorts[kind.endsWith('native client') ? 'native' : 'portable']) : undefined);
+      expect(seen['x-forwarded-port']).toBe(overTls ? String(tlsPorts[kind.endsWith('native client') ? 'native' : kind.endsWith('portable client') ? 'portable' : 'node-parser']) : undefined);
       expect(seen['x-forwarded-host']).toBe('ok.example.com');
       expect(seen['x-request-id']).toBe('row-forwarded');
       expect(seen.host).toBe('ok.example.com');
@@ -217,14 +219,16 @@ beforeAll(async () => {
   await stopped.proc.stop();
   // A stopped process: the kernel still accepts the connection, nothing ever answers.
   frozen.proc.kill('SIGSTOP');
-  for (const client of ['native', 'portable'] as const) {
+  for (const client of ['native', 'portable', 'node-parser'] as const) {
     tlsPorts[client] = await freePort();
-    const args = ['--upstream-timeout', '1s', '--retry-after', '7', '--upstream-client', client, '--listen-tls', `127.0.0.1:${tlsPorts[client]}`];
+    const kind = client === 'node-parser' ? ['--upstream-client', 'native', '--client-parser', 'node'] : ['--upstream-client', client];
+    const args = ['--upstream-timeout', '1s', '--retry-after', '7', ...kind, '--listen-tls', `127.0.0.1:${tlsPorts[client]}`];
     const router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `answers-${client}`, extraArgs: args });
     routers[client] = router;
     await waitFor(async () => (await viaHttp(router, 'ok.example.com', '/', {})).status === 200, { timeoutMs: 10_000, message: `router ${client} serving ok.example.com` });
-    const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { upstreamClient: string };
-    expect(status.upstreamClient).toBe(client);
+    const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { upstreamClient: string; clientParser: string };
+    expect(status.upstreamClient).toBe(client === 'node-parser' ? 'native' : client);
+    expect(status.clientParser).toBe(client === 'node-parser' ? 'node' : 'native');
   }
 });
 

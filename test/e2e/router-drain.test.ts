@@ -11,7 +11,7 @@ import diagnostics from 'node:diagnostics_channel';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { Pool, request, type buildConnector } from 'undici';
-import { processes, startRouter, startSampleApp, type RouterProcess } from '../harness/processes.js';
+import { CLIENT_PARSERS, processes, startRouter, type ClientParser, startSampleApp, type RouterProcess } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -36,12 +36,15 @@ async function putJson(key: string, value: unknown): Promise<void> {
   await etcdctl(endpoints, ['put', key, JSON.stringify(value)]);
 }
 
+/** The --client-parser of the suite running (each runs once per parser). */
+let parser: ClientParser = 'native';
+
 function startDrainRouter(id: string, extraArgs: string[] = []): Promise<RouterProcess> {
   return startRouter({
     etcdEndpoints: endpoints,
     prefix,
-    id,
-    extraArgs: ['--drain-wait', `${DRAIN_WAIT_MS}ms`, '--client-keepalive-timeout', `${CLIENT_KEEPALIVE_MS}ms`, '--shutdown-timeout', '10s', ...extraArgs],
+    id: `${id}-${parser}`,
+    extraArgs: ['--client-parser', parser, '--drain-wait', `${DRAIN_WAIT_MS}ms`, '--client-keepalive-timeout', `${CLIENT_KEEPALIVE_MS}ms`, '--shutdown-timeout', '10s', ...extraArgs],
   });
 }
 
@@ -163,115 +166,123 @@ afterAll(async () => {
   await processes.stopAll();
 });
 
-describe('SIGTERM under keep-alive load', () => {
-  // About 30 s on an idle machine; the bound is for one shared with other test runs.
-  it(`loses no request of ${LOOPS} keep-alive loops, ${RUNS} times in a row`, { timeout: 180_000 }, async () => {
-    const other = await startDrainRouter('drain-other');
-    let next = startDrainRouter('drain-0');
-    for (let runNo = 0; runNo < RUNS; runNo++) {
-      const stopping = await next;
-      // The next run's router starts while this one takes load and drains.
-      if (runNo + 1 < RUNS) next = startDrainRouter(`drain-${runNo + 1}`);
-      seen.clear();
-      const rotation = new Rotation([stopping, other]);
-      const pool = new Pool(`http://${HOST}`, { connections: LOOPS, pipelining: 1, connect: connectToFirstOf(rotation) });
-      const loops = startLoops(pool);
-      const through = (port: number) => [...seen.values()].filter((s) => s.port === port && s.connection !== undefined).length;
-      await waitFor(() => through(stopping.port) >= ANSWERS_BEFORE, { timeoutMs: 20_000, message: `run ${runNo}: ${ANSWERS_BEFORE} answers through the router to stop` });
+for (const each of CLIENT_PARSERS) {
+  describe(`--client-parser ${each}`, () => {
+    beforeAll(() => {
+      parser = each;
+    });
 
-      const termAt = Date.now();
-      stopping.proc.kill('SIGTERM');
-      const exit = await stopping.proc.exited;
-      const exitMs = Date.now() - termAt;
-      const afterExit = through(other.port);
-      await waitFor(() => through(other.port) >= afterExit + ANSWERS_AFTER, { timeoutMs: 20_000, message: `run ${runNo}: answers through the other router` });
-      await loops.stop();
-      rotation.stop();
-      await pool.close();
+    describe('SIGTERM under keep-alive load', () => {
+      // About 30 s on an idle machine; the bound is for one shared with other test runs.
+      it(`loses no request of ${LOOPS} keep-alive loops, ${RUNS} times in a row`, { timeout: 180_000 }, async () => {
+        const other = await startDrainRouter('drain-other');
+        let next = startDrainRouter('drain-0');
+        for (let runNo = 0; runNo < RUNS; runNo++) {
+          const stopping = await next;
+          // The next run's router starts while this one takes load and drains.
+          if (runNo + 1 < RUNS) next = startDrainRouter(`drain-${runNo + 1}`);
+          seen.clear();
+          const rotation = new Rotation([stopping, other]);
+          const pool = new Pool(`http://${HOST}`, { connections: LOOPS, pipelining: 1, connect: connectToFirstOf(rotation) });
+          const loops = startLoops(pool);
+          const through = (port: number) => [...seen.values()].filter((s) => s.port === port && s.connection !== undefined).length;
+          await waitFor(() => through(stopping.port) >= ANSWERS_BEFORE, { timeoutMs: 20_000, message: `run ${runNo}: ${ANSWERS_BEFORE} answers through the router to stop` });
 
-      expect({ run: runNo, failures: loops.failures }).toEqual({ run: runNo, failures: [] });
-      expect(exit.code).toBe(0);
-      // Idle connections may live up to the announced keep-alive (+1 s in Node) past the drain wait.
-      expect(exitMs).toBeLessThan(DRAIN_WAIT_MS + CLIENT_KEEPALIVE_MS + 1000 + 4000);
-      const stoppedAt = Date.parse(JSON.parse(stopping.proc.stdout.find((l) => l.includes('stopping: readyz now 503'))!).time as string);
-      const afterStop = [...seen.values()].filter((s) => s.port === stopping.port && s.sentAt > stoppedAt && s.connection !== undefined);
-      expect(afterStop.filter((s) => s.connection !== 'close')).toEqual([]);
-      const before = [...seen.values()].filter((s) => s.port === stopping.port && s.sentAt < termAt && s.connection !== undefined);
-      expect(before.some((s) => s.connection === 'keep-alive')).toBe(true);
-    }
-    await other.proc.stop();
+          const termAt = Date.now();
+          stopping.proc.kill('SIGTERM');
+          const exit = await stopping.proc.exited;
+          const exitMs = Date.now() - termAt;
+          const afterExit = through(other.port);
+          await waitFor(() => through(other.port) >= afterExit + ANSWERS_AFTER, { timeoutMs: 20_000, message: `run ${runNo}: answers through the other router` });
+          await loops.stop();
+          rotation.stop();
+          await pool.close();
+
+          expect({ run: runNo, failures: loops.failures }).toEqual({ run: runNo, failures: [] });
+          expect(exit.code).toBe(0);
+          // Idle connections may live up to the announced keep-alive (+1 s in Node) past the drain wait.
+          expect(exitMs).toBeLessThan(DRAIN_WAIT_MS + CLIENT_KEEPALIVE_MS + 1000 + 4000);
+          const stoppedAt = Date.parse(JSON.parse(stopping.proc.stdout.find((l) => l.includes('stopping: readyz now 503'))!).time as string);
+          const afterStop = [...seen.values()].filter((s) => s.port === stopping.port && s.sentAt > stoppedAt && s.connection !== undefined);
+          expect(afterStop.filter((s) => s.connection !== 'close')).toEqual([]);
+          const before = [...seen.values()].filter((s) => s.port === stopping.port && s.sentAt < termAt && s.connection !== undefined);
+          expect(before.some((s) => s.connection === 'keep-alive')).toBe(true);
+        }
+        await other.proc.stop();
+      });
+
+      it('answers a request written on an idle connection after the listener closed, and closes idle connections only after the announced keep-alive', async () => {
+        const router = await startDrainRouter('drain-idle', ['--drain-wait', '200ms', '--client-keepalive-timeout', '3s']);
+        const get = `GET / HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`;
+        const open = async () => {
+          const socket = net.connect({ host: '127.0.0.1', port: router.port });
+          await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+          let text = '';
+          socket.on('data', (d: Buffer) => (text += d.toString()));
+          const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+          const answer = async (n: number) => {
+            // The sample app's answers are chunked: each ends with the last chunk.
+            await waitFor(() => text.split('\r\n0\r\n\r\n').length - 1 >= n, { timeoutMs: 5000, message: `answer ${n}` });
+            return text.split('HTTP/1.1 ')[n]!;
+          };
+          return { socket, closed, answer };
+        };
+        const writer = await open();
+        const idle = await open();
+        writer.socket.write(get);
+        idle.socket.write(get);
+        expect(await writer.answer(1)).toMatch(/^200 [^]*\r\nKeep-Alive: timeout=3\r\n/i);
+        expect(await idle.answer(1)).toMatch(/^200 /);
+        const idleSince = Date.now();
+
+        router.proc.kill('SIGTERM');
+        await router.proc.waitForLine((l) => l.includes('listener closed'), { timeoutMs: 5000 });
+        // The client still holds a connection it was told stays open 3 s: it writes on it.
+        writer.socket.write(get);
+        const second = await writer.answer(2);
+        expect(second).toMatch(/^200 /);
+        expect(second).toMatch(/\r\nconnection: close\r\n/i);
+        await writer.closed;
+        // The connection that stays idle is closed by the router, not before the 3 s it announced.
+        expect((await idle.closed) - idleSince).toBeGreaterThanOrEqual(3000);
+        expect((await router.proc.exited).code).toBe(0);
+      });
+    });
+
+    describe('request heads and flags', () => {
+      it('answers 408 and closes when a request head is not complete within --request-header-timeout', async () => {
+        const router = await startDrainRouter('drain-head', ['--request-header-timeout', '500ms']);
+        const socket = net.connect({ host: '127.0.0.1', port: router.port });
+        await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        const sentAt = Date.now();
+        socket.write(`GET / HTTP/1.1\r\nhost: ${HOST}\r\n`);
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        await new Promise((resolve) => socket.once('close', resolve));
+        const elapsed = Date.now() - sentAt;
+        expect(text).toMatch(/^HTTP\/1\.1 408 /);
+        expect(elapsed).toBeGreaterThanOrEqual(500);
+        expect(elapsed).toBeLessThan(5000);
+        await router.proc.stop();
+      });
+
+      it.each([
+        [['--client-keepalive-timeout', 'long'], '--client-keepalive-timeout: "long" is not a duration (e.g. 500ms, 30s, 1m30s, 2h)'],
+        [['--client-keepalive-timeout', '500ms'], '--client-keepalive-timeout: "500ms" must be at least 1s (clients are told whole seconds)'],
+        [['--client-keepalive-timeout', '30s'], '--client-keepalive-timeout: "30s" must be at least 1s shorter than --shutdown-timeout (30s), or a stop cuts idle client connections'],
+        [['--request-header-timeout', '0'], '--request-header-timeout: must be more than 0'],
+        [['--request-header-timeout', 'soon'], '--request-header-timeout: "soon" is not a duration (e.g. 500ms, 30s, 1m30s, 2h)'],
+      ])('stops with exit 2 and one line on %j', async (argv, line) => {
+        const bad = await run('node', [ROUTER_BIN, ...argv]).catch((e: { code: number; stderr: string }) => e);
+        expect((bad as { code: number }).code).toBe(2);
+        expect((bad as { stderr: string }).stderr).toBe(`paas-router: ${line}\n`);
+      });
+
+      it('reads the new flags from the environment too', async () => {
+        const bad = await run('node', [ROUTER_BIN], { env: { ...process.env, ROUTER_CLIENT_KEEPALIVE_TIMEOUT: '45s', ROUTER_SHUTDOWN_TIMEOUT: '20s' } }).catch((e: { code: number; stderr: string }) => e);
+        expect((bad as { code: number }).code).toBe(2);
+        expect((bad as { stderr: string }).stderr).toBe('paas-router: ROUTER_CLIENT_KEEPALIVE_TIMEOUT: "45s" must be at least 1s shorter than ROUTER_SHUTDOWN_TIMEOUT (20s), or a stop cuts idle client connections\n');
+      });
+    });
   });
-
-  it('answers a request written on an idle connection after the listener closed, and closes idle connections only after the announced keep-alive', async () => {
-    const router = await startDrainRouter('drain-idle', ['--drain-wait', '200ms', '--client-keepalive-timeout', '3s']);
-    const get = `GET / HTTP/1.1\r\nhost: ${HOST}\r\n\r\n`;
-    const open = async () => {
-      const socket = net.connect({ host: '127.0.0.1', port: router.port });
-      await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-      let text = '';
-      socket.on('data', (d: Buffer) => (text += d.toString()));
-      const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
-      const answer = async (n: number) => {
-        // The sample app's answers are chunked: each ends with the last chunk.
-        await waitFor(() => text.split('\r\n0\r\n\r\n').length - 1 >= n, { timeoutMs: 5000, message: `answer ${n}` });
-        return text.split('HTTP/1.1 ')[n]!;
-      };
-      return { socket, closed, answer };
-    };
-    const writer = await open();
-    const idle = await open();
-    writer.socket.write(get);
-    idle.socket.write(get);
-    expect(await writer.answer(1)).toMatch(/^200 [^]*\r\nKeep-Alive: timeout=3\r\n/i);
-    expect(await idle.answer(1)).toMatch(/^200 /);
-    const idleSince = Date.now();
-
-    router.proc.kill('SIGTERM');
-    await router.proc.waitForLine((l) => l.includes('listener closed'), { timeoutMs: 5000 });
-    // The client still holds a connection it was told stays open 3 s: it writes on it.
-    writer.socket.write(get);
-    const second = await writer.answer(2);
-    expect(second).toMatch(/^200 /);
-    expect(second).toMatch(/\r\nconnection: close\r\n/i);
-    await writer.closed;
-    // The connection that stays idle is closed by the router, not before the 3 s it announced.
-    expect((await idle.closed) - idleSince).toBeGreaterThanOrEqual(3000);
-    expect((await router.proc.exited).code).toBe(0);
-  });
-});
-
-describe('request heads and flags', () => {
-  it('answers 408 and closes when a request head is not complete within --request-header-timeout', async () => {
-    const router = await startDrainRouter('drain-head', ['--request-header-timeout', '500ms']);
-    const socket = net.connect({ host: '127.0.0.1', port: router.port });
-    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const sentAt = Date.now();
-    socket.write(`GET / HTTP/1.1\r\nhost: ${HOST}\r\n`);
-    let text = '';
-    socket.on('data', (d: Buffer) => (text += d.toString()));
-    await new Promise((resolve) => socket.once('close', resolve));
-    const elapsed = Date.now() - sentAt;
-    expect(text).toMatch(/^HTTP\/1\.1 408 /);
-    expect(elapsed).toBeGreaterThanOrEqual(500);
-    expect(elapsed).toBeLessThan(5000);
-    await router.proc.stop();
-  });
-
-  it.each([
-    [['--client-keepalive-timeout', 'long'], '--client-keepalive-timeout: "long" is not a duration (e.g. 500ms, 30s, 1m30s, 2h)'],
-    [['--client-keepalive-timeout', '500ms'], '--client-keepalive-timeout: "500ms" must be at least 1s (clients are told whole seconds)'],
-    [['--client-keepalive-timeout', '30s'], '--client-keepalive-timeout: "30s" must be at least 1s shorter than --shutdown-timeout (30s), or a stop cuts idle client connections'],
-    [['--request-header-timeout', '0'], '--request-header-timeout: must be more than 0'],
-    [['--request-header-timeout', 'soon'], '--request-header-timeout: "soon" is not a duration (e.g. 500ms, 30s, 1m30s, 2h)'],
-  ])('stops with exit 2 and one line on %j', async (argv, line) => {
-    const bad = await run('node', [ROUTER_BIN, ...argv]).catch((e: { code: number; stderr: string }) => e);
-    expect((bad as { code: number }).code).toBe(2);
-    expect((bad as { stderr: string }).stderr).toBe(`paas-router: ${line}\n`);
-  });
-
-  it('reads the new flags from the environment too', async () => {
-    const bad = await run('node', [ROUTER_BIN], { env: { ...process.env, ROUTER_CLIENT_KEEPALIVE_TIMEOUT: '45s', ROUTER_SHUTDOWN_TIMEOUT: '20s' } }).catch((e: { code: number; stderr: string }) => e);
-    expect((bad as { code: number }).code).toBe(2);
-    expect((bad as { stderr: string }).stderr).toBe('paas-router: ROUTER_CLIENT_KEEPALIVE_TIMEOUT: "45s" must be at least 1s shorter than ROUTER_SHUTDOWN_TIMEOUT (20s), or a stop cuts idle client connections\n');
-  });
-});
+}

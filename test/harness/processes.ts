@@ -123,6 +123,13 @@ export interface RouterProcess {
 }
 
 /**
+ * What may serve client HTTP/1.1 connections (--client-parser): suites that cover client
+ * connections run once per value, as the upstream-client ones do per client.
+ */
+export const CLIENT_PARSERS = ['native', 'node'] as const;
+export type ClientParser = (typeof CLIENT_PARSERS)[number];
+
+/**
  * Starts `paas-router` (packages/router/bin/paas-router.js; build it first) on free loopback
  * ports and resolves once GET /readyz answers 200, i.e. it applied its first load from etcd.
  */

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { DURATION_EXAMPLES, EtcdSecurityError, flagHelpLines, isCertName, isName, loadEtcdSecurity, LOG_LEVELS, readCommandLine, type GivenText, NAME_SHAPE, type ParsedCommandLine, normalizePrefix, parseDuration as parseGoDuration, parseKeyRing, PASSWORD_ENV, type EtcdSecurity, type KeyRing } from '@paas/registry';
 import { ROUTER_VERSION } from './version.js';
 import { UPSTREAM_CLIENT_CHOICES, type UpstreamClientChoice } from './transport/upstream.js';
+import { CLIENT_PARSER_CHOICES, type ClientParserChoice } from './listeners/client-parser.js';
 
 export interface ListenAddress {
   host: string;
@@ -31,6 +32,7 @@ export interface RouterConfig {
   /** Time a client has to send a complete request head. */
   requestHeaderTimeoutMs: number;
   upstreamClient: UpstreamClientChoice;
+  clientParser: ClientParserChoice;
   shutdownTimeoutMs: number;
   drainWaitMs: number;
   digestCheckMs: number;
@@ -106,6 +108,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'client-keepalive-timeout': { env: 'ROUTER_CLIENT_KEEPALIVE_TIMEOUT', default: '10s', help: 'idle client connections are closed after this, announced to clients as Keep-Alive: timeout=N; at least 1s, and 1s shorter than --shutdown-timeout so a stop never cuts an idle connection' },
   'request-header-timeout': { env: 'ROUTER_REQUEST_HEADER_TIMEOUT', default: '10s', help: 'a client has this long to send a request head (from its first byte, or from connecting), then gets 408' },
   'upstream-client': { env: 'ROUTER_UPSTREAM_CLIENT', default: 'auto', help: 'native (Node\'s internal HTTP parser, fastest), portable (undici, public APIs only) or auto (native when its start-up check passes)' },
+  'client-parser': { env: 'ROUTER_CLIENT_PARSER', default: 'auto', help: 'what serves client HTTP/1.1 connections: native (Node\'s internal HTTP parser driven by the router, fastest), node (Node\'s http server, public APIs only) or auto (native when its start-up check passes)' },
   'shutdown-timeout': { env: 'ROUTER_SHUTDOWN_TIMEOUT', default: '30s', help: 'on SIGTERM, after --drain-wait: how long requests in flight and idle client connections may take to end before connections are cut' },
   'drain-wait': { env: 'ROUTER_DRAIN_WAIT', default: '0s', help: 'on SIGTERM, keep serving this long with /readyz at 503 before closing the listener' },
   'digest-check': { env: 'ROUTER_DIGEST_CHECK', default: '15s', help: 'how often to compare the table digest with peers at the same revision' },
@@ -337,6 +340,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedComma
     upstreamClient: get('upstream-client', (t, w) => {
       if (!(UPSTREAM_CLIENT_CHOICES as readonly string[]).includes(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${UPSTREAM_CLIENT_CHOICES.join(', ')}`);
       return t as UpstreamClientChoice;
+    }),
+    clientParser: get('client-parser', (t, w) => {
+      if (!(CLIENT_PARSER_CHOICES as readonly string[]).includes(t)) throw new ConfigError(`${w}: ${JSON.stringify(t)} is not one of ${CLIENT_PARSER_CHOICES.join(', ')}`);
+      return t as ClientParserChoice;
     }),
     shutdownTimeoutMs: get('shutdown-timeout', parseDuration),
     drainWaitMs: get('drain-wait', parseDuration),

@@ -139,6 +139,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     clientKeepAliveTimeoutMs: config.clientKeepAliveTimeoutMs,
     requestHeaderTimeoutMs: config.requestHeaderTimeoutMs,
     upstreamClient: config.upstreamClient,
+    clientParser: config.clientParser,
     retryAfterSeconds: config.retryAfterSeconds,
     maxAttempts: config.maxAttempts,
     accessLog: config.accessLog,
@@ -167,6 +168,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     id: config.id,
     ready,
     upstreamClient: proxy.upstream.kind,
+    clientParser: proxy.clientParser,
     tls: proxy.tls === undefined ? null : {
       listen: `${config.listenTls!.host}:${config.listenTls!.port}`,
       defaultCert: config.defaultCert ?? null,

@@ -5,12 +5,16 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RouterMetrics } from '../src/admin/metrics.js';
 import { createProxyServer, type ProxyServer } from '../src/listeners/traffic.js';
 import { RoutingTable } from '../src/table/routing-table.js';
 import { waitFor } from '../../../test/harness/wait.js';
+
+/** Each suite runs once per client HTTP/1.1 server (--client-parser). */
+const CLIENT_PARSERS = ['native', 'node'] as const;
+let clientParser: (typeof CLIENT_PARSERS)[number] = 'native';
 
 const servers: Server[] = [];
 
@@ -53,6 +57,7 @@ async function router(table: RoutingTable): Promise<{ proxy: ProxyServer; port: 
     maxAttempts: 3,
     accessLog: false,
     onDrained: () => {},
+    clientParser,
   });
   await proxy.server.listen({ host: '127.0.0.1', port: 0 });
   return { proxy, port: (proxy.server.server.address() as AddressInfo).port };
@@ -103,56 +108,64 @@ afterAll(async () => {
   }
 });
 
-describe('WebSocket tunnel', () => {
-  it('moves the upgrade to another instance when one refuses the connection, and counts it in flight while open', async () => {
-    const live = await wsInstance();
-    const table = new RoutingTable();
-    table.setApp('ws', { routes: [{ host: 'ws.example' }] }, 1n);
-    const dead = table.setInstance('ws', 'dead', { url: await deadUrl(), state: 'ready' });
-    const good = table.setInstance('ws', 'good', { url: live.url, state: 'ready' });
-    const { proxy, port } = await router(table);
-    // Round-robin starts with either: two upgrades make sure one meets the dead instance first.
-    const a = await open(port, 'ws.example');
-    const b = await open(port, 'ws.example');
-    expect([a.hello.port, b.hello.port]).toEqual([Number(new URL(live.url).port), Number(new URL(live.url).port)]);
-    expect(a.requestId).toBe(a.hello.headers['x-request-id']);
-    expect(a.hello.headers['x-forwarded-host']).toBe('ws.example');
-    expect(await echo(a.ws, 'ping')).toBe('ping');
-    expect(dead.consecutiveFailures).toBe(1);
-    expect(good.inflight).toBe(2);
-    expect(dead.inflight).toBe(0);
-    a.ws.close();
-    b.ws.close();
-    await waitFor(() => good.inflight === 0);
-    await proxy.close();
-  });
+for (const parser of CLIENT_PARSERS) {
+  describe(`--client-parser ${parser}`, () => {
+    beforeAll(() => {
+      clientParser = parser;
+    });
 
-  it('passes an instance refusing the upgrade on as it answered, with X-Request-Id', async () => {
-    const no = await wsInstance({ refuse: true });
-    const table = new RoutingTable();
-    table.setApp('ws', { routes: [{ host: 'ws.example' }] }, 1n);
-    const backend = table.setInstance('ws', 'no', { url: no.url, state: 'ready' });
-    const { proxy, port } = await router(table);
-    const answer = await refused(port, 'ws.example');
-    expect(answer.status).toBe(403);
-    expect(answer.body).toBe('no way');
-    expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    await waitFor(() => backend.inflight === 0);
-    await proxy.close();
-  });
+    describe('WebSocket tunnel', () => {
+      it('moves the upgrade to another instance when one refuses the connection, and counts it in flight while open', async () => {
+        const live = await wsInstance();
+        const table = new RoutingTable();
+        table.setApp('ws', { routes: [{ host: 'ws.example' }] }, 1n);
+        const dead = table.setInstance('ws', 'dead', { url: await deadUrl(), state: 'ready' });
+        const good = table.setInstance('ws', 'good', { url: live.url, state: 'ready' });
+        const { proxy, port } = await router(table);
+        // Round-robin starts with either: two upgrades make sure one meets the dead instance first.
+        const a = await open(port, 'ws.example');
+        const b = await open(port, 'ws.example');
+        expect([a.hello.port, b.hello.port]).toEqual([Number(new URL(live.url).port), Number(new URL(live.url).port)]);
+        expect(a.requestId).toBe(a.hello.headers['x-request-id']);
+        expect(a.hello.headers['x-forwarded-host']).toBe('ws.example');
+        expect(await echo(a.ws, 'ping')).toBe('ping');
+        expect(dead.consecutiveFailures).toBe(1);
+        expect(good.inflight).toBe(2);
+        expect(dead.inflight).toBe(0);
+        a.ws.close();
+        b.ws.close();
+        await waitFor(() => good.inflight === 0);
+        await proxy.close();
+      });
 
-  it('on shutdown ends open WebSockets and close() resolves with nothing left in flight', async () => {
-    const live = await wsInstance();
-    const table = new RoutingTable();
-    table.setApp('ws', { routes: [{ host: 'ws.example' }] }, 1n);
-    const backend = table.setInstance('ws', 'live', { url: live.url, state: 'ready' });
-    const { proxy, port } = await router(table);
-    const { ws } = await open(port, 'ws.example');
-    expect(backend.inflight).toBe(1);
-    const ended = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
-    await proxy.close();
-    // The tunnel's sockets are closed: no close frame, as a TCP proxy would.
-    expect(await ended).toBe(1006);
-    expect(backend.inflight).toBe(0);
+      it('passes an instance refusing the upgrade on as it answered, with X-Request-Id', async () => {
+        const no = await wsInstance({ refuse: true });
+        const table = new RoutingTable();
+        table.setApp('ws', { routes: [{ host: 'ws.example' }] }, 1n);
+        const backend = table.setInstance('ws', 'no', { url: no.url, state: 'ready' });
+        const { proxy, port } = await router(table);
+        const answer = await refused(port, 'ws.example');
+        expect(answer.status).toBe(403);
+        expect(answer.body).toBe('no way');
+        expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+        await waitFor(() => backend.inflight === 0);
+        await proxy.close();
+      });
+
+      it('on shutdown ends open WebSockets and close() resolves with nothing left in flight', async () => {
+        const live = await wsInstance();
+        const table = new RoutingTable();
+        table.setApp('ws', { routes: [{ host: 'ws.example' }] }, 1n);
+        const backend = table.setInstance('ws', 'live', { url: live.url, state: 'ready' });
+        const { proxy, port } = await router(table);
+        const { ws } = await open(port, 'ws.example');
+        expect(backend.inflight).toBe(1);
+        const ended = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+        await proxy.close();
+        // The tunnel's sockets are closed: no close frame, as a TCP proxy would.
+        expect(await ended).toBe(1006);
+        expect(backend.inflight).toBe(0);
+      });
+    });
   });
-});
+}

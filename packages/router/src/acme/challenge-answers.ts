@@ -11,7 +11,6 @@
  * for the path go to the app as before. A short cache (hits and misses) and one read per token
  * at a time keep a burst of requests from becoming a burst of etcd reads.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseAcmeChallenge, type AcmeChallenge } from '@paas/registry';
 import type { Logger } from 'pino';
 import { ACME_CHALLENGE_PATH } from '../decision/decide.js';
@@ -30,6 +29,17 @@ export interface ChallengeAnswersOptions {
   log: Logger;
 }
 
+/** What serve() reads of a request. */
+export interface ChallengeRequest {
+  readonly method: string;
+  readonly url: string;
+  /** The Host header. */
+  readonly host: string | undefined;
+}
+
+/** Writes an answer: a status, a header list, and the body (none for HEAD). */
+export type ChallengeReply = (status: number, headers: string[], body: string | undefined) => void;
+
 export class ChallengeAnswers {
   private readonly cache = new Map<string, { challenge: AcmeChallenge | undefined; until: number }>();
   private readonly reading = new Map<string, Promise<AcmeChallenge | undefined>>();
@@ -40,11 +50,11 @@ export class ChallengeAnswers {
    * Serves a request whose path starts with ACME_CHALLENGE_PATH: the key authorization when a
    * challenge for this token and host is pending, else `next()` (the ordinary routing).
    */
-  serve(req: IncomingMessage, res: ServerResponse, next: () => void): void {
-    const url = req.url!;
+  serve(req: ChallengeRequest, reply: ChallengeReply, next: () => void): void {
+    const url = req.url;
     const end = url.indexOf('?');
     const token = url.slice(ACME_CHALLENGE_PATH.length, end < 0 ? url.length : end);
-    const host = normalizeHost(req.headers.host);
+    const host = normalizeHost(req.host);
     if ((req.method !== 'GET' && req.method !== 'HEAD') || !TOKEN.test(token) || !this.acmeHost(host, url)) {
       next();
       return;
@@ -57,13 +67,12 @@ export class ChallengeAnswers {
         }
         // One line per validation request (a few per order): which router the CA reached.
         this.opts.log.info({ host, token }, 'acme: challenge answered');
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(challenge.keyAuthorization), 'cache-control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : challenge.keyAuthorization);
+        reply(200, ['content-type', 'text/plain', 'content-length', String(Buffer.byteLength(challenge.keyAuthorization)), 'cache-control', 'no-store'], req.method === 'HEAD' ? undefined : challenge.keyAuthorization);
       },
       (err: Error) => {
         this.opts.log.warn({ token, host, err: err.message }, 'acme challenge: could not read etcd');
-        res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
-        res.end('challenge store unavailable\n');
+        const body = 'challenge store unavailable\n';
+        reply(503, ['content-type', 'text/plain', 'content-length', String(body.length), 'retry-after', '1'], body);
       },
     );
   }

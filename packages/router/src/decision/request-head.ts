@@ -30,7 +30,7 @@ import { SANE_REQUEST_ID } from './request-id.js';
 /** Request header names (lower-case) never copied upstream as they are. */
 const REQUEST_SKIP = new Set([
   ...HOP_BY_HOP,
-  // answered by Node already (100 Continue)
+  // answered by the listener (100 Continue)
   'expect',
   // rewritten by the router
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id',
@@ -57,6 +57,8 @@ export class RequestHead {
   xff: string | undefined = undefined;
   /** Connection the client sent (joined): the headers it lists are not forwarded. */
   connection: string | undefined = undefined;
+  /** Expect the client sent (its first), for the listeners that answer it themselves. */
+  expect: string | undefined = undefined;
   hasBody = false;
   hasLength = false;
   /** Set when the head is refused: the answer. */
@@ -119,6 +121,7 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
   let givenId: string | undefined;
   let xff: string | undefined;
   let connection: string | undefined;
+  let expect: string | undefined;
   let te: string | undefined;
   let hasBody = false;
   let hasLength = false;
@@ -163,11 +166,15 @@ export function readRequestHead(head: RequestHead, method: string, target: strin
       case 'connection':
         connection = connection === undefined ? value : `${connection}, ${value}`;
         break;
+      case 'expect':
+        expect ??= value;
+        break;
     }
   }
   head.hostHeader = hostHeader;
   head.xff = xff;
   head.connection = connection;
+  head.expect = expect;
   head.hasBody = hasBody;
   head.hasLength = hasLength;
   head.id = givenId !== undefined && SANE_REQUEST_ID.test(givenId) ? givenId : randomUUID();

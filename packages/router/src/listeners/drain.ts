@@ -82,6 +82,20 @@ export class ClientDrain {
     this.server.on('upgrade', (req: { socket: Socket }) => this.forget(req.socket));
   }
 
+  /**
+   * Client connections go to `serve` (the native HTTP/1.1 server, h1-connection.ts) instead of
+   * Node's HTTP code; the server stays the listening socket, and its connections count here.
+   */
+  serveWith(serve: (socket: Socket) => void): void {
+    this.server.off('connection', (nodeHttp as unknown as { _connectionListener: (socket: Socket) => void })._connectionListener);
+    this.server.on('connection', serve);
+  }
+
+  /** A connection left HTTP (a WebSocket upgrade of the native server): it ends with its tunnel. */
+  upgraded(socket: Socket): void {
+    this.forget(socket);
+  }
+
   private track(socket: Socket): void {
     this.open.add(socket);
     socket.once('close', () => this.forget(socket));

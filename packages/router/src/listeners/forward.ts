@@ -1,6 +1,7 @@
 /**
  * Request forwarding: the request listener of the plain server and of the TLS one (HTTP/1.x
- * requests, and HTTP/2 streams of Node's core API). It reads the request head
+ * requests of Node's server or of the native one, h1-connection.ts, and HTTP/2 streams of
+ * Node's core API). It reads the request head
  * (decision/request-head.ts), asks the decision (decision/decide.ts) and either writes the
  * router's own answer (decision/answers.ts) or forwards through the router's upstream client
  * (transport/) with an exchange that writes straight to the raw ServerResponse or HTTP/2 stream.
@@ -19,6 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { Http1Connection, Http1Exchange, RequestBody } from './h1-connection.js';
 import type { RouterMetrics } from '../admin/metrics.js';
 import { answerHeaders, FAILURE_ANSWER, type Answer } from '../decision/answers.js';
 import { decide, retryTarget } from '../decision/decide.js';
@@ -187,6 +189,8 @@ abstract class Exchange extends RequestHead implements UpstreamExchange {
   abstract get bodyTouched(): boolean;
   /** Reads the rest of a request body that is not forwarded off and drops it. */
   abstract readOff(): void;
+  /** The request body, read by the upstream client when the request has one. */
+  abstract requestBody(): Readable;
   /** The connection ends after this answer (HTTP/1.x). */
   abstract closeAfterAnswer(): void;
   abstract get clientAddress(): string | undefined;
@@ -330,6 +334,10 @@ class MessageExchange extends Exchange {
     if (!this.req.complete) this.req.resume();
   }
 
+  requestBody(): Readable {
+    return this.req;
+  }
+
   closeAfterAnswer(): void {
     (this.req.socket as Socket & { [kClosing]?: boolean })[kClosing] = true;
   }
@@ -414,10 +422,92 @@ class StreamExchange extends Exchange {
     if (!this.stream.readableEnded) this.stream.resume();
   }
 
+  requestBody(): Readable {
+    return this.stream;
+  }
+
   closeAfterAnswer(): void {}
 
   get clientAddress(): string | undefined {
     return this.socket.remoteAddress;
+  }
+
+  get target(): string | undefined {
+    return this.rawTarget;
+  }
+}
+
+/**
+ * HTTP/1.x on the native server (h1-connection.ts): the connection parsed the head and writes
+ * the answer to the socket; the body, when there is one, is the connection's RequestBody.
+ */
+export class SocketExchange extends Exchange implements Http1Exchange {
+  readonly http2 = false;
+  keepAlive = true;
+  answerEnded = false;
+  /** Set when the head announces a body (exchangeFor). */
+  reqBody: RequestBody | null = null;
+
+  constructor(
+    fwd: Forwarder,
+    readonly conn: Http1Connection,
+    readonly rawTarget: string,
+    readonly httpVersion: string,
+  ) {
+    super(fwd);
+  }
+
+  start(): void {
+    this.fwd.startSocket(this);
+  }
+
+  writeHead(status: number, statusText: string, headers: string[]): void {
+    this.status = status;
+    this.conn.writeHead(this, this.method, this.httpVersion, status, statusText, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.conn.write(chunk);
+  }
+
+  onceDrained(resume: () => void): void {
+    this.conn.onceDrained(resume);
+  }
+
+  end(last?: Buffer | string): void {
+    this.conn.end(this, last);
+  }
+
+  cut(): void {
+    this.conn.socket.destroy();
+  }
+
+  get answered(): boolean {
+    return this.conn.headed || this.conn.isAnswered(this) || this.conn.socket.destroyed;
+  }
+
+  get answerFinished(): boolean {
+    return this.answerEnded;
+  }
+
+  get bodyTouched(): boolean {
+    return this.reqBody !== null && this.reqBody.readableDidRead;
+  }
+
+  readOff(): void {
+    this.conn.discard(this);
+  }
+
+  requestBody(): Readable {
+    return this.reqBody!;
+  }
+
+  closeAfterAnswer(): void {
+    this.conn.closeAfterAnswer();
+  }
+
+  get clientAddress(): string | undefined {
+    return this.conn.remoteAddress;
   }
 
   get target(): string | undefined {
@@ -452,7 +542,7 @@ export class Forwarder {
       ex.cert = tls.certOf(socket);
       tls.count(false);
     }
-    this.route(ex, socket, req);
+    this.route(ex, socket);
   }
 
   /**
@@ -487,18 +577,50 @@ export class Forwarder {
       }
       stream.additionalHeaders({ ':status': 100 });
     }
-    this.route(ex, socket, stream);
+    this.route(ex, socket);
+  }
+
+  /**
+   * A request head of the native HTTP/1.1 server: its exchange, routed when its turn comes
+   * (startSocket).
+   */
+  exchangeFor(conn: Http1Connection, method: string, target: string, httpVersion: string, raw: string[]): SocketExchange {
+    const ex = new SocketExchange(this, conn, target, httpVersion);
+    readRequestHead(ex, method, target, httpVersion, raw);
+    if (ex.hasBody) ex.reqBody = conn.openBody();
+    const tls = this.tls;
+    if (tls !== null) {
+      ex.secure = true;
+      ex.cert = tls.certOf(conn.socket);
+      tls.count(false);
+    }
+    return ex;
+  }
+
+  /** The native server's exchange's turn: Expect as Node's server answers it, then the decision. */
+  startSocket(ex: SocketExchange): void {
+    const expect = ex.expect;
+    if (expect !== undefined && ex.httpVersion === '1.1') {
+      if (expect.toLowerCase() !== '100-continue') {
+        ex.done = true;
+        ex.writeHead(417, '', ['Content-Length', '0']);
+        ex.end();
+        return;
+      }
+      ex.conn.writeContinue();
+    }
+    this.route(ex, ex.conn.socket);
   }
 
   /** The decision, then the router's answer or the request on its way to the instance. */
-  private route(ex: Exchange, socket: Socket, body: Readable): void {
+  private route(ex: Exchange, socket: Socket): void {
     const tls = this.tls;
     const answer = decide(this.opts.getTable(), ex, Date.now(), this.opts.httpsPort);
     if (answer !== null) return this.send(ex, answer);
     if (tls === null) addForwardedHeaders(ex, socket.remoteAddress ?? '', 'http');
     else addForwardedHeaders(ex, socket.remoteAddress ?? '', 'https', tls.port);
     if (ex.hasBody) {
-      ex.body = body;
+      ex.body = ex.requestBody();
       ex.chunked = !ex.hasLength;
     }
     ex.dispatch(ex.backend!);
@@ -513,8 +635,9 @@ export class Forwarder {
     ex.done = true;
     if (ex.answered) return;
     ex.writeHead(answer.status, '', answerHeaders(answer, ex.id, this.retryAfter, this.opts.isClosing(), hstsOf(ex), ex.http2));
-    ex.end(answer.message);
+    // Before end(): the native server's exchange is closed (and logged) by it.
     if (this.opts.accessLog) ex.bytes = Buffer.byteLength(answer.message);
+    ex.end(answer.message);
     if (answer.close === true && !ex.http2) {
       ex.closeAfterAnswer();
       return;

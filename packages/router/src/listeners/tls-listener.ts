@@ -74,6 +74,20 @@ type Handshake = 'ok' | 'default_cert' | 'unknown_name' | 'error';
  */
 const SPARE_CONTEXTS = 8;
 
+/**
+ * HTTP/1.1 connections (ALPN http/1.1, or none) go to `http1` instead of the http module's
+ * connection code that `allowHTTP1` hands them to; h2 ones still start Node's HTTP/2 session.
+ * allowHTTP1 stays on: it is what makes Node offer http/1.1 in ALPN.
+ */
+function takeHttp1(server: Http2SecureServer, http1: (socket: TLSSocket) => void): void {
+  const node = server.listeners('secureConnection') as ((this: Http2SecureServer, socket: TLSSocket) => void)[];
+  for (const listener of node) server.off('secureConnection', listener);
+  server.on('secureConnection', function (this: Http2SecureServer, socket: TLSSocket) {
+    if (socket.alpnProtocol === 'h2') for (const listener of node) listener.call(this, socket);
+    else http1(socket);
+  });
+}
+
 export class TlsListener implements TlsEdge {
   /** The listening socket: reads each ClientHello and hands the connection on. */
   readonly front: NetServer;
@@ -93,8 +107,11 @@ export class TlsListener implements TlsEdge {
     /** The forwarder for this listener's requests, given the listener. */
     makeForwarder: (edge: TlsEdge) => Forwarder,
     upgrades: UpgradeHandler,
+    /** The native HTTP/1.1 server for connections that did not choose h2 (--client-parser native); else Node's. */
+    makeHttp1?: (forwarder: Forwarder, edge: TlsEdge) => (socket: TLSSocket) => void,
   ) {
     const forwarder = makeForwarder(this);
+    const http1 = makeHttp1?.(forwarder, this);
     const spares = new SpareContexts(SPARE_CONTEXTS, (err) => opts.log.warn({ err: err.message }, 'TLS spare contexts off: this Node refused a certificate in an empty context that it accepts whole'));
     this.contexts = new ContextCache(opts.contextCacheSize, spares);
     const m = opts.metrics;
@@ -124,9 +141,11 @@ export class TlsListener implements TlsEdge {
         select(this, servername, cb);
       },
     });
+    if (http1 !== undefined) takeHttp1(this.server, http1);
     this.wire(this.server, serve, upgrades);
     if (opts.defaultCert !== undefined) {
       const fallback = createSecureServer(http);
+      if (http1 !== undefined) takeHttp1(fallback, http1);
       this.wire(fallback, serve, upgrades);
       fallback.on('secureConnection', (socket: CertSocket) => {
         socket[kCert] = this.fallbackCert ?? null;

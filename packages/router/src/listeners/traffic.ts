@@ -1,6 +1,10 @@
 /**
  * The traffic listener: a node:http server (drain.ts: client connections and how they end) in a
- * fastify frame, with no fastify routing on it. Its listeners:
+ * fastify frame, with no fastify routing on it. With --client-parser native (the default where
+ * its start-up check passes) the server only accepts: its connections, and the TLS listener's
+ * HTTP/1.1 ones, are served by the native HTTP/1.1 server (h1-connection.ts), through the same
+ * forwarder, upgrade handler and answers. Otherwise Node's HTTP code serves them, with these
+ * listeners:
  * - 'request': plain HTTP, forwarded by forward.ts through the router's upstream client;
  * - 'upgrade': WebSocket upgrades, tunnelled by upgrade.ts; any other Upgrade (h2c from
  *   `curl --http2`) is ignored and the request served over HTTP/1.1, as nginx does;
@@ -22,6 +26,8 @@ import type { RoutingTable } from '../table/routing-table.js';
 import { closesAfterAnswer, Forwarder, type ForwardLogger } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
 import { TlsListener } from './tls-listener.js';
+import { chooseClientParser, type ClientParserChoice, type ClientParserKind } from './client-parser.js';
+import { Http1Server, type Http1Options, type UpgradeHead } from './h1-connection.js';
 import type { ChallengeAnswers } from '../acme/challenge-answers.js';
 import { ACME_CHALLENGE_PATH } from '../decision/decide.js';
 
@@ -38,6 +44,8 @@ export interface ProxyOptions {
   requestHeaderTimeoutMs: number;
   /** --upstream-client (default auto). */
   upstreamClient?: UpstreamClientChoice;
+  /** --client-parser (default auto). */
+  clientParser?: ClientParserChoice;
   retryAfterSeconds: number;
   maxAttempts: number;
   accessLog: boolean;
@@ -62,6 +70,8 @@ export interface ProxyServer {
   server: FastifyInstance;
   /** The keep-alive connections to instances (also used by the active health checks). */
   upstream: UpstreamClient;
+  /** What serves client HTTP/1.1 connections (--client-parser). */
+  clientParser: ClientParserKind;
   /** The client connections: begin() turns every answer to `Connection: close` (see drain.ts). */
   drain: ClientDrain;
   /** The TLS listener (HTTP/2 and HTTP/1.1), when configured; its connections drain with the plain ones. */
@@ -169,14 +179,36 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     requestHeaderTimeoutMs: opts.requestHeaderTimeoutMs,
   };
   const challenges = opts.challenges;
+  const clientParser = chooseClientParser(opts.clientParser ?? 'auto', log);
   // One startsWith per plain request; the TLS listener never answers challenges (HTTP-01 is plain HTTP).
   const handlePlain: (req: IncomingMessage, res: ServerResponse) => void = challenges === undefined
     ? (req: IncomingMessage, res: ServerResponse) => forwarder.handle(req, res)
     : (req: IncomingMessage, res: ServerResponse): void => {
-      if (req.url!.startsWith(ACME_CHALLENGE_PATH)) challenges.serve(req, res, () => forwarder.handle(req, res));
-      else forwarder.handle(req, res);
+      if (req.url!.startsWith(ACME_CHALLENGE_PATH)) {
+        challenges.serve(
+          { method: req.method!, url: req.url!, host: req.headers.host },
+          (status, headers, body) => {
+            res.writeHead(status, headers);
+            res.end(body);
+          },
+          () => forwarder.handle(req, res),
+        );
+      } else {
+        forwarder.handle(req, res);
+      }
     };
   const drain = new ClientDrain(handlePlain, clientConnections);
+  /** The native HTTP/1.1 server's settings for a listener, its requests going to `forwarder`. */
+  const http1Options = (forwarder: Forwarder, onUpgrade: (head: UpgradeHead, socket: Socket, early: Buffer) => void): Http1Options => ({
+    keepAliveTimeoutMs: opts.clientKeepAliveTimeoutMs,
+    requestHeaderTimeoutMs: opts.requestHeaderTimeoutMs,
+    isClosing: () => drain.stopping,
+    request: (conn, method, target, version, raw) => forwarder.exchangeFor(conn, method, target, version, raw),
+    upgrade: (head, socket, early) => {
+      drain.upgraded(socket);
+      onUpgrade(head, socket, early);
+    },
+  });
   const upgrades = new UpgradeHandler({
     getTable,
     metrics,
@@ -198,8 +230,39 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
       { getTable, metrics, log, defaultCert: opts.tls.defaultCert, contextCacheSize: opts.tls.contextCacheSize, helloTimeoutMs: opts.requestHeaderTimeoutMs },
       (edge) => new Forwarder(forwarderOptions, edge),
       upgrades,
+      clientParser === 'native'
+        ? (tlsForwarder, edge) => {
+          const h1 = new Http1Server(http1Options(tlsForwarder, (head, socket, early) => upgrades.handle(head, socket, early, edge)));
+          return (socket) => h1.serve(socket);
+        }
+        : undefined,
     );
     drain.adopt(tls.front, tls.fallback === undefined ? [tls.server] : [tls.server, tls.fallback], clientConnections);
+  }
+
+  if (clientParser === 'native') {
+    // Only WebSocket upgrades leave HTTP there (others are served as plain requests, as above).
+    const options = http1Options(forwarder, (head, socket, early) => upgrades.handle(head, socket, early));
+    if (challenges !== undefined) {
+      // One startsWith per plain request, as for Node's server above.
+      options.request = (conn, method, target, version, raw) => {
+        const ex = forwarder.exchangeFor(conn, method, target, version, raw);
+        if (target.startsWith(ACME_CHALLENGE_PATH)) {
+          ex.start = () => challenges.serve(
+            { method, url: target, host: ex.hostHeader },
+            (status, headers, body) => {
+              ex.done = true;
+              ex.writeHead(status, '', headers);
+              ex.end(body);
+            },
+            () => forwarder.startSocket(ex),
+          );
+        }
+        return ex;
+      };
+    }
+    const h1 = new Http1Server(options);
+    drain.serveWith((socket) => h1.serve(socket));
   }
 
   const app = fastify({
@@ -229,5 +292,5 @@ export function createProxyServer(opts: ProxyOptions): ProxyServer {
     await app.close();
   }
 
-  return { server: app, upstream, drain, tls, close };
+  return { server: app, upstream, clientParser, drain, tls, close };
 }

@@ -10,7 +10,6 @@
  * contract's 502 and 504 apply as they do to plain HTTP. After the head, bytes flow both ways
  * (pipe: backpressure both ways) with no timeout: a quiet WebSocket is not a failed one.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FAILURE_ANSWER, rawAnswer, UNAVAILABLE, type Answer } from '../decision/answers.js';
@@ -46,8 +45,17 @@ function onLingerTimeout(this: Socket): void {
 }
 
 
+/** What an upgrade's head is read from: Node's IncomingMessage, or the native server's UpgradeHead (h1-connection.ts). */
+export interface UpgradeRequest {
+  readonly method?: string;
+  readonly url?: string;
+  readonly httpVersion: string;
+  readonly rawHeaders: string[];
+  readonly headers: { upgrade?: string };
+}
+
 /** A WebSocket upgrade with the Upgrade token `websocket` (RFC 6455 §4.1: GET only). */
-export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+export function isWebSocketUpgrade(req: UpgradeRequest): boolean {
   const upgrade = req.headers.upgrade;
   return req.method === 'GET' && upgrade !== undefined && upgrade.toLowerCase() === 'websocket';
 }
@@ -67,7 +75,7 @@ class Tunnel extends RequestHead {
 
   constructor(
     readonly owner: UpgradeHandler,
-    readonly req: IncomingMessage,
+    readonly req: UpgradeRequest,
     readonly client: Socket,
     /** Bytes the client sent after its head (early frames). */
     readonly early: Buffer,
@@ -198,7 +206,7 @@ class Tunnel extends RequestHead {
       (owner.opts.accessLogger ?? owner.opts.log).info(
         {
           reqId: this.id,
-          client: this.req.socket.remoteAddress,
+          client: this.client.remoteAddress,
           method: this.method,
           host: this.hostHeader,
           url: this.req.url,
@@ -226,7 +234,7 @@ export class UpgradeHandler {
   }
 
   /** For a WebSocket upgrade (isWebSocketUpgrade) the HTTP server has let go of; `tls`: the TLS listener it came on, if any. */
-  handle(req: IncomingMessage, client: Socket, early: Buffer, tls: TlsEdge | null = null): void {
+  handle(req: UpgradeRequest, client: Socket, early: Buffer, tls: TlsEdge | null = null): void {
     const t = new Tunnel(this, req, client, early);
     this.tunnels.add(t);
     // A client error ends in 'close', which ends the tunnel.

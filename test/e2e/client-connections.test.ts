@@ -1,0 +1,295 @@
+/**
+ * Client HTTP/1.1 connections on raw sockets, against a real router process run once with each
+ * --client-parser (the native server and Node's): pipelined requests answered in order, request
+ * bodies chunked and with Expect: 100-continue, a head split over many writes, heads refused as
+ * too large (431) and too slow (408), keep-alive and its idle end, HTTP/1.0, and a client that
+ * leaves freeing the request at the instance. Both parsers must answer alike.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
+import { request } from 'undici';
+import { CLIENT_PARSERS, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
+import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { waitFor } from '../harness/wait.js';
+
+const endpoints = inject('etcdEndpoints');
+const prefix = uniquePrefix('client-conns');
+const HOST = 'conns.example.com';
+const HEADER_TIMEOUT_MS = 1000;
+const KEEPALIVE_MS = 2000;
+let app: SampleApp;
+
+interface Answer {
+  status: number;
+  head: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** One complete answer at the start of `data` (content-length, chunked, or none for 1xx/close-delimited at end), and the rest. */
+function takeAnswer(data: string, closed: boolean): { answer: Answer; rest: string } | undefined {
+  const headEnd = data.indexOf('\r\n\r\n');
+  if (headEnd < 0) return undefined;
+  const head = data.slice(0, headEnd);
+  const [statusLine, ...lines] = head.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+  const status = Number(statusLine!.split(' ')[1]);
+  let at = headEnd + 4;
+  if (status < 200) return { answer: { status, head, headers, body: '' }, rest: data.slice(at) };
+  if (headers['content-length'] !== undefined) {
+    const end = at + Number(headers['content-length']);
+    if (data.length < end) return undefined;
+    return { answer: { status, head, headers, body: data.slice(at, end) }, rest: data.slice(end) };
+  }
+  if (headers['transfer-encoding'] === 'chunked') {
+    let body = '';
+    for (;;) {
+      const lineEnd = data.indexOf('\r\n', at);
+      if (lineEnd < 0) return undefined;
+      const size = parseInt(data.slice(at, lineEnd), 16);
+      if (data.length < lineEnd + 2 + size + 2) return undefined;
+      body += data.slice(lineEnd + 2, lineEnd + 2 + size);
+      at = lineEnd + 2 + size + 2;
+      if (size === 0) return { answer: { status, head, headers, body }, rest: data.slice(at) };
+    }
+  }
+  if (!closed) return undefined;
+  return { answer: { status, head, headers, body: data.slice(at) }, rest: '' };
+}
+
+/** A client connection on a raw socket: writes bytes, reads answers as they complete. */
+class RawClient {
+  readonly socket: Socket;
+  private data = '';
+  closed = false;
+  readonly connected: Promise<void>;
+
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1');
+    this.socket.setNoDelay(true);
+    this.socket.setEncoding('latin1');
+    this.socket.on('data', (c: string) => (this.data += c));
+    this.socket.on('close', () => (this.closed = true));
+    this.socket.on('error', () => {});
+    this.connected = new Promise((resolve) => this.socket.once('connect', resolve));
+  }
+
+  write(bytes: string): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(bytes, 'latin1', (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** The next `n` answers (interim ones included), waiting up to `timeoutMs`. */
+  async answers(n: number, timeoutMs = 15_000): Promise<Answer[]> {
+    const out: Answer[] = [];
+    await waitFor(
+      () => {
+        for (let got = takeAnswer(this.data, this.closed); got !== undefined && out.length < n; got = takeAnswer(this.data, this.closed)) {
+          out.push(got.answer);
+          this.data = got.rest;
+        }
+        return out.length >= n;
+      },
+      { timeoutMs, intervalMs: 5, message: `${n} answers; got ${out.length}, pending ${JSON.stringify(this.data.slice(0, 200))}` },
+    );
+    return out;
+  }
+
+  /** Bytes received and not yet taken as answers. */
+  get pending(): string {
+    return this.data;
+  }
+
+  /** Resolves once the router closed the connection; the bytes left unread. */
+  async end(timeoutMs = 15_000): Promise<string> {
+    await waitFor(() => this.closed, { timeoutMs, intervalMs: 5, message: 'the router to close the connection' });
+    return this.data;
+  }
+}
+
+async function putJson(key: string, value: unknown): Promise<void> {
+  await etcdctl(endpoints, ['put', key, JSON.stringify(value)]);
+}
+
+beforeAll(async () => {
+  app = await startSampleApp({ app: 'conns', name: 'conns-1' });
+  await putJson(`${prefix}/apps/conns`, { routes: [{ host: HOST }] });
+  await putJson(`${prefix}/instances/conns/conns-1`, { url: app.url, state: 'ready' });
+});
+
+afterAll(async () => {
+  await app?.proc.stop();
+});
+
+for (const parser of CLIENT_PARSERS) {
+  describe(`--client-parser ${parser}`, () => {
+    let router: RouterProcess;
+
+    beforeAll(async () => {
+      router = await startRouter({
+        etcdEndpoints: endpoints,
+        prefix,
+        id: `conns-${parser}`,
+        extraArgs: ['--client-parser', parser, '--request-header-timeout', `${HEADER_TIMEOUT_MS}ms`, '--client-keepalive-timeout', `${KEEPALIVE_MS}ms`, '--shutdown-timeout', '5s'],
+      });
+      const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { clientParser: string };
+      expect(status.clientParser).toBe(parser);
+      await waitFor(async () => (await request(`${router.url}/`, { headers: { host: HOST } })).statusCode === 200, { timeoutMs: 10_000, message: 'the app routed' });
+    });
+
+    afterAll(async () => {
+      await router?.proc.stop();
+    });
+
+    it('answers pipelined requests in order, the first one slowest, on one keep-alive connection', async () => {
+      const c = new RawClient(router.port);
+      await c.write(
+        `GET /slow?ms=300 HTTP/1.1\r\nHost: ${HOST}\r\n\r\n` +
+          `POST /count HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 5\r\n\r\nhello` +
+          `GET /third HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`,
+      );
+      const [a, b, third] = await c.answers(3);
+      expect(JSON.parse(a!.body)).toMatchObject({ path: '/slow', sleptMs: 300 });
+      expect(JSON.parse(b!.body)).toMatchObject({ bytes: 5 });
+      expect(JSON.parse(third!.body)).toMatchObject({ path: '/third' });
+      for (const x of [a, b, third]) {
+        expect(x!.status).toBe(200);
+        expect(x!.headers.connection).toBe('keep-alive');
+        expect(x!.headers['keep-alive']).toBe(`timeout=${KEEPALIVE_MS / 1000}`);
+        expect(x!.headers.date).toMatch(/GMT$/);
+      }
+      expect(c.closed).toBe(false);
+      c.socket.destroy();
+    });
+
+    it('forwards a chunked request body sent in pieces, whole', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`POST /count HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      const piece = 'x'.repeat(1000);
+      for (let i = 0; i < 50; i++) await c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+      await c.write('0\r\n\r\n');
+      const [a] = await c.answers(1);
+      expect(a!.status).toBe(200);
+      expect(JSON.parse(a!.body)).toMatchObject({ bytes: 50_000 });
+      c.socket.destroy();
+    });
+
+    it('answers Expect: 100-continue with 100 before the body is sent, then forwards the body', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`POST /count HTTP/1.1\r\nHost: ${HOST}\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n`);
+      const [interim] = await c.answers(1);
+      expect(interim!.status).toBe(100);
+      await c.write('goodbye');
+      const [a] = await c.answers(1);
+      expect(a!.status).toBe(200);
+      expect(JSON.parse(a!.body)).toMatchObject({ bytes: 7 });
+      // Any other expectation: 417, as Node's server answers it.
+      await c.write(`GET / HTTP/1.1\r\nHost: ${HOST}\r\nExpect: something-else\r\n\r\n`);
+      const [refused] = await c.answers(1);
+      expect(refused!.status).toBe(417);
+      c.socket.destroy();
+    });
+
+    it('reads a head split over many writes, one byte each', async () => {
+      const c = new RawClient(router.port);
+      await c.connected;
+      const head = `GET /echo?split=1 HTTP/1.1\r\nHost: ${HOST}\r\nX-Split: ${'s'.repeat(40)}\r\n\r\n`;
+      for (const ch of head) await c.write(ch);
+      const [a] = await c.answers(1);
+      expect(a!.status).toBe(200);
+      const echo = JSON.parse(a!.body) as { url: string; headers: Record<string, string> };
+      expect(echo.url).toBe('/echo?split=1');
+      expect(echo.headers['x-split']).toBe('s'.repeat(40));
+      c.socket.destroy();
+    });
+
+    it('answers 431 and closes on a head larger than Node\'s limit', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`GET / HTTP/1.1\r\nHost: ${HOST}\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`);
+      const [a] = await c.answers(1);
+      expect(a!.status).toBe(431);
+      expect(a!.headers.connection).toBe('close');
+      expect(a!.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      await c.end();
+    });
+
+    it('answers 400 and closes on a head it cannot parse', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`GET / HTTP/1.1\r\nHost: ${HOST}\r\nBad Header\r\n\r\n`);
+      const [a] = await c.answers(1);
+      expect(a!.status).toBe(400);
+      expect(a!.headers.connection).toBe('close');
+      await c.end();
+    });
+
+    it('answers 408 to a slowloris whose head is not complete within --request-header-timeout', async () => {
+      const c = new RawClient(router.port);
+      const started = performance.now();
+      await c.write(`GET / HTTP/1.1\r\nHost: ${HOST}\r\n`);
+      // One more header byte every 100 ms: each keeps the connection busy, none completes the head.
+      const trickle = setInterval(() => void c.write('X').catch(() => {}), 100);
+      try {
+        const [a] = await c.answers(1);
+        expect(a!.status).toBe(408);
+        expect(a!.headers.connection).toBe('close');
+        await c.end();
+        expect(performance.now() - started).toBeGreaterThanOrEqual(HEADER_TIMEOUT_MS - 50);
+      } finally {
+        clearInterval(trickle);
+      }
+    });
+
+    it('keeps an idle connection for the announced keep-alive timeout, then closes it', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`GET /first HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      const [a] = await c.answers(1);
+      const answeredAt = performance.now();
+      expect(a!.headers['keep-alive']).toBe(`timeout=${KEEPALIVE_MS / 1000}`);
+      const left = await c.end(KEEPALIVE_MS + 10_000);
+      expect(left).toBe('');
+      expect(performance.now() - answeredAt).toBeGreaterThanOrEqual(KEEPALIVE_MS - 50);
+    });
+
+    it('closes after the answer to HTTP/1.0 and to Connection: close', async () => {
+      for (const head of [`GET /old HTTP/1.0\r\nHost: ${HOST}\r\n\r\n`, `GET /bye HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`]) {
+        const c = new RawClient(router.port);
+        await c.write(head);
+        const [a] = await c.answers(1);
+        expect(a!.status).toBe(200);
+        expect(a!.headers.connection).toBe('close');
+        await c.end();
+      }
+    });
+
+    it('answers a HEAD request without a body and keeps the connection', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`HEAD /h HTTP/1.1\r\nHost: ${HOST}\r\n\r\nGET /after-head HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      await waitFor(() => c.pending.includes('after-head'), { timeoutMs: 15_000, intervalMs: 5, message: 'both answers' });
+      const first = c.pending;
+      const heads = first.split('HTTP/1.1 200');
+      expect(heads).toHaveLength(3);
+      // The HEAD answer's Content-Length describes the GET's body, and no body follows it.
+      expect(heads[1]!.endsWith('\r\n\r\n')).toBe(true);
+      c.socket.destroy();
+    });
+
+    it('streams a large answer with backpressure, whole', async () => {
+      const c = new RawClient(router.port);
+      await c.write(`GET /bytes?n=${4 * 1024 * 1024} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      const [a] = await c.answers(1, 30_000);
+      expect(a!.status).toBe(200);
+      expect(a!.body.length).toBe(4 * 1024 * 1024);
+      c.socket.destroy();
+    });
+
+    it('frees the request at the instance when the client leaves before the answer', async () => {
+      const id = `leave-${parser}`;
+      const c = new RawClient(router.port);
+      await c.write(`GET /hold?id=${id} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      const held = async () => (await (await request(`${app.url}/held?id=${id}`)).body.text()).trim();
+      await waitFor(async () => (await held()) === '1', { timeoutMs: 10_000, message: 'the request held at the instance' });
+      c.socket.destroy();
+      await waitFor(async () => (await held()) === '0', { timeoutMs: 10_000, message: 'the instance to see the request go' });
+    });
+  });
+}
