@@ -14,6 +14,7 @@ import { createCa, type TestCa } from '../harness/pki.js';
 import { freePort } from '../harness/ports.js';
 import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { startLoad, type RequestLoad } from '../harness/load.js';
 import { served, waitFor } from '../harness/wait.js';
 import { promtool } from '../harness/promtool.js';
 
@@ -106,36 +107,21 @@ function sample(text: string, series: string): number | undefined {
 
 
 /** Requests to `host` (GETs and, with `posts`, POSTs with a body: never retried) until stopped. */
-function load(r: RouterProcess, host: string, opts: { concurrency?: number; posts?: boolean } = {}): { ok(): number; stop(): Promise<{ ok: number; failed: string[] }> } {
-  let running = true;
-  let ok = 0;
-  const failed: string[] = [];
+function load(r: RouterProcess, host: string, opts: { concurrency?: number; posts?: boolean } = {}): RequestLoad {
   const body = Buffer.alloc(4096, 1);
-  const loops = Array.from({ length: opts.concurrency ?? 6 }, async (_, k) => {
-    for (let i = k; running; i++) {
-      const post = opts.posts === true && i % 2 === 0;
-      try {
-        const res = post
-          ? await request(`${r.url}/count`, { method: 'POST', headers: { host }, body, dispatcher })
-          : await request(`${r.url}/n${i}`, { headers: { host }, dispatcher });
-        const text = await res.body.text();
-        if (res.statusCode === 200 && (!post || (JSON.parse(text) as { bytes: number }).bytes === 4096)) ok++;
-        else failed.push(`${post ? 'POST' : 'GET'} ${res.statusCode} ${text.slice(0, 120)}`);
-      } catch (err) {
-        failed.push(`${post ? 'POST' : 'GET'} ${(err as Error).message}`);
-        // A request that fails without I/O must not spin this loop on microtasks alone.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+  return startLoad(async (i) => {
+    const post = opts.posts === true && i % 2 === 0;
+    try {
+      const res = post
+        ? await request(`${r.url}/count`, { method: 'POST', headers: { host }, body, dispatcher })
+        : await request(`${r.url}/n${i}`, { headers: { host }, dispatcher });
+      const text = await res.body.text();
+      if (res.statusCode === 200 && (!post || (JSON.parse(text) as { bytes: number }).bytes === 4096)) return undefined;
+      return `${post ? 'POST' : 'GET'} ${res.statusCode} ${text.slice(0, 120)}`;
+    } catch (err) {
+      return `${post ? 'POST' : 'GET'} ${(err as Error).message}`;
     }
-  });
-  return {
-    ok: () => ok,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      return { ok, failed };
-    },
-  };
+  }, opts.concurrency ?? 6);
 }
 
 

@@ -17,6 +17,7 @@ import { createCa, type TestCa } from '../harness/pki.js';
 import { freePort } from '../harness/ports.js';
 import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { startLoad, type RequestLoad } from '../harness/load.js';
 import { served, waitFor } from '../harness/wait.js';
 
 const run = promisify(execFile);
@@ -89,31 +90,13 @@ async function waitForSessions(app: string, id: string, timeoutMs = 20_000): Pro
 }
 
 /** Requests to `host` from `concurrency` loops over both routers until stopped; failures are kept. */
-function load(host: string, concurrency = 6): { ok(): number; stop(): Promise<{ ok: number; failed: string[] }> } {
-  let running = true;
-  let ok = 0;
-  const failed: string[] = [];
-  const loops = Array.from({ length: concurrency }, async (_, k) => {
-    for (let i = k; running; i++) {
-      const r = routers[i % routers.length]!.r;
-      try {
-        const res = await request(`${r.url}/n${i}`, { headers: { host }, dispatcher });
-        const text = await res.body.text();
-        if (res.statusCode === 200) ok++;
-        else failed.push(`${res.statusCode} ${text.slice(0, 120)}`);
-      } catch (err) {
-        failed.push((err as Error).message);
-      }
-    }
-  });
-  return {
-    ok: () => ok,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      return { ok, failed };
-    },
-  };
+function load(host: string, concurrency = 6): RequestLoad {
+  return startLoad(async (i) => {
+    const r = routers[i % routers.length]!.r;
+    const res = await request(`${r.url}/n${i}`, { headers: { host }, dispatcher });
+    const text = await res.body.text();
+    return res.statusCode === 200 ? undefined : `${res.statusCode} ${text.slice(0, 120)}`;
+  }, concurrency);
 }
 
 

@@ -79,9 +79,8 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
         pending.get(msg.seq)?.(msg.routes);
       }
     });
-    // A worker that died since the last look fails the next send with EPIPE, emitted here when
-    // the send has no callback: sends pass one (sendTo), and this keeps anything else from
-    // reaching the primary's uncaught-exception handler, which would take the admin listener down.
+    // Channel errors not tied to a send (ask() handles its own) must not reach the primary's
+    // uncaught-exception handler either.
     worker.on('error', (err) => log.warn({ worker: workerId(config.id, slot.k), err: err.message }, 'worker channel error'));
     worker.on('exit', (code, signal) => {
       slot.ready = false;
@@ -98,47 +97,40 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
     });
   }
 
-  function askStatus(slot: Slot): Promise<object> {
-    const worker = slot.worker;
-    if (worker === undefined || !worker.isConnected()) return Promise.resolve({ id: workerId(config.id, slot.k), ready: false, error: 'worker not running' });
+  /**
+   * One request to a worker over IPC, answered by the message with the same seq. A worker that
+   * died a moment ago still reads as connected until the primary sees its channel close: the
+   * message then fails to go, which answers for it instead of reaching the uncaught-exception
+   * handler (which would take the admin listener down).
+   */
+  function ask(worker: Worker, message: (seq: number) => PrimaryMessage): Promise<{ answer: object } | { error: string }> {
     const n = ++seq;
     return new Promise((resolve) => {
-      const unanswered = (error: string) => {
+      const settle = (result: { answer: object } | { error: string }) => {
         clearTimeout(timer);
         pending.delete(n);
-        resolve({ id: workerId(config.id, slot.k), ready: false, error });
+        resolve(result);
       };
-      const timer = setTimeout(() => unanswered(`no answer within ${STATUS_TIMEOUT_MS} ms`), STATUS_TIMEOUT_MS);
-      pending.set(n, (status) => {
-        clearTimeout(timer);
-        pending.delete(n);
-        resolve({ ...status, pid: worker.process.pid });
+      const timer = setTimeout(() => settle({ error: `no answer within ${STATUS_TIMEOUT_MS} ms` }), STATUS_TIMEOUT_MS);
+      pending.set(n, (answer) => settle({ answer }));
+      worker.send(message(n), undefined, (err) => {
+        if (err !== null) settle({ error: 'worker not running' });
       });
-      sendTo(worker, { type: 'paas:status', seq: n }, () => unanswered('worker not running'));
     });
   }
 
+  async function askStatus(slot: Slot): Promise<object> {
+    const worker = slot.worker;
+    const result = worker === undefined || !worker.isConnected() ? { error: 'worker not running' } : await ask(worker, (n) => ({ type: 'paas:status', seq: n }));
+    return 'answer' in result ? { ...result.answer, pid: worker!.process.pid } : { id: workerId(config.id, slot.k), ready: false, error: result.error };
+  }
+
   /** Every worker holds the whole table: the first ready one lists the routes. */
-  function askRoutes(query: RoutesQuery): Promise<RoutesView | null> {
+  async function askRoutes(query: RoutesQuery): Promise<RoutesView | null> {
     const worker = slots.find((s) => s.ready && s.worker?.isConnected())?.worker;
-    if (worker === undefined) return Promise.resolve(null);
-    const n = ++seq;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        pending.delete(n);
-        resolve(null);
-      }, STATUS_TIMEOUT_MS);
-      pending.set(n, (routes) => {
-        clearTimeout(timer);
-        pending.delete(n);
-        resolve(routes as RoutesView);
-      });
-      sendTo(worker, { type: 'paas:routes', seq: n, query }, () => {
-        clearTimeout(timer);
-        pending.delete(n);
-        resolve(null);
-      });
-    });
+    if (worker === undefined) return null;
+    const result = await ask(worker, (n) => ({ type: 'paas:routes', seq: n, query }));
+    return 'answer' in result ? (result.answer as RoutesView) : null;
   }
 
   const isReady = () => started && !stopping && slots.some((s) => s.ready);
@@ -195,12 +187,3 @@ export async function startPrimary(config: RouterConfig, log: Logger): Promise<R
   return { stop };
 }
 
-/**
- * isConnected() is still true for a worker killed a moment ago, until the primary reads the
- * closed channel: the message then fails to go, and `failed` answers for it.
- */
-function sendTo(worker: Worker, message: PrimaryMessage, failed: () => void): void {
-  worker.send(message, undefined, (err) => {
-    if (err !== null) failed();
-  });
-}

@@ -570,17 +570,11 @@ export class Http1Connection {
   write(chunk: Buffer): boolean {
     if (this.bodyless || chunk.length === 0) return true;
     const socket = this.socket;
-    if (this.chunked) {
-      const size = `${this.pendingHead ?? ''}${chunk.length.toString(16)}\r\n`;
-      this.pendingHead = null;
-      socket.cork();
-      socket.write(size, 'latin1');
-      socket.write(chunk);
-      const ok = socket.write('\r\n', 'latin1');
-      socket.uncork();
-      return ok;
-    }
     const head = this.pendingHead;
+    if (this.chunked) {
+      this.pendingHead = null;
+      return writeChunk(socket, head, chunk, false);
+    }
     if (head === null) return socket.write(chunk);
     this.pendingHead = null;
     return writeHeadWith(socket, head, chunk);
@@ -607,25 +601,16 @@ export class Http1Connection {
       const tail = this.chunked ? '0\r\n\r\n' : '';
       if (head !== null) socket.write(head + tail, 'latin1');
       else if (tail !== '') socket.write(tail, 'latin1');
+    } else if (this.chunked) {
+      writeChunk(socket, head, last, true);
     } else if (typeof last === 'string') {
-      if (this.chunked) {
-        const bytes = Buffer.byteLength(last);
-        socket.write(`${head ?? ''}${bytes.toString(16)}\r\n`, 'latin1');
-        socket.write(last);
-        socket.write('\r\n0\r\n\r\n', 'latin1');
-      } else if (Buffer.byteLength(last) === last.length) {
+      if (Buffer.byteLength(last) === last.length) {
         // ASCII: one latin1 string.
         socket.write((head ?? '') + last, 'latin1');
       } else {
         if (head !== null) socket.write(head, 'latin1');
         socket.write(last);
       }
-    } else if (this.chunked) {
-      socket.cork();
-      socket.write(`${head ?? ''}${last.length.toString(16)}\r\n`, 'latin1');
-      socket.write(last);
-      socket.write('\r\n0\r\n\r\n', 'latin1');
-      socket.uncork();
     } else if (head !== null) {
       writeHeadWith(socket, head, last);
     } else {
@@ -674,6 +659,20 @@ export class Http1Connection {
     if (this.messageDone) this.next();
     else this.discard(ex);
   }
+}
+
+/**
+ * One chunk of a chunked answer, after the pending head when there is one, and with `last` the
+ * terminating chunk too: corked, so it leaves as one write.
+ */
+function writeChunk(socket: Socket, head: string | null, chunk: Buffer | string, last: boolean): boolean {
+  const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+  socket.cork();
+  socket.write(`${head ?? ''}${size.toString(16)}\r\n`, 'latin1');
+  socket.write(chunk);
+  const ok = socket.write(last ? '\r\n0\r\n\r\n' : '\r\n', 'latin1');
+  socket.uncork();
+  return ok;
 }
 
 /** The head and a body chunk: one buffer when the chunk is small, else both in one writev. */
