@@ -13,20 +13,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-deploy-tools: missing ${missing[*]} and no apt-get here; install them to check deploy/" >&2
-  exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  SUDO="sudo"
-fi
-
-echo "ensure-deploy-tools: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+source "$(dirname "$0")/apt-install.sh"
+apt_install ensure-deploy-tools "missing ${missing[*]} and no apt-get here; install them to check deploy/" "${missing[@]}"
 # Only promtool is wanted from the prometheus package: on a host that runs systemd, the package
 # has just started a Prometheus server (on port 9090); stop it and keep it from starting at boot.
 if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then

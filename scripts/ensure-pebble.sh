@@ -8,20 +8,8 @@ if command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/nul
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-pebble: pebble/pebble-challtestsrv missing and no apt-get here; install Pebble 2.4+" >&2
-  exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  SUDO="sudo"
-fi
-
-echo "ensure-pebble: installing pebble" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends pebble >/dev/null
+source "$(dirname "$0")/apt-install.sh"
+apt_install ensure-pebble "pebble/pebble-challtestsrv missing and no apt-get here; install Pebble 2.4+" pebble
 
 command -v pebble-challtestsrv >/dev/null
 echo "ensure-pebble: $(command -v pebble)" >&2
