@@ -53,8 +53,9 @@ browser:
 deps: tools
 	@$(PNPM) install --frozen-lockfile --reporter=append-only
 
+# tsc -b, then the router's start bundled (scripts/bundle-router.mjs).
 build: deps
-	@$(PNPM) exec tsc -b
+	@$(PNPM) build
 
 # Every run goes ahead even when one fails, so one CI run reports them all; any failure fails, and
 # the failed tests are printed again last, where a log cut to its tail still shows them.

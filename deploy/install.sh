@@ -13,9 +13,9 @@ if [ $# -ne 1 ]; then
 fi
 dir="$1"
 cd "$(dirname "$0")/.."
-for built in packages/router/dist/main.js packages/deployer/dist/cli.js packages/registry/dist/index.js; do
+for built in packages/router/dist/main.js packages/router/bundle/main.js packages/deployer/dist/cli.js packages/registry/dist/index.js; do
   if [ ! -f "$built" ]; then
-    echo "deploy/install.sh: $built is missing: build first (make build, or pnpm exec tsc -b)" >&2
+    echo "deploy/install.sh: $built is missing: build first (make build, or pnpm build)" >&2
     exit 1
   fi
 done

@@ -84,8 +84,10 @@ for (const parser of CLIENT_PARSERS) {
   describe(`--client-parser ${parser}`, () => {
     beforeAll(async () => {
       router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `routing-${parser}`, extraArgs: ['--client-parser', parser] });
-      const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { clientParser: string };
+      const status = (await (await request(`${router.adminUrl}/status`)).body.json()) as { clientParser: string; modules: string };
       expect(status.clientParser).toBe(parser);
+      // `make build` bundles the start; a router from a checkout built with `tsc -b` alone runs dist/.
+      expect(status.modules, 'the router started from dist/: run `pnpm build` (tsc -b, then the bundle)').toBe('bundle');
     });
 
     afterAll(async () => {

@@ -144,7 +144,7 @@ export async function startRouter(opts: {
   group?: ProcessGroup;
 }): Promise<RouterProcess> {
   if (!existsSync(ROUTER_BUILD)) {
-    throw new Error(`the router is not built (${ROUTER_BUILD} is missing): run \`pnpm exec tsc -b packages/router\``);
+    throw new Error(`the router is not built (${ROUTER_BUILD} is missing): run \`pnpm build\``);
   }
   // A port picked free can be taken before the router binds it: pick again then.
   for (let attempt = 1; ; attempt++) {

@@ -30,6 +30,7 @@ import { TunnelPresence } from './tunnel/presence.js';
 import { TunnelSessions } from './tunnel/sessions.js';
 import { TunnelTokens } from './tunnel/tokens.js';
 import { livePeers } from './tunnel/peers.js';
+import { ROUTER_MODULES } from './version.js';
 
 /** Agents are PINGed this often; one that has not answered for TUNNEL_PING_TIMEOUT_MS is dropped. */
 const TUNNEL_PING_INTERVAL_MS = 1000;
@@ -169,6 +170,7 @@ export async function startRouter(config: RouterConfig, log: Logger, opts: Start
     ready,
     upstreamClient: proxy.upstream.kind,
     clientParser: proxy.clientParser,
+    modules: ROUTER_MODULES,
     tls: proxy.tls === undefined ? null : {
       listen: `${config.listenTls!.host}:${config.listenTls!.port}`,
       defaultCert: config.defaultCert ?? null,
