@@ -54,6 +54,8 @@ export class RoutingTable {
   /** Backends ejected or failing their check when last noted; pruned as they are read. */
   private readonly unhealthy = new Set<Backend>();
   private slotCount = 0;
+  /** The pool poolOrCreate returned last, while it is in poolsByName. */
+  private recentPool: AppPool | undefined = undefined;
 
   /** Returns the app's pool (the same object across updates). */
   setApp(name: string, record: AppRecord, createRevision: bigint): AppPool {
@@ -334,16 +336,23 @@ export class RoutingTable {
   }
 
   private poolOrCreate(name: string): AppPool {
+    // A list hands over an app's instances one after another (keys sorted): the pool asked for
+    // last is most often the one asked for again, found without a lookup among every app's.
+    const recent = this.recentPool;
+    if (recent !== undefined && recent.name === name) return recent;
     let pool = this.poolsByName.get(name);
     if (pool === undefined) {
       pool = new AppPool(name);
       this.poolsByName.set(name, pool);
     }
+    this.recentPool = pool;
     return pool;
   }
 
   private dropIfUnused(pool: AppPool): void {
-    if (pool.unused) this.poolsByName.delete(pool.name);
+    if (!pool.unused) return;
+    this.poolsByName.delete(pool.name);
+    if (this.recentPool === pool) this.recentPool = undefined;
   }
 }
 
