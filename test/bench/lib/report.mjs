@@ -308,7 +308,7 @@ export function renderMarkdown(results) {
           ['figure', 'value', 'how'],
           [
             ['apps in etcd', int(s.apps), '2 instances each (+ the propagation apps)'],
-            ['cold start to /readyz', `${f(s.coldStartMs / 1000)} s`, `spawn → the router's "router ready" line (/readyz 200 from then on, checked once; not polled during the start); other processes used ${f(s.otherCpuCoresStart)} cores meanwhile`],
+            ['cold start to /readyz', `${f(s.coldStartMs / 1000)} s`, `spawn → the router's "router ready" line (/readyz 200 from then on, checked once; not polled during the start; the start ran from ${s.startModules ?? 'dist'}); other processes used ${f(s.otherCpuCoresStart)} cores meanwhile`],
             ['RSS peak while starting', `${int(s.startPeakMB)} MB`, 'VmRSS sampled every 20 ms from spawn to ready'],
             ['RSS after load', `${int(s.rssAfterLoadMB)} MB`, 'VmRSS 2 s after ready'],
             ['RSS peak during a full re-list', `${int(s.relist.peakMB)} MB${s.relist.error ? ` (${s.relist.error})` : ''}`, `${s.relist.method}; VmRSS every 20 ms until router_table_swaps_total went up${s.relist.seconds ? ` (${f(s.relist.seconds, 1)} s)` : ''}`],

@@ -35,7 +35,9 @@ export async function scaleSuite(ctx) {
     const startPeak = startRss.stop();
     await sleep(2000);
     const rssAfterLoadMB = rssMB(router.proc.pid);
-    ctx.log(`  cold start ${coldStartMs.toFixed(0)} ms, RSS after load ${rssAfterLoadMB?.toFixed(0)} MB (peak while loading ${startPeak.peakMB.toFixed(0)} MB)${otherCpuCoresStart > 0.1 ? ` — other processes used ${otherCpuCoresStart.toFixed(2)} cores meanwhile` : ''}`);
+    // Whether the bundled start or dist/'s modules ran (bin/paas-router.js chooses by build age).
+    const startModules = (await (await fetch(`${router.admin}/status`)).json()).modules ?? 'dist';
+    ctx.log(`  cold start ${coldStartMs.toFixed(0)} ms (${startModules}), RSS after load ${rssAfterLoadMB?.toFixed(0)} MB (peak while loading ${startPeak.peakMB.toFixed(0)} MB)${otherCpuCoresStart > 0.1 ? ` — other processes used ${otherCpuCoresStart.toFixed(2)} cores meanwhile` : ''}`);
 
     // One applied change: sequential transactions, each waited for (applied revision reached).
     const before = histogram(await metricsText(router), 'router_table_change_duration_seconds');
@@ -93,7 +95,7 @@ export async function scaleSuite(ctx) {
       relist = { method: 'etcd restart + compaction', error: err.message.split('\n')[0], peakMB: peak.peakMB, samples: peak.samples };
     }
     ctx.log(`  re-list (${relist.method}): peak RSS ${relist.peakMB.toFixed(0)} MB${relist.seconds ? ` in ${relist.seconds.toFixed(1)} s` : ''}${relist.error ? ` — ${relist.error}` : ''}`);
-    return { apps: total, coldStartMs, otherCpuCoresStart, startPeakMB: startPeak.peakMB, rssAfterLoadMB, change, relist };
+    return { apps: total, coldStartMs, startModules, otherCpuCoresStart, startPeakMB: startPeak.peakMB, rssAfterLoadMB, change, relist };
   } finally {
     startRss.stop();
     await router.proc.stop();
