@@ -46,8 +46,12 @@ const PREFIX = '/bench-tls';
 const CERTS_PREFIX = '/bench-tls-certs';
 export const TLS_TARGETS = ['haproxy', 'router', 'node-floor'];
 export const TLS_LOADS = ['keepalive', 'plain', 'handshakes', 'h2'];
-/** What --tls-parts chooses from: the three targets, and the 10k-certificate first handshakes. */
-export const TLS_PARTS = [...TLS_TARGETS, 'first-handshake'];
+/**
+ * What --tls-parts chooses from: targets, loads, and the 10k-certificate first handshakes. Loads
+ * without targets run on every target, targets without loads get every load; first-handshake
+ * alone runs no target.
+ */
+export const TLS_PARTS = [...TLS_TARGETS, ...TLS_LOADS, 'first-handshake'];
 
 /** The ops that put `certs/<name>` ({ cert, key }, docs/CONTRACT.md) under `prefix`. */
 function certOp(prefix, name, { cert, key }) {
@@ -149,9 +153,9 @@ async function measure(ctx, load, target) {
  * lib/handshake-latency.mjs against `port` (pairs of hosts from `pattern`, see there), its own
  * process on the client core; measured again while other processes than `pids` disturbed it
  * (attempt a starts at host a, so a router sees hosts not yet handshaken), the calmest kept.
- * `line(attempt)` says what an attempt measured.
+ * `name` says what is measured in the log, `line(attempt)` what an attempt measured.
  */
-async function latencyAttempts(ctx, { port, pattern, step, samples, pids }, line) {
+async function latencyAttempts(ctx, { name, port, pattern, step, samples, pids }, line) {
   const maxAttempts = ctx.noiseRetries + 1;
   const attempts = [];
   for (let a = 0; a < maxAttempts; a++) {
@@ -170,7 +174,7 @@ async function latencyAttempts(ctx, { port, pattern, step, samples, pids }, line
         (otherCpuCores > 0.1 ? ` — other processes used ${otherCpuCores.toFixed(2)} cores meanwhile` : ''),
     );
     if (otherCpuCores <= ctx.noiseCores || a + 1 === maxAttempts) break;
-    await ctx.calmDown(`handshake latency on port ${port}`, a + 1);
+    await ctx.calmDown(`${name} handshakes`, a + 1);
   }
   const kept = attempts.reduce((x, y) => (y.otherCpuCores < x.otherCpuCores ? y : x));
   return { ...kept, attempts: attempts.length, kept: attempts.indexOf(kept) + 1, allAttempts: attempts.length > 1 ? attempts : undefined };
@@ -209,7 +213,7 @@ async function handshakeFloors(ctx, dir) {
     const proc = start(server.name, cmd, args, { cpus: ctx.cpus.proxy });
     try {
       await waitFor(() => handshakeMs(port, 'ref.bench.local').then(() => true), { timeoutMs: 30_000, message: `${server.name} to serve`, proc });
-      const measured = await latencyAttempts(ctx, { port, pattern: 'r{}.ref.bench.local', step: 1, samples, pids: [proc.pid, etcd.pid] }, (attempt) =>
+      const measured = await latencyAttempts(ctx, { name: `floor, ${server.name}`, port, pattern: 'r{}.ref.bench.local', step: 1, samples, pids: [proc.pid, etcd.pid] }, (attempt) =>
         `  floor, ${server.name} (no router): p50 ${attempt.all.p50.toFixed(2)} ms, p99 ${attempt.all.p99.toFixed(2)} ms over ${attempt.all.n} handshakes`,
       );
       floors.push({ name: server.name, note: server.note, cpus: proc.pinned ?? 'unpinned', ...measured });
@@ -250,7 +254,7 @@ async function manyCerts(ctx, count) {
     // handshaken (attempt a: the cached host h<a>, uncached h<a + k * step>); the calmest is kept.
     const samples = ctx.quick ? 100 : 1000;
     const step = Math.floor((count - 1 - (ctx.noiseRetries + 1)) / samples);
-    const measured = await latencyAttempts(ctx, { port, pattern: 'h{}.certs.bench.local', step, samples, pids: [router.proc.pid, etcd.pid] }, (attempt) =>
+    const measured = await latencyAttempts(ctx, { name: `${count} certificates`, port, pattern: 'h{}.certs.bench.local', step, samples, pids: [router.proc.pid, etcd.pid] }, (attempt) =>
       `  ${count} certs: first handshake p50 ${attempt.first.p50.toFixed(2)} ms, p99 ${attempt.first.p99.toFixed(2)} ms; cached host p50 ${attempt.cached.p50.toFixed(2)} ms, p99 ${attempt.cached.p99.toFixed(2)} ms; uncached minus cached, median of pairs ${attempt.addedP50.toFixed(2)} ms`,
     );
     const built = metricValue(await metricsText(router), 'router_tls_contexts');
@@ -273,8 +277,11 @@ export async function tlsSuite(ctx) {
   await c.txn([], [...appOps(PREFIX, 'bench', HOST, backend.url, 1), certOp(PREFIX, 'bench', cert)]);
 
   const rows = [];
-  for (const name of TLS_TARGETS) {
-    if (!ctx.tlsParts.includes(name)) continue;
+  const chosenTargets = TLS_TARGETS.filter((t) => ctx.tlsParts.includes(t));
+  const chosenLoads = TLS_LOADS.filter((l) => ctx.tlsParts.includes(l));
+  const targets = chosenTargets.length > 0 ? chosenTargets : chosenLoads.length > 0 ? TLS_TARGETS : [];
+  const loads = chosenLoads.length > 0 ? chosenLoads : TLS_LOADS;
+  for (const name of targets) {
     if (name === 'haproxy' && !ctx.tools.haproxy) {
       rows.push({ name, skipped: 'haproxy not installed' });
       continue;
@@ -283,7 +290,7 @@ export async function tlsSuite(ctx) {
     try {
       target = await startTlsTarget(ctx, name, { dir, files });
       const row = { name, cpus: target.cpus, note: target.note };
-      for (const load of TLS_LOADS) {
+      for (const load of loads) {
         const tool = load === 'keepalive' || load === 'plain' ? 'wrk' : 'h2load';
         if (!ctx.tools[tool]) {
           row[load] = { skipped: `${tool} not installed` };
