@@ -50,7 +50,7 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
                      and, only when named: ${OPTIONAL_SUITES.join(', ')}
   --quick            short durations and small app counts (seconds, for iterating and the smoke test)
   --proxies LIST     configurations for proxy and fixed-rate (default: all): ${ALL_TARGETS.join(', ')}
-  --tls-parts LIST   parts of the tls suite (default: all): ${TLS_PARTS.join(', ')}
+  --tls-parts LIST   parts of the tls suite (default: all): targets and/or loads (a load alone: on every target), ${TLS_PARTS.join(', ')}
   --client NAME      closed-loop client: wrk (default when installed) or autocannon
   --no-install       never apt-get install; configurations missing a tool are reported as skipped
   --out DIR          results folder (default test/bench/results)

@@ -2,8 +2,9 @@
  * Client HTTP/1.1 connections on raw sockets, against a real router process run once with each
  * --client-parser (the native server and Node's): pipelined requests answered in order, request
  * bodies chunked and with Expect: 100-continue, a head split over many writes, heads refused as
- * too large (431) and too slow (408), keep-alive and its idle end, HTTP/1.0, and a client that
- * leaves freeing the request at the instance. Both parsers must answer alike.
+ * too large (431) and too slow (408), keep-alive and its idle end, HTTP/1.0, a client that
+ * leaves freeing the request at the instance, and new connections served cleanly after clients
+ * that left mid-request. Both parsers must answer alike.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
@@ -290,6 +291,36 @@ for (const parser of CLIENT_PARSERS) {
       await waitFor(async () => (await held()) === '1', { timeoutMs: 10_000, message: 'the request held at the instance' });
       c.socket.destroy();
       await waitFor(async () => (await held()) === '0', { timeoutMs: 10_000, message: 'the instance to see the request go' });
+    });
+
+    it('serves new connections cleanly after clients that left mid-request (the native server reuses their parsers)', async () => {
+      const open = async () => Number(/^router_client_connections (\d+)$/m.exec(await (await request(`${router.adminUrl}/metrics`)).body.text())?.[1]);
+      const held = async (id: string) => (await (await request(`${app.url}/held?id=${id}`)).body.text()).trim();
+      // Earlier tests' connections (undici's idle one included) gone: the next ones take the parsers freed below.
+      await waitFor(async () => (await open()) === 0, { timeoutMs: 15_000, message: 'no client connection open' });
+      const cut = [
+        // Inside a head.
+        { bytes: `GET /cut HTTP/1.1\r\nHost: ${HOST}\r\nX-Cut: abc` },
+        // Inside a chunked body and inside a length-delimited one, their heads forwarded (held at the instance).
+        { bytes: `POST /hold?id=cut-chunked-${parser} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel`, id: `cut-chunked-${parser}` },
+        { bytes: `POST /hold?id=cut-length-${parser} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 100\r\n\r\nhello`, id: `cut-length-${parser}` },
+      ];
+      const left = cut.map(() => new RawClient(router.port));
+      await Promise.all(left.map((c, i) => c.write(cut[i]!.bytes)));
+      for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await held(id)) === '1', { timeoutMs: 10_000, message: `${id} held at the instance` });
+      await waitFor(async () => (await open()) === cut.length, { timeoutMs: 10_000, message: 'the cut connections open' });
+      for (const c of left) c.socket.destroy();
+      await waitFor(async () => (await open()) === 0, { timeoutMs: 10_000, message: 'the cut connections closed' });
+      for (let i = 0; i <= cut.length; i++) {
+        const c = new RawClient(router.port);
+        await c.write(`GET /clean?i=${i} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+        const [a] = await c.answers(1);
+        expect(a!.status).toBe(200);
+        expect(JSON.parse(a!.body)).toMatchObject({ path: '/clean' });
+        c.socket.destroy();
+        await waitFor(async () => (await open()) === 0, { timeoutMs: 10_000, message: 'the clean connection closed' });
+      }
+      for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await held(id)) === '0', { timeoutMs: 10_000, message: `${id} freed at the instance` });
     });
   });
 }

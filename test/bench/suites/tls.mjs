@@ -13,7 +13,10 @@
  *   the end of the handshake for hosts never handshaken before (the context made on the way),
  *   one at a time, each paired with a handshake for a host already cached, measured the same way
  *   (lib/handshake-latency.mjs, its own process on the client core); measured again on fresh hosts
- *   while other processes disturbed it, the calmest attempt kept.
+ *   while other processes disturbed it, the calmest attempt kept. Then the same client and method
+ *   against servers with no router, each with one ECDSA P-256 certificate made in the run, on the
+ *   proxy core at the same nice: `openssl s_server` and a bare Node `tls.createServer`
+ *   (lib/node-tls-bare.mjs): this machine's handshake floor, for reading the router's figure.
  *
  * Figures per load: requests/s and requests per proxy CPU-second (/proc utime+stime of the
  * proxy process over the measured window), ratios against HAProxy. A window disturbed by other
@@ -32,17 +35,23 @@ import { metricsText, metricValue, spawnRouter, waitReady } from '../lib/router.
 import { summarize } from '../lib/stats.mjs';
 import { ecdsaCertificate } from '../lib/tls-certs.mjs';
 import { handshakeMs } from '../lib/tls-handshake.mjs';
+import { which } from '../lib/install.mjs';
 import { wrk } from '../lib/wrk.mjs';
 
 const NODE_SERVER = fileURLToPath(new URL('../lib/node-tls-server.mjs', import.meta.url));
 const LATENCY = fileURLToPath(new URL('../lib/handshake-latency.mjs', import.meta.url));
+const NODE_BARE = fileURLToPath(new URL('../lib/node-tls-bare.mjs', import.meta.url));
 const HOST = 'tls.bench.local';
 const PREFIX = '/bench-tls';
 const CERTS_PREFIX = '/bench-tls-certs';
 export const TLS_TARGETS = ['haproxy', 'router', 'node-floor'];
 export const TLS_LOADS = ['keepalive', 'plain', 'handshakes', 'h2'];
-/** What --tls-parts chooses from: the three targets, and the 10k-certificate first handshakes. */
-export const TLS_PARTS = [...TLS_TARGETS, 'first-handshake'];
+/**
+ * What --tls-parts chooses from: targets, loads, and the 10k-certificate first handshakes. Loads
+ * without targets run on every target, targets without loads get every load; first-handshake
+ * alone runs no target.
+ */
+export const TLS_PARTS = [...TLS_TARGETS, ...TLS_LOADS, 'first-handshake'];
 
 /** The ops that put `certs/<name>` ({ cert, key }, docs/CONTRACT.md) under `prefix`. */
 function certOp(prefix, name, { cert, key }) {
@@ -140,6 +149,84 @@ async function measure(ctx, load, target) {
   return { ...kept, attempts: tries.length, kept: tries.indexOf(kept) + 1, allAttempts: tries.length > 1 ? tries : undefined };
 }
 
+/**
+ * lib/handshake-latency.mjs against `port` (pairs of hosts from `pattern`, see there), its own
+ * process on the client core; measured again while other processes than `pids` disturbed it
+ * (attempt a starts at host a, so a router sees hosts not yet handshaken), the calmest kept.
+ * `name` says what is measured in the log, `line(attempt)` what an attempt measured.
+ */
+async function latencyAttempts(ctx, { name, port, pattern, step, samples, pids }, line) {
+  const maxAttempts = ctx.noiseRetries + 1;
+  const attempts = [];
+  for (let a = 0; a < maxAttempts; a++) {
+    const foreign = foreignCpuMeter(pids);
+    const res = await run(process.execPath, ['--expose-gc', LATENCY, String(port), pattern, String(a), String(step), String(samples)], { cpus: ctx.cpus.client, timeoutMs: 300_000 });
+    const otherCpuCores = foreign.stop();
+    if (res.code !== 0) throw new Error(`handshake-latency failed (${res.code}): ${res.stderr.slice(-500)}`);
+    const { first, cached, clientGcInSpans } = JSON.parse(res.stdout.trim().split('\n').pop());
+    // What an uncached host adds, pair by pair: both handshakes of a pair saw nearly the same machine.
+    const added = summarize(first.map((ms, k) => ms - cached[k]));
+    const attempt = { first: summarize(first), cached: summarize(cached), all: summarize([...first, ...cached]), addedP50: added.p50, clientGcInSpans, otherCpuCores };
+    attempts.push(attempt);
+    ctx.log(
+      line(attempt) +
+        (clientGcInSpans ? `; ${clientGcInSpans} handshakes overlapped a client GC` : '') +
+        (otherCpuCores > 0.1 ? ` — other processes used ${otherCpuCores.toFixed(2)} cores meanwhile` : ''),
+    );
+    if (otherCpuCores <= ctx.noiseCores || a + 1 === maxAttempts) break;
+    await ctx.calmDown(`${name} handshakes`, a + 1);
+  }
+  const kept = attempts.reduce((x, y) => (y.otherCpuCores < x.otherCpuCores ? y : x));
+  return { ...kept, attempts: attempts.length, kept: attempts.indexOf(kept) + 1, allAttempts: attempts.length > 1 ? attempts : undefined };
+}
+
+/**
+ * The first-handshake figure's floor: the same client and method against a server with no
+ * router and one certificate, on the proxy core (nice as the router): `openssl s_server` and a
+ * bare Node `tls.createServer`. Every handshake of theirs is alike (one certificate for any
+ * name), so both halves of the pairs are one sample.
+ */
+async function handshakeFloors(ctx, dir) {
+  const etcd = await ctx.etcd();
+  const cert = ecdsaCertificate(['ref.bench.local']);
+  const files = { cert: path.join(dir, 'floor-cert.pem'), key: path.join(dir, 'floor-key.pem') };
+  await writeFile(files.cert, cert.cert);
+  await writeFile(files.key, cert.key);
+  const openssl = which('openssl');
+  const servers = [
+    {
+      name: 'openssl s_server',
+      note: 'OpenSSL\'s own server (`-www`), one connection at a time',
+      argv: openssl && ((port) => [openssl, ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', files.cert, '-key', files.key, '-alpn', 'h2,http/1.1', '-www', '-quiet']]),
+    },
+    { name: 'node tls.createServer', note: 'bare Node TLS server (lib/node-tls-bare.mjs)', argv: (port) => [process.execPath, [NODE_BARE, String(port), files.cert, files.key]] },
+  ];
+  const samples = ctx.quick ? 100 : 1000;
+  const floors = [];
+  for (const server of servers) {
+    if (!server.argv) {
+      floors.push({ name: server.name, skipped: 'openssl not installed' });
+      continue;
+    }
+    const [port] = await freePorts(1);
+    const [cmd, args] = server.argv(port);
+    const proc = start(server.name, cmd, args, { cpus: ctx.cpus.proxy });
+    try {
+      await waitFor(() => handshakeMs(port, 'ref.bench.local').then(() => true), { timeoutMs: 30_000, message: `${server.name} to serve`, proc });
+      const measured = await latencyAttempts(ctx, { name: `floor, ${server.name}`, port, pattern: 'r{}.ref.bench.local', step: 1, samples, pids: [proc.pid, etcd.pid] }, (attempt) =>
+        `  floor, ${server.name} (no router): p50 ${attempt.all.p50.toFixed(2)} ms, p99 ${attempt.all.p99.toFixed(2)} ms over ${attempt.all.n} handshakes`,
+      );
+      floors.push({ name: server.name, note: server.note, cpus: proc.pinned ?? 'unpinned', ...measured });
+    } catch (err) {
+      ctx.log(`  floor ${server.name} failed: ${err.message}`);
+      floors.push({ name: server.name, skipped: `failed: ${err.message.split('\n')[0]}` });
+    } finally {
+      await proc.stop();
+    }
+  }
+  return floors;
+}
+
 /** The 10k-certificate router: first handshakes for uncached hosts, and a cached one for scale. */
 async function manyCerts(ctx, count) {
   const etcd = await ctx.etcd();
@@ -166,31 +253,12 @@ async function manyCerts(ctx, count) {
     // clients. A run that other processes disturbed is measured again on hosts not yet
     // handshaken (attempt a: the cached host h<a>, uncached h<a + k * step>); the calmest is kept.
     const samples = ctx.quick ? 100 : 1000;
-    const maxAttempts = ctx.noiseRetries + 1;
-    const step = Math.floor((count - 1 - maxAttempts) / samples);
-    const attempts = [];
-    for (let a = 0; a < maxAttempts; a++) {
-      const foreign = foreignCpuMeter([router.proc.pid, etcd.pid]);
-      const res = await run(process.execPath, ['--expose-gc', LATENCY, String(port), 'h{}.certs.bench.local', String(a), String(step), String(samples)], { cpus: ctx.cpus.client, timeoutMs: 300_000 });
-      const otherCpuCores = foreign.stop();
-      if (res.code !== 0) throw new Error(`handshake-latency failed (${res.code}): ${res.stderr.slice(-500)}`);
-      const { first, cached, clientGcInSpans } = JSON.parse(res.stdout.trim().split('\n').pop());
-      // What an uncached host adds, pair by pair: both handshakes of a pair saw nearly the same machine.
-      const added = summarize(first.map((ms, k) => ms - cached[k]));
-      const attempt = { first: summarize(first), cached: summarize(cached), addedP50: added.p50, clientGcInSpans, otherCpuCores };
-      attempts.push(attempt);
-      ctx.log(
-        `  ${count} certs: first handshake p50 ${attempt.first.p50.toFixed(2)} ms, p99 ${attempt.first.p99.toFixed(2)} ms; cached host p50 ${attempt.cached.p50.toFixed(2)} ms, p99 ${attempt.cached.p99.toFixed(2)} ms; uncached minus cached, median of pairs ${attempt.addedP50.toFixed(2)} ms` +
-          (clientGcInSpans ? `; ${clientGcInSpans} handshakes overlapped a client GC` : '') +
-          (otherCpuCores > 0.1 ? ` — other processes used ${otherCpuCores.toFixed(2)} cores meanwhile` : ''),
-      );
-      if (otherCpuCores <= ctx.noiseCores || a + 1 === maxAttempts) break;
-      await ctx.calmDown('10k certificates handshakes', a + 1);
-    }
-    const kept = attempts.reduce((x, y) => (y.otherCpuCores < x.otherCpuCores ? y : x));
+    const step = Math.floor((count - 1 - (ctx.noiseRetries + 1)) / samples);
+    const measured = await latencyAttempts(ctx, { name: `${count} certificates`, port, pattern: 'h{}.certs.bench.local', step, samples, pids: [router.proc.pid, etcd.pid] }, (attempt) =>
+      `  ${count} certs: first handshake p50 ${attempt.first.p50.toFixed(2)} ms, p99 ${attempt.first.p99.toFixed(2)} ms; cached host p50 ${attempt.cached.p50.toFixed(2)} ms, p99 ${attempt.cached.p99.toFixed(2)} ms; uncached minus cached, median of pairs ${attempt.addedP50.toFixed(2)} ms`,
+    );
     const built = metricValue(await metricsText(router), 'router_tls_contexts');
-    const r = { certs: count, readyMs, samples, ...kept, contextsCached: built, attempts: attempts.length, kept: attempts.indexOf(kept) + 1, allAttempts: attempts.length > 1 ? attempts : undefined };
-    return r;
+    return { certs: count, readyMs, samples, ...measured, contextsCached: built };
   } finally {
     await router.proc.stop();
   }
@@ -209,8 +277,11 @@ export async function tlsSuite(ctx) {
   await c.txn([], [...appOps(PREFIX, 'bench', HOST, backend.url, 1), certOp(PREFIX, 'bench', cert)]);
 
   const rows = [];
-  for (const name of TLS_TARGETS) {
-    if (!ctx.tlsParts.includes(name)) continue;
+  const chosenTargets = TLS_TARGETS.filter((t) => ctx.tlsParts.includes(t));
+  const chosenLoads = TLS_LOADS.filter((l) => ctx.tlsParts.includes(l));
+  const targets = chosenTargets.length > 0 ? chosenTargets : chosenLoads.length > 0 ? TLS_TARGETS : [];
+  const loads = chosenLoads.length > 0 ? chosenLoads : TLS_LOADS;
+  for (const name of targets) {
     if (name === 'haproxy' && !ctx.tools.haproxy) {
       rows.push({ name, skipped: 'haproxy not installed' });
       continue;
@@ -219,7 +290,7 @@ export async function tlsSuite(ctx) {
     try {
       target = await startTlsTarget(ctx, name, { dir, files });
       const row = { name, cpus: target.cpus, note: target.note };
-      for (const load of TLS_LOADS) {
+      for (const load of loads) {
         const tool = load === 'keepalive' || load === 'plain' ? 'wrk' : 'h2load';
         if (!ctx.tools[tool]) {
           row[load] = { skipped: `${tool} not installed` };
@@ -237,7 +308,10 @@ export async function tlsSuite(ctx) {
   }
   let certs;
   try {
-    if (ctx.tlsParts.includes('first-handshake')) certs = await manyCerts(ctx, ctx.quick ? 1000 : 10_000);
+    if (ctx.tlsParts.includes('first-handshake')) {
+      certs = await manyCerts(ctx, ctx.quick ? 1000 : 10_000);
+      certs.floors = await handshakeFloors(ctx, dir);
+    }
   } catch (err) {
     ctx.log(`  10k certificates failed: ${err.message}`);
     certs = { error: err.message.split('\n')[0] };

@@ -82,6 +82,12 @@ const kConn = Symbol('paas.h1.conn');
 type Tracked<T> = T & { [kConn]?: Http1Connection };
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Parsers of closed connections kept for new ones, as Node's server keeps its own (`parsers`
+ * FreeList in lib/_http_common.js, the same bound): a connection then costs an `initialize`
+ * instead of a native parser made, its callbacks set, and closed on a later turn.
+ */
+const FREE_PARSERS = 1000;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 /** An answer's first body chunk up to this size goes out in one buffer with the head (copied); a larger one beside it (writev). */
 const COALESCE_MAX = 16 * 1024;
@@ -117,6 +123,7 @@ export class Http1Server {
   readonly methods: string[];
   readonly connections = new Set<Http1Connection>();
   readonly keepAliveHeader: string;
+  private readonly freeParsers: Tracked<NativeParser>[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
 
@@ -137,6 +144,33 @@ export class Http1Server {
       this.sweeper.unref();
     }
     conn.begin();
+  }
+
+  /** A parser ready for a new connection's first request, its callbacks set. */
+  takeParser(): Tracked<NativeParser> {
+    const HTTPParser = this.HTTPParser;
+    let parser = this.freeParsers.pop();
+    if (parser === undefined) {
+      parser = new HTTPParser();
+      parser[HTTPParser.kOnMessageBegin] = parserOnMessageBegin;
+      parser[HTTPParser.kOnHeaders] = parserOnHeaders;
+      parser[HTTPParser.kOnHeadersComplete] = parserOnHeadersComplete;
+      parser[HTTPParser.kOnBody] = parserOnBody;
+      parser[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
+      parser[HTTPParser.kOnExecute] = parserOnExecute;
+    }
+    parser.initialize(HTTPParser.REQUEST, {}, 0, 0);
+    return parser;
+  }
+
+  /**
+   * A closed connection's parser, no longer consuming its handle and tied to no connection.
+   * Only from 'close' (a later tick than any of the parser's own callbacks): one let go inside
+   * its callbacks (an upgrade) is closed instead, once they have returned.
+   */
+  giveParser(parser: Tracked<NativeParser>): void {
+    if (this.freeParsers.length < FREE_PARSERS) this.freeParsers.push(parser);
+    else setImmediate(closeParser, parser);
   }
 
   forget(conn: Http1Connection): void {
@@ -205,15 +239,8 @@ export class Http1Connection {
     readonly socket: Tracked<Socket>,
   ) {
     this.headSince = performance.now();
-    const HTTPParser = server.HTTPParser;
-    const parser: Tracked<NativeParser> = new HTTPParser();
-    parser.initialize(HTTPParser.REQUEST, {}, 0, 0);
+    const parser = server.takeParser();
     parser[kConn] = this;
-    parser[HTTPParser.kOnMessageBegin] = parserOnMessageBegin;
-    parser[HTTPParser.kOnHeaders] = parserOnHeaders;
-    parser[HTTPParser.kOnHeadersComplete] = parserOnHeadersComplete;
-    parser[HTTPParser.kOnBody] = parserOnBody;
-    parser[HTTPParser.kOnMessageComplete] = parserOnMessageComplete;
     this.parser = parser;
   }
 
@@ -230,7 +257,6 @@ export class Http1Connection {
     if (handle != null && handle.isStreamBase === true && handle._externalStream !== undefined && handle._consumed !== true && socket.readableLength === 0) {
       handle._consumed = true;
       this.handle = handle;
-      this.parser[this.server.HTTPParser.kOnExecute] = parserOnExecute;
       this.parser.consume(handle);
     } else {
       socket.on('data', onSocketData);
@@ -439,7 +465,7 @@ export class Http1Connection {
     socket.off('close', onSocketClose);
     socket.off('drain', onSocketDrain);
     socket.off('data', onSocketData);
-    this.releaseParser();
+    this.releaseParser(false);
     this.server.forget(this);
     // The upgrade's reader reads from the socket's own stream again.
     if (this.readPaused && this.handle !== null) {
@@ -453,15 +479,17 @@ export class Http1Connection {
     socket.pause();
   }
 
-  private releaseParser(): void {
+  /** `reuse`: the connection closed (see Http1Server.giveParser); else it left HTTP, maybe inside a parser callback. */
+  private releaseParser(reuse: boolean): void {
     const handle = this.handle;
     if (handle !== null) {
       this.parser.unconsume();
       (handle as StreamHandle & { _consumed?: boolean })._consumed = false;
     }
     this.parser[kConn] = undefined;
+    if (reuse) this.server.giveParser(this.parser);
     // Possibly inside one of its own callbacks: closed (freed) once they have returned, as Node's server does.
-    setImmediate(closeParser, this.parser);
+    else setImmediate(closeParser, this.parser);
   }
 
   /** A head the router refuses before any exchange took it (bad framing, too large, too slow): the answer, then close. */
@@ -502,7 +530,7 @@ export class Http1Connection {
   onClose(): void {
     this.finished = true;
     this.server.forget(this);
-    if (this.parser[kConn] === this) this.releaseParser();
+    if (this.parser[kConn] === this) this.releaseParser(true);
     const ex = this.current;
     // Closed while current: an answer not ended is given up (the upstream request freed).
     if (ex !== null && !this.answerDone) {
