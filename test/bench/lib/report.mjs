@@ -147,7 +147,7 @@ function tlsSection(tls) {
   out.push(
     `Same ECDSA P-256 certificate, TLS 1.3, ALPN h2,http/1.1; the same backend; each configuration on the proxy core, clients on the other. ` +
       `Keep-alive: wrk, ${tls.connections} connections, over TLS and then in plain HTTP to the same process (its second listener): the difference in CPU per request is what TLS adds. Handshakes: batches of 100 new h2load clients, each one full TLS 1.3 handshake (no session offered) and one HTTP/1.1 request. ` +
-      `HTTP/2: h2load, 5 connections x 10 streams. ${tls.warmSeconds} s warm-up, then ${tls.measureSeconds} s measured per cell. ` +
+      `HTTP/2: h2load, 5 connections x 10 streams. ${tls.warmSeconds} s warm-up, then ${tls.measureSeconds} s measured, ${tls.rounds ?? 1} round(s) per load with every configuration measured once per round in turn; a cell is its median round (all rounds are in the JSON). ` +
       'node-floor is a bare `http2.createSecureServer` answering by itself (no proxying): what Node costs before any routing or forwarding.',
   );
   out.push('');

@@ -19,8 +19,8 @@
  *   (lib/node-tls-bare.mjs): this machine's handshake floor, for reading the router's figure.
  *
  * Figures per load: requests/s and requests per proxy CPU-second (/proc utime+stime of the
- * proxy process over the measured window), ratios against HAProxy. A window disturbed by other
- * processes (over ctx.noiseCores) is measured again, the best attempt kept, as in the proxy suite.
+ * proxy process over the measured window), ratios against HAProxy. Each load is measured in
+ * turns (--tls-rounds rounds, each target once per round) and a cell is its median round.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -130,23 +130,33 @@ async function measureOnce(ctx, load, target) {
   return row;
 }
 
-/** Measures `load` on `target`, again while disturbed (up to ctx.noiseRetries), keeps the best. */
-async function measure(ctx, load, target) {
-  const tries = [];
-  for (let attempt = 1; ; attempt++) {
-    const r = await measureOnce(ctx, load, target);
-    tries.push(r);
-    ctx.log(
-      `  ${target.name} ${load}: ${Math.round(r.rps)}/s, ${Math.round(r.reqPerProxyCpuS ?? 0)} per proxy CPU-s (${Math.round(r.proxyCpuUtil * 100)}% of a core)` +
-        (r.errors ? `, ${r.errors} errors` : '') +
-        (r.resumedHandshakes !== undefined && load === 'handshakes' ? `, router: ${r.fullHandshakes} full / ${r.resumedHandshakes} resumed handshakes` : '') +
-        (r.otherCpuCores > 0.1 ? ` — other processes used ${r.otherCpuCores.toFixed(2)} cores meanwhile` : ''),
-    );
-    if (r.otherCpuCores <= ctx.noiseCores || attempt > ctx.noiseRetries) break;
-    await ctx.calmDown(`${target.name} ${load}`, attempt);
+/**
+ * Every target's cell of one load, measured in turns: round r measures each target once, for
+ * ctx.tlsRounds rounds, so a slower or busier stretch of the machine falls on every target
+ * alike instead of on whichever was measured then; a cell is its median round (by requests per
+ * proxy CPU-second), every round kept in `allRounds`.
+ */
+async function measureInTurns(ctx, load, targets) {
+  const rounds = new Map(targets.map((t) => [t.name, []]));
+  for (let round = 1; round <= ctx.tlsRounds; round++) {
+    for (const target of targets) {
+      const r = await measureOnce(ctx, load, target);
+      rounds.get(target.name).push(r);
+      ctx.log(
+        `  ${target.name} ${load}, round ${round}/${ctx.tlsRounds}: ${Math.round(r.rps)}/s, ${Math.round(r.reqPerProxyCpuS ?? 0)} per proxy CPU-s (${Math.round(r.proxyCpuUtil * 100)}% of a core)` +
+          (r.errors ? `, ${r.errors} errors` : '') +
+          (r.resumedHandshakes !== undefined && load === 'handshakes' ? `, router: ${r.fullHandshakes} full / ${r.resumedHandshakes} resumed handshakes` : '') +
+          (r.otherCpuCores > 0.1 ? ` — other processes used ${r.otherCpuCores.toFixed(2)} cores meanwhile` : ''),
+      );
+    }
   }
-  const kept = tries.reduce((a, b) => ((b.reqPerProxyCpuS ?? 0) > (a.reqPerProxyCpuS ?? 0) ? b : a));
-  return { ...kept, attempts: tries.length, kept: tries.indexOf(kept) + 1, allAttempts: tries.length > 1 ? tries : undefined };
+  const cells = new Map();
+  for (const [name, all] of rounds) {
+    const sorted = [...all].sort((a, b) => (a.reqPerProxyCpuS ?? 0) - (b.reqPerProxyCpuS ?? 0));
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    cells.set(name, { ...median, rounds: all.length, medianRound: all.indexOf(median) + 1, allRounds: all.length > 1 ? all : undefined });
+  }
+  return cells;
 }
 
 /**
@@ -281,30 +291,35 @@ export async function tlsSuite(ctx) {
   const chosenLoads = TLS_LOADS.filter((l) => ctx.tlsParts.includes(l));
   const targets = chosenTargets.length > 0 ? chosenTargets : chosenLoads.length > 0 ? TLS_TARGETS : [];
   const loads = chosenLoads.length > 0 ? chosenLoads : TLS_LOADS;
-  for (const name of targets) {
-    if (name === 'haproxy' && !ctx.tools.haproxy) {
-      rows.push({ name, skipped: 'haproxy not installed' });
-      continue;
-    }
-    let target;
-    try {
-      target = await startTlsTarget(ctx, name, { dir, files });
-      const row = { name, cpus: target.cpus, note: target.note };
-      for (const load of loads) {
-        const tool = load === 'keepalive' || load === 'plain' ? 'wrk' : 'h2load';
-        if (!ctx.tools[tool]) {
-          row[load] = { skipped: `${tool} not installed` };
-          continue;
-        }
-        row[load] = await measure(ctx, load, target);
+  // Every target runs through the whole suite (idle ones cost nothing on the proxy core), so
+  // each load can be measured in turns across them.
+  const started = [];
+  try {
+    for (const name of targets) {
+      if (name === 'haproxy' && !ctx.tools.haproxy) {
+        rows.push({ name, skipped: 'haproxy not installed' });
+        continue;
       }
-      rows.push(row);
-    } catch (err) {
-      ctx.log(`  ${name} failed: ${err.message}`);
-      rows.push({ name, skipped: `failed: ${err.message.split('\n')[0]}` });
-    } finally {
-      await target?.stop();
+      try {
+        const target = await startTlsTarget(ctx, name, { dir, files });
+        started.push(target);
+        rows.push({ name, cpus: target.cpus, note: target.note });
+      } catch (err) {
+        ctx.log(`  ${name} failed: ${err.message}`);
+        rows.push({ name, skipped: `failed: ${err.message.split('\n')[0]}` });
+      }
     }
+    for (const load of loads) {
+      const tool = load === 'keepalive' || load === 'plain' ? 'wrk' : 'h2load';
+      if (!ctx.tools[tool]) {
+        for (const row of rows) if (!row.skipped) row[load] = { skipped: `${tool} not installed` };
+        continue;
+      }
+      const cells = await measureInTurns(ctx, load, started);
+      for (const row of rows) if (cells.has(row.name)) row[load] = cells.get(row.name);
+    }
+  } finally {
+    for (const target of started) await target.stop();
   }
   let certs;
   try {
@@ -316,5 +331,5 @@ export async function tlsSuite(ctx) {
     ctx.log(`  10k certificates failed: ${err.message}`);
     certs = { error: err.message.split('\n')[0] };
   }
-  return { connections: ctx.connections, warmSeconds: ctx.warmSeconds, measureSeconds: ctx.measureSeconds, rows, certs };
+  return { connections: ctx.connections, warmSeconds: ctx.warmSeconds, measureSeconds: ctx.measureSeconds, rounds: ctx.tlsRounds, rows, certs };
 }
