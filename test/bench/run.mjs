@@ -51,7 +51,8 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --quick            short durations and small app counts (seconds, for iterating and the smoke test)
   --proxies LIST     configurations for proxy and fixed-rate (default: all): ${ALL_TARGETS.join(', ')}
   --tls-parts LIST   parts of the tls suite (default: all): targets and/or loads (a load alone: on every target), ${TLS_PARTS.join(', ')}
-  --tls-rounds N     tls suite: rounds of each load, every target measured once per round in turn; a cell is its median round (default 3; --quick 1)
+  --rounds N         tls and tunnel suites: rounds of each load, every configuration measured
+                     once per round in turn; a cell is its median round (default 3; --quick 1)
   --client NAME      closed-loop client: wrk (default when installed) or autocannon
   --no-install       never apt-get install; configurations missing a tool are reported as skipped
   --out DIR          results folder (default test/bench/results)
@@ -118,7 +119,7 @@ function parseArgs(argv) {
       case '--baseline-node': o.baselineNode = path.resolve(val()); break;
       case '--nice': o.nice = Number(val()); break;
       case '--noise-retries': o.noiseRetries = Number(val()); break;
-      case '--tls-rounds': o.tlsRounds = Number(val()); break;
+      case '--rounds': o.rounds = Number(val()); break;
       case '--max-minutes': o.maxMinutes = Number(val()); break;
       case '--help': case '-h': process.stdout.write(HELP); process.exit(0); break;
       default: throw new Error(`unknown flag ${a} (--help lists them)`);
@@ -126,7 +127,7 @@ function parseArgs(argv) {
   }
   for (const s of o.only) if (!SUITES.includes(s) && !OPTIONAL_SUITES.includes(s)) throw new Error(`unknown suite ${s}; known: ${[...SUITES, ...OPTIONAL_SUITES].join(', ')}`);
   for (const p of o.proxies ?? []) if (!ALL_TARGETS.includes(p)) throw new Error(`unknown configuration ${p}; known: ${ALL_TARGETS.join(', ')}`);
-  if (o.tlsRounds !== undefined && !(Number.isInteger(o.tlsRounds) && o.tlsRounds >= 1)) throw new Error(`--tls-rounds takes a whole number of rounds ≥ 1, got ${o.tlsRounds}`);
+  if (o.rounds !== undefined && !(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error(`--rounds takes a whole number of rounds ≥ 1, got ${o.rounds}`);
   for (const p of o.tlsParts ?? []) if (!TLS_PARTS.includes(p)) throw new Error(`unknown tls part ${p}; known: ${TLS_PARTS.join(', ')}`);
   return o;
 }
@@ -221,7 +222,7 @@ async function main() {
     certRounds: q ? 1 : 3,
     readyTimeoutMs: 180_000,
     noiseRetries: opts.noiseRetries ?? (q ? 0 : 2),
-    tlsRounds: opts.tlsRounds ?? (q ? 1 : 3),
+    rounds: opts.rounds ?? (q ? 1 : 3),
     noiseCores: 0.25,
     // A fixed-rate run whose load generator stalled longer than this is measured again.
     maxLateMs: 5,

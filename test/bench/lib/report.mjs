@@ -390,6 +390,15 @@ export function renderMarkdown(results) {
       out.push(table(['path', 'req/s', 'p50 ms', 'p99 ms', 'req per router CPU-s', 'agent CPU-s', 'errors'], x.small.map((r) => [r.name, int(r.rps), f(r.p50Ms), f(r.p99Ms), int(r.reqPerRouterCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', String(r.errors)])));
       out.push('');
       out.push(table(['1 GiB', 'path', 'seconds', 'MB/s', 'router CPU-s', 'agent CPU-s', 'router peak RSS MB', 'agent peak RSS MB'], x.bulk.map((r) => [r.direction, r.name, f(r.seconds), int(r.mbPerS), f(r.routerCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', int(r.routerPeakRssMB), r.agentPeakRssMB !== undefined ? int(r.agentPeakRssMB) : '–'])));
+      if (x.bulkRounds?.length) {
+        // Each round's tunnel/direct ratio: both transfers of a round saw nearly the same machine.
+        const perRound = (direction) => {
+          const of = (name) => x.bulkRounds.filter((r) => r.direction === direction && r.name === name);
+          return of('tunnel').map((t, i) => f(t.mbPerS / of('direct')[i].mbPerS)).join(', ');
+        };
+        out.push('');
+        out.push(`Transfers in turns, ${x.rounds} round(s), each moving 1 GiB each way directly and then through the tunnel; a row is its median round. Tunnel/direct by round: download ${perRound('download')}; upload ${perRound('upload')}.`);
+      }
       out.push('');
       out.push(table(['one 256 MiB HTTP/2 stream over TLS, loopback', 'MB/s'], x.windows.map((r) => [r.name, int(r.mbPerS)])));
     }

@@ -20,7 +20,7 @@
  *
  * Figures per load: requests/s and requests per proxy CPU-second (/proc utime+stime of the
  * proxy process over the measured window), ratios against HAProxy. Each load is measured in
- * turns (--tls-rounds rounds, each target once per round) and a cell is its median round.
+ * turns (--rounds rounds, each target once per round) and a cell is its median round.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -132,18 +132,18 @@ async function measureOnce(ctx, load, target) {
 
 /**
  * Every target's cell of one load, measured in turns: round r measures each target once, for
- * ctx.tlsRounds rounds, so a slower or busier stretch of the machine falls on every target
+ * ctx.rounds rounds, so a slower or busier stretch of the machine falls on every target
  * alike instead of on whichever was measured then; a cell is its median round (by requests per
  * proxy CPU-second), every round kept in `allRounds`.
  */
 async function measureInTurns(ctx, load, targets) {
   const rounds = new Map(targets.map((t) => [t.name, []]));
-  for (let round = 1; round <= ctx.tlsRounds; round++) {
+  for (let round = 1; round <= ctx.rounds; round++) {
     for (const target of targets) {
       const r = await measureOnce(ctx, load, target);
       rounds.get(target.name).push(r);
       ctx.log(
-        `  ${target.name} ${load}, round ${round}/${ctx.tlsRounds}: ${Math.round(r.rps)}/s, ${Math.round(r.reqPerProxyCpuS ?? 0)} per proxy CPU-s (${Math.round(r.proxyCpuUtil * 100)}% of a core)` +
+        `  ${target.name} ${load}, round ${round}/${ctx.rounds}: ${Math.round(r.rps)}/s, ${Math.round(r.reqPerProxyCpuS ?? 0)} per proxy CPU-s (${Math.round(r.proxyCpuUtil * 100)}% of a core)` +
           (r.errors ? `, ${r.errors} errors` : '') +
           (r.resumedHandshakes !== undefined && load === 'handshakes' ? `, router: ${r.fullHandshakes} full / ${r.resumedHandshakes} resumed handshakes` : '') +
           (r.otherCpuCores > 0.1 ? ` — other processes used ${r.otherCpuCores.toFixed(2)} cores meanwhile` : ''),
@@ -331,5 +331,5 @@ export async function tlsSuite(ctx) {
     ctx.log(`  10k certificates failed: ${err.message}`);
     certs = { error: err.message.split('\n')[0] };
   }
-  return { connections: ctx.connections, warmSeconds: ctx.warmSeconds, measureSeconds: ctx.measureSeconds, rounds: ctx.tlsRounds, rows, certs };
+  return { connections: ctx.connections, warmSeconds: ctx.warmSeconds, measureSeconds: ctx.measureSeconds, rounds: ctx.rounds, rows, certs };
 }

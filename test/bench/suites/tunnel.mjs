@@ -2,8 +2,9 @@
  * Agent tunnel vs direct: the same sample app reached through one router, once as a direct
  * instance and once as a `tunnel://` instance behind a paas-agent. Small requests (closed loop,
  * the proxy suite's client): req/s, p50/p99 and requests per router CPU-second, with the agent's
- * CPU beside it. Then a 1 GiB download and a 1 GiB upload each way: seconds, MB/s, and the
- * router's peak RSS. Then the HTTP/2 flow-control windows on their own: one 256 MiB stream over
+ * CPU beside it. Then a 1 GiB download and a 1 GiB upload each way, in turns (--rounds rounds,
+ * each moving 1 GiB each way directly and through the tunnel; a cell is its median round):
+ * seconds, MB/s, and the router's peak RSS. Then the HTTP/2 flow-control windows on their own: one 256 MiB stream over
  * TLS on loopback with HTTP/2's default 64 KiB windows and with the tunnel's.
  *
  * Placement: the router on the proxy core; the app, the agent and the client on the other (the
@@ -151,16 +152,27 @@ export async function tunnelSuite(ctx) {
       ctx.log(`  ${name}: ${Math.round(row.rps)} req/s, p50 ${row.p50Ms?.toFixed(2)} ms, p99 ${row.p99Ms?.toFixed(2)} ms, ${Math.round(row.reqPerRouterCpuS)} req per router CPU-s${row.agentCpuS !== undefined ? `, agent ${row.agentCpuS.toFixed(2)} CPU-s` : ''}`);
       small.push(row);
     }
+    // In turns (--rounds): each round moves 1 GiB each way, direct then through the tunnel, so a
+    // slower stretch of the machine falls on both paths; a cell is its median round by MB/s.
+    const rounds = [];
+    for (let round = 1; round <= ctx.rounds; round++) {
+      for (const direction of ['download', 'upload']) {
+        for (const [name, host] of [['direct', 'direct.bench'], ['tunnel', 'tunnel.bench']]) {
+          const r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher);
+          if (name === 'direct') {
+            delete r.agentCpuS;
+            delete r.agentPeakRssMB;
+          }
+          ctx.log(`  1 GiB ${direction} ${name}, round ${round}/${ctx.rounds}: ${r.seconds.toFixed(2)} s, ${Math.round(r.mbPerS)} MB/s, router ${r.routerCpuS.toFixed(2)} CPU-s${r.agentCpuS !== undefined ? `, agent ${r.agentCpuS.toFixed(2)} CPU-s` : ''}, router peak RSS ${Math.round(r.routerPeakRssMB)} MB${r.agentPeakRssMB !== undefined ? `, agent ${Math.round(r.agentPeakRssMB)} MB` : ''}`);
+          rounds.push({ direction, name, round, ...r });
+        }
+      }
+    }
     const bulk = [];
     for (const direction of ['download', 'upload']) {
-      for (const [name, host] of [['direct', 'direct.bench'], ['tunnel', 'tunnel.bench']]) {
-        const r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher);
-        if (name === 'direct') {
-          delete r.agentCpuS;
-          delete r.agentPeakRssMB;
-        }
-        ctx.log(`  1 GiB ${direction} ${name}: ${r.seconds.toFixed(2)} s, ${Math.round(r.mbPerS)} MB/s, router ${r.routerCpuS.toFixed(2)} CPU-s${r.agentCpuS !== undefined ? `, agent ${r.agentCpuS.toFixed(2)} CPU-s` : ''}, router peak RSS ${Math.round(r.routerPeakRssMB)} MB${r.agentPeakRssMB !== undefined ? `, agent ${Math.round(r.agentPeakRssMB)} MB` : ''}`);
-        bulk.push({ direction, name, ...r });
+      for (const name of ['direct', 'tunnel']) {
+        const all = rounds.filter((r) => r.direction === direction && r.name === name).sort((a, b) => a.mbPerS - b.mbPerS);
+        bulk.push({ ...all[Math.floor((all.length - 1) / 2)], rounds: all.length });
       }
     }
     const windows = [];
@@ -172,7 +184,7 @@ export async function tunnelSuite(ctx) {
       ctx.log(`  one 256 MiB HTTP/2 stream, windows ${name}: ${Math.round(r.mbPerS)} MB/s`);
       windows.push({ name, ...r });
     }
-    return { small, bulk, windows, connections: ctx.connections, client: ctx.client, measureSeconds: ctx.measureSeconds };
+    return { small, bulk, bulkRounds: rounds, windows, connections: ctx.connections, client: ctx.client, measureSeconds: ctx.measureSeconds, rounds: ctx.rounds };
   } finally {
     await dispatcher.close();
   }
