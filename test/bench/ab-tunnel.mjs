@@ -32,11 +32,13 @@ process.on('uncaughtException', (err) => {
   process.exitCode = 1;
 });
 
-/** AB_PERF=<dir>: `perf record -g` of the router and the agent during each tunnel transfer of round 0. */
+/** AB_PERF=<dir>: `perf record -g` (or with AB_STRACE=1 `strace -c`) of the router and the agent during each tunnel transfer of round 0. */
 async function perfStart(t, host, direction, round) {
   if (!process.env.AB_PERF || round !== 0 || host !== 'tunnel.bench') return [];
   const procs = [['router', t.router.proc.pid], ['agent', t.agent.pid]].map(([who, pid]) =>
-    spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', path.join(process.env.AB_PERF, `${t.name}-${direction}-${who}.data`)], { stdio: 'ignore' }));
+    process.env.AB_STRACE
+      ? spawn('strace', ['-c', '-f', '-S', 'calls', '-p', String(pid), '-o', path.join(process.env.AB_PERF, `${t.name}-${direction}-${who}.strace`)], { stdio: 'ignore' })
+      : spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', path.join(process.env.AB_PERF, `${t.name}-${direction}-${who}.data`)], { stdio: 'ignore' }));
   await new Promise((r) => setTimeout(r, 500));
   return procs;
 }
