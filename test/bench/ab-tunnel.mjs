@@ -5,7 +5,8 @@
  * Each round runs, per build in alternating order, a 1 GiB download and upload direct and through
  * the tunnel, and records MB/s and CPU-seconds per GiB of the router and the agent. Medians at the
  * end. CPU per GiB is the steadier figure on a shared machine; the MB/s ratio is per round.
- * Usage: node test/bench/ab-tunnel.mjs [ROUNDS] [download,upload]   (AB_NICE=-10 as root)
+ * Usage: node test/bench/ab-tunnel.mjs [ROUNDS] [download,upload]   (AB_NICE=-10 as root;
+ * AB_AGENT_FLAGS: node flags for the agents, e.g. --trace-gc)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -59,6 +60,7 @@ async function transfer(t, host, direction, round = -1) {
   const appCpu = cpuMeter([appPid]);
   const clientCpu = process.cpuUsage();
   const switches = ctxSwitches(t.agent.pid);
+  const gc0 = { ...t.gc };
   const t0 = performance.now();
   let bytes = 0;
   if (direction === 'download') {
@@ -75,7 +77,7 @@ async function transfer(t, host, direction, round = -1) {
   const seconds = (performance.now() - t0) / 1000;
   if (bytes !== GiB) throw new Error(`${direction} ${host}: ${bytes} bytes`);
   const c1 = process.cpuUsage(clientCpu);
-  const cpu = { router: routerCpu.stop().cpuSeconds, agent: agentCpu.stop().cpuSeconds, app: appCpu.stop().cpuSeconds, client: (c1.user + c1.system) / 1e6, agentSwitches: ctxSwitches(t.agent.pid) - switches };
+  const cpu = { router: routerCpu.stop().cpuSeconds, agent: agentCpu.stop().cpuSeconds, app: appCpu.stop().cpuSeconds, client: (c1.user + c1.system) / 1e6, agentSwitches: ctxSwitches(t.agent.pid) - switches, agentMarkCompacts: t.gc.markCompact - gc0.markCompact, agentScavenges: t.gc.scavenge - gc0.scavenge };
   await perfStop(perf);
   await dispatcher.close();
   return { mbPerS: 1024 / seconds, ...cpu };
@@ -122,8 +124,14 @@ try {
     t.router = await spawnRouter({ etcd: etcd.endpoint, prefix, id: `ab-${t.name}`, cpus: cpus.proxy, bin: `${t.root}packages/router/bin/paas-router.js`,
       extraArgs: ['--listen-tunnel', `127.0.0.1:${tunnelPort}`, '--tunnel-cert', 'tunnel'] });
     await waitReady(t.router);
-    t.agent = start(`agent ${t.name}`, process.execPath, [`${t.root}packages/agent/bin/paas-agent.js`, '--routers', `https://127.0.0.1:${tunnelPort}`, '--app', 'tunneled', '--id', 't1', '--to', appUrl, '--ca', certFile, '--log-level', 'warn'], {
+    t.agent = start(`agent ${t.name}`, process.execPath, [...(process.env.AB_AGENT_FLAGS ?? '').split(' ').filter(Boolean), `${t.root}packages/agent/bin/paas-agent.js`, '--routers', `https://127.0.0.1:${tunnelPort}`, '--app', 'tunneled', '--id', 't1', '--to', appUrl, '--ca', certFile, '--log-level', 'warn'], {
       cpus: cpus.client, env: { PAAS_AGENT_TOKEN: token.secret },
+    });
+    t.gc = { markCompact: 0, scavenge: 0 };
+    t.agent.child.stdout.on('data', (chunk) => {
+      const text = chunk.toString();
+      t.gc.markCompact += text.split('Mark-Compact').length - 1;
+      t.gc.scavenge += text.split('Scavenge').length - 1;
     });
     await waitFor(async () => (await c.get(`${prefix}/tunnels/tunneled/t1/ab-${t.name}`)) !== undefined, { timeoutMs: 20_000, message: 'agent session', proc: t.agent });
     t.rows = [];
@@ -140,10 +148,11 @@ try {
         const row = { round, direction: d, directMBs: direct.mbPerS, directRouter: direct.router, tunnelMBs: tunnel.mbPerS, tunnelRouter: tunnel.router, agent: tunnel.agent, ratio: tunnel.mbPerS / direct.mbPerS,
           directCore1: direct.app + direct.client, tunnelCore1: tunnel.app + tunnel.client + tunnel.agent, switches: tunnel.agentSwitches };
         t.rows.push(row);
-        console.log(`round ${round} ${t.name} ${d}: direct ${direct.mbPerS.toFixed(0)} MB/s router ${direct.router.toFixed(2)}; tunnel ${tunnel.mbPerS.toFixed(0)} MB/s router ${tunnel.router.toFixed(2)} agent ${tunnel.agent.toFixed(2)} (${tunnel.agentSwitches} switches); app+client direct ${row.directCore1.toFixed(2)} tunnel ${(tunnel.app + tunnel.client).toFixed(2)}; ratio ${row.ratio.toFixed(2)}; load ${os.loadavg()[0].toFixed(1)}`);
+        console.log(`round ${round} ${t.name} ${d}: direct ${direct.mbPerS.toFixed(0)} MB/s router ${direct.router.toFixed(2)}; tunnel ${tunnel.mbPerS.toFixed(0)} MB/s router ${tunnel.router.toFixed(2)} agent ${tunnel.agent.toFixed(2)} (${tunnel.agentSwitches} switches${process.env.AB_AGENT_FLAGS ? `, ${tunnel.agentMarkCompacts} mark-compacts, ${tunnel.agentScavenges} scavenges` : ''}); app+client direct ${row.directCore1.toFixed(2)} tunnel ${(tunnel.app + tunnel.client).toFixed(2)}; ratio ${row.ratio.toFixed(2)}; load ${os.loadavg()[0].toFixed(1)}`);
       }
     }
   }
+  if (process.env.AB_AGENT_FLAGS) for (const t of targets) console.log(`${t.name} agent, last lines:\n${t.agent.tail(8)}`);
   console.log('\nmedians (CPU-s per GiB):');
   for (const d of DIRECTIONS) {
     for (const t of targets) {
