@@ -6,7 +6,8 @@
  * the tunnel, and records MB/s and CPU-seconds per GiB of the router and the agent. Medians at the
  * end. CPU per GiB is the steadier figure on a shared machine; the MB/s ratio is per round.
  * Usage: node test/bench/ab-tunnel.mjs [ROUNDS] [download,upload]   (AB_NICE=-10 as root;
- * AB_AGENT_FLAGS: node flags for the agents, e.g. --trace-gc)
+ * AB_AGENT_FLAGS: node flags for the agents, e.g. --trace-gc; AB_ROUTER_NODE: the node the routers run
+ * with, e.g. a script running node --trace-gc: the routers' mark-compacts are then counted)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -60,7 +61,7 @@ async function transfer(t, host, direction, round = -1) {
   const appCpu = cpuMeter([appPid]);
   const clientCpu = process.cpuUsage();
   const switches = ctxSwitches(t.agent.pid);
-  const gc0 = { ...t.gc };
+  const gc0 = { ...t.gc, router: t.routerMarkCompacts };
   const t0 = performance.now();
   let bytes = 0;
   if (direction === 'download') {
@@ -77,7 +78,7 @@ async function transfer(t, host, direction, round = -1) {
   const seconds = (performance.now() - t0) / 1000;
   if (bytes !== GiB) throw new Error(`${direction} ${host}: ${bytes} bytes`);
   const c1 = process.cpuUsage(clientCpu);
-  const cpu = { router: routerCpu.stop().cpuSeconds, agent: agentCpu.stop().cpuSeconds, app: appCpu.stop().cpuSeconds, client: (c1.user + c1.system) / 1e6, agentSwitches: ctxSwitches(t.agent.pid) - switches, agentMarkCompacts: t.gc.markCompact - gc0.markCompact, agentScavenges: t.gc.scavenge - gc0.scavenge };
+  const cpu = { router: routerCpu.stop().cpuSeconds, agent: agentCpu.stop().cpuSeconds, app: appCpu.stop().cpuSeconds, client: (c1.user + c1.system) / 1e6, agentSwitches: ctxSwitches(t.agent.pid) - switches, agentMarkCompacts: t.gc.markCompact - gc0.markCompact, agentScavenges: t.gc.scavenge - gc0.scavenge, routerMarkCompacts: t.routerMarkCompacts - gc0.router };
   await perfStop(perf);
   await dispatcher.close();
   return { mbPerS: 1024 / seconds, ...cpu };
@@ -121,13 +122,15 @@ try {
     await put('instances/tunneled/t1', { url: 'tunnel://t1', state: 'ready' });
     await put(`tunnel-tokens/tunneled/${token.tokenId}`, { sha256: token.sha256 });
     const [tunnelPort] = await freePorts(1);
-    t.router = await spawnRouter({ etcd: etcd.endpoint, prefix, id: `ab-${t.name}`, cpus: cpus.proxy, bin: `${t.root}packages/router/bin/paas-router.js`,
+    t.router = await spawnRouter({ etcd: etcd.endpoint, prefix, id: `ab-${t.name}`, cpus: cpus.proxy, bin: `${t.root}packages/router/bin/paas-router.js`, node: process.env.AB_ROUTER_NODE ?? process.execPath,
       extraArgs: ['--listen-tunnel', `127.0.0.1:${tunnelPort}`, '--tunnel-cert', 'tunnel'] });
     await waitReady(t.router);
     t.agent = start(`agent ${t.name}`, process.execPath, [...(process.env.AB_AGENT_FLAGS ?? '').split(' ').filter(Boolean), `${t.root}packages/agent/bin/paas-agent.js`, '--routers', `https://127.0.0.1:${tunnelPort}`, '--app', 'tunneled', '--id', 't1', '--to', appUrl, '--ca', certFile, '--log-level', 'warn'], {
       cpus: cpus.client, env: { PAAS_AGENT_TOKEN: token.secret },
     });
     t.gc = { markCompact: 0, scavenge: 0 };
+    t.routerMarkCompacts = 0;
+    t.router.proc.child.stdout.on('data', (chunk) => (t.routerMarkCompacts += chunk.toString().split('Mark-Compact').length - 1));
     t.agent.child.stdout.on('data', (chunk) => {
       const text = chunk.toString();
       t.gc.markCompact += text.split('Mark-Compact').length - 1;
@@ -148,10 +151,11 @@ try {
         const row = { round, direction: d, directMBs: direct.mbPerS, directRouter: direct.router, tunnelMBs: tunnel.mbPerS, tunnelRouter: tunnel.router, agent: tunnel.agent, ratio: tunnel.mbPerS / direct.mbPerS,
           directCore1: direct.app + direct.client, tunnelCore1: tunnel.app + tunnel.client + tunnel.agent, switches: tunnel.agentSwitches };
         t.rows.push(row);
-        console.log(`round ${round} ${t.name} ${d}: direct ${direct.mbPerS.toFixed(0)} MB/s router ${direct.router.toFixed(2)}; tunnel ${tunnel.mbPerS.toFixed(0)} MB/s router ${tunnel.router.toFixed(2)} agent ${tunnel.agent.toFixed(2)} (${tunnel.agentSwitches} switches${process.env.AB_AGENT_FLAGS ? `, ${tunnel.agentMarkCompacts} mark-compacts, ${tunnel.agentScavenges} scavenges` : ''}); app+client direct ${row.directCore1.toFixed(2)} tunnel ${(tunnel.app + tunnel.client).toFixed(2)}; ratio ${row.ratio.toFixed(2)}; load ${os.loadavg()[0].toFixed(1)}`);
+        console.log(`round ${round} ${t.name} ${d}: direct ${direct.mbPerS.toFixed(0)} MB/s router ${direct.router.toFixed(2)}; tunnel ${tunnel.mbPerS.toFixed(0)} MB/s router ${tunnel.router.toFixed(2)}${process.env.AB_ROUTER_NODE ? ` (${direct.routerMarkCompacts} / ${tunnel.routerMarkCompacts} mark-compacts)` : ''} agent ${tunnel.agent.toFixed(2)} (${tunnel.agentSwitches} switches${process.env.AB_AGENT_FLAGS ? `, ${tunnel.agentMarkCompacts} mark-compacts, ${tunnel.agentScavenges} scavenges` : ''}); app+client direct ${row.directCore1.toFixed(2)} tunnel ${(tunnel.app + tunnel.client).toFixed(2)}; ratio ${row.ratio.toFixed(2)}; load ${os.loadavg()[0].toFixed(1)}`);
       }
     }
   }
+  if (process.env.AB_ROUTER_NODE) for (const t of targets) console.log(`${t.name} router, last mark-compacts:\n${t.router.proc.lines.filter((l) => l.includes('Mark-Compact')).slice(-6).join('\n')}`);
   if (process.env.AB_AGENT_FLAGS) for (const t of targets) console.log(`${t.name} agent, last lines:\n${t.agent.tail(8)}`);
   console.log('\nmedians (CPU-s per GiB):');
   for (const d of DIRECTIONS) {
