@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent as UndiciAgent, request } from 'undici';
@@ -95,8 +95,8 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+const dir = await mkdtemp(path.join(os.tmpdir(), 'ab-tunnel-'));
 try {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ab-tunnel-'));
   const key = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', certFile, '-days', '2',
@@ -166,4 +166,5 @@ try {
   }
 } finally {
   await stopAll();
+  await rm(dir, { recursive: true, force: true });
 }
