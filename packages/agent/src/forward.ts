@@ -25,10 +25,10 @@ const RELAY_BUFFER = 256 * 1024;
 
 /**
  * Copies `from` to `to`, pausing `from` while `to` holds RELAY_BUFFER or more; ends `to` at the
- * end. The first chunk of a loop turn is written at once (a small request or answer waits for
- * nothing); the rest of that turn's chunks are corked into one write at its end: an HTTP/2
- * stream hands over a chunk per piece of a DATA frame in a TLS record, which cost the app's
- * socket a write each.
+ * end. A loop turn's chunks are corked into one write at its end (setImmediate, the same turn's
+ * check phase: no timer delay): an HTTP/2 stream hands over a chunk per piece of a DATA frame in
+ * a TLS record, which cost the app's socket a write each, and writing a turn's first chunk at
+ * once cost it a second write per turn.
  */
 function relay(from: Readable, to: Writable): void {
   let batching = false;
@@ -40,9 +40,8 @@ function relay(from: Readable, to: Writable): void {
   from.on('data', (chunk: Buffer) => {
     if (!batching) {
       batching = true;
-      setImmediate(endBatch);
-    } else if (to.writableCorked === 0) {
       to.cork();
+      setImmediate(endBatch);
     }
     // Paused only after a write that returned false: its 'drain' is sure to come.
     if (!to.write(chunk) && to.writableLength >= RELAY_BUFFER) {

@@ -9,6 +9,14 @@
 import type { ClientHttp2Stream } from 'node:http2';
 import { Duplex } from 'node:stream';
 
+/**
+ * What the upstream client may write (a request body) before it is paused. An HTTP/2 stream's
+ * write completes only once nghttp2 sent it, never within the call, so with the default 16 KiB
+ * every 64 KiB read of the client's body paused and resumed it, and each DATA batch went out
+ * alone; with 256 KiB the writes of a loop turn leave together (one writev, no join).
+ */
+const WRITE_BUFFER = 256 * 1024;
+
 function flush(s: CoalescedStream): void {
   s.flush();
 }
@@ -19,7 +27,7 @@ export class CoalescedStream extends Duplex {
   private ended = false;
 
   constructor(readonly h2: ClientHttp2Stream) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 1024 * 1024 });
+    super({ allowHalfOpen: true, readableHighWaterMark: 1024 * 1024, writableHighWaterMark: WRITE_BUFFER });
     h2.on('data', (chunk: Buffer) => {
       this.pending.push(chunk);
       if (!this.scheduled) {
@@ -57,7 +65,12 @@ export class CoalescedStream extends Duplex {
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
-    this.h2.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    const h2 = this.h2;
+    const last = chunks.length - 1;
+    h2.cork();
+    for (let i = 0; i < last; i++) h2.write(chunks[i]!.chunk);
+    h2.write(chunks[last]!.chunk, callback);
+    h2.uncork();
   }
 
   override _final(callback: (err?: Error | null) => void): void {
