@@ -7,44 +7,32 @@
  * Usage: node test/bench/ab-client-parser.mjs [ROUNDS] [SECONDS]
  */
 import path from 'node:path';
-import { writeFile, mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import { startEtcd } from './lib/etcd.mjs';
+import { writeFile } from 'node:fs/promises';
+import { AB_HOST, startAbTls } from './lib/ab-tls-setup.mjs';
 import { startHaproxy } from './lib/haproxy.mjs';
-import { appOps, client } from './lib/etcd-load.mjs';
 import { cpuMeter } from './lib/cpu.mjs';
 import { freePorts, waitFor } from './lib/net.mjs';
 import { canPin, installSignalHandlers, start, stopAll } from './lib/procs.mjs';
 import { spawnRouter, waitReady } from './lib/router.mjs';
-import { ecdsaCertificate } from './lib/tls-certs.mjs';
 import { handshakeMs } from './lib/tls-handshake.mjs';
 import { wrk } from './lib/wrk.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 6);
 const SECONDS = Number(process.argv[3] ?? 5);
-const HOST = 'tls.bench.local';
+const HOST = AB_HOST;
 const PREFIX = '/bench-ab';
 const pin = canPin();
 const cpus = { proxy: pin ? '0' : undefined, client: pin ? '1' : undefined };
 installSignalHandlers();
 try {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ab-'));
-  const etcd = await startEtcd();
-  const [backendPort] = await freePorts(1);
-  const backend = start('backend', process.execPath, [new URL('./lib/backend-server.mjs', import.meta.url).pathname, String(backendPort)], { cpus: cpus.client });
-  await waitFor(() => backend.lines.some((l) => l.startsWith('listening')), { message: 'backend' });
-  const cert = ecdsaCertificate([HOST, 'localhost']);
-  const c = client(etcd.endpoint);
-  await c.txn([], [...appOps(PREFIX, 'bench', HOST, `http://127.0.0.1:${backendPort}`, 1), { put: `${PREFIX}/certs/bench`, value: JSON.stringify(cert) }]);
+  const { dir, etcd, backendPort, files } = await startAbTls({ prefix: PREFIX, cpus });
   const targets = [
     { name: 'native', args: ['--client-parser', 'native'] },
     { name: 'node', args: ['--client-parser', 'node'] },
   ];
   if (process.env.AB_HAPROXY) {
-    const pem = path.join(dir, 'haproxy.pem');
-    await writeFile(pem, cert.cert + cert.key);
     const [port, plainPort] = await freePorts(2);
-    const proc = await startHaproxy('haproxy', { dir, port, backendPort, cpus: cpus.proxy, tls: { pem, plainPort } });
+    const proc = await startHaproxy('haproxy', { dir, port, backendPort, cpus: cpus.proxy, tls: { pem: files.pem, plainPort } });
     targets.push({ name: 'haproxy', tlsPort: port, router: { proc, url: `http://127.0.0.1:${plainPort}` } });
   }
   if (process.env.AB_BASELINE) targets.push({ name: 'baseline', args: [], bin: path.join(process.env.AB_BASELINE, 'packages/router/bin/paas-router.js') });

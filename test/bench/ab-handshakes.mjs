@@ -9,41 +9,26 @@
  * Usage: node test/bench/ab-handshakes.mjs [ROUNDS] [SECONDS]
  */
 import path from 'node:path';
-import { writeFile, mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import { startEtcd } from './lib/etcd.mjs';
+import { AB_HOST, startAbTls } from './lib/ab-tls-setup.mjs';
 import { startHaproxy } from './lib/haproxy.mjs';
-import { appOps, client } from './lib/etcd-load.mjs';
 import { cpuMeter } from './lib/cpu.mjs';
 import { handshakeLoop } from './lib/h2load.mjs';
 import { freePorts, waitFor, waitForPort } from './lib/net.mjs';
 import { canPin, installSignalHandlers, run, setNiceness, start, stopAll } from './lib/procs.mjs';
 import { spawnRouter, waitReady } from './lib/router.mjs';
-import { ecdsaCertificate } from './lib/tls-certs.mjs';
 import { handshakeMs } from './lib/tls-handshake.mjs';
 import { parseWrk } from './lib/wrk.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 6);
 const SECONDS = Number(process.argv[3] ?? 5);
-const HOST = 'tls.bench.local';
+const HOST = AB_HOST;
 const PREFIX = '/bench-ab-hs';
 const pin = canPin();
 const cpus = { proxy: pin ? '0' : undefined, client: pin ? '1' : undefined };
 installSignalHandlers();
 if (process.env.AB_NICE) setNiceness(Number(process.env.AB_NICE));
 try {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ab-hs-'));
-  const etcd = await startEtcd();
-  const [backendPort] = await freePorts(1);
-  const backend = start('backend', process.execPath, [new URL('./lib/backend-server.mjs', import.meta.url).pathname, String(backendPort)], { cpus: cpus.client });
-  await waitFor(() => backend.lines.some((l) => l.startsWith('listening')), { message: 'backend' });
-  const cert = ecdsaCertificate([HOST, 'localhost']);
-  const c = client(etcd.endpoint);
-  await c.txn([], [...appOps(PREFIX, 'bench', HOST, `http://127.0.0.1:${backendPort}`, 1), { put: `${PREFIX}/certs/bench`, value: JSON.stringify(cert) }]);
-  const files = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem'), pem: path.join(dir, 'haproxy.pem') };
-  await writeFile(files.cert, cert.cert);
-  await writeFile(files.key, cert.key);
-  await writeFile(files.pem, cert.cert + cert.key);
+  const { dir, etcd, backendPort, files } = await startAbTls({ prefix: PREFIX, cpus });
   const targets = [{ name: 'this', args: [] }];
   if (process.env.AB_BASELINE) targets.push({ name: 'baseline', args: [], bin: path.join(process.env.AB_BASELINE, 'packages/router/bin/paas-router.js') });
   // AB_SERVERS=name=script,...: more bare servers taking node-tls-server.mjs's arguments.

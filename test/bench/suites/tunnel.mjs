@@ -158,7 +158,8 @@ export async function tunnelSuite(ctx) {
     for (let round = 1; round <= ctx.rounds; round++) {
       for (const direction of ['download', 'upload']) {
         for (const [name, host] of [['direct', 'direct.bench'], ['tunnel', 'tunnel.bench']]) {
-          const r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher);
+          let r;
+          try { r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher); } catch (e) { console.error('DIAG', direction, name, round, e.stack, '\nROUTER', router.proc.lines.slice(-15).join('\n'), '\nAGENT', agent.lines.slice(-10).join('\n'), '\nAPP', app.lines.slice(-10).join('\n')); throw e; }
           if (name === 'direct') {
             delete r.agentCpuS;
             delete r.agentPeakRssMB;
