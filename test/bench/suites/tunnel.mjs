@@ -158,8 +158,7 @@ export async function tunnelSuite(ctx) {
     for (let round = 1; round <= ctx.rounds; round++) {
       for (const direction of ['download', 'upload']) {
         for (const [name, host] of [['direct', 'direct.bench'], ['tunnel', 'tunnel.bench']]) {
-          let r;
-          try { r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher); } catch (e) { console.error('DIAG', direction, name, round, e.stack, '\nROUTER', router.proc.lines.slice(-15).join('\n'), '\nAGENT', agent.lines.slice(-10).join('\n'), '\nAPP', app.lines.slice(-10).join('\n')); throw e; }
+          const r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher);
           if (name === 'direct') {
             delete r.agentCpuS;
             delete r.agentPeakRssMB;
