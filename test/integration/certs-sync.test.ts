@@ -91,7 +91,9 @@ describe('certificates in the table feed', () => {
     const badRev = await etcd.put(key, JSON.stringify({ cert: good.certPem, key: stranger.keyPem }));
     await applied(early, badRev);
     expect(fingerprintOf(early, 'lg')).toBe(before);
-    expect(rejectedOf(early, key)).toEqual({ key, revision: String(badRev), error: 'key does not match the leaf certificate', kept: String(goodRev) });
+    // kept is K, "the key as of revision K" with K + 1 the first rejected version (docs/CONTRACT.md):
+    // goodRev only when no other file wrote the shared etcd between the two puts.
+    expect(rejectedOf(early, key)).toEqual({ key, revision: String(badRev), error: 'key does not match the leaf certificate', kept: String(badRev - 1n) });
 
     const late = await startSync(layout);
     expect(fingerprintOf(late, 'lg')).toBe(before);
