@@ -367,14 +367,12 @@ export class Http1Connection {
       return;
     }
     if (this.upgradeReady) {
-      const buffer = data ?? this.parser.getCurrentBuffer();
-      this.leaveForUpgrade(ret < buffer.length ? buffer.subarray(ret) : EMPTY);
+      this.leaveForUpgrade(this.unparsed(ret, data));
       return;
     }
     if (this.restartAfterUpgrade) {
       this.restartAfterUpgrade = false;
-      const buffer = data ?? this.parser.getCurrentBuffer();
-      const rest = ret < buffer.length ? buffer.subarray(ret) : EMPTY;
+      const rest = this.unparsed(ret, data);
       // llhttp stops after an upgrade's message: a fresh parse picks up the bytes after it.
       this.parser.initialize(this.server.HTTPParser.REQUEST, {}, 0, 0);
       if (rest.length > 0 && !this.finished) this.afterExecute(this.parser.execute(rest), rest);
@@ -408,6 +406,12 @@ export class Http1Connection {
     }
     if (this.headSince < 0) this.idleSince = performance.now();
     this.resumeReading();
+  }
+
+  /** The bytes of a read that llhttp stopped before (`ret` parsed; `data` null: read from the handle). */
+  private unparsed(ret: number, data: Buffer | null): Buffer {
+    const buffer = data ?? this.parser.getCurrentBuffer();
+    return ret < buffer.length ? buffer.subarray(ret) : EMPTY;
   }
 
   /** The body's reader wants more (RequestBody#_read). */
@@ -505,11 +509,7 @@ export class Http1Connection {
       return;
     }
     this.finished = true;
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    socket.end(rawAnswer(answer, randomUUID(), ''), () => socket.destroy());
+    answerAndClose(socket, answer);
   }
 
   onEnd(): void {
@@ -552,8 +552,8 @@ export class Http1Connection {
   }
 
   /**
-   * The answer's head (sent with its first body bytes). `close`: the answer says
-   * `Connection: close` itself (answers.ts, forwarded.ts add it while draining or on refused framing).
+   * The answer's head (sent with its first body bytes). A `Connection: close` among `headers`
+   * (answers.ts, forwarded.ts add it while draining or on refused framing) ends the connection after it.
    */
   writeHead(ex: Http1Exchange, method: string, httpVersion: string, status: number, statusText: string, headers: string[]): void {
     let head = `HTTP/1.1 ${status} ${statusText || nodeHttp.STATUS_CODES[status] || 'unknown'}\r\n`;
@@ -716,6 +716,18 @@ function writeHeadWith(socket: Socket, head: string, chunk: Buffer): boolean {
   const ok = socket.write(chunk);
   socket.uncork();
   return ok;
+}
+
+/**
+ * A head refused before any exchange took it (Node's server: its clientError): the router's own
+ * answer, then the connection closes; a socket that can no longer be written to just closes.
+ */
+export function answerAndClose(socket: Socket, answer: Answer): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawAnswer(answer, randomUUID(), ''), () => socket.destroy());
 }
 
 /** The first value of a header (lower-case name) in a raw list. */

@@ -11,12 +11,11 @@
  * - 'clientError': a head Node cannot parse gets the router's own 400/431/408.
  * Both kinds of request go through the same decision (decision/decide.ts) and answers.
  */
-import { randomUUID } from 'node:crypto';
 import fastify, { type FastifyInstance } from 'fastify';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RouterMetrics } from '../admin/metrics.js';
-import { BAD_REQUEST, HEADERS_TOO_LARGE, rawAnswer, REQUEST_TIMEOUT } from '../decision/answers.js';
+import { BAD_REQUEST, HEADERS_TOO_LARGE, REQUEST_TIMEOUT } from '../decision/answers.js';
 import { defaultConnectors, type Connector } from '../transport/connector.js';
 import { createUpstreamClient, type UpstreamClientChoice } from '../transport/select-client.js';
 import type { UpstreamClient } from '../transport/upstream.js';
@@ -27,7 +26,7 @@ import { closesAfterAnswer, Forwarder, type ForwardLogger } from './forward.js';
 import { isWebSocketUpgrade, UpgradeHandler } from './upgrade.js';
 import { TlsListener } from './tls-listener.js';
 import { chooseClientParser, type ClientParserChoice, type ClientParserKind } from './client-parser.js';
-import { Http1Server, type Http1Options, type UpgradeHead } from './h1-connection.js';
+import { answerAndClose, Http1Server, type Http1Options, type UpgradeHead } from './h1-connection.js';
 import type { ChallengeAnswers } from '../acme/challenge-answers.js';
 import { ACME_CHALLENGE_PATH } from '../decision/decide.js';
 
@@ -124,12 +123,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     socket.end();
     return;
   }
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const answer = err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
-  socket.end(rawAnswer(answer, randomUUID(), ''), () => socket.destroy());
+  answerAndClose(socket, err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST);
 }
 
 export function createProxyServer(opts: ProxyOptions): ProxyServer {

@@ -68,10 +68,15 @@ export interface HttpParserClass {
 let loaded: HttpParserClass | undefined;
 let methodNames: string[] | undefined;
 
+/** The internal module, as its shape may be on this Node. */
+function httpCommon(): { HTTPParser?: HttpParserClass; methods?: string[] } {
+  return createRequire(import.meta.url)('node:_http_common') as { HTTPParser?: HttpParserClass; methods?: string[] };
+}
+
 /** Node's HTTPParser; throws when this Node has no such internal module or export. */
 export function loadHttpParser(): HttpParserClass {
   if (loaded === undefined) {
-    const common = createRequire(import.meta.url)('node:_http_common') as { HTTPParser?: HttpParserClass };
+    const common = httpCommon();
     if (typeof common.HTTPParser !== 'function') throw new Error('node:_http_common has no HTTPParser');
     loaded = common.HTTPParser;
   }
@@ -85,7 +90,7 @@ export function loadHttpParser(): HttpParserClass {
  */
 export function loadRequestMethods(): string[] {
   if (methodNames === undefined) {
-    const common = createRequire(import.meta.url)('node:_http_common') as { methods?: string[] };
+    const common = httpCommon();
     if (!Array.isArray(common.methods)) throw new Error('node:_http_common has no methods');
     const HTTPParser = loadHttpParser();
     const names: string[] = [];
