@@ -52,7 +52,8 @@ const HELP = `Usage: node test/bench/run.mjs [flags]   (pnpm bench -- [flags])
   --proxies LIST     configurations for proxy and fixed-rate (default: all): ${ALL_TARGETS.join(', ')}
   --tls-parts LIST   parts of the tls suite (default: all): targets and/or loads (a load alone: on every target), ${TLS_PARTS.join(', ')}
   --rounds N         tls and tunnel suites: rounds of each load, every configuration measured
-                     once per round in turn; a cell is its median round (default 3; --quick 1)
+                     once per round in turn; a cell is its median round; scale: cold starts, the
+                     median reported (default 3; --quick 1)
   --client NAME      closed-loop client: wrk (default when installed) or autocannon
   --no-install       never apt-get install; configurations missing a tool are reported as skipped
   --out DIR          results folder (default test/bench/results)

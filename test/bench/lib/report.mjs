@@ -68,7 +68,7 @@ export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
   const s = results.scale;
   if (s && !s.error) {
     const why = full(s.apps);
-    t.push({ target: 'cold start to /readyz ≤ 1.5 s (100k apps)', figure: `${f(s.coldStartMs / 1000)} s`, limit: '≤ 1.5 s', status: why ?? status(s.coldStartMs <= 1500) });
+    t.push({ target: 'cold start to /readyz ≤ 2.0 s (100k apps; the target of issue #8)', figure: `${f(s.coldStartMs / 1000)} s${coldStartsNote(s)}`, limit: '≤ 2.0 s', status: why ?? status(s.coldStartMs <= 2000) });
     t.push({ target: 'RSS after load ≤ 350 MB (100k apps)', figure: `${int(s.rssAfterLoadMB)} MB`, limit: '≤ 350 MB', status: why ?? status(s.rssAfterLoadMB <= 350) });
     t.push({
       target: 'RSS peak during a full re-list ≤ 450 MB (100k apps)',
@@ -100,6 +100,11 @@ export function evaluateTargets(results, { fullApps = 100_000 } = {}) {
     });
   }
   return t;
+}
+
+/** The starts behind a median cold start, when there were several. */
+function coldStartsNote(s) {
+  return s.coldStarts?.length > 1 ? ` (median of ${s.coldStarts.length} starts: ${s.coldStarts.map((ms) => f(ms / 1000)).join(', ')} s)` : '';
 }
 
 /** The first-handshake floors measured in the run (servers with no router), for the target's figure. */
@@ -331,7 +336,7 @@ export function renderMarkdown(results) {
           ['figure', 'value', 'how'],
           [
             ['apps in etcd', int(s.apps), '2 instances each (+ the propagation apps)'],
-            ['cold start to /readyz', `${f(s.coldStartMs / 1000)} s`, `spawn → the router's "router ready" line (/readyz 200 from then on, checked once; not polled during the start; the start ran from ${s.startModules ?? 'dist'}); other processes used ${f(s.otherCpuCoresStart)} cores meanwhile`],
+            ['cold start to /readyz', `${f(s.coldStartMs / 1000)} s${coldStartsNote(s)}`, `spawn → the router's "router ready" line (/readyz 200 from then on, checked once; not polled during the start; the start ran from ${s.startModules ?? 'dist'}); other processes used ${f(s.otherCpuCoresStart)} cores during the median start`],
             ['RSS peak while starting', `${int(s.startPeakMB)} MB`, 'VmRSS sampled every 20 ms from spawn to ready'],
             ['RSS after load', `${int(s.rssAfterLoadMB)} MB`, 'VmRSS 2 s after ready'],
             ['RSS peak during a full re-list', `${int(s.relist.peakMB)} MB${s.relist.error ? ` (${s.relist.error})` : ''}`, `${s.relist.method}; VmRSS every 20 ms until router_table_swaps_total went up${s.relist.seconds ? ` (${f(s.relist.seconds, 1)} s)` : ''}`],

@@ -191,8 +191,29 @@ function decodeKeyValue(r: Reader, end: number): KvEntry {
         r.skip(tag & 7);
     }
   }
-  return { key, value, createRevision: BigInt(createRevision), modRevision: BigInt(modRevision), version: BigInt(version), lease };
+  return { key, value, createRevision: revisions.of(createRevision), modRevision: revisions.of(modRevision), version: versions.of(version), lease };
 }
+
+/**
+ * The BigInt of the number seen last. A BigInt is a heap object of its own, and in a list
+ * neighbouring records mostly share their numbers: a record never changed has the same create and
+ * mod revision, one transaction's puts share a revision, most versions are 1.
+ */
+class LastBigInt {
+  private n = 0;
+  private big = 0n;
+
+  of(n: number): bigint {
+    if (n !== this.n) {
+      this.n = n;
+      this.big = BigInt(n);
+    }
+    return this.big;
+  }
+}
+
+const revisions = new LastBigInt();
+const versions = new LastBigInt();
 
 const EMPTY: Buffer = Buffer.alloc(0);
 
