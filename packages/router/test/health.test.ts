@@ -16,7 +16,7 @@ import { RoutingTable } from '../src/table/routing-table.js';
 
 describe('passive health', () => {
   it('says when an ejection begins (once per ejection) and when the instance is back, keeping since-when and reason for the report', () => {
-    const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
+    const b = new Backend('web', 'w1', 'http://127.0.0.1:8001');
     const table = new RoutingTable();
     expect(recordSuccess(b)).toBe(false);
     expect(recordFailure(b, 5000, 'ECONNREFUSED')).toBe(true);
@@ -33,7 +33,7 @@ describe('passive health', () => {
   });
 
   it('ejects for 1 s, doubling per consecutive failure (each after the last ejection ran out) up to 30 s', () => {
-    const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
+    const b = new Backend('web', 'w1', 'http://127.0.0.1:8001');
     let now = 1_000_000;
     const ejections = Array.from({ length: 8 }, () => {
       recordFailure(b, now, 'refused');
@@ -48,14 +48,14 @@ describe('passive health', () => {
   });
 
   it('counts a burst of concurrent failures as one ejection', () => {
-    const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
+    const b = new Backend('web', 'w1', 'http://127.0.0.1:8001');
     for (let i = 0; i < 10; i++) recordFailure(b, 5000 + i, 'refused');
     expect(b.consecutiveFailures).toBe(1);
     expect(b.ejectedUntil).toBe(6000);
   });
 
   it('forgets the failures after a success', () => {
-    const b = new Backend('web/w1', 'web', 'w1', 'http://127.0.0.1:8001');
+    const b = new Backend('web', 'w1', 'http://127.0.0.1:8001');
     recordFailure(b, 5000, 'refused');
     recordFailure(b, 5000, 'refused');
     recordSuccess(b);

@@ -4,7 +4,6 @@
  * TableSync reads only these, so a new kind of record is one adapter here and no switch there.
  */
 import type { KeyRef, ParsedRecord, RecordKindName } from '@paas/registry';
-import { backendKey } from '../table/backend.js';
 import type { RecordStamp } from '../table/record-stamp.js';
 import type { RoutingTable } from '../table/routing-table.js';
 
@@ -75,7 +74,7 @@ export function tableAdapters(table: RoutingTable, hooks: AdapterHooks = {}): Ta
       },
     },
     instance: {
-      stamp: (ref) => table.backend(backendKey(ref.app, ref.id)),
+      stamp: (ref) => table.instance(ref.app, ref.id),
       sameCreation: always,
       set: (rec) => table.setInstance(rec.ref.app, rec.ref.id, rec.value),
       delete: (ref) => table.deleteInstance(ref.app, ref.id),

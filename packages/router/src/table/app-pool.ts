@@ -72,6 +72,21 @@ export class AppPool implements RecordStamp {
     }
   }
 
+  /** The instance with this id (a binary search: `backends` is in id order). */
+  backend(id: string): Backend | undefined {
+    const list = this.backends;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const b = list[mid]!;
+      if (b.id === id) return b;
+      if (b.id < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return undefined;
+  }
+
   /** Keeps id order, so routers with the same records list and rotate instances alike. */
   addBackend(backend: Backend): void {
     const old = this.backends;

@@ -8,7 +8,6 @@ import type { RecordStamp } from './record-stamp.js';
  * were measured on.
  */
 export class Backend implements RecordStamp {
-  readonly key: string;
   readonly app: string;
   readonly id: string;
   readonly origin: string;
@@ -33,9 +32,7 @@ export class Backend implements RecordStamp {
   hashLo = 0;
   listed = 0;
 
-  /** `key`: backendKey(app, id), which the table has built already. */
-  constructor(key: string, app: string, id: string, origin: string) {
-    this.key = key;
+  constructor(app: string, id: string, origin: string) {
     this.app = app;
     this.id = id;
     this.origin = origin;
@@ -47,6 +44,14 @@ export class Backend implements RecordStamp {
     this.state = INSTANCE_STATES[INSTANCE_STATES.indexOf(record.state)]!;
     this.weight = record.weight ?? 1;
     this.release = record.release;
+  }
+
+  /**
+   * `<app>/<id>`, as the status record names instances. Built when asked (a report lists a few
+   * instances), not kept: 100k apps would hold a string per instance for it.
+   */
+  get key(): string {
+    return backendKey(this.app, this.id);
   }
 
   /** Neither ejected by passive checks nor failed by active ones. */

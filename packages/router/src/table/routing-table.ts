@@ -1,7 +1,7 @@
 import type { AppRecord, InstanceRecord, OverrideRecord, Route } from '@paas/registry';
 import { AppPool } from './app-pool.js';
 import { CertIndex } from './cert-index.js';
-import { Backend, backendKey, originOf } from './backend.js';
+import { Backend, originOf } from './backend.js';
 import { forwardKey } from './hash.js';
 import { PathIndex } from './path-index.js';
 import { RouteSlot } from './route-slot.js';
@@ -35,8 +35,12 @@ export interface RouteConflict {
 export class RoutingTable {
   /** The certificates of `certs/` records, by the host names they cover. */
   readonly certs = new CertIndex();
+  /**
+   * Every app's pool; an app's instances are found through its pool (AppPool.backend), not in a
+   * table-wide map: one lookup among every app's instead of among every instance's, and no key
+   * string per instance (README, Performance: cold start).
+   */
   private readonly poolsByName = new Map<string, AppPool>();
-  private readonly backendsByKey = new Map<string, Backend>();
   private readonly exactHosts = new Map<string, PathIndex>();
   private readonly wildcards = new WildcardIndex();
   private readonly hostless = new PathIndex();
@@ -80,18 +84,16 @@ export class RoutingTable {
 
   /** Returns the instance's Backend: the same object across updates unless its origin changed. */
   setInstance(app: string, id: string, record: InstanceRecord): Backend {
-    const key = backendKey(app, id);
     const origin = originOf(record, app);
     const pool = this.poolOrCreate(app);
-    let backend = this.backendsByKey.get(key);
+    let backend = pool.backend(id);
     if (backend !== undefined && backend.origin !== origin) {
       pool.removeBackend(backend);
       this.draining.delete(backend);
       backend = undefined;
     }
     if (backend === undefined) {
-      backend = new Backend(key, pool.name, id, origin); // the pool's name: one string per app, not per instance
-      this.backendsByKey.set(key, backend);
+      backend = new Backend(pool.name, id, origin); // the pool's name: one string per app, not per instance
       pool.addBackend(backend);
     }
     backend.apply(record);
@@ -102,11 +104,9 @@ export class RoutingTable {
   }
 
   deleteInstance(app: string, id: string): void {
-    const key = backendKey(app, id);
-    const backend = this.backendsByKey.get(key);
     const pool = this.poolsByName.get(app);
+    const backend = pool?.backend(id);
     if (backend === undefined || pool === undefined) return;
-    this.backendsByKey.delete(key);
     this.draining.delete(backend);
     pool.removeBackend(backend);
     pool.instancesChanged();
@@ -219,12 +219,20 @@ export class RoutingTable {
     return this.healthChecked.values();
   }
 
-  backends(): IterableIterator<Backend> {
-    return this.backendsByKey.values();
+  /** Every instance, app by app. Deleting instances meanwhile is safe: a pool's list is replaced, never changed. */
+  *backends(): IterableIterator<Backend> {
+    for (const pool of this.poolsByName.values()) yield* pool.backends;
   }
 
+  /** The instance `id` of `app`. */
+  instance(app: string, id: string): Backend | undefined {
+    return this.poolsByName.get(app)?.backend(id);
+  }
+
+  /** The instance named by its key, `<app>/<id>` (Backend.key). */
   backend(key: string): Backend | undefined {
-    return this.backendsByKey.get(key);
+    const slash = key.indexOf('/');
+    return slash < 0 ? undefined : this.instance(key.slice(0, slash), key.slice(slash + 1));
   }
 
   /** A request or WebSocket starts on `backend`. */
@@ -264,7 +272,7 @@ export class RoutingTable {
    */
   *unhealthyBackends(now: number): IterableIterator<Backend> {
     for (const b of this.unhealthy) {
-      if ((b.checkHealthy && b.ejectedUntil <= now) || this.backendsByKey.get(b.key) !== b) this.unhealthy.delete(b);
+      if ((b.checkHealthy && b.ejectedUntil <= now) || this.instance(b.app, b.id) !== b) this.unhealthy.delete(b);
       else yield b;
     }
   }
@@ -273,7 +281,7 @@ export class RoutingTable {
   *reportedBackends(): IterableIterator<Backend> {
     yield* this.draining;
     for (const b of this.busy) {
-      if (b.state !== 'draining' && this.backendsByKey.get(b.key) === b) yield b;
+      if (b.state !== 'draining' && this.instance(b.app, b.id) === b) yield b;
     }
   }
 
