@@ -6,10 +6,12 @@
  * Page size: etcd counts every key left in [from, end) to fill in `count` on each limited range
  * request, so a page costs time in proportion to the rest of the range: 300k keys in pages of
  * 1,000 took 18.6 s here, in pages of 10,000 about 2.5 s (a page of ~10k records is ~2 MB).
- * Boundaries cut the range into segments read one after another, so that cost is in proportion
- * to the rest of the segment instead. Splits cut a segment further, but only one that holds more
- * than two pages: every range request is a round trip, and most of the finer segments are small
- * or empty.
+ * Boundaries cut the range into segments, so that cost is in proportion to the rest of the
+ * segment instead. Splits cut a segment further, but only one that holds more than two pages:
+ * every range request is a round trip, and most of the finer segments are small or empty.
+ *
+ * The parts are read side by side, each at etcd's pace, so a list holds the wire bytes of the
+ * pages not yet handled (at most the range's, ~8 MB per 100k records) while the caller catches up.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { CallOptions } from './etcd3-client.js';
@@ -28,7 +30,7 @@ export const DEFAULT_PAGE_SIZE = 100_000;
 /**
  * The first page is small and each next one of its segment twice as large, up to the page size:
  * etcd takes time in proportion to a page's size to send it, and the caller can do nothing until
- * the first page arrives, while later pages are read during the handling of the one before.
+ * the first page arrives, while later pages are read during the handling of those before.
  */
 export const FIRST_PAGE_SIZE = 2_000;
 const PAGE_GROWTH = 2;
@@ -50,8 +52,11 @@ export interface ListOptions {
   revision?: bigint;
   /**
    * Receive the entries as they arrive, in slices of a page, instead of one array at the end (the
-   * result's `entries` is then empty). The next page is requested before its slices are handed
-   * over, so handling a page overlaps reading the next. A throw fails the list.
+   * result's `entries` is then empty). Every part of the range (boundaries, splits) is read page
+   * after page at once, each next page asked for as soon as the one before arrives, and pages are
+   * handed over in the order they arrive: a part's own pages in key order, the parts
+   * interleaved. So handling overlaps reading, and a caller that is faster than etcd on one part
+   * handles another's pages meanwhile instead of waiting. A throw fails the list.
    */
   onPage?: (entries: KvEntry[], revision: bigint) => void;
   /** The read starts over (compaction between two pages): pages delivered so far are void. */
@@ -106,57 +111,101 @@ async function listPages(
   const splits = inside(opts.splits, start, end);
   const read = (from: Buffer, to: Buffer, at: bigint, limit: number): Promise<RangePage> => {
     const page = range({ key: from, rangeEnd: to, limit, revision: Number(at) }, callOptions());
-    page.catch(() => undefined); // awaited in key order; a failure meanwhile must not go unhandled
+    page.catch(() => undefined); // a failure is taken from the chain that awaits it; this keeps it from going unhandled meanwhile
     return page;
   };
   // Segment i is [ends[i - 1] (start for i = 0), ends[i]).
   const ends = [...inside(opts.boundaries, start, end), end];
-  let limit = Math.min(pageSize, FIRST_PAGE_SIZE);
-  const first = await read(start, ends[0]!, opts.revision ?? 0n, limit);
+  const first = await read(start, ends[0]!, opts.revision ?? 0n, Math.min(pageSize, FIRST_PAGE_SIZE));
   const revision = opts.revision ?? first.revision;
-  // Every other segment's first page is asked for now, at the first page's revision: etcd reads
-  // them while the pages before them are handled.
-  const segments: Segment[] = ends.map((to, i) => ({ end: to, next: i === 0 ? first : read(ends[i - 1]!, to, revision, pageSize) }));
-  const entries: KvEntry[] = [];
-  for (let s = 0; s < segments.length; s++) {
-    const segment = segments[s]!;
-    let pending: Promise<RangePage> | RangePage | undefined = segment.next;
-    while (pending !== undefined) {
-      const page = await pending;
-      const count = page.count;
-      const last = page.lastKey;
-      // Ask for the segment's next page first, so etcd works on it while this one is handled.
+
+  // Parts in key order; a part split later is followed by its pieces.
+  const parts: Part[] = [];
+  const arrived: Array<{ part: Part; page: RangePage }> = [];
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  let running = 0;
+  let failure: { err: unknown } | undefined;
+  /** The list ended (done, failed, or the caller's onPage threw): no chain asks for more. */
+  let over = false;
+
+  /** Reads one part page by page, each next page asked for as soon as the one before arrives. */
+  const chain = async (part: Part, next: Promise<RangePage>, ramp: boolean): Promise<void> => {
+    let limit = Math.min(pageSize, FIRST_PAGE_SIZE);
+    let pending: Promise<RangePage> | undefined = next;
+    while (pending !== undefined && !over) {
+      const page: RangePage = await pending;
       pending = undefined;
-      if (page.more && last !== undefined) {
+      const last = page.lastKey;
+      if (page.more && last !== undefined && !over) {
         const after = Buffer.concat([last, ZERO]); // the smallest key after `last`
-        // etcd's count is every key left in the segment: more than one page left is cut at the
-        // split points inside it, and each part is asked for at once.
-        if (page.total - count > pageSize) {
-          const cuts = splits.filter((b) => Buffer.compare(b, after) > 0 && Buffer.compare(b, segment.end) < 0);
+        // etcd's count is every key left in the part: more than one page left is cut at the
+        // split points inside it, and each piece is read by a chain of its own at once.
+        if (page.total - page.count > pageSize) {
+          const cuts = splits.filter((b) => Buffer.compare(b, after) > 0 && Buffer.compare(b, part.end) < 0);
           if (cuts.length > 0) {
-            const parts = [...cuts, segment.end].slice(1).map((to, i) => ({ end: to, next: read(cuts[i]!, to, revision, pageSize) }));
-            segment.end = cuts[0]!;
-            segments.splice(s + 1, 0, ...parts);
+            const pieces = [...cuts, part.end].slice(1).map((to, i) => ({ from: cuts[i]!, part: { end: to, pages: [] } as Part }));
+            part.end = cuts[0]!;
+            parts.splice(parts.indexOf(part) + 1, 0, ...pieces.map((x) => x.part));
+            for (const x of pieces) begin(x.part, read(x.from, x.part.end, revision, pageSize), false);
           }
         }
-        if (s === 0) limit = Math.min(pageSize, limit * PAGE_GROWTH);
-        pending = read(after, segment.end, revision, s === 0 ? limit : pageSize);
+        if (ramp) limit = Math.min(pageSize, limit * PAGE_GROWTH);
+        pending = read(after, part.end, revision, ramp ? limit : pageSize);
       }
-      if (onPage === undefined) {
-        for (const e of page.entries(0, count)) entries.push(e);
-      } else {
-        for (let i = 0; i < count; i += SLICE) {
-          if (i > 0) await nextTurn();
-          onPage(page.entries(i, i + SLICE), revision);
-        }
-      }
+      if (onPage === undefined) part.pages.push(page);
+      else arrived.push({ part, page });
+      notify();
     }
+  };
+  const begin = (part: Part, next: Promise<RangePage>, ramp: boolean) => {
+    running++;
+    chain(part, next, ramp).then(
+      () => running--,
+      (err: unknown) => {
+        running--;
+        failure ??= { err };
+        over = true;
+      },
+    ).finally(notify);
+  };
+  ends.forEach((to, i) => {
+    const part: Part = { end: to, pages: [] };
+    parts.push(part);
+    // Every other segment's first page is asked for now, at the first page's revision.
+    begin(part, i === 0 ? Promise.resolve(first) : read(ends[i - 1]!, to, revision, pageSize), i === 0);
+  });
+
+  // Pages are handed over as they arrive, whichever part they belong to (a part's own pages in
+  // order): the caller never waits for one part's next page while another part's is here.
+  try {
+    for (;;) {
+      if (failure !== undefined) throw failure.err;
+      const next = arrived.shift();
+      if (next !== undefined) {
+        const { page } = next;
+        for (let i = 0; i < page.count; i += SLICE) {
+          if (i > 0) await nextTurn();
+          onPage!(page.entries(i, i + SLICE), revision);
+        }
+        continue;
+      }
+      if (running === 0) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    over = true;
   }
+  const entries: KvEntry[] = [];
+  if (onPage === undefined) for (const part of parts) for (const page of part.pages) for (const e of page.entries(0, page.count)) entries.push(e);
   return { entries, revision };
 }
 
-/** A part of the range read page by page; the first page of every part is asked for early. */
-interface Segment {
+/** A part of the range, read page by page by one chain; `pages`: what it read, when no onPage takes them. */
+interface Part {
   end: Buffer;
-  next: Promise<RangePage> | RangePage;
+  pages: RangePage[];
 }
