@@ -34,6 +34,11 @@ export function clientOptions(endpoints: string[], callTimeoutMs: number, securi
       // A catching-up watch response holds up to 1000 revisions of events; list() pages, but a
       // watch response cannot be paged. grpc-js refuses messages over 4 MiB by default.
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // HTTP/2's default receive window, 64 KiB per stream and per connection, lets etcd send a
+      // list page (~8 MB per 100k records) only 64 KiB per turn of our event loop, and a starting
+      // router's loop is busy for tens of milliseconds at a time building its table: a page asked
+      // for at once arrived a second later. With 16 MiB etcd sends it while the table is built.
+      'grpc-node.flow_control_window': 16 * 1024 * 1024,
     },
     faultHandling: faultHandling(endpoints),
   };
