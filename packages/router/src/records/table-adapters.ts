@@ -79,10 +79,13 @@ export function tableAdapters(table: RoutingTable, hooks: AdapterHooks = {}): Ta
       set: (rec) => table.setInstance(rec.ref.app, rec.ref.id, rec.value),
       delete: (ref) => table.deleteInstance(ref.app, ref.id),
       sweep(mark, gone) {
-        for (const backend of table.backends()) {
-          if (backend.listed !== mark) {
-            gone(backend);
-            table.deleteInstance(backend.app, backend.id);
+        // Pool by pool: a deletion replaces a pool's list (the loop reads the old one) and may drop the pool.
+        for (const pool of table.pools()) {
+          for (const backend of pool.backends) {
+            if (backend.listed !== mark) {
+              gone(backend);
+              table.deleteInstance(backend.app, backend.id);
+            }
           }
         }
       },
