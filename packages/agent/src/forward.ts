@@ -57,26 +57,29 @@ function relay(from: Readable, to: Writable): void {
  * as it is and reused once the stream has sent it, instead of Node's new 64 KiB Buffer per read:
  * a quarter of the reads and no allocation per read (README, "Agent tunnels"). A read that filled
  * its buffer is followed by a READ_SIZE one, any other by a FIRST_READ_SIZE one, so a connection
- * between answers holds a small buffer, not a large one. READ_SIZE stays within RELAY_BUFFER.
+ * between answers holds a small buffer, not a large one. Per stream at most PAUSE_AT is sent and
+ * not yet written, beside the buffer of the next read.
  */
 const READ_SIZE = 256 * 1024;
 const FIRST_READ_SIZE = 4 * 1024;
 /** READ_SIZE buffers kept for reuse across the agent's streams (4 MiB). */
 const POOL_MAX = 16;
 const pool: Buffer[] = [];
+/**
+ * The app's socket is paused while the stream holds this much: two reads, so one is read while
+ * the other is sent. Pausing at one read (RELAY_BUFFER) left the agent idle between them.
+ */
+const PAUSE_AT = 2 * READ_SIZE;
 
 function recycle(buf: Buffer): void {
   if (buf.length === READ_SIZE && pool.length < POOL_MAX) pool.push(buf);
 }
 
 /**
- * A TCP connection to the app whose reads are written to `to` (corked per loop turn, paused while
- * `to` holds RELAY_BUFFER or more, as relay does); its end ends `to`.
+ * A TCP connection to the app whose reads are written to `to` (corked per loop turn as relay
+ * does, paused while `to` holds PAUSE_AT or more); its end ends `to`.
  */
 function connectApp(app: LocalApp, to: Writable): Socket {
-  // The stream calls back its writes in order: each callback is for the oldest buffer sent.
-  const sent: Buffer[] = [];
-  const written = () => recycle(sent.shift()!);
   let filled = false;
   let batching = false;
   const endBatch = () => {
@@ -97,8 +100,8 @@ function connectApp(app: LocalApp, to: Writable): Socket {
           to.cork();
           setImmediate(endBatch);
         }
-        sent.push(buf as Buffer);
-        if (!to.write(filled ? buf : buf.subarray(0, n), written) && to.writableLength >= RELAY_BUFFER) {
+        // Reused only once the stream calls this write back: sent, or dropped with the stream.
+        if (!to.write(filled ? buf : buf.subarray(0, n), () => recycle(buf as Buffer)) && to.writableLength >= PAUSE_AT) {
           // Paused only after a write that returned false: its 'drain' is sure to come.
           socket.pause();
           to.once('drain', resume);
