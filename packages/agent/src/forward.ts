@@ -18,8 +18,9 @@ export interface LocalApp {
  * How much may wait in a writer's buffer before its reader is paused. `pipe` pauses at the
  * writer's highWaterMark (16 KiB for both an HTTP/2 stream and a socket), which stopped the
  * reader after every 64 KiB read; with 256 KiB a 1 GiB download through a tunnel went from
- * 0.17-0.20x to 0.35-0.43x of direct (README, "Agent tunnels"). Per stream and direction, so
- * the agent's memory is bounded by it times the streams open.
+ * 0.17-0.20x to 0.35-0.43x of direct (README, "Agent tunnels"). Per stream, for the router's
+ * bytes to the app (the app's to the router: PAUSE_AT below), so the agent's memory is bounded
+ * by it times the streams open.
  */
 const RELAY_BUFFER = 256 * 1024;
 
