@@ -9,6 +9,8 @@
 //   GET  /held?id=K        how many requests are held under K
 //   ANY  /echo             JSON of method, url and request headers
 //   GET  /bytes?n=N        N bytes (zeros) streamed in 64 KiB chunks, with backpressure
+//   GET  /bytes?n=N&pattern  the same with byte i = PATTERN[i % 65537] (the generator below): a
+//                          body whose every byte a client can check, at no fixed offset
 //   POST /count            the request body's byte count, read as it streams: {"bytes":N}
 //   ANY  anything else     JSON {"app","instance","release","path"} (~100 bytes)
 //   WebSocket upgrade      echoes every message back, prefixed by nothing
@@ -74,13 +76,19 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (path === '/bytes') {
-    let left = Number(new URLSearchParams(req.url.slice(q + 1)).get('n') ?? '0');
+    const params = new URLSearchParams(req.url.slice(q + 1));
+    let left = Number(params.get('n') ?? '0');
+    const patterned = params.has('pattern');
+    let sent = 0;
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left), 'x-instance': ident.instance });
     const write = () => {
       while (left > 0) {
         const n = Math.min(left, CHUNK.length);
         left -= n;
-        if (!res.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) return void res.once('drain', write);
+        const at = sent % PATTERN_LENGTH;
+        sent += n;
+        const chunk = patterned ? PATTERN2.subarray(at, at + n) : n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n);
+        if (!res.write(chunk)) return void res.once('drain', write);
       }
       res.end();
     };
@@ -105,6 +113,13 @@ const server = http.createServer((req, res) => {
 });
 
 const CHUNK = Buffer.alloc(64 * 1024);
+/** /bytes?pattern: 65,537 bytes of an LCG's high bytes, twice over so any 64 KiB chunk is one slice. */
+const PATTERN_LENGTH = 65537;
+const PATTERN2 = Buffer.allocUnsafe(2 * PATTERN_LENGTH);
+for (let i = 0, x = 1; i < PATTERN_LENGTH; i++) {
+  x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+  PATTERN2[i] = PATTERN2[i + PATTERN_LENGTH] = x >>> 24;
+}
 
 function reply(res, obj) {
   const body = JSON.stringify(obj);

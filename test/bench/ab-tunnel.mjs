@@ -40,7 +40,7 @@ async function perfStart(t, host, direction, round) {
   const procs = [['router', t.router.proc.pid], ['agent', t.agent.pid]].map(([who, pid]) =>
     process.env.AB_STRACE
       ? spawn('strace', ['-c', '-f', '-S', 'calls', '-p', String(pid), '-o', path.join(process.env.AB_PERF, `${t.name}-${direction}-${who}.strace`)], { stdio: 'ignore' })
-      : spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', path.join(process.env.AB_PERF, `${t.name}-${direction}-${who}.data`)], { stdio: 'ignore' }));
+      : spawn('perf', ['record', '-F', process.env.AB_PERF_HZ ?? '999', '-g', '-p', String(pid), '-o', path.join(process.env.AB_PERF, `${t.name}-${direction}-${who}.data`)], { stdio: 'ignore' }));
   await new Promise((r) => setTimeout(r, 500));
   return procs;
 }
@@ -85,6 +85,11 @@ async function transfer(t, host, direction, round = -1) {
 }
 
 let appPid;
+/** Peak RSS of a process so far (VmHWM), MB. */
+function peakRss(pid) {
+  return Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+}
+
 function ctxSwitches(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(s)[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(s)[1]);
@@ -157,6 +162,7 @@ try {
   }
   if (process.env.AB_ROUTER_NODE) for (const t of targets) console.log(`${t.name} router, last mark-compacts:\n${t.router.proc.lines.filter((l) => l.includes('Mark-Compact')).slice(-6).join('\n')}`);
   if (process.env.AB_AGENT_FLAGS) for (const t of targets) console.log(`${t.name} agent, last lines:\n${t.agent.tail(8)}`);
+  for (const t of targets) console.log(`${t.name} peak RSS: router ${peakRss(t.router.proc.pid).toFixed(0)} MB, agent ${peakRss(t.agent.pid).toFixed(0)} MB`);
   console.log('\nmedians (CPU-s per GiB):');
   for (const d of DIRECTIONS) {
     for (const t of targets) {

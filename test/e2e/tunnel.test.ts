@@ -172,6 +172,38 @@ describe('bodies and WebSocket through a tunnel', () => {
     expect((JSON.parse(await up.body.text()) as { bytes: number }).bytes).toBe(32 * 1024 * 1024);
   });
 
+  it('carries four concurrent 16 MiB downloads byte for byte (the agent reuses its read buffers across streams)', async () => {
+    // The sample app's /bytes?pattern generator (test/apps/sample-app.mjs).
+    const L = 65537;
+    const pattern = Buffer.allocUnsafe(2 * L);
+    for (let i = 0, x = 1; i < L; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      pattern[i] = pattern[i + L] = x >>> 24;
+    }
+    const size = 16 * 1024 * 1024;
+    const four = new UndiciAgent({ connections: 4 });
+    try {
+      const results = await Promise.all([0, 1, 2, 3].map(async () => {
+        const res = await request(`${routers[0]!.r.url}/bytes?n=${size}&pattern`, { headers: { host: HOST }, dispatcher: four });
+        let got = 0;
+        let firstWrong = -1;
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          for (let k = 0; k < chunk.length && firstWrong < 0;) {
+            const at = (got + k) % L;
+            const n = Math.min(chunk.length - k, L);
+            if (!chunk.subarray(k, k + n).equals(pattern.subarray(at, at + n))) firstWrong = got + k;
+            k += n;
+          }
+          got += chunk.length;
+        }
+        return { status: res.statusCode, got, firstWrong };
+      }));
+      expect(results).toEqual([0, 1, 2, 3].map(() => ({ status: 200, got: size, firstWrong: -1 })));
+    } finally {
+      await four.close();
+    }
+  });
+
   it('carries a WebSocket upgrade with the Host and X-Forwarded-For a direct instance gets', async () => {
     const r = routers[1]!.r;
     const ws = new WebSocket(`ws://127.0.0.1:${r.port}/chat`, { headers: { host: HOST } });
