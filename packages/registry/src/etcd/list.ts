@@ -121,7 +121,8 @@ async function listPages(
 
   // Parts in key order; a part split later is followed by its pieces.
   const parts: Part[] = [];
-  const arrived: Array<{ part: Part; page: RangePage }> = [];
+  /** Pages read and not yet handed to onPage, in the order they arrived. */
+  const arrived: RangePage[] = [];
   let wake: (() => void) | undefined;
   const notify = () => {
     wake?.();
@@ -157,7 +158,7 @@ async function listPages(
         pending = read(after, part.end, revision, ramp ? limit : pageSize);
       }
       if (onPage === undefined) part.pages.push(page);
-      else arrived.push({ part, page });
+      else arrived.push(page);
       notify();
     }
   };
@@ -184,9 +185,8 @@ async function listPages(
   try {
     for (;;) {
       if (failure !== undefined) throw failure.err;
-      const next = arrived.shift();
-      if (next !== undefined) {
-        const { page } = next;
+      const page = arrived.shift();
+      if (page !== undefined) {
         for (let i = 0; i < page.count; i += SLICE) {
           if (i > 0) await nextTurn();
           onPage!(page.entries(i, i + SLICE), revision);
