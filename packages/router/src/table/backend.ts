@@ -2,6 +2,29 @@ import { INSTANCE_STATES, TUNNEL_SCHEME, type InstanceRecord, type InstanceState
 import type { RecordStamp } from './record-stamp.js';
 
 /**
+ * An instance's health: passive ejections and the active check's verdict. Made at the first
+ * failure; until then the instance is healthy and holds none of it (100k apps would otherwise
+ * carry these seven fields on every instance, and a starting router's young-generation
+ * collections copy every object of the table it builds: README, Performance: cold start).
+ */
+class Health {
+  /** Passive health (ms epoch): not preferred until then. */
+  ejectedUntil = 0;
+  consecutiveFailures = 0;
+  /** When the current run of ejections began (ms epoch), and the last failure's reason: for the status report. */
+  ejectedSince = 0;
+  ejectReason = '';
+  /** Active health verdict; stays true for apps without a healthCheck. */
+  checkHealthy = true;
+  /** When the health check began failing (ms epoch), and why: for the status report. */
+  failingSince = 0;
+  failingReason = '';
+}
+
+/** What an instance that never failed reads. */
+const NEVER_FAILED: Readonly<Health> = Object.freeze(new Health());
+
+/**
  * One instance of an app. The object outlives record updates and re-lists, because the proxy's
  * in-flight count and the health verdicts live on it. Its origin never changes: an instance moved
  * to another url gets a new Backend, so counters and ejections always describe the process they
@@ -16,27 +39,40 @@ export class Backend implements RecordStamp {
   release: string | undefined = undefined;
   /** Open requests and WebSockets, maintained by the proxy. */
   inflight = 0;
-  /** Passive health (ms epoch): not preferred until then. */
-  ejectedUntil = 0;
-  consecutiveFailures = 0;
-  /** When the current run of ejections began (ms epoch), and the last failure's reason: for the status report. */
-  ejectedSince = 0;
-  ejectReason = '';
-  /** Active health verdict; stays true for apps without a healthCheck. */
-  checkHealthy = true;
-  /** When the health check began failing (ms epoch), and why: for the status report. */
-  failingSince = 0;
-  failingReason = '';
   /** The instance record's stamp (see RecordStamp). */
   hashHi = 0;
   hashLo = 0;
   listed = 0;
+  private health: Health | undefined = undefined;
 
   constructor(app: string, id: string, origin: string) {
     this.app = app;
     this.id = id;
     this.origin = origin;
   }
+
+  private get read(): Readonly<Health> {
+    return this.health ?? NEVER_FAILED;
+  }
+
+  private get write(): Health {
+    return (this.health ??= new Health());
+  }
+
+  get ejectedUntil(): number { return this.read.ejectedUntil; }
+  set ejectedUntil(v: number) { this.write.ejectedUntil = v; }
+  get consecutiveFailures(): number { return this.read.consecutiveFailures; }
+  set consecutiveFailures(v: number) { this.write.consecutiveFailures = v; }
+  get ejectedSince(): number { return this.read.ejectedSince; }
+  set ejectedSince(v: number) { this.write.ejectedSince = v; }
+  get ejectReason(): string { return this.read.ejectReason; }
+  set ejectReason(v: string) { this.write.ejectReason = v; }
+  get checkHealthy(): boolean { return this.read.checkHealthy; }
+  set checkHealthy(v: boolean) { this.write.checkHealthy = v; }
+  get failingSince(): number { return this.read.failingSince; }
+  set failingSince(v: number) { this.write.failingSince = v; }
+  get failingReason(): string { return this.read.failingReason; }
+  set failingReason(v: string) { this.write.failingReason = v; }
 
   apply(record: InstanceRecord): void {
     // The module's own literal, not the parsed record's copy: 200k backends need not hold 200k
@@ -56,7 +92,8 @@ export class Backend implements RecordStamp {
 
   /** Neither ejected by passive checks nor failed by active ones. */
   isAvailable(now: number): boolean {
-    return this.checkHealthy && this.ejectedUntil <= now;
+    const h = this.health;
+    return h === undefined || (h.checkHealthy && h.ejectedUntil <= now);
   }
 }
 
