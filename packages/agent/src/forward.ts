@@ -25,31 +25,35 @@ export interface LocalApp {
 const RELAY_BUFFER = 256 * 1024;
 
 /**
- * Copies `from` to `to`, pausing `from` while `to` holds RELAY_BUFFER or more; ends `to` at the
- * end. A loop turn's chunks are corked into one write at its end (setImmediate, the same turn's
- * check phase: no timer delay): an HTTP/2 stream hands over a chunk per piece of a DATA frame in
- * a TLS record, which cost the app's socket a write each, and writing a turn's first chunk at
- * once cost it a second write per turn.
+ * Writes to `to` for one direction of a stream. A loop turn's chunks are corked into one write at
+ * its end (setImmediate, the same turn's check phase: no timer delay): an HTTP/2 stream hands
+ * over a chunk per piece of a DATA frame in a TLS record, which cost the app's socket a write
+ * each, and writing a turn's first chunk at once cost it a second write per turn. After a write
+ * that leaves `limit` or more waiting, `pause` stops the reader until `to` drains.
  */
-function relay(from: Readable, to: Writable): void {
+function turnWriter(to: Writable, limit: number, pause: () => void, resume: () => void): (chunk: Uint8Array, written?: () => void) => void {
   let batching = false;
   const endBatch = () => {
     batching = false;
     if (to.writableCorked > 0) to.uncork();
   };
-  const resume = () => from.resume();
-  from.on('data', (chunk: Buffer) => {
+  return (chunk, written) => {
     if (!batching) {
       batching = true;
       to.cork();
       setImmediate(endBatch);
     }
     // Paused only after a write that returned false: its 'drain' is sure to come.
-    if (!to.write(chunk) && to.writableLength >= RELAY_BUFFER) {
-      from.pause();
+    if (!to.write(chunk, written) && to.writableLength >= limit) {
+      pause();
       to.once('drain', resume);
     }
-  });
+  };
+}
+
+/** Copies `from` to `to`, pausing `from` while `to` holds RELAY_BUFFER or more; ends `to` at the end. */
+function relay(from: Readable, to: Writable): void {
+  from.on('data', turnWriter(to, RELAY_BUFFER, () => from.pause(), () => from.resume()));
   from.once('end', () => to.end());
 }
 
@@ -76,18 +80,10 @@ function recycle(buf: Buffer): void {
   if (buf.length === READ_SIZE && pool.length < POOL_MAX) pool.push(buf);
 }
 
-/**
- * A TCP connection to the app whose reads are written to `to` (corked per loop turn as relay
- * does, paused while `to` holds PAUSE_AT or more); its end ends `to`.
- */
+/** A TCP connection to the app whose reads are written to `to` (turnWriter, PAUSE_AT); its end ends `to`. */
 function connectApp(app: LocalApp, to: Writable): Socket {
   let filled = false;
-  let batching = false;
-  const endBatch = () => {
-    batching = false;
-    if (to.writableCorked > 0) to.uncork();
-  };
-  const resume = () => socket.resume();
+  const write = turnWriter(to, PAUSE_AT, () => socket.pause(), () => socket.resume());
   const socket: Socket = connect({
     host: app.host,
     port: app.port,
@@ -96,17 +92,8 @@ function connectApp(app: LocalApp, to: Writable): Socket {
       buffer: () => (filled ? (pool.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE)) : Buffer.allocUnsafeSlow(FIRST_READ_SIZE)),
       callback: (n: number, buf: Uint8Array) => {
         filled = n === buf.length;
-        if (!batching) {
-          batching = true;
-          to.cork();
-          setImmediate(endBatch);
-        }
         // Reused only once the stream calls this write back: sent, or dropped with the stream.
-        if (!to.write(filled ? buf : buf.subarray(0, n), () => recycle(buf as Buffer)) && to.writableLength >= PAUSE_AT) {
-          // Paused only after a write that returned false: its 'drain' is sure to come.
-          socket.pause();
-          to.once('drain', resume);
-        }
+        write(filled ? buf : buf.subarray(0, n), () => recycle(buf as Buffer));
         return true;
       },
     },
