@@ -42,7 +42,12 @@ export class AppPool implements RecordStamp {
   hashLo = 0;
   listed = 0;
   private ready: readonly Backend[] = NONE;
-  private balancer: Balancer = createBalancer('round-robin');
+  /**
+   * Made at the app's first pick after a change of strategy: most apps of a large table get no
+   * request for a while, and a balancer per app was 100k more objects for a starting router to
+   * build and for V8's young collections to copy.
+   */
+  private balancer: Balancer | undefined = undefined;
 
   constructor(name: string) {
     this.name = name;
@@ -50,7 +55,14 @@ export class AppPool implements RecordStamp {
 
   /** A backend for a new request, or undefined when no `ready` backend other than `exclude` exists. */
   pick(now: number, exclude?: Backend): Backend | undefined {
-    return this.balancer.pick(now, exclude);
+    return (this.balancer ?? this.startBalancer()).pick(now, exclude);
+  }
+
+  private startBalancer(): Balancer {
+    const balancer = createBalancer(this.record?.balance ?? 'round-robin');
+    balancer.reset(this.ready);
+    this.balancer = balancer;
+    return balancer;
   }
 
   hasReady(): boolean {
@@ -66,10 +78,7 @@ export class AppPool implements RecordStamp {
     this.record = record;
     this.createRevision = createRevision;
     const strategy: BalanceStrategy = record?.balance ?? 'round-robin';
-    if (strategy !== this.balancer.strategy) {
-      this.balancer = createBalancer(strategy);
-      this.balancer.reset(this.ready);
-    }
+    if (this.balancer !== undefined && strategy !== this.balancer.strategy) this.balancer = undefined;
   }
 
   /** The instance with this id (a binary search: `backends` is in id order). */
@@ -108,7 +117,7 @@ export class AppPool implements RecordStamp {
   /** After backends were added, removed or changed state or weight: new ready list, fresh balancer state. */
   instancesChanged(): void {
     this.ready = exactFilter(this.backends, (b) => b.state === 'ready');
-    this.balancer.reset(this.ready);
+    this.balancer?.reset(this.ready);
   }
 
   /** Route slots claimed, set by the table; stored at exact length. */
