@@ -6,9 +6,14 @@
 export const NAME_SHAPE = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
 export const NAME_PATTERN = `^${NAME_SHAPE}$`;
 
-const DASH = 45;
-const DOT = 46;
+export const DASH = 45;
+export const DOT = 46;
 const STAR = 42;
+
+/** [a-z0-9], by character code. */
+export function isLowerAlnum(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+}
 
 /**
  * Whether s[from, to) has NAME_SHAPE. A loop over the characters rather than the pattern's
@@ -19,7 +24,7 @@ function isLabel(s: string, from: number, to: number): boolean {
   if (to - from < 1 || to - from > 63 || s.charCodeAt(from) === DASH || s.charCodeAt(to - 1) === DASH) return false;
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
-    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === DASH)) return false;
+    if (!(isLowerAlnum(c) || c === DASH)) return false;
   }
   return true;
 }

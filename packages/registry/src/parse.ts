@@ -7,7 +7,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { checkKey, decryptKey, DEFAULT_PARSE_CONTEXT, expiredError, readCertificate, type CertificateFacts, type ParseContext } from './certificate.js';
-import { hostError, isName } from './names.js';
+import { DASH, DOT, hostError, isLowerAlnum, isName } from './names.js';
 import {
   AcmeAccountSchema,
   AcmeChallengeSchema,
@@ -152,23 +152,19 @@ export function isPlainOrigin(url: string): boolean {
 
 const SLASH = 47;
 
-function isAlnum(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
-}
-
 /** s[from, to): labels of [a-z0-9-] joined by dots, none starting or ending with '-', the last starting with a letter. */
 function isPlainHostName(s: string, from: number, to: number): boolean {
   let start = from;
   for (let i = from; i <= to; i++) {
-    const c = i === to ? 46 : s.charCodeAt(i);
-    if (c === 46) {
-      if (i === start || s.charCodeAt(i - 1) === 45) return false;
+    const c = i === to ? DOT : s.charCodeAt(i);
+    if (c === DOT) {
+      if (i === start || s.charCodeAt(i - 1) === DASH) return false;
       if (i === to) {
         const first = s.charCodeAt(start);
         return first >= 97 && first <= 122;
       }
       start = i + 1;
-    } else if (i === start ? !isAlnum(c) : !(isAlnum(c) || c === 45)) {
+    } else if (i === start ? !isLowerAlnum(c) : !(isLowerAlnum(c) || c === DASH)) {
       return false;
     }
   }
@@ -180,8 +176,8 @@ function isIpv4(s: string, from: number, to: number): boolean {
   let octets = 0;
   let start = from;
   for (let i = from; i <= to; i++) {
-    const c = i === to ? 46 : s.charCodeAt(i);
-    if (c !== 46) {
+    const c = i === to ? DOT : s.charCodeAt(i);
+    if (c !== DOT) {
       if (c < 48 || c > 57 || i - start >= 3) return false;
       continue;
     }

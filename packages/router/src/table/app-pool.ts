@@ -58,8 +58,12 @@ export class AppPool implements RecordStamp {
     return (this.balancer ?? this.startBalancer()).pick(now, exclude);
   }
 
+  private get strategy(): BalanceStrategy {
+    return this.record?.balance ?? 'round-robin';
+  }
+
   private startBalancer(): Balancer {
-    const balancer = createBalancer(this.record?.balance ?? 'round-robin');
+    const balancer = createBalancer(this.strategy);
     balancer.reset(this.ready);
     this.balancer = balancer;
     return balancer;
@@ -77,8 +81,7 @@ export class AppPool implements RecordStamp {
   setRecord(record: AppRecord | undefined, createRevision: bigint): void {
     this.record = record;
     this.createRevision = createRevision;
-    const strategy: BalanceStrategy = record?.balance ?? 'round-robin';
-    if (this.balancer !== undefined && strategy !== this.balancer.strategy) this.balancer = undefined;
+    if (this.balancer !== undefined && this.strategy !== this.balancer.strategy) this.balancer = undefined;
   }
 
   /** The instance with this id (a binary search: `backends` is in id order). */
