@@ -19,6 +19,9 @@ const HOST = 'conns.example.com';
 const HEADER_TIMEOUT_MS = 1000;
 const KEEPALIVE_MS = 2000;
 let app: SampleApp;
+/** An instance per --client-parser that only the body test asks, so its first request opens the router's connection to it. */
+const bodyApps: SampleApp[] = [];
+const bodyHost = (parser: string) => `body-${parser}.example.com`;
 
 interface Answer {
   status: number;
@@ -116,10 +119,17 @@ beforeAll(async () => {
   app = await startSampleApp({ app: 'conns', name: 'conns-1' });
   await putJson(`${prefix}/apps/conns`, { routes: [{ host: HOST }] });
   await putJson(`${prefix}/instances/conns/conns-1`, { url: app.url, state: 'ready' });
+  for (const parser of CLIENT_PARSERS) {
+    const bodyApp = await startSampleApp({ app: `body-${parser}`, name: `body-${parser}-1` });
+    bodyApps.push(bodyApp);
+    await putJson(`${prefix}/apps/body-${parser}`, { routes: [{ host: bodyHost(parser) }] });
+    await putJson(`${prefix}/instances/body-${parser}/body-${parser}-1`, { url: bodyApp.url, state: 'ready' });
+  }
 });
 
 afterAll(async () => {
   await app?.proc.stop();
+  for (const bodyApp of bodyApps) await bodyApp.proc.stop();
 });
 
 for (const parser of CLIENT_PARSERS) {
@@ -201,6 +211,25 @@ for (const parser of CLIENT_PARSERS) {
       const echo = JSON.parse(a!.body) as { url: string; headers: Record<string, string> };
       expect(echo.url).toBe('/echo?split=1');
       expect(echo.headers['x-split']).toBe('s'.repeat(40));
+      c.socket.destroy();
+    });
+
+    it('reads the next request on a keep-alive connection after a body that filled its buffer', async () => {
+      // The first request to an instance: the router opens a connection to it meanwhile, so a
+      // body sent with its head fills the router's buffer for it (more than its 64 KiB) before
+      // anything takes it, and the router stops reading the client; it must read on once the
+      // answer is out.
+      const c = new RawClient(router.port);
+      const size = 100_000;
+      await c.write(`POST /count HTTP/1.1\r\nHost: ${bodyHost(parser)}\r\nContent-Length: ${size}\r\n\r\n${'x'.repeat(size)}`);
+      const [a] = await c.answers(1);
+      expect(a!.status).toBe(200);
+      expect(JSON.parse(a!.body)).toMatchObject({ bytes: size });
+      await c.write(`GET /after-body HTTP/1.1\r\nHost: ${bodyHost(parser)}\r\n\r\n`);
+      // Within half the keep-alive timeout: a connection that stopped reading never answers, and is closed at that timeout.
+      const [b] = await c.answers(1, KEEPALIVE_MS / 2);
+      expect(b!.status).toBe(200);
+      expect(JSON.parse(b!.body)).toMatchObject({ path: '/after-body' });
       c.socket.destroy();
     });
 

@@ -348,6 +348,9 @@ export class Http1Connection {
     if (ex === null) return;
     this.reading = null;
     ex.reqBody?.push(null);
+    // An ended body's reader asks for nothing more (_read is not called again), so a buffer it
+    // left full must not keep the connection from reading: next() resumes it after the answer.
+    this.bodyFull = false;
     if (ex === this.current) {
       this.messageDone = true;
       if (this.answerDone) this.next();
