@@ -170,6 +170,8 @@ async function main() {
   }
   // The TLS suite: HAProxy as the reference, wrk for keep-alive HTTPS, h2load for HTTP/2 and handshakes.
   if (opts.only.includes('tls') && (opts.tlsParts ?? TLS_PARTS).some((p) => p !== 'first-handshake')) need.push(...['haproxy', 'wrk', 'h2load'].filter((t) => !need.includes(t)));
+  // The tunnel suite: HAProxy for the transfers' reference (an encrypted hop with no tunnel).
+  if (opts.only.includes('tunnel') && !need.includes('haproxy')) need.push('haproxy');
   const tools = need.length ? await ensureTools({ install: opts.install, log, need }) : {};
   const client = opts.client ?? (tools.wrk ? 'wrk' : 'autocannon');
   if (client === 'wrk' && !tools.wrk) throw new Error('--client wrk but wrk is not installed (drop --no-install or use --client autocannon)');

@@ -2,21 +2,30 @@
  * Agent tunnel vs direct: the same sample app reached through one router, once as a direct
  * instance and once as a `tunnel://` instance behind a paas-agent. Small requests (closed loop,
  * the proxy suite's client): req/s, p50/p99 and requests per router CPU-second, with the agent's
- * CPU beside it. Then a 1 GiB download and a 1 GiB upload each way, in turns (--rounds rounds,
- * each moving 1 GiB each way directly and through the tunnel; a cell is its median round):
- * seconds, MB/s, and the router's peak RSS. Then the HTTP/2 flow-control windows on their own: one 256 MiB stream over
- * TLS on loopback with HTTP/2's default 64 KiB windows and with the tunnel's.
+ * CPU beside it. Then a 1 GiB download and a 1 GiB upload each way, in turns (--rounds rounds;
+ * a cell is its median round): seconds, MB/s, CPU and peak RSS. Then the HTTP/2 flow-control
+ * windows on their own: one 256 MiB stream over TLS on loopback with HTTP/2's default 64 KiB
+ * windows and with the tunnel's.
  *
- * Placement: the router on the proxy core; the app, the agent and the client on the other (the
- * agent's work lands beside the app, as it would on the app's host).
+ * The transfers have a reference measured in the same rounds: the cheapest encrypted hop to the
+ * app, HAProxy beside it terminating TLS and passing bytes on (tcp mode, no multiplexing, no
+ * dial-out), reached by the router as an `https://` instance (`tls relay`), and by HAProxy as the
+ * front proxy instead of the router (`haproxy direct` against `haproxy tls relay`). Whatever
+ * share of direct throughput an encrypted hop costs on this machine, the tunnel pays it too.
+ *
+ * Placement: the router (and the front HAProxy) on the proxy core; the app, the agent (and the
+ * TLS relay) and the client on the other (the agent's work lands beside the app, as it would on
+ * the app's host).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { connect as h2connect, createSecureServer } from 'node:http2';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent as UndiciAgent, request } from 'undici';
 import { cpuMeter, rssSampler } from '../lib/cpu.mjs';
+import { haproxyTlsRelayConfig, runHaproxy, startHaproxy } from '../lib/haproxy.mjs';
 import { freePorts, waitFor } from '../lib/net.mjs';
 import { start } from '../lib/procs.mjs';
 import { REPO_ROOT, startRouter } from '../lib/router.mjs';
@@ -57,28 +66,39 @@ async function closedLoop(ctx, url, host) {
   };
 }
 
-/** One 1 GiB transfer through the router: seconds, MB/s, router and agent peak RSS and CPU-s. */
-async function transfer(routerUrl, host, direction, routerPid, agentPid, dispatcher) {
-  const rss = rssSampler(routerPid, 50);
-  const agentRss = rssSampler(agentPid, 50);
-  const routerCpu = cpuMeter([routerPid]);
-  const agentCpu = cpuMeter([agentPid]);
+/**
+ * One 1 GiB transfer through a proxy (the router, or the front HAProxy): seconds, MB/s, the
+ * proxy's and the relay's (agent's, TLS relay's) CPU-s and peak RSS.
+ */
+async function transfer(via, direction, dispatcher) {
+  const { url, host, proxyPid, relayPid } = via;
+  const rss = rssSampler(proxyPid, 50);
+  const relayRss = relayPid ? rssSampler(relayPid, 50) : undefined;
+  const proxyCpu = cpuMeter([proxyPid]);
+  const relayCpu = relayPid ? cpuMeter([relayPid]) : undefined;
   const t0 = performance.now();
   let bytes = 0;
   if (direction === 'download') {
-    const res = await request(`${routerUrl}/bytes?n=${GiB}`, { headers: { host }, dispatcher });
+    const res = await request(`${url}/bytes?n=${GiB}`, { headers: { host }, dispatcher });
     for await (const chunk of res.body) bytes += chunk.length;
   } else {
     const chunk = Buffer.alloc(1024 * 1024, 1);
     async function* body() {
       for (let i = 0; i < 1024; i++) yield chunk;
     }
-    const res = await request(`${routerUrl}/count`, { method: 'POST', headers: { host, 'content-length': String(GiB) }, body: body(), dispatcher });
+    const res = await request(`${url}/count`, { method: 'POST', headers: { host, 'content-length': String(GiB) }, body: body(), dispatcher });
     bytes = JSON.parse(await res.body.text()).bytes;
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (bytes !== GiB) throw new Error(`${direction} through ${host}: ${bytes} bytes, not ${GiB}`);
-  return { seconds, mbPerS: GiB / 1024 / 1024 / seconds, routerPeakRssMB: rss.stop().peakMB, agentPeakRssMB: agentRss.stop().peakMB, routerCpuS: routerCpu.stop().cpuSeconds, agentCpuS: agentCpu.stop().cpuSeconds };
+  if (bytes !== GiB) throw new Error(`${direction} through ${via.name}: ${bytes} bytes, not ${GiB}`);
+  return {
+    seconds,
+    mbPerS: GiB / 1024 / 1024 / seconds,
+    proxyPeakRssMB: rss.stop().peakMB,
+    relayPeakRssMB: relayRss?.stop().peakMB,
+    proxyCpuS: proxyCpu.stop().cpuSeconds,
+    relayCpuS: relayCpu?.stop().cpuSeconds,
+  };
 }
 
 /** One 256 MiB HTTP/2 stream over TLS on loopback with the given windows (undefined: HTTP/2's defaults). */
@@ -132,7 +152,19 @@ export async function tunnelSuite(ctx) {
   await etcdc.put(`${PREFIX}/instances/direct/d1`, JSON.stringify({ url: appUrl, state: 'ready' }));
   await etcdc.put(`${PREFIX}/instances/tunneled/t1`, JSON.stringify({ url: 'tunnel://t1', state: 'ready' }));
   await etcdc.put(`${PREFIX}/tunnel-tokens/tunneled/${token.tokenId}`, JSON.stringify({ sha256: token.sha256 }));
-  const router = await startRouter({ etcd: etcd.endpoint, prefix: PREFIX, id: 'tunnel-bench', cpus: ctx.cpus.proxy, extraArgs: ['--listen-tunnel', `127.0.0.1:${tunnelPort}`, '--tunnel-cert', 'tunnel'] });
+  const appPort = Number(new URL(appUrl).port);
+  const [relayPort, frontPort] = await freePorts(2);
+  const pem = path.join(ctx.tmpDir, 'tunnel-relay.pem');
+  writeFileSync(pem, cert.certPem + cert.keyPem);
+  const relay = await runHaproxy(ctx.tools.haproxy, {
+    dir: await mkdtemp(path.join(ctx.tmpDir, 'relay-')), port: relayPort, cpus: ctx.cpus.client,
+    config: (pidFile) => haproxyTlsRelayConfig({ port: relayPort, backendPort: appPort, pidFile, pem }),
+  });
+  const front = await startHaproxy(ctx.tools.haproxy, { dir: await mkdtemp(path.join(ctx.tmpDir, 'front-')), port: frontPort, backendPort: appPort, cpus: ctx.cpus.proxy, relay: { port: relayPort, caFile: cert.certFile } });
+  await etcdc.put(`${PREFIX}/apps/relayed`, JSON.stringify({ routes: [{ host: 'relay.bench' }] }));
+  await etcdc.put(`${PREFIX}/instances/relayed/r1`, JSON.stringify({ url: `https://127.0.0.1:${relayPort}`, state: 'ready' }));
+  // The relay's certificate is the tunnel's self-signed one: the router verifies it against that.
+  const router = await startRouter({ etcd: etcd.endpoint, prefix: PREFIX, id: 'tunnel-bench', cpus: ctx.cpus.proxy, env: { NODE_EXTRA_CA_CERTS: cert.certFile }, extraArgs: ['--listen-tunnel', `127.0.0.1:${tunnelPort}`, '--tunnel-cert', 'tunnel'] });
   const agent = start('paas-agent', process.execPath, [AGENT_BIN, '--routers', `https://127.0.0.1:${tunnelPort}`, '--app', 'tunneled', '--id', 't1', '--to', appUrl, '--ca', cert.certFile, '--log-level', 'warn'], {
     cpus: ctx.cpus.client,
     env: { PAAS_AGENT_TOKEN: token.secret },
@@ -152,25 +184,34 @@ export async function tunnelSuite(ctx) {
       ctx.log(`  ${name}: ${Math.round(row.rps)} req/s, p50 ${row.p50Ms?.toFixed(2)} ms, p99 ${row.p99Ms?.toFixed(2)} ms, ${Math.round(row.reqPerRouterCpuS)} req per router CPU-s${row.agentCpuS !== undefined ? `, agent ${row.agentCpuS.toFixed(2)} CPU-s` : ''}`);
       small.push(row);
     }
-    // In turns (--rounds): each round moves 1 GiB each way, direct then through the tunnel, so a
-    // slower stretch of the machine falls on both paths; a cell is its median round by MB/s.
+    const frontUrl = `http://127.0.0.1:${frontPort}`;
+    const paths = [
+      { name: 'direct', url: router.url, host: 'direct.bench', proxyPid: router.proc.pid },
+      { name: 'tunnel', url: router.url, host: 'tunnel.bench', proxyPid: router.proc.pid, relayPid: agent.pid },
+      { name: 'tls relay', url: router.url, host: 'relay.bench', proxyPid: router.proc.pid, relayPid: relay.pid },
+      { name: 'haproxy direct', url: frontUrl, host: 'direct.bench', proxyPid: front.pid },
+      { name: 'haproxy tls relay', url: frontUrl, host: 'relay.bench', proxyPid: front.pid, relayPid: relay.pid },
+    ];
+    // In turns (--rounds): each round moves 1 GiB each way along every path, one after the
+    // other, so a slower stretch of the machine falls on all of them; a cell is its median round
+    // by MB/s.
     const rounds = [];
     for (let round = 1; round <= ctx.rounds; round++) {
       for (const direction of ['download', 'upload']) {
-        for (const [name, host] of [['direct', 'direct.bench'], ['tunnel', 'tunnel.bench']]) {
-          const r = await transfer(router.url, host, direction, router.proc.pid, agent.pid, dispatcher);
-          if (name === 'direct') {
-            delete r.agentCpuS;
-            delete r.agentPeakRssMB;
-          }
-          ctx.log(`  1 GiB ${direction} ${name}, round ${round}/${ctx.rounds}: ${r.seconds.toFixed(2)} s, ${Math.round(r.mbPerS)} MB/s, router ${r.routerCpuS.toFixed(2)} CPU-s${r.agentCpuS !== undefined ? `, agent ${r.agentCpuS.toFixed(2)} CPU-s` : ''}, router peak RSS ${Math.round(r.routerPeakRssMB)} MB${r.agentPeakRssMB !== undefined ? `, agent ${Math.round(r.agentPeakRssMB)} MB` : ''}`);
-          rounds.push({ direction, name, round, ...r });
+        for (const p of paths) {
+          const r = await transfer(p, direction, dispatcher).catch((err) => {
+            // The processes' last lines say more than a client-side ECONNRESET.
+            ctx.log(`  1 GiB ${direction} ${p.name}, round ${round}: failed (${err.message}); router's last lines:\n${router.proc.tail(20)}\nagent's:\n${agent.tail(10)}`);
+            throw err;
+          });
+          ctx.log(`  1 GiB ${direction} ${p.name}, round ${round}/${ctx.rounds}: ${r.seconds.toFixed(2)} s, ${Math.round(r.mbPerS)} MB/s, proxy ${r.proxyCpuS.toFixed(2)} CPU-s${r.relayCpuS !== undefined ? `, relay ${r.relayCpuS.toFixed(2)} CPU-s` : ''}, proxy peak RSS ${Math.round(r.proxyPeakRssMB)} MB${r.relayPeakRssMB !== undefined ? `, relay ${Math.round(r.relayPeakRssMB)} MB` : ''}`);
+          rounds.push({ direction, name: p.name, round, ...r });
         }
       }
     }
     const bulk = [];
     for (const direction of ['download', 'upload']) {
-      for (const name of ['direct', 'tunnel']) {
+      for (const { name } of paths) {
         const all = rounds.filter((r) => r.direction === direction && r.name === name).sort((a, b) => a.mbPerS - b.mbPerS);
         bulk.push({ ...all[Math.floor((all.length - 1) / 2)], rounds: all.length });
       }
@@ -186,6 +227,7 @@ export async function tunnelSuite(ctx) {
     }
     return { small, bulk, bulkRounds: rounds, windows, connections: ctx.connections, client: ctx.client, measureSeconds: ctx.measureSeconds, rounds: ctx.rounds };
   } finally {
-    await dispatcher.close();
+    // destroy, not close: after a failed transfer close() may wait on it.
+    await dispatcher.destroy();
   }
 }
