@@ -410,7 +410,10 @@ export function renderMarkdown(results) {
       out.push('');
       out.push(table(['path', 'req/s', 'p50 ms', 'p99 ms', 'req per router CPU-s', 'agent CPU-s', 'errors'], x.small.map((r) => [r.name, int(r.rps), f(r.p50Ms), f(r.p99Ms), int(r.reqPerRouterCpuS), r.agentCpuS !== undefined ? f(r.agentCpuS) : '–', String(r.errors)])));
       out.push('');
-      out.push('The 1 GiB transfers also go along the reference paths: the app behind HAProxy terminating TLS beside it (tcp mode; the cheapest encrypted hop), reached by the router as an https:// instance (`tls relay`) and by HAProxy as the front proxy in the router\'s place (`haproxy direct`, `haproxy tls relay`). Proxy: the router or the front HAProxy; relay: the agent or the TLS relay.');
+      const referenced = x.bulk.some((r) => r.name === 'haproxy tls relay');
+      out.push(referenced
+        ? 'The 1 GiB transfers also go along the reference paths: the app behind HAProxy terminating TLS beside it (tcp mode; the cheapest encrypted hop), reached by the router as an https:// instance (`tls relay`) and by HAProxy as the front proxy in the router\'s place (`haproxy direct`, `haproxy tls relay`). Proxy: the router or the front HAProxy; relay: the agent or the TLS relay.'
+        : 'The 1 GiB transfers, without the encrypted-hop reference (no HAProxy). Proxy: the router; relay: the agent.');
       out.push('');
       out.push(table(['1 GiB', 'path', 'seconds', 'MB/s', 'proxy CPU-s', 'relay CPU-s', 'proxy peak RSS MB', 'relay peak RSS MB'], x.bulk.map((r) => [r.direction, r.name, f(r.seconds), int(r.mbPerS), f(r.proxyCpuS), r.relayCpuS !== undefined ? f(r.relayCpuS) : '–', int(r.proxyPeakRssMB), r.relayPeakRssMB !== undefined ? int(r.relayPeakRssMB) : '–'])));
       if (x.bulkRounds?.length) {
@@ -422,7 +425,9 @@ export function renderMarkdown(results) {
         out.push('');
         out.push(`Transfers in turns, ${x.rounds} round(s), each moving 1 GiB each way along every path; a row is its median round. By round:`);
         out.push('');
-        out.push(table(['1 GiB', 'tunnel ÷ direct', 'tls relay ÷ direct', 'haproxy tls relay ÷ haproxy direct'], ['download', 'upload'].map((d) => [d, perRound(d, 'tunnel', 'direct'), perRound(d, 'tls relay', 'direct'), perRound(d, 'haproxy tls relay', 'haproxy direct')])));
+        out.push(referenced
+          ? table(['1 GiB', 'tunnel ÷ direct', 'tls relay ÷ direct', 'haproxy tls relay ÷ haproxy direct'], ['download', 'upload'].map((d) => [d, perRound(d, 'tunnel', 'direct'), perRound(d, 'tls relay', 'direct'), perRound(d, 'haproxy tls relay', 'haproxy direct')]))
+          : table(['1 GiB', 'tunnel ÷ direct'], ['download', 'upload'].map((d) => [d, perRound(d, 'tunnel', 'direct')])));
       }
       out.push('');
       out.push(table(['one 256 MiB HTTP/2 stream over TLS, loopback', 'MB/s'], x.windows.map((r) => [r.name, int(r.mbPerS)])));

@@ -136,6 +136,23 @@ async function h2Stream(cert, windows) {
   return { bytes, seconds, mbPerS: bytes / 1024 / 1024 / seconds };
 }
 
+/**
+ * The reference's two HAProxies: the TLS relay beside the app (client core) and the front proxy
+ * in the router's place (proxy core), whose Host `relay.bench` goes through the relay.
+ */
+async function startReference(ctx, cert, appPort, relayPort, frontPort) {
+  const pem = path.join(ctx.tmpDir, 'tunnel-relay.pem');
+  writeFileSync(pem, cert.certPem + cert.keyPem);
+  const relay = await runHaproxy(ctx.tools.haproxy, {
+    dir: await mkdtemp(path.join(ctx.tmpDir, 'relay-')),
+    port: relayPort,
+    cpus: ctx.cpus.client,
+    config: (pidFile) => haproxyTlsRelayConfig({ port: relayPort, backendPort: appPort, pidFile, pem }),
+  });
+  const front = await startHaproxy(ctx.tools.haproxy, { dir: await mkdtemp(path.join(ctx.tmpDir, 'front-')), port: frontPort, backendPort: appPort, cpus: ctx.cpus.proxy, relay: { port: relayPort, caFile: cert.certFile } });
+  return { relay, front };
+}
+
 export async function tunnelSuite(ctx) {
   const etcd = await ctx.etcd();
   const etcdc = await ctx.etcdClient();
@@ -154,15 +171,13 @@ export async function tunnelSuite(ctx) {
   await etcdc.put(`${PREFIX}/tunnel-tokens/tunneled/${token.tokenId}`, JSON.stringify({ sha256: token.sha256 }));
   const appPort = Number(new URL(appUrl).port);
   const [relayPort, frontPort] = await freePorts(2);
-  const pem = path.join(ctx.tmpDir, 'tunnel-relay.pem');
-  writeFileSync(pem, cert.certPem + cert.keyPem);
-  const relay = await runHaproxy(ctx.tools.haproxy, {
-    dir: await mkdtemp(path.join(ctx.tmpDir, 'relay-')), port: relayPort, cpus: ctx.cpus.client,
-    config: (pidFile) => haproxyTlsRelayConfig({ port: relayPort, backendPort: appPort, pidFile, pem }),
-  });
-  const front = await startHaproxy(ctx.tools.haproxy, { dir: await mkdtemp(path.join(ctx.tmpDir, 'front-')), port: frontPort, backendPort: appPort, cpus: ctx.cpus.proxy, relay: { port: relayPort, caFile: cert.certFile } });
-  await etcdc.put(`${PREFIX}/apps/relayed`, JSON.stringify({ routes: [{ host: 'relay.bench' }] }));
-  await etcdc.put(`${PREFIX}/instances/relayed/r1`, JSON.stringify({ url: `https://127.0.0.1:${relayPort}`, state: 'ready' }));
+  // The reference needs HAProxy (installed unless --no-install): without it the transfers run without it.
+  const reference = ctx.tools.haproxy ? await startReference(ctx, cert, appPort, relayPort, frontPort) : undefined;
+  if (reference === undefined) ctx.log('  no haproxy: the transfers run without the encrypted-hop reference');
+  else {
+    await etcdc.put(`${PREFIX}/apps/relayed`, JSON.stringify({ routes: [{ host: 'relay.bench' }] }));
+    await etcdc.put(`${PREFIX}/instances/relayed/r1`, JSON.stringify({ url: `https://127.0.0.1:${relayPort}`, state: 'ready' }));
+  }
   // The relay's certificate is the tunnel's self-signed one: the router verifies it against that.
   const router = await startRouter({ etcd: etcd.endpoint, prefix: PREFIX, id: 'tunnel-bench', cpus: ctx.cpus.proxy, env: { NODE_EXTRA_CA_CERTS: cert.certFile }, extraArgs: ['--listen-tunnel', `127.0.0.1:${tunnelPort}`, '--tunnel-cert', 'tunnel'] });
   const agent = start('paas-agent', process.execPath, [AGENT_BIN, '--routers', `https://127.0.0.1:${tunnelPort}`, '--app', 'tunneled', '--id', 't1', '--to', appUrl, '--ca', cert.certFile, '--log-level', 'warn'], {
@@ -184,14 +199,19 @@ export async function tunnelSuite(ctx) {
       ctx.log(`  ${name}: ${Math.round(row.rps)} req/s, p50 ${row.p50Ms?.toFixed(2)} ms, p99 ${row.p99Ms?.toFixed(2)} ms, ${Math.round(row.reqPerRouterCpuS)} req per router CPU-s${row.agentCpuS !== undefined ? `, agent ${row.agentCpuS.toFixed(2)} CPU-s` : ''}`);
       small.push(row);
     }
-    const frontUrl = `http://127.0.0.1:${frontPort}`;
     const paths = [
       { name: 'direct', url: router.url, host: 'direct.bench', proxyPid: router.proc.pid },
       { name: 'tunnel', url: router.url, host: 'tunnel.bench', proxyPid: router.proc.pid, relayPid: agent.pid },
-      { name: 'tls relay', url: router.url, host: 'relay.bench', proxyPid: router.proc.pid, relayPid: relay.pid },
-      { name: 'haproxy direct', url: frontUrl, host: 'direct.bench', proxyPid: front.pid },
-      { name: 'haproxy tls relay', url: frontUrl, host: 'relay.bench', proxyPid: front.pid, relayPid: relay.pid },
     ];
+    if (reference !== undefined) {
+      const { relay, front } = reference;
+      const frontUrl = `http://127.0.0.1:${frontPort}`;
+      paths.push(
+        { name: 'tls relay', url: router.url, host: 'relay.bench', proxyPid: router.proc.pid, relayPid: relay.pid },
+        { name: 'haproxy direct', url: frontUrl, host: 'direct.bench', proxyPid: front.pid },
+        { name: 'haproxy tls relay', url: frontUrl, host: 'relay.bench', proxyPid: front.pid, relayPid: relay.pid },
+      );
+    }
     // In turns (--rounds): each round moves 1 GiB each way along every path, one after the
     // other, so a slower stretch of the machine falls on all of them; a cell is its median round
     // by MB/s.
