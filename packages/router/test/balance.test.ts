@@ -4,6 +4,7 @@ import { RandomBalancer } from '../src/balance/random.js';
 import type { AppPool } from '../src/table/app-pool.js';
 import type { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
+import { allBackends } from './support/table-lookup.js';
 
 const NOW = 1_000_000;
 const STRATEGIES: BalanceStrategy[] = ['round-robin', 'least-connections', 'random'];
@@ -16,7 +17,7 @@ function poolOf(balance: BalanceStrategy | undefined, instances: InstanceSpec[])
   table.setApp('web', balance === undefined ? { routes: [{ host: 'web.io' }] } : { routes: [{ host: 'web.io' }], balance }, 1n);
   instances.forEach(({ id, ...rest }, i) => table.setInstance('web', id, { url: `http://127.0.0.1:${8001 + i}`, state: 'ready', ...rest }));
   const b: Record<string, Backend> = {};
-  for (const backend of table.backends()) b[backend.id] = backend;
+  for (const backend of allBackends(table)) b[backend.id] = backend;
   return { table, pool: table.pool('web')!, b };
 }
 

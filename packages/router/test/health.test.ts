@@ -13,6 +13,7 @@ import type { UpstreamClient, UpstreamExchange } from '../src/transport/upstream
 import { recordFailure, recordSuccess } from '../src/health/passive.js';
 import { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
+import { backendByKey } from './support/table-lookup.js';
 
 describe('passive health', () => {
   it('says when an ejection begins (once per ejection) and when the instance is back, keeping since-when and reason for the report', () => {
@@ -132,7 +133,7 @@ describe.each(['native', 'portable'] as const)('ActiveHealthChecker through the 
       checker.stop();
       for (const s of [ready, starting, draining]) stopServer(s.server);
     });
-    const backend = (id: string) => table.backend(`web/${id}`)!;
+    const backend = (id: string) => backendByKey(table, `web/${id}`)!;
     return {
       ready, starting, draining, checker, client, changes, logs, backend,
       get table() { return table; },
@@ -223,7 +224,7 @@ describe.each(['native', 'portable'] as const)('ActiveHealthChecker through the 
     const checker = new ActiveHealthChecker({ getTable: () => table, client, logger: { warn: (obj) => reasons.push((obj as { reason?: unknown }).reason), info: () => {} } });
     cleanups.push(() => checker.stop());
     checker.sync();
-    await waitFor(() => table.backend('secure/s1')!.checkHealthy === false, 'unhealthy verdict');
+    await waitFor(() => backendByKey(table, 'secure/s1')!.checkHealthy === false, 'unhealthy verdict');
 
     // A request through the same client fails the same way.
     const traffic = await new Promise<Error>((resolve) => {
@@ -272,7 +273,7 @@ describe.each(['native', 'portable'] as const)('ActiveHealthChecker through the 
     next.setInstance('web', 'ready', { url: moved.origin, state: 'ready' });
     t.table = next;
     t.checker.sync();
-    await waitFor(() => next.backend('web/ready')!.checkHealthy === false, 'verdict on the new backend');
+    await waitFor(() => backendByKey(next, 'web/ready')!.checkHealthy === false, 'verdict on the new backend');
     expect(moved.probes).toBeGreaterThanOrEqual(2);
   });
 

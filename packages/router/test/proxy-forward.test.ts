@@ -12,6 +12,7 @@ import { createProxyServer, type ProxyServer } from '../src/listeners/traffic.js
 import type { Backend } from '../src/table/backend.js';
 import { RoutingTable } from '../src/table/routing-table.js';
 import { waitFor } from '../../../test/harness/wait.js';
+import { backendByKey } from './support/table-lookup.js';
 
 /** Each suite runs once per client HTTP/1.1 server (--client-parser). */
 const CLIENT_PARSERS = ['native', 'node'] as const;
@@ -292,7 +293,7 @@ for (const parser of CLIENT_PARSERS) {
       });
 
       it('cuts the client off when the instance dies mid-answer, and frees the request', async () => {
-        const backend = table.backend('web/a')!;
+        const backend = backendByKey(table, 'web/a')!;
         const err = await send(base, { path: '/cut', headers: { host: 'web.example' } }).then(
           () => undefined,
           (e: Error) => e,
@@ -310,13 +311,13 @@ for (const parser of CLIENT_PARSERS) {
       it('answers 504 when the instance is slower than --upstream-timeout, and frees the request', async () => {
         const res = await send(base, { path: '/slow', headers: { host: 'web.example' } });
         expect([res.status, res.body.toString()]).toEqual([504, 'Gateway Timeout']);
-        const backend = table.backend('web/a')!;
+        const backend = backendByKey(table, 'web/a')!;
         await waitFor(() => backend.inflight === 0);
         expect(ctx.logged.some((l) => l.msg === 'upstream failed' && l.obj.reason === 'UND_ERR_HEADERS_TIMEOUT')).toBe(true);
       });
 
       it('frees the in-flight count and the upstream request when the client goes away mid-answer', async () => {
-        const backend = table.backend('web/a')!;
+        const backend = backendByKey(table, 'web/a')!;
         const closedBefore = a.closedEarly;
         await new Promise<void>((resolve, reject) => {
           const req = httpRequest(`${base}/stream`, { headers: { host: 'web.example' }, agent: false }, (res) => {
@@ -362,8 +363,8 @@ for (const parser of CLIENT_PARSERS) {
             expect(res.status).toBe(200);
             expect((JSON.parse(res.body.toString()) as { bytes: number }).bytes).toBe(2);
           }
-          expect(table.backend('web/a-dead')!.ejectedUntil).toBeGreaterThan(Date.now());
-          expect(table.backend('web/a-dead')!.inflight).toBe(0);
+          expect(backendByKey(table, 'web/a-dead')!.ejectedUntil).toBeGreaterThan(Date.now());
+          expect(backendByKey(table, 'web/a-dead')!.inflight).toBe(0);
           table.setInstance('web', 'b-good', { url: await deadUrl(), state: 'ready' });
           const res = await send(base, { headers: { host: 'web.example' } });
           expect([res.status, res.body.toString()]).toEqual([502, 'Bad Gateway']);
@@ -389,7 +390,7 @@ for (const parser of CLIENT_PARSERS) {
           expect(get.status).toBe(200);
           expect(resetting.requests).toBe(1);
           // Once a-reset's ejection ran out, a POST with a body that it resets is answered 502.
-          const backend = table.backend('web/a-reset')!;
+          const backend = backendByKey(table, 'web/a-reset')!;
           backend.ejectedUntil = 0;
           table.setInstance('web', 'b-good', { url: good.url, state: 'starting' });
           const post = await send(base, { method: 'POST', headers: { host: 'web.example', 'content-length': '2' }, body: 'hi' });

@@ -6,6 +6,7 @@ import type { KeyHistory } from '../src/records/last-good.js';
 import { TableSync } from '../src/records/table-sync.js';
 import { digestMismatch } from '../src/status/peer-digest-check.js';
 import { VersionedStore } from './support/versioned-store.js';
+import { backendByKey } from './support/table-lookup.js';
 
 const layout = new KeyLayout('/paas');
 const silent = { warn() {}, info() {}, error() {} };
@@ -78,24 +79,24 @@ describe('table sync', () => {
     sync.onRevision([put('/paas/apps/kiwi', { routes: [{ host: 'kiwi.com' }] }, 5n)], 5n);
     expect(sync.table.lookup('kiwi.com', '/')?.kind).toBe('app');
     expect(sync.revision).toBe(5n);
-    const m1 = sync.table.backend('mango/m1')!;
+    const m1 = backendByKey(sync.table, 'mango/m1')!;
     m1.inflight = 3;
     m1.ejectedUntil = 12345;
     const builder = sync.beginSnapshot();
     builder.page([...records, entry('/paas/instances/mango/m2', { url: 'http://127.0.0.1:7002', state: 'ready' }, 6n)], 6n);
     // Nothing changes until the list is complete.
     expect(sync.table.lookup('kiwi.com', '/')?.kind).toBe('app');
-    expect(sync.table.backend('mango/m2')).toBeUndefined();
+    expect(backendByKey(sync.table, 'mango/m2')).toBeUndefined();
     builder.commit(6n);
     expect(sync.table.lookup('kiwi.com', '/')).toBeUndefined();
-    expect(sync.table.backend('mango/m2')?.state).toBe('ready');
+    expect(backendByKey(sync.table, 'mango/m2')?.state).toBe('ready');
     // The unchanged instance is the same object, its counters intact.
-    expect(sync.table.backend('mango/m1')).toBe(m1);
+    expect(backendByKey(sync.table, 'mango/m1')).toBe(m1);
     expect(m1).toMatchObject({ inflight: 3, ejectedUntil: 12345 });
     // An instance listed at another url is a new backend.
     sync.onSnapshot([records[0]!, entry('/paas/instances/mango/m1', { url: 'http://127.0.0.1:7009', state: 'ready' }, 7n)], 7n);
-    expect(sync.table.backend('mango/m1')).not.toBe(m1);
-    expect(sync.table.backend('mango/m2')).toBeUndefined();
+    expect(backendByKey(sync.table, 'mango/m1')).not.toBe(m1);
+    expect(backendByKey(sync.table, 'mango/m2')).toBeUndefined();
   });
 
   it('re-ranks an app listed again with the same value but a new create revision', () => {

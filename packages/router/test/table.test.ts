@@ -1,6 +1,7 @@
 import type { AppRecord, InstanceRecord } from '@paas/registry';
 import { describe, expect, it } from 'vitest';
 import { RoutingTable, type Target } from '../src/table/routing-table.js';
+import { backendByKey, allBackends } from './support/table-lookup.js';
 
 type RouteSpec = { host?: string; path?: string };
 
@@ -198,14 +199,14 @@ describe('instances and pools', () => {
   it('keeps the backend object across record updates and replaces it when the url changes', () => {
     const table = new RoutingTable();
     table.setInstance('web', 'w1', instance(8001, { state: 'starting' }));
-    const before = table.backend('web/w1')!;
+    const before = backendByKey(table, 'web/w1')!;
     before.inflight = 2;
     table.setInstance('web', 'w1', instance(8001, { state: 'ready', weight: 3, release: 'v2' }));
-    expect(table.backend('web/w1')).toBe(before);
+    expect(backendByKey(table, 'web/w1')).toBe(before);
     expect(before).toMatchObject({ state: 'ready', weight: 3, release: 'v2', inflight: 2 });
 
     table.setInstance('web', 'w1', { url: 'http://127.0.0.1:8002/', state: 'ready' });
-    const after = table.backend('web/w1')!;
+    const after = backendByKey(table, 'web/w1')!;
     expect(after).not.toBe(before);
     expect(after.origin).toBe('http://127.0.0.1:8002');
     expect(table.pool('web')?.backends).toEqual([after]);
@@ -215,7 +216,7 @@ describe('instances and pools', () => {
     const table = new RoutingTable();
     for (const id of ['c', 'a', 'b']) table.setInstance('web', id, instance(8000));
     expect(table.pool('web')?.backends.map((b) => b.id)).toEqual(['a', 'b', 'c']);
-    expect([...table.backends()].map((b) => b.key).sort()).toEqual(['web/a', 'web/b', 'web/c']);
+    expect(allBackends(table).map((b) => b.key).sort()).toEqual(['web/a', 'web/b', 'web/c']);
   });
 
   it('drops a pool once nothing names it', () => {
@@ -226,7 +227,7 @@ describe('instances and pools', () => {
     expect(table.pool('web')?.backends).toHaveLength(1);
     table.deleteInstance('web', 'w1');
     expect(table.pool('web')).toBeUndefined();
-    expect(table.backend('web/w1')).toBeUndefined();
+    expect(backendByKey(table, 'web/w1')).toBeUndefined();
   });
 
   it('tracks which apps ask for a health check', () => {
@@ -247,10 +248,10 @@ describe('backends the status report lists', () => {
     table.setInstance('web', 'w3', instance(8003));
     const keys = () => [...table.reportedBackends()].map((b) => `${b.key}:${b.inflight}`).sort();
     expect(keys()).toEqual(['web/w2:0']);
-    const w1 = table.backend('web/w1')!;
+    const w1 = backendByKey(table, 'web/w1')!;
     table.acquire(w1);
     table.acquire(w1);
-    table.acquire(table.backend('web/w2')!);
+    table.acquire(backendByKey(table, 'web/w2')!);
     expect(keys()).toEqual(['web/w1:2', 'web/w2:1']);
     expect(table.release(w1)).toBe(1);
     expect(keys()).toEqual(['web/w1:1', 'web/w2:1']);
@@ -263,6 +264,6 @@ describe('backends the status report lists', () => {
     expect(keys()).toEqual(['web/w3:0']);
     // An instance moved to another url is a new backend; the old one is not reported.
     table.setInstance('web', 'w3', instance(9003, { state: 'draining' }));
-    expect([...table.reportedBackends()]).toEqual([table.backend('web/w3')]);
+    expect([...table.reportedBackends()]).toEqual([backendByKey(table, 'web/w3')]);
   });
 });

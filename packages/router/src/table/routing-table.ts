@@ -219,20 +219,9 @@ export class RoutingTable {
     return this.healthChecked.values();
   }
 
-  /** Every instance, app by app. Deleting instances meanwhile is safe: a pool's list is replaced, never changed. */
-  *backends(): IterableIterator<Backend> {
-    for (const pool of this.poolsByName.values()) yield* pool.backends;
-  }
-
   /** The instance `id` of `app`. */
   instance(app: string, id: string): Backend | undefined {
     return this.poolsByName.get(app)?.backend(id);
-  }
-
-  /** The instance named by its key, `<app>/<id>` (Backend.key). */
-  backend(key: string): Backend | undefined {
-    const slash = key.indexOf('/');
-    return slash < 0 ? undefined : this.instance(key.slice(0, slash), key.slice(slash + 1));
   }
 
   /** A request or WebSocket starts on `backend`. */
