@@ -115,7 +115,6 @@ function floorsNote(floors) {
   return done.length ? `; with no router on this machine, names not named before: ${done.map((x) => `${x.name} p99 ${f(x.first.p99)} ms`).join(', ')}` : '';
 }
 
-/** Issue #9's TLS targets: ratios against this run's HAProxy, and the 10k-certificate first handshake. */
 /**
  * The same run's reference for a tunnel transfer: what the cheapest encrypted hop kept of direct
  * throughput, behind the router and behind HAProxy (suites/tunnel.mjs); empty when not measured.
@@ -127,6 +126,7 @@ function tunnelReference(bulk, direction) {
   return `; reference, an HAProxy TLS relay beside the app: ${f(relay / d)}× behind the router, ${f(hrelay / hd)}× behind HAProxy`;
 }
 
+/** Issue #9's TLS targets: ratios against this run's HAProxy, and the 10k-certificate first handshake. */
 function tlsTargets(tls) {
   const t = [];
   const row = (name) => tls.rows.find((r) => r.name === name && !r.skipped);

@@ -171,7 +171,7 @@ export async function tunnelSuite(ctx) {
   await etcdc.put(`${PREFIX}/tunnel-tokens/tunneled/${token.tokenId}`, JSON.stringify({ sha256: token.sha256 }));
   const appPort = Number(new URL(appUrl).port);
   const [relayPort, frontPort] = await freePorts(2);
-  // The reference needs HAProxy (installed unless --no-install): without it the transfers run without it.
+  // The reference needs HAProxy (the bench installs it unless --no-install); without it the transfers run alone.
   const reference = ctx.tools.haproxy ? await startReference(ctx, cert, appPort, relayPort, frontPort) : undefined;
   if (reference === undefined) ctx.log('  no haproxy: the transfers run without the encrypted-hop reference');
   else {
