@@ -2,9 +2,10 @@
  * Client HTTP/1.1 connections on raw sockets, against a real router process run once with each
  * --client-parser (the native server and Node's): pipelined requests answered in order, request
  * bodies chunked and with Expect: 100-continue, a head split over many writes, heads refused as
- * too large (431) and too slow (408), keep-alive and its idle end, HTTP/1.0, a client that
- * leaves freeing the request at the instance, and new connections served cleanly after clients
- * that left mid-request. Both parsers must answer alike.
+ * too large (431) and too slow (408), keep-alive and its idle end, reading on after a body that
+ * filled the router's buffer, HTTP/1.0, a client that leaves freeing the request at the
+ * instance, and new connections served cleanly after clients that left mid-request. Both
+ * parsers must answer alike.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Socket } from 'node:net';

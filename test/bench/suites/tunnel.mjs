@@ -162,14 +162,14 @@ export async function tunnelSuite(ctx) {
   const token = newTunnelToken();
   const app = start('sample-app', process.execPath, [SAMPLE_APP, '--port', '0', '--name', 'bench'], { cpus: ctx.cpus.client });
   await waitFor(() => app.lines.some((l) => l.includes('"listening"')), { message: 'sample app', proc: app });
-  const appUrl = `http://127.0.0.1:${JSON.parse(app.lines.find((l) => l.includes('"listening"'))).port}`;
+  const appPort = JSON.parse(app.lines.find((l) => l.includes('"listening"'))).port;
+  const appUrl = `http://127.0.0.1:${appPort}`;
   await etcdc.put(`${PREFIX}/certs/tunnel`, JSON.stringify({ cert: cert.certPem, key: cert.keyPem }));
   await etcdc.put(`${PREFIX}/apps/direct`, JSON.stringify({ routes: [{ host: 'direct.bench' }] }));
   await etcdc.put(`${PREFIX}/apps/tunneled`, JSON.stringify({ routes: [{ host: 'tunnel.bench' }] }));
   await etcdc.put(`${PREFIX}/instances/direct/d1`, JSON.stringify({ url: appUrl, state: 'ready' }));
   await etcdc.put(`${PREFIX}/instances/tunneled/t1`, JSON.stringify({ url: 'tunnel://t1', state: 'ready' }));
   await etcdc.put(`${PREFIX}/tunnel-tokens/tunneled/${token.tokenId}`, JSON.stringify({ sha256: token.sha256 }));
-  const appPort = Number(new URL(appUrl).port);
   const [relayPort, frontPort] = await freePorts(2);
   // The reference needs HAProxy (the bench installs it unless --no-install); without it the transfers run alone.
   const reference = ctx.tools.haproxy ? await startReference(ctx, cert, appPort, relayPort, frontPort) : undefined;
