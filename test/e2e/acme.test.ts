@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -77,6 +77,8 @@ async function status(r: TlsRouter): Promise<{ acme: { hosts: Array<Record<strin
 const logLines = (r: TlsRouter, msg: string, host?: string) =>
   r.router.proc.stdout.filter((l) => l.includes(`"msg":"${msg}"`) && (host === undefined || l.includes(`"host":"${host}"`)));
 
+const acmeLines = (r: TlsRouter, host: string) => r.router.proc.stdout.filter((l) => l.includes('"msg":"acme: ') && l.includes(`"host":"${host}"`));
+
 async function addApp(name: string, hosts: string[]): Promise<void> {
   await putJson(`instances/${name}/i1`, { url: appUrl, state: 'ready' });
   await putJson(`apps/${name}`, { routes: hosts.map((host) => ({ host })), tls: { acme: true } });
@@ -96,6 +98,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([a?.router.proc.stop(), b?.router.proc.stop(), v?.router.proc.stop()]);
   await pebble?.stop();
+  if (rootFile !== undefined) await rm(rootFile, { force: true });
 });
 
 describe('automatic HTTPS with Pebble', () => {
@@ -153,30 +156,39 @@ describe('automatic HTTPS with Pebble', () => {
     // V frozen: Pebble's validation request waits in V's accept queue, so the orderer is held
     // mid-order (challenge published, validation pending) for as long as the test needs.
     v.router.proc.kill('SIGSTOP');
+    const published = (r: TlsRouter) => logLines(r, 'acme: challenge published', host);
     let victim: TlsRouter;
     let survivor: TlsRouter;
     try {
       await addApp('kill', [host]);
-      const published = (r: TlsRouter) => logLines(r, 'acme: challenge published', host).length > 0;
-      victim = await waitFor(() => (published(a) ? a : published(b!) ? b! : undefined), { timeoutMs: 20_000, message: 'a router to publish the challenge' });
+      victim = await waitFor(() => (published(a).length > 0 ? a : published(b!).length > 0 ? b! : undefined), { timeoutMs: 20_000, message: 'a router to publish the challenge' });
       survivor = victim === a ? b! : a;
       victim.router.proc.kill('SIGKILL');
       await victim.router.proc.exited;
+      // The next cases run on the survivor, whatever this one finds.
+      a = survivor;
+      b = undefined;
+      // The victim's challenge record went with its lease. V stays frozen until the survivor has
+      // taken the order over and published the challenge again on its own lease: the CA's
+      // request, still waiting in V's queue, then finds it whenever V gets to it.
+      await waitFor(() => published(survivor).length > 0, { timeoutMs: 12_000, message: 'the survivor to publish the challenge again' });
     } finally {
       v.router.proc.kill('SIGCONT');
     }
     await waitFor(() => getJson(`certs/${host}`), { timeoutMs: 30_000, message: `certs/${host} written by the survivor` });
-    expect(logLines(survivor, 'acme: resuming the order of a router that stopped', host)).toHaveLength(1);
+    const told = [...acmeLines(victim, host), ...acmeLines(survivor, host), ...[...pebble.proc.stdout, ...pebble.proc.stderr].filter((l) => /order|authz|chall|valid/i.test(l)).slice(-30)].join('\n');
+    expect(logLines(survivor, 'acme: resuming the order of a router that stopped', host), told).toHaveLength(1);
+    const token = (line: string | undefined) => (JSON.parse(line ?? '{}') as { token?: string }).token;
+    expect(token(published(survivor)[0]), 'the same challenge of the same order').toBe(token(published(victim)[0]));
+    await waitFor(() => logLines(survivor, 'acme: certificate issued', host).length > 0, { timeoutMs: 10_000, message: 'the issuer\'s log line' });
     expect(logLines(survivor, 'acme: certificate issued', host)).toHaveLength(1);
     expect((await getJson(`acme/state/${host}`))?.orderedBy).toBe(survivor.router.proc.name.replace('router ', ''));
-    expect(pebble.orderCount() - ordersBefore).toBe(1);
+    expect(pebble.orderCount() - ordersBefore, told).toBe(1);
     const served = await waitFor(async () => {
       const r = await curlHttps(survivor.tlsPort, host);
       return r.ok && r.status === '200' ? r : undefined;
     }, { timeoutMs: 10_000, message: `https://${host} on the survivor` });
     expect(served.version).toBe('2');
-    if (victim === a) a = survivor;
-    b = undefined;
   }, 60_000);
 
   it('a host whose validation fails: back-off, the error in /status, plain HTTP keeps serving, no retry storm', async () => {
@@ -232,6 +244,16 @@ describe('what the fleet shows and answers', () => {
   it('any router answers a pending challenge from etcd, for its host only; other tokens go to the app', async () => {
     const token = 'tok-' + 'x'.repeat(40);
     await putJson(`acme/challenges/${token}`, { host: 'shop.acme.test', keyAuthorization: `${token}.thumbprint` });
+    // A host no app routes yet (its app record not yet applied by the router the CA reaches): answered from etcd too.
+    const early = 'tok-' + 'y'.repeat(40);
+    await putJson(`acme/challenges/${early}`, { host: 'early.acme.test', keyAuthorization: `${early}.thumbprint` });
+    for (const r of [v, a]) {
+      const unrouted = await request(`${r.router.url}/.well-known/acme-challenge/${early}`, { headers: { host: 'early.acme.test' } });
+      expect([unrouted.statusCode, await unrouted.body.text()]).toEqual([200, `${early}.thumbprint`]);
+      const noRecord = await request(`${r.router.url}/.well-known/acme-challenge/unknown-token`, { headers: { host: 'early.acme.test' } });
+      await noRecord.body.dump();
+      expect(noRecord.statusCode).toBe(404);
+    }
     for (const r of [v, a]) {
       const hit = await request(`${r.router.url}/.well-known/acme-challenge/${token}`, { headers: { host: 'shop.acme.test' } });
       expect([hit.statusCode, await hit.body.text()]).toEqual([200, `${token}.thumbprint`]);
@@ -328,6 +350,7 @@ describe('renewal with short-lived certificates', () => {
     } finally {
       await Promise.all([r2.router.proc.stop(), v2.router.proc.stop()]);
       await p2.stop();
+      await rm(ring, { force: true });
     }
   }, 90_000);
 });

@@ -12,7 +12,7 @@
  * A lost watch is resumed from the last applied revision, so none of these re-lists
  * (router_resyncs_total) unless a compaction passed it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { connectEtcd, KeyLayout, type Etcd } from '@paas/registry';
 import { DeployError, redeploy, register, type RedeployResult } from '@paas/deployer';
@@ -74,6 +74,16 @@ function watchLosses(r: RouterProcess, since: number): { time: number; message: 
     .map((l) => ({ time: l!.time, message: l!.err!.message! }));
 }
 
+/** Waits for the router to apply `rev`; on a timeout the error carries its /status and last lines. */
+async function applied(r: RouterProcess, rev: bigint): Promise<void> {
+  try {
+    await waitFor(async () => BigInt((await status(r)).revision) >= rev, { timeoutMs: 10_000, message: `${r.url} to apply ${rev}` });
+  } catch (err) {
+    const now = await status(r).then((s) => JSON.stringify(s), (e: Error) => e.message);
+    throw new Error(`${(err as Error).message}\n/status: ${now}\n${r.proc.tail(30)}`);
+  }
+}
+
 function expectClean(report: LoadReport): void {
   expect(report.non2xx, report.samples.join('\n')).toEqual({});
   expect(report.errors, report.samples.join('\n')).toEqual({});
@@ -90,6 +100,14 @@ beforeAll(async () => {
   app = await startSampleApp({ app: 'any', name: 'c1', group });
   await addApp('first');
   routers = await Promise.all(['r1', 'r2'].map((id) => startRouter({ etcdEndpoints: cluster.endpoints, prefix, id, group, extraArgs: ['--lease-ttl', '10s'] })));
+});
+
+// Each case starts from three healthy members, even after a case that failed with some down.
+beforeEach(async () => {
+  const down = cluster.members.filter((m) => !m.running);
+  if (down.length === 0) return;
+  await Promise.all(down.map((m) => m.start()));
+  await cluster.waitHealthy();
 });
 
 afterAll(async () => {
@@ -173,7 +191,7 @@ describe('routers on a 3-member etcd cluster', () => {
     const leader = await cluster.waitLeader();
     await cluster.members[leader]!.kill('SIGKILL');
     const rev = await waitFor(() => addApp('after-leader-kill'), { timeoutMs: 10_000, message: 'a write after the leader was killed' });
-    for (const r of routers) await waitFor(async () => BigInt((await status(r)).revision) >= rev, { timeoutMs: 10_000, message: `${r.url} to apply ${rev}` });
+    for (const r of routers) await applied(r, rev);
     await load.waitForRequests(200);
     const report = await load.stop();
     expectClean(report);
@@ -211,7 +229,7 @@ describe('routers on a 3-member etcd cluster', () => {
     await cluster.waitHealthy();
     const rev = await addApp('after-quorum');
     for (const r of routers) {
-      await waitFor(async () => BigInt((await status(r)).revision) >= rev, { timeoutMs: 10_000, message: `${r.url} to apply ${rev}` });
+      await applied(r, rev);
       expect((await status(r)).etcd.connected).toBe(true);
     }
     const report = await load.stop();
@@ -226,7 +244,7 @@ describe('routers on a 3-member etcd cluster', () => {
     for (const member of cluster.members) {
       await member.stop();
       const rev = await waitFor(() => addApp(`roll-${member.name}`), { timeoutMs: 10_000, message: `a write while ${member.name} is down` });
-      for (const r of routers) await waitFor(async () => BigInt((await status(r)).revision) >= rev, { timeoutMs: 10_000, message: `${r.url} to apply ${rev}` });
+      for (const r of routers) await applied(r, rev);
       await member.start();
       await cluster.waitHealthy();
     }

@@ -80,7 +80,8 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   });
   // Pebble generates its root and intermediate keys first: a few seconds on a loaded machine.
   await proc.waitForLine((l) => l.includes('ACME directory available'), { timeoutMs: 30_000 });
-  await waitForPort(acmePort, { timeoutMs: 10_000 });
+  // The management API listens from its own goroutine: it may come up after the directory's line.
+  await Promise.all([waitForPort(acmePort, { timeoutMs: 10_000 }), waitForPort(mgmtPort, { timeoutMs: 10_000 })]);
   const dispatcher = new Agent({ connect: { ca: ca.certPem } });
   const lines = () => [...proc.stdout, ...proc.stderr];
   return {

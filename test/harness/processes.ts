@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, beforeEach } from 'vitest';
 import { freePorts } from './ports.js';
 import { waitForHttp } from './wait.js';
 
@@ -51,6 +51,8 @@ export interface ManagedProcess {
   kill(signal?: NodeJS.Signals): void;
   /** The last lines of both streams, for error messages. */
   tail(lines?: number): string;
+  /** True once the test sent it a signal (stop or kill): an exit after that was asked for. */
+  readonly signalled: boolean;
 }
 
 /** If the worker itself dies, no child outlives it. */
@@ -58,6 +60,9 @@ const liveChildren = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of liveChildren) child.kill('SIGKILL');
 });
+
+/** What each process that exited without being asked (and not with 0) printed last: a failed test's first clue. */
+const unaskedExits: string[] = [];
 
 /** A set of spawned processes that are stopped together. */
 export class ProcessGroup {
@@ -67,9 +72,10 @@ export class ProcessGroup {
     const proc = spawnManaged(command, args, opts);
     this.members.add(proc);
     liveChildren.add(proc.child);
-    void proc.exited.then(() => {
+    void proc.exited.then(({ code, signal }) => {
       this.members.delete(proc);
       liveChildren.delete(proc.child);
+      if (!proc.signalled && code !== 0) unaskedExits.push(`--- ${proc.name} exited by itself (code ${code}, signal ${signal}) ---\n${proc.tail()}`);
     });
     return proc;
   }
@@ -85,6 +91,12 @@ export const processes = new ProcessGroup();
 
 try {
   afterAll(() => processes.stopAll());
+  // A router that crashed shows up in a test as a refused port; its own last lines say why.
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      for (const exit of unaskedExits) console.error(exit);
+    });
+  });
 } catch {
   // Imported outside a vitest test file: whoever spawns stops processes with stopAll().
 }
@@ -201,6 +213,7 @@ function spawnManaged(command: string, args: string[], opts: SpawnOptions): Mana
     });
   }
   let running = true;
+  let signalled = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     // 'close' rather than 'exit': by then every line the process printed has been read.
     child.once('close', (code, signal) => {
@@ -228,11 +241,17 @@ function spawnManaged(command: string, args: string[], opts: SpawnOptions): Mana
     },
     exited,
     tail,
+    get signalled() {
+      return signalled;
+    },
     kill(signal: NodeJS.Signals = 'SIGTERM') {
-      if (running) child.kill(signal);
+      if (!running) return;
+      signalled ||= signal !== 'SIGSTOP' && signal !== 'SIGCONT';
+      child.kill(signal);
     },
     async stop({ signal = 'SIGTERM', timeoutMs = 5_000 } = {}) {
       if (!running) return;
+      signalled = true;
       child.kill(signal);
       child.kill('SIGCONT'); // a SIGSTOPped process handles the signal only once it runs again
       const killTimer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
