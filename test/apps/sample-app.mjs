@@ -11,7 +11,9 @@
 //   GET  /bytes?n=N        N bytes (zeros) streamed in 64 KiB chunks, with backpressure
 //   GET  /bytes?n=N&pattern  the same with byte i = PATTERN[i % 65537] (the generator below): a
 //                          body whose every byte a client can check, at no fixed offset
-//   POST /count            the request body's byte count, read as it streams: {"bytes":N}
+//   POST /count            the request body's byte count, read as it streams: {"bytes":N};
+//                          ?pause=MS waits MS before reading any of it (an instance slow to read);
+//                          ?close ends the connection with the answer
 //   ANY  anything else     JSON {"app","instance","release","path"} (~100 bytes)
 //   WebSocket upgrade      echoes every message back, prefixed by nothing
 import http from 'node:http';
@@ -97,8 +99,19 @@ const server = http.createServer((req, res) => {
   }
   if (path === '/count' && req.method === 'POST') {
     let bytes = 0;
+    const params = new URLSearchParams(req.url.slice(q + 1));
     req.on('data', (c) => (bytes += c.length));
-    req.on('end', () => reply(res, { ...ident, bytes }));
+    req.on('end', () => {
+      // ?close: the connection ends with this answer, so the next request opens a new one.
+      if (params.has('close')) res.setHeader('connection', 'close');
+      reply(res, { ...ident, bytes });
+    });
+    // ?pause=<ms>: an instance slow to read the body (it waits before reading any of it).
+    const pauseMs = Number(params.get('pause') ?? '0');
+    if (pauseMs > 0) {
+      req.pause();
+      setTimeout(() => req.resume(), pauseMs);
+    }
     return;
   }
   if (path === '/echo') {

@@ -4,9 +4,11 @@
  * bodies chunked and with Expect: 100-continue, a head split over many writes, heads refused as
  * too large (431) and too slow (408), keep-alive and its idle end, reading on after a body that
  * filled the router's buffer, HTTP/1.0, a client that leaves freeing the request at the
- * instance, and new connections served cleanly after clients that left mid-request. Both
- * parsers must answer alike.
+ * instance, new connections served cleanly after clients that left mid-request, and random
+ * conversations (fast-check, fixed seed) mixing all of that with instances slow to read or
+ * closing their connections. Both parsers must answer alike.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
@@ -352,5 +354,65 @@ for (const parser of CLIENT_PARSERS) {
       }
       for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await held(id)) === '0', { timeoutMs: 10_000, message: `${id} freed at the instance` });
     });
+
+    it('answers random conversations on keep-alive connections whole and in order: bodies of every size, chunked or not, pipelined or not, instances slow to read', async () => {
+      // A request: its bytes, and what its answer must say. Sizes cross the router's 64 KiB buffers;
+      // a body of one to two of them, sent while the router opens a connection to the instance,
+      // is the one that once left a connection unread.
+      const size = fc.oneof(fc.constantFrom(0, 1, 65_535, 65_536, 65_537), fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 65_536, max: 140_000 }));
+      const step = fc.oneof(
+        { arbitrary: fc.record({ kind: fc.constant('bytes' as const), n: size }), weight: 1 },
+        // close: the instance ends its connection after answering, so the router's next request opens a new one (its body waits meanwhile).
+        { arbitrary: fc.record({ kind: fc.constant('count' as const), n: size, chunks: fc.option(fc.integer({ min: 1, max: 70_000 }), { nil: undefined }), pauseMs: fc.constantFrom(0, 0, 20, 150), close: fc.boolean() }), weight: 3 },
+        { arbitrary: fc.record({ kind: fc.constant('slow' as const), ms: fc.integer({ min: 0, max: 40 }) }), weight: 1 },
+      );
+      type Step = typeof step extends fc.Arbitrary<infer T> ? T : never;
+      const bytesOf = (x: Step): string => {
+        if (x.kind === 'bytes') return `GET /bytes?n=${x.n} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
+        if (x.kind === 'slow') return `GET /slow?ms=${x.ms} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
+        const path = `/count?pause=${x.pauseMs}${x.close ? '&close' : ''}`;
+        const body = 'b'.repeat(x.n);
+        if (x.chunks === undefined) return `POST ${path} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${x.n}\r\n\r\n${body}`;
+        let out = `POST ${path} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+        for (let at = 0; at < x.n; at += x.chunks) {
+          const piece = body.slice(at, at + x.chunks);
+          out += `${piece.length.toString(16)}\r\n${piece}\r\n`;
+        }
+        return `${out}0\r\n\r\n`;
+      };
+      const check = (x: Step, a: Answer) => {
+        expect(a.status).toBe(200);
+        if (x.kind === 'bytes') expect(a.body.length).toBe(x.n);
+        else if (x.kind === 'count') expect(JSON.parse(a.body)).toMatchObject({ bytes: x.n });
+        else expect(JSON.parse(a.body)).toMatchObject({ path: '/slow', sleptMs: x.ms });
+      };
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 6 }), fc.boolean(), fc.integer({ min: 1, max: 9 }), async (steps, pipelined, writes) => {
+          const c = new RawClient(router.port);
+          try {
+            await c.connected;
+            if (pipelined) {
+              // All of it at once, cut into `writes` pieces at arbitrary bytes.
+              const all = steps.map(bytesOf).join('');
+              const cut = Math.ceil(all.length / writes);
+              for (let at = 0; at < all.length; at += cut) await c.write(all.slice(at, at + cut));
+              const answers = await c.answers(steps.length, 10_000);
+              steps.forEach((x, i) => check(x, answers[i]!));
+            } else {
+              for (const x of steps) {
+                await c.write(bytesOf(x));
+                const [a] = await c.answers(1, 10_000);
+                check(x, a!);
+              }
+            }
+            expect(c.pending).toBe('');
+            expect(c.closed).toBe(false);
+          } finally {
+            c.socket.destroy();
+          }
+        }),
+        { numRuns: 60, seed: 20261130, endOnFailure: true },
+      );
+    }, 120_000);
   });
 }
