@@ -64,9 +64,9 @@ async function startTunnelRouter(id: string, tunnelPort?: number): Promise<{ r: 
   return { r, tunnelPort: port, id };
 }
 
-function startAgent(opts: { app: string; id: string; to: string; token: string; routers?: string[] }): ManagedProcess {
+function startAgent(opts: { app: string; id: string; to: string; token: string; routers?: string[]; extra?: string[] }): ManagedProcess {
   const list = opts.routers ?? routers.map((x) => `https://127.0.0.1:${x.tunnelPort}`);
-  return processes.spawn(process.execPath, [AGENT_BIN, '--routers', list.join(','), '--app', opts.app, '--id', opts.id, '--to', opts.to, '--ca', ca.certFile], {
+  return processes.spawn(process.execPath, [AGENT_BIN, '--routers', list.join(','), '--app', opts.app, '--id', opts.id, '--to', opts.to, '--ca', ca.certFile, ...(opts.extra ?? [])], {
     name: `agent ${opts.app}/${opts.id}`,
     env: { PAAS_AGENT_TOKEN: opts.token },
   });
@@ -417,6 +417,25 @@ describe('failures', () => {
     for (const t of opens) perBucket.set(Math.floor(t / 100), (perBucket.get(Math.floor(t / 100)) ?? 0) + 1);
     expect(Math.max(...perBucket.values())).toBeLessThanOrEqual(50);
     fleet.kill('SIGKILL');
+  });
+
+  it('SIGTERM on an agent whose streams are idle: the routers close them at once, so it drains cleanly without waiting', async () => {
+    // The app announces Keep-Alive: timeout=65 (Node's server), so a router would otherwise hold
+    // its idle streams 60 s, past the agent's --drain-timeout, and the drain would end cut.
+    const app = await startSampleApp({ app: 'quiet', name: 'q1' });
+    await putJson(`${prefix}/apps/quiet`, { routes: [{ host: 'quiet.mango.com' }] });
+    await putJson(`${prefix}/instances/quiet/q1`, { url: 'tunnel://q1', state: 'ready' });
+    const agent = startAgent({ app: 'quiet', id: 'q1', to: app.url, token: (await createToken('quiet')).secret, extra: ['--drain-timeout', '20s'] });
+    await waitForSessions('quiet', 'q1');
+    // Concurrent requests through each router: several streams each, all idle once answered.
+    for (const { r } of routers) {
+      const answers = await Promise.all(Array.from({ length: 4 }, () => get(r, '/slow?ms=50', 'quiet.mango.com')));
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    }
+    agent.kill('SIGTERM');
+    await waitFor(() => !agent.running, { timeoutMs: 10_000, message: 'the agent to finish its drain' });
+    expect((await agent.exited).code).toBe(0);
+    expect(agent.stdout.join('\n')).toContain('"clean":true');
   });
 
   it('SIGTERM on one of two agents under load drains it: 0 failed requests', async () => {

@@ -476,6 +476,39 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
     await waitFor(() => (given[1]!.destroyed && raw.closed === 2) || undefined, { timeoutMs: 2000, message: 'the second retired connection closed' });
   });
 
+  it('closes its idle connections at once when their connector says some were retired, and only those', async () => {
+    const raw = await rawServer((s) => s.write(OK));
+    const tcp = defaultConnectors(1000).for('http:')!;
+    const given: Socket[] = [];
+    const retiring = new Set<unknown>();
+    let retire: (() => void) | undefined;
+    const draining: Connector = {
+      connect(target, callback) {
+        tcp.connect(target, (err, socket) => {
+          if (socket !== null) given.push(socket as Socket);
+          callback(err, socket);
+        });
+      },
+      retired: (socket) => retiring.has(socket),
+      onRetired: (listener) => (retire = listener),
+    };
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 30_000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', draining]])) };
+    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
+    clients.push(c);
+    expect(retire).toBeDefined();
+    // Two idle connections: two requests at once.
+    const both = await Promise.all([send(c, raw.url, new Collect('GET', '/')), send(c, raw.url, new Collect('GET', '/'))]);
+    expect(both.map((r) => r.body)).toEqual([BODY, BODY]);
+    expect(given).toHaveLength(2);
+    retiring.add(given[0]);
+    retire!();
+    // Closed without a request to find it and long before the 30 s idle timeout; the other stays.
+    await waitFor(() => (given[0]!.destroyed && raw.closed === 1) || undefined, { timeoutMs: 2000, message: 'the retired idle connection closed' });
+    expect(given[1]!.destroyed).toBe(false);
+    expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
+    expect(given).toHaveLength(2);
+  });
+
   it('reads answers from a connection fed in pieces: a Content-Length body across many, the next answer on the same connection, bytes past the length, a body cut short', async () => {
     const BIG = Array.from({ length: 500 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
     const raw = await rawServer((s, head) => {

@@ -38,6 +38,12 @@ export interface Connector {
    * transport is draining: a tunnel session the agent closed). Absent: always reusable.
    */
   retired?(socket: Duplex): boolean;
+  /**
+   * Calls `listener` whenever connections it gave may have just become retired (a tunnel
+   * session began draining), so that idle ones are closed at once rather than at their idle
+   * timeout, which would hold the agent's drain that long.
+   */
+  onRetired?(listener: () => void): void;
 }
 
 function portOf(target: ConnectTarget, fallback: number): number {
@@ -115,6 +121,11 @@ export class Connectors {
   /** The connector for `protocol` (`http:`, `https:`); undefined: no transport for it. */
   for(protocol: string): Connector | undefined {
     return this.byScheme.get(protocol);
+  }
+
+  /** Registers `listener` with every transport that retires connections (Connector.onRetired). */
+  onRetired(listener: () => void): void {
+    for (const connector of this.byScheme.values()) connector.onRetired?.(listener);
   }
 }
 

@@ -42,6 +42,15 @@ export class NativeUpstreamClient implements UpstreamClient {
 
   constructor(readonly opts: UpstreamClientOptions) {
     this.HTTPParser = loadHttpParser();
+    opts.connectors.onRetired(() => this.closeRetiredIdle());
+  }
+
+  /** Closes the idle connections their connector now says are retired (their 'close' takes them out of the pool). */
+  private closeRetiredIdle(): void {
+    for (const pool of this.pools.values()) {
+      if (pool.connector.retired === undefined) continue;
+      for (const conn of pool.idle) if (pool.connector.retired(conn.socket!)) conn.socket!.destroy();
+    }
   }
 
   request(origin: string, ex: UpstreamExchange): void {

@@ -42,6 +42,15 @@ export class PortableUpstreamClient implements UpstreamClient {
 
   constructor(readonly opts: UpstreamClientOptions) {
     loadUndiciClient();
+    opts.connectors.onRetired(() => this.closeRetiredIdle());
+  }
+
+  /** Closes the idle connections their connector now says are retired. */
+  private closeRetiredIdle(): void {
+    for (const pool of this.pools.values()) {
+      // dispose() takes the slot out of `idle`: a copy is walked.
+      for (const slot of [...pool.idle]) if (slot.retired()) slot.dispose();
+    }
   }
 
   request(origin: string, ex: UpstreamExchange): void {

@@ -98,4 +98,8 @@ export class TunnelConnector implements Connector {
     const session = (socket as CoalescedSocket)[kSession];
     return session !== undefined && session.draining;
   }
+
+  onRetired(listener: () => void): void {
+    this.sessions.onDraining(listener);
+  }
 }

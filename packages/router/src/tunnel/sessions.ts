@@ -78,6 +78,7 @@ const TOKEN_END_REASONS: Record<string, SessionCloseReason> = { 'token revoked':
 export class TunnelSessions {
   /** `<id>.<app>` -> its sessions, draining ones included until they close. */
   private readonly byHost = new Map<string, Set<TunnelSession>>();
+  private readonly drainingListeners: (() => void)[] = [];
   private readonly timer: NodeJS.Timeout;
   private count = 0;
   /** Wire bytes of the sessions that have ended (the open ones are read at collection). */
@@ -126,8 +127,8 @@ export class TunnelSessions {
     this.opts.metrics.opened();
     const h2 = session.h2;
     h2.on('goaway', () => {
-      session.draining = true;
       session.closeReason ??= 'agent_closed';
+      this.retire(session);
     });
     h2.on('error', () => undefined); // 'close' follows
     h2.once('close', () => this.remove(session));
@@ -185,10 +186,21 @@ export class TunnelSessions {
     }
   }
 
+  /** Calls `listener` each time a session starts draining (its streams are not reused from then on). */
+  onDraining(listener: () => void): void {
+    this.drainingListeners.push(listener);
+  }
+
+  private retire(s: TunnelSession): void {
+    if (s.draining) return;
+    s.draining = true;
+    for (const listener of this.drainingListeners) listener();
+  }
+
   /** Ends a session at once, telling the agent why in the GOAWAY's debug data. */
   private close(s: TunnelSession, reason: string, metricReason: SessionCloseReason): void {
-    s.draining = true;
     s.closeReason ??= metricReason;
+    this.retire(s);
     try {
       s.h2.goaway(constants.NGHTTP2_NO_ERROR, 0, Buffer.from(reason));
     } catch {
