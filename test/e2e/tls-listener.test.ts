@@ -11,13 +11,15 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Client, request } from 'undici';
+import { Agent, Client, request } from 'undici';
 import WebSocket from 'ws';
 import { createCa, type IssuedCert, type TestCa } from '../harness/pki.js';
 import { freePort } from '../harness/ports.js';
 import { CLIENT_PARSERS, startRouter, startSampleApp, type ClientParser, type RouterProcess } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { requestLanes, runLanes } from '../harness/random-requests.js';
 import { waitFor } from '../harness/wait.js';
 
 const run = promisify(execFile);
@@ -290,6 +292,22 @@ for (const each of CLIENT_PARSERS) {
           await client.close();
         }
       });
+
+      it('answers random request sequences over HTTP/2 whole, streams multiplexed on one connection per router: bodies of every size, instances that pause before reading or close their connections', async () => {
+        // test/harness/random-requests.ts; an HTTP/2 client's request bodies go to HTTP/1.1 instances.
+        const h2 = new Agent({ allowH2: true, connect: { ca: ca.certPem, servername: 'www.mango.com' }, connections: 1, pipelining: 10 });
+        const urls = [`https://127.0.0.1:${noDefault.tlsPort}`, `https://127.0.0.1:${withDefault.tlsPort}`];
+        try {
+          await fc.assert(
+            fc.asyncProperty(requestLanes(urls.length), async (lanes) => {
+              expect(await runLanes(lanes, (i) => urls[i]!, 'www.mango.com', h2)).toEqual([]);
+            }),
+            { numRuns: 30, seed: 20261130, endOnFailure: true },
+          );
+        } finally {
+          await h2.close();
+        }
+      }, 120_000);
 
       it('tunnels WebSocket over TLS (wss, HTTP/1.1 upgrade)', async () => {
         const hello = await new Promise<{ headers: Record<string, string>; echoed: string }>((resolve, reject) => {

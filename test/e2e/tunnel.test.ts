@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Agent as UndiciAgent, request } from 'undici';
 import WebSocket from 'ws';
@@ -18,6 +19,7 @@ import { freePort } from '../harness/ports.js';
 import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { startLoad, type RequestLoad } from '../harness/load.js';
+import { checkPattern, requestLanes, runLanes } from '../harness/random-requests.js';
 import { served, waitFor } from '../harness/wait.js';
 
 const run = promisify(execFile);
@@ -173,36 +175,28 @@ describe('bodies and WebSocket through a tunnel', () => {
   });
 
   it('carries four concurrent 16 MiB downloads byte for byte (the agent reuses its read buffers across streams)', async () => {
-    // The sample app's /bytes?pattern generator (test/apps/sample-app.mjs).
-    const L = 65537;
-    const pattern = Buffer.allocUnsafe(2 * L);
-    for (let i = 0, x = 1; i < L; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      pattern[i] = pattern[i + L] = x >>> 24;
-    }
     const size = 16 * 1024 * 1024;
     const four = new UndiciAgent({ connections: 4 });
     try {
       const results = await Promise.all([0, 1, 2, 3].map(async () => {
         const res = await request(`${routers[0]!.r.url}/bytes?n=${size}&pattern`, { headers: { host: HOST }, dispatcher: four });
-        let got = 0;
-        let firstWrong = -1;
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          for (let k = 0; k < chunk.length && firstWrong < 0;) {
-            const at = (got + k) % L;
-            const n = Math.min(chunk.length - k, L);
-            if (!chunk.subarray(k, k + n).equals(pattern.subarray(at, at + n))) firstWrong = got + k;
-            k += n;
-          }
-          got += chunk.length;
-        }
-        return { status: res.statusCode, got, firstWrong };
+        return { status: res.statusCode, ...(await checkPattern(res.body as AsyncIterable<Buffer>)) };
       }));
       expect(results).toEqual([0, 1, 2, 3].map(() => ({ status: 200, got: size, firstWrong: -1 })));
     } finally {
       await four.close();
     }
   });
+
+  it('answers random request sequences whole, through both routers: bodies of every size, chunked or not, instances that pause before reading or close their connections', async () => {
+    // test/harness/random-requests.ts; the app closing its connection makes the agent end that stream.
+    await fc.assert(
+      fc.asyncProperty(requestLanes(routers.length), async (lanes) => {
+        expect(await runLanes(lanes, (i) => routers[i]!.r.url, HOST, dispatcher)).toEqual([]);
+      }),
+      { numRuns: 30, seed: 20261130, endOnFailure: true },
+    );
+  }, 120_000);
 
   it('carries a WebSocket upgrade with the Host and X-Forwarded-For a direct instance gets', async () => {
     const r = routers[1]!.r;

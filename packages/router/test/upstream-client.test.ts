@@ -13,7 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/harness/wait.js';
 import { Connectors, defaultConnectors, type Connector } from '../src/transport/connector.js';
@@ -401,6 +401,31 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
       { te: undefined, cl: String(big.length), sha: sha(big), bytes: big.length },
       { te: 'chunked', cl: undefined, sha: sha(Buffer.concat([Buffer.from('abc'), big, Buffer.from('def')])), bytes: big.length + 6 },
     ]);
+  });
+
+  it('sends a request body that ended before anything read it (an HTTP/2 stream whose END_STREAM came on an empty DATA frame), rather than wait for it', async () => {
+    const seen: string[] = [];
+    const target = createHttpServer((req, res) => {
+      let bytes = 0;
+      req.on('data', (d: Buffer) => (bytes += d.length));
+      req.on('end', () => {
+        seen.push(`${bytes} bytes`);
+        res.end('ok');
+      });
+    });
+    servers.push(target);
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+    // As Node's HTTP/2 stream does then: 'end' emitted with nobody listening.
+    const body = new Readable({ read() {} });
+    body.push(null);
+    body.read(0);
+    await new Promise((r) => setImmediate(r));
+    expect(body.readableEnded).toBe(true);
+    const r = await send(client(), targetUrl, new Collect('POST', '/up', [], body as IncomingMessage, true));
+    expect([r.error?.message, r.body]).toEqual([undefined, 'ok']);
+    // Native sends it chunked (the last chunk only); undici, seeing it ended, sends it with no body.
+    expect(seen).toEqual(['0 bytes']);
   });
 
   it('verifies the certificate of an https instance', async (t) => {

@@ -259,9 +259,21 @@ class Conn implements Upstream {
   }
 
   pipeBody(body: Tracked<Readable>): void {
+    // Ended before anything read it: an HTTP/2 stream whose END_STREAM came on an empty DATA
+    // frame emits 'end' unread, and never again.
+    if (body.readableEnded) {
+      this.bodyEnded();
+      return;
+    }
     body[kConn] = this;
     body.on('data', onBodyData);
     body.on('end', onBodyEnd);
+  }
+
+  /** The whole request body is written: the last chunk of a chunked one. */
+  bodyEnded(): void {
+    if (this.ex!.chunked) this.socket!.write('0\r\n\r\n', 'latin1');
+    this.sendingBody = false;
   }
 
   /** Stops forwarding the request body; `drain` reads the rest off so the client's connection stays usable. */
@@ -467,8 +479,7 @@ function onBodyData(this: Tracked<Readable>, chunk: Buffer): void {
 
 function onBodyEnd(this: Tracked<Readable>): void {
   const conn = this[kConn]!;
-  if (conn.ex!.chunked) conn.socket!.write('0\r\n\r\n', 'latin1');
-  conn.sendingBody = false;
+  conn.bodyEnded();
   conn.stopBody(this, false);
 }
 
