@@ -4,9 +4,10 @@
  * bodies chunked and with Expect: 100-continue, a head split over many writes, heads refused as
  * too large (431) and too slow (408), keep-alive and its idle end, reading on after a body that
  * filled the router's buffer, HTTP/1.0, a client that leaves freeing the request at the
- * instance, new connections served cleanly after clients that left mid-request, and random
+ * instance, new connections served cleanly after clients that left mid-request, random
  * conversations (fast-check, fixed seed) mixing all of that with instances slow to read or
- * closing their connections. Both parsers must answer alike.
+ * closing their connections, and random clients leaving at any byte of their request or
+ * answer with nothing left behind. Both parsers must answer alike.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -354,6 +355,43 @@ for (const parser of CLIENT_PARSERS) {
       }
       for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await held(id)) === '0', { timeoutMs: 10_000, message: `${id} freed at the instance` });
     });
+
+    it('leaves nothing behind after clients that leave at random points: no request in flight, no connection open, none held at the instance', async () => {
+      const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${router.adminUrl}/metrics`)).body.text())?.[1]);
+      // What a client sends before it leaves: one of a few requests, cut after `cut` of its bytes
+      // (all of them: it leaves while the answer comes, after `readBytes` of it).
+      const req = fc.oneof(
+        fc.record({ path: fc.constantFrom('/bytes?n=3000000', '/slow?ms=200', `/hold?id=left-${parser}`), body: fc.constant(0) }),
+        fc.record({ path: fc.constantFrom('/count', '/count?pause=300', '/count?close', '/echo'), body: fc.integer({ min: 0, max: 300_000 }) }),
+      );
+      // cutAt: the share of the request sent before leaving; 1 (half the cases): all of it.
+      const cutAt = fc.oneof(fc.constant(1), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }));
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.tuple(req, cutAt, fc.integer({ min: 0, max: 200_000 }), fc.boolean()), { minLength: 1, maxLength: 4 }), async (clients) => {
+          await Promise.all(clients.map(async ([r, cutAt, readBytes, chunked]) => {
+            const c = new RawClient(router.port);
+            await c.connected;
+            const head = r.body === 0 && !chunked ? `GET ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`
+              : chunked ? `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n${r.body.toString(16)}\r\n${'c'.repeat(r.body)}\r\n0\r\n\r\n`
+              : `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${r.body}\r\n\r\n${'c'.repeat(r.body)}`;
+            const bytes = r.body === 0 && chunked ? `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n` : head;
+            const cut = Math.floor(cutAt * bytes.length);
+            await c.write(bytes.slice(0, Math.max(1, cut)));
+            // The whole request sent: it leaves once `readBytes` of the answer came, or all of a shorter one.
+            if (cut >= bytes.length && !r.path.startsWith('/hold')) {
+              await waitFor(() => c.pending.length >= readBytes || c.closed || takeAnswer(c.pending, false) !== undefined, { timeoutMs: 10_000, intervalMs: 5, message: `${readBytes} bytes of the answer` });
+            }
+            c.socket.destroy();
+          }));
+          const heldAtInstance = async () => (await (await request(`${app.url}/held?id=left-${parser}`)).body.text()).trim();
+          await waitFor(async () => (await gauge('router_requests_in_flight')) === 0 && (await gauge('router_client_connections')) === 0 && (await heldAtInstance()) === '0', {
+            timeoutMs: 10_000,
+            message: 'no request in flight, no client connection, none held at the instance',
+          });
+        }),
+        { numRuns: 40, seed: 20261130, endOnFailure: true },
+      );
+    }, 120_000);
 
     it('answers random conversations on keep-alive connections whole and in order: bodies of every size, chunked or not, pipelined or not, instances slow to read', async () => {
       // A request: its bytes, and what its answer must say. Sizes cross the router's 64 KiB buffers;
