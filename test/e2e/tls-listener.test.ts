@@ -5,7 +5,7 @@
  * and ws over wss. Certificates come from a private CA made with openssl (test/harness/pki.ts).
  */
 import { execFile } from 'node:child_process';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, constants as h2constants } from 'node:http2';
 import { createConnection } from 'node:net';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -306,6 +306,65 @@ for (const each of CLIENT_PARSERS) {
           );
         } finally {
           await h2.close();
+        }
+      }, 120_000);
+
+      it('frees the request at the instance when an HTTP/2 client resets its stream before the answer', async () => {
+        const id = `h2-reset-${parser}`;
+        const held = async () => (await (await request(`${mangoUrl}/held?id=${id}`)).body.text()).trim();
+        const session = h2connect(`https://127.0.0.1:${noDefault.tlsPort}`, { ca: ca.certPem, servername: 'www.mango.com' });
+        try {
+          const st = session.request({ ':path': `/hold?id=${id}`, ':authority': 'www.mango.com' });
+          st.on('error', () => undefined);
+          await waitFor(async () => (await held()) === '1', { timeoutMs: 10_000, message: 'the request held at the instance' });
+          // Node marks a stream reset by its client as finished: the router must not take that for an answer sent.
+          st.close(h2constants.NGHTTP2_CANCEL);
+          await waitFor(async () => (await held()) === '0', { timeoutMs: 10_000, message: 'the instance to see the request go' });
+        } finally {
+          session.close();
+        }
+      });
+
+      it('leaves nothing behind after HTTP/2 streams reset at random points: no request in flight, none held at the instance', async () => {
+        const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${noDefault.router.adminUrl}/metrics`)).body.text())?.[1]);
+        const held = `h2-left-${parser}`;
+        // A stream: its request, the share of its body sent before the reset (1: all of it, and
+        // the reset comes after `readBytes` of the answer, or its end).
+        const stream = fc.record({
+          path: fc.constantFrom('/bytes?n=3000000', '/slow?ms=200', `/hold?id=${held}`, '/count', '/count?pause=300', '/count?close'),
+          body: fc.integer({ min: 0, max: 300_000 }),
+          cutAt: fc.oneof(fc.constant(1), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })),
+          readBytes: fc.integer({ min: 0, max: 200_000 }),
+        });
+        const session = h2connect(`https://127.0.0.1:${noDefault.tlsPort}`, { ca: ca.certPem, servername: 'www.mango.com' });
+        try {
+          await fc.assert(
+            fc.asyncProperty(fc.array(stream, { minLength: 1, maxLength: 4 }), async (streams) => {
+              await Promise.all(streams.map(async (x) => {
+                const get = x.path.startsWith('/count') ? 'POST' : 'GET';
+                const st = session.request({ ':method': get, ':path': x.path, ':authority': 'www.mango.com' }, { endStream: get === 'GET' });
+                st.on('error', () => undefined);
+                let got = 0;
+                let ended = false;
+                st.on('data', (c: Buffer) => (got += c.length));
+                st.on('end', () => (ended = true));
+                if (get === 'POST') {
+                  const n = Math.floor(x.cutAt * x.body);
+                  if (n > 0) st.write(Buffer.alloc(n, 99));
+                  if (x.cutAt === 1) st.end();
+                }
+                if (x.cutAt === 1 && !x.path.startsWith('/hold')) {
+                  await waitFor(() => got >= x.readBytes || ended || st.destroyed, { timeoutMs: 10_000, intervalMs: 5, message: `${x.readBytes} bytes of the answer` });
+                }
+                st.close(h2constants.NGHTTP2_CANCEL);
+              }));
+              const heldAtInstance = async () => (await (await request(`${mangoUrl}/held?id=${held}`)).body.text()).trim();
+              await waitFor(async () => (await gauge('router_requests_in_flight')) === 0 && (await heldAtInstance()) === '0', { timeoutMs: 10_000, message: 'no request in flight, none held at the instance' });
+            }),
+            { numRuns: 40, seed: 20261130, endOnFailure: true },
+          );
+        } finally {
+          session.close();
         }
       }, 120_000);
 

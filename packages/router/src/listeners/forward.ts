@@ -368,6 +368,8 @@ function ignoreStreamError(): void {}
  */
 class StreamExchange extends Exchange {
   readonly http2 = true;
+  /** end() was called: the answer is complete once Node has flushed it. */
+  private answerEnded = false;
 
   constructor(
     fwd: Forwarder,
@@ -396,6 +398,7 @@ class StreamExchange extends Exchange {
 
   end(last?: Buffer | string): void {
     const stream = this.stream;
+    this.answerEnded = true;
     // A HEAD request, 204 or 304: Node ended the stream with the head.
     if (stream.writableEnded) return;
     if (last === undefined) stream.end();
@@ -411,7 +414,8 @@ class StreamExchange extends Exchange {
   }
 
   get answerFinished(): boolean {
-    return this.stream.writableFinished;
+    // Node marks a stream the client reset (RST_STREAM) as finished too, answered or not.
+    return this.answerEnded && this.stream.writableFinished;
   }
 
   get bodyTouched(): boolean {
