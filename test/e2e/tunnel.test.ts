@@ -198,6 +198,22 @@ describe('bodies and WebSocket through a tunnel', () => {
     );
   }, 120_000);
 
+  it('frees the request at the app when the client leaves before the answer: the router resets the stream, the agent closes its connection', async () => {
+    const id = 'tunnel-left';
+    const held = async () => {
+      const counts = await Promise.all([apps.a1!, apps.a2!].map(async (a) => Number((await (await request(`${a.url}/held?id=${id}`)).body.text()).trim())));
+      return counts[0]! + counts[1]!;
+    };
+    for (const { r } of routers) {
+      const leaving = new AbortController();
+      const pending = request(`${r.url}/hold?id=${id}`, { headers: { host: HOST }, dispatcher, signal: leaving.signal }).catch((err: Error) => err);
+      await waitFor(async () => (await held()) === 1, { timeoutMs: 10_000, message: 'the request held at the app' });
+      leaving.abort();
+      expect(await pending).toBeInstanceOf(Error);
+      await waitFor(async () => (await held()) === 0, { timeoutMs: 10_000, message: 'the app to see the request go' });
+    }
+  });
+
   it('carries a WebSocket upgrade with the Host and X-Forwarded-For a direct instance gets', async () => {
     const r = routers[1]!.r;
     const ws = new WebSocket(`ws://127.0.0.1:${r.port}/chat`, { headers: { host: HOST } });
