@@ -467,11 +467,15 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
     expect([r.status, r.error?.code]).toEqual([0, 'UND_ERR_INVALID_ARG']);
   });
 
-  it('does not reuse a connection its connector says is retired (a draining tunnel session): the next request goes out on a new one', async () => {
-    const raw = await rawServer((s) => s.write(OK));
+  /**
+   * A client whose TCP connections retire when the test adds them to `retiring` (a draining
+   * tunnel session's, as tunnel/connector.ts says); `retire()` tells the client, as a GOAWAY does.
+   */
+  function retiringClient(keepAliveTimeoutMs: number) {
     const tcp = defaultConnectors(1000).for('http:')!;
     const given: Socket[] = [];
     const retiring = new Set<unknown>();
+    let listener: (() => void) | undefined;
     const draining: Connector = {
       connect(target, callback) {
         tcp.connect(target, (err, socket) => {
@@ -480,10 +484,17 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
         });
       },
       retired: (socket) => retiring.has(socket),
+      onRetired: (l) => (listener = l),
     };
-    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 4000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', draining]])) };
+    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', draining]])) };
     const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
     clients.push(c);
+    return { c, given, retiring, retire: () => listener!() };
+  }
+
+  it('does not reuse a connection its connector says is retired (a draining tunnel session): the next request goes out on a new one', async () => {
+    const raw = await rawServer((s) => s.write(OK));
+    const { c, given, retiring } = retiringClient(4000);
     expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
     expect((await send(c, raw.url, new Collect('GET', '/'))).body).toBe(BODY);
     expect(given).toHaveLength(1);
@@ -503,30 +514,13 @@ describe.each(['native', 'portable'] as const)('upstream client: %s', (implement
 
   it('closes its idle connections at once when their connector says some were retired, and only those', async () => {
     const raw = await rawServer((s) => s.write(OK));
-    const tcp = defaultConnectors(1000).for('http:')!;
-    const given: Socket[] = [];
-    const retiring = new Set<unknown>();
-    let retire: (() => void) | undefined;
-    const draining: Connector = {
-      connect(target, callback) {
-        tcp.connect(target, (err, socket) => {
-          if (socket !== null) given.push(socket as Socket);
-          callback(err, socket);
-        });
-      },
-      retired: (socket) => retiring.has(socket),
-      onRetired: (listener) => (retire = listener),
-    };
-    const opts = { upstreamTimeoutMs: 2000, keepAliveTimeoutMs: 30_000, keepAliveMaxTimeoutMs: 60_000, connectors: new Connectors(new Map([['http:', draining]])) };
-    const c = implementation === 'native' ? new NativeUpstreamClient(opts) : new PortableUpstreamClient(opts);
-    clients.push(c);
-    expect(retire).toBeDefined();
+    const { c, given, retiring, retire } = retiringClient(30_000);
     // Two idle connections: two requests at once.
     const both = await Promise.all([send(c, raw.url, new Collect('GET', '/')), send(c, raw.url, new Collect('GET', '/'))]);
     expect(both.map((r) => r.body)).toEqual([BODY, BODY]);
     expect(given).toHaveLength(2);
     retiring.add(given[0]);
-    retire!();
+    retire();
     // Closed without a request to find it and long before the 30 s idle timeout; the other stays.
     await waitFor(() => (given[0]!.destroyed && raw.closed === 1) || undefined, { timeoutMs: 2000, message: 'the retired idle connection closed' });
     expect(given[1]!.destroyed).toBe(false);
