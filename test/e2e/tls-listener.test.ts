@@ -293,19 +293,21 @@ for (const each of CLIENT_PARSERS) {
         }
       });
 
-      it('answers random request sequences over HTTP/2 whole, streams multiplexed on one connection per router: bodies of every size, instances that pause before reading or close their connections', async () => {
-        // test/harness/random-requests.ts; an HTTP/2 client's request bodies go to HTTP/1.1 instances.
-        const h2 = new Agent({ allowH2: true, connect: { ca: ca.certPem, servername: 'www.mango.com' }, connections: 1, pipelining: 10 });
+      it('answers random request sequences over TLS whole, with HTTP/2 (streams multiplexed on one connection per router) and with HTTP/1.1: bodies of every size, instances that pause before reading or close their connections', async () => {
+        // test/harness/random-requests.ts; HTTP/1.1 over TLS is read from the TLS socket, not the TCP handle.
         const urls = [`https://127.0.0.1:${noDefault.tlsPort}`, `https://127.0.0.1:${withDefault.tlsPort}`];
-        try {
-          await fc.assert(
-            fc.asyncProperty(requestLanes(urls.length), async (lanes) => {
-              expect(await runLanes(lanes, (i) => urls[i]!, 'www.mango.com', h2)).toEqual([]);
-            }),
-            { numRuns: 30, seed: 20261130, endOnFailure: true },
-          );
-        } finally {
-          await h2.close();
+        for (const allowH2 of [true, false]) {
+          const agent = new Agent({ allowH2, connect: { ca: ca.certPem, servername: 'www.mango.com' }, ...(allowH2 ? { connections: 1, pipelining: 10 } : {}) });
+          try {
+            await fc.assert(
+              fc.asyncProperty(requestLanes(urls.length), async (lanes) => {
+                expect(await runLanes(lanes, (i) => urls[i]!, 'www.mango.com', agent), allowH2 ? 'HTTP/2' : 'HTTP/1.1').toEqual([]);
+              }),
+              { numRuns: 30, seed: 20261130, endOnFailure: true },
+            );
+          } finally {
+            await agent.close();
+          }
         }
       }, 120_000);
 
