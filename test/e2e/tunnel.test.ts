@@ -214,6 +214,58 @@ describe('bodies and WebSocket through a tunnel', () => {
     }
   });
 
+  it('leaves nothing behind after clients that leave at random points: no request in flight at either router, none held at the apps', async () => {
+    const id = 'tunnel-random-left';
+    const held = async () => {
+      const counts = await Promise.all([apps.a1!, apps.a2!].map(async (a) => Number((await (await request(`${a.url}/held?id=${id}`)).body.text()).trim())));
+      return counts[0]! + counts[1]!;
+    };
+    const gauge = async (r: RouterProcess, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${r.adminUrl}/metrics`)).body.text())?.[1]);
+    // A client: its request, and when it leaves: after `afterMs`, or once `readBytes` of the answer came.
+    const client = fc.record({
+      router: fc.nat(1),
+      path: fc.constantFrom('/bytes?n=3000000', '/slow?ms=200', `/hold?id=${id}`, '/count', '/count?pause=300', '/count?close'),
+      body: fc.integer({ min: 0, max: 300_000 }),
+      leave: fc.oneof(fc.record({ afterMs: fc.integer({ min: 0, max: 100 }) }), fc.record({ readBytes: fc.integer({ min: 0, max: 200_000 }) })),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(client, { minLength: 1, maxLength: 4 }), async (clients) => {
+        await Promise.all(clients.map(async (x) => {
+          const leaving = new AbortController();
+          const post = x.path.startsWith('/count');
+          const answer = request(`${routers[x.router]!.r.url}${x.path}`, { method: post ? 'POST' : 'GET', body: post ? Buffer.alloc(x.body, 97) : undefined, headers: { host: HOST }, dispatcher, signal: leaving.signal });
+          if ('afterMs' in x.leave) {
+            const timer = setTimeout(() => leaving.abort(), x.leave.afterMs);
+            await answer.then((res) => res.body.dump(), () => undefined).finally(() => clearTimeout(timer));
+            return;
+          }
+          const readBytes = x.leave.readBytes;
+          if (x.path.startsWith('/hold')) {
+            await waitFor(async () => (await held()) > 0, { timeoutMs: 10_000, message: 'the held request at the app' });
+            leaving.abort();
+            await answer.catch(() => undefined);
+            return;
+          }
+          const res = await answer;
+          let got = 0;
+          try {
+            for await (const chunk of res.body as AsyncIterable<Buffer>) {
+              got += chunk.length;
+              if (got >= readBytes) break;
+            }
+          } finally {
+            leaving.abort();
+          }
+        }));
+        await waitFor(async () => (await held()) === 0 && (await gauge(routers[0]!.r, 'router_requests_in_flight')) === 0 && (await gauge(routers[1]!.r, 'router_requests_in_flight')) === 0, {
+          timeoutMs: 10_000,
+          message: 'no request in flight at either router, none held at the apps',
+        });
+      }),
+      { numRuns: 40, seed: 20261130, endOnFailure: true },
+    );
+  }, 120_000);
+
   it('carries a WebSocket upgrade with the Host and X-Forwarded-For a direct instance gets', async () => {
     const r = routers[1]!.r;
     const ws = new WebSocket(`ws://127.0.0.1:${r.port}/chat`, { headers: { host: HOST } });
