@@ -6,13 +6,14 @@
  * filled the router's buffer, HTTP/1.0, a client that leaves freeing the request at the
  * instance, new connections served cleanly after clients that left mid-request, random
  * conversations (fast-check, fixed seed) mixing all of that with instances slow to read or
- * closing their connections, and random clients leaving at any byte of their request or
- * answer with nothing left behind. Both parsers must answer alike.
+ * closing their connections, and random clients (and WebSockets) leaving at any point with
+ * nothing left behind. Both parsers must answer alike.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
+import WebSocket from 'ws';
 import { CLIENT_PARSERS, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { waitFor } from '../harness/wait.js';
@@ -390,6 +391,51 @@ for (const parser of CLIENT_PARSERS) {
           });
         }),
         { numRuns: 40, seed: 20261130, endOnFailure: true },
+      );
+    }, 120_000);
+
+    it('leaves nothing behind after WebSockets that end at random points: during the upgrade, mid-message, by close or by reset', async () => {
+      const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${router.adminUrl}/metrics`)).body.text())?.[1]);
+      const socketEnd = fc.record({
+        messages: fc.array(fc.integer({ min: 0, max: 300_000 }), { maxLength: 4 }),
+        // How it ends: a close handshake, a reset after the echoes, a reset right after the last send, or a reset during the upgrade.
+        end: fc.constantFrom('close', 'reset', 'reset-mid', 'reset-upgrade'),
+      });
+      await fc.assert(
+        fc.asyncProperty(fc.array(socketEnd, { minLength: 1, maxLength: 4 }), async (sockets) => {
+          await Promise.all(sockets.map(async (x) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${router.port}/`, { headers: { host: HOST } });
+            ws.on('error', () => undefined);
+            if (x.end === 'reset-upgrade') {
+              ws.once('upgrade', () => ws.terminate());
+              await new Promise((r) => ws.once('close', r));
+              return;
+            }
+            const hello = new Promise((r) => ws.once('message', r));
+            await new Promise((resolve, reject) => {
+              ws.once('open', resolve);
+              ws.once('close', () => reject(new Error('closed before open')));
+            });
+            await hello;
+            let echoed = 0;
+            const all = new Promise<void>((resolve) => {
+              if (x.messages.length === 0) resolve();
+              ws.on('message', () => {
+                if (++echoed === x.messages.length) resolve();
+              });
+            });
+            for (const n of x.messages) ws.send(Buffer.alloc(n, 120));
+            if (x.end === 'reset-mid') ws.terminate();
+            else {
+              await all;
+              if (x.end === 'close') ws.close(1000);
+              else ws.terminate();
+            }
+            await new Promise((r) => (ws.readyState === WebSocket.CLOSED ? r(undefined) : ws.once('close', r)));
+          }));
+          await waitFor(async () => (await gauge('router_requests_in_flight')) === 0 && (await gauge('router_client_connections')) === 0, { timeoutMs: 10_000, message: 'no WebSocket in flight, no client connection' });
+        }),
+        { numRuns: 30, seed: 20261130, endOnFailure: true },
       );
     }, 120_000);
 
