@@ -4,13 +4,16 @@
  * with a Content-Length body, a chunked one (chunk extensions, trailers, chunk sizes in any
  * case) or one delimited by closing the connection, sometimes after a 100 Continue, in writes
  * cut at arbitrary bytes, before or after reading the request's body. Every body must reach the
- * client byte for byte, and the next request must be served.
+ * client byte for byte, over HTTP/1.1 or HTTP/2 (TLS, a certificate from a test CA), and the
+ * next request must be served.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { createCa, type TestCa } from '../harness/pki.js';
+import { freePort } from '../harness/ports.js';
 import { startRouter, type RouterProcess } from '../harness/processes.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -133,35 +136,50 @@ const scriptFor = (client: 'native' | 'portable'): fc.Arbitrary<Script> =>
     early: fc.boolean(),
   });
 
+let ca: TestCa;
+
+beforeAll(async () => {
+  ca = await createCa();
+  const cert = await ca.issue({ dns: [`*.${HOST}`] });
+  await etcdctl(endpoints, ['put', `${prefix}/certs/framings`, JSON.stringify({ cert: cert.certPem, key: cert.keyPem })]);
+});
+
 for (const client of ['native', 'portable'] as const) {
   describe(`--upstream-client ${client}`, () => {
     let router: RouterProcess;
+    let tlsPort: number;
     let instance: Awaited<ReturnType<typeof scriptedInstance>>;
     let scripts: Script[] = [];
+    const host = `${client}.${HOST}`;
     const dispatcher = new Agent({ connections: 4 });
+    let h2: Agent;
 
     beforeAll(async () => {
+      h2 = new Agent({ allowH2: true, connect: { ca: ca.certPem, servername: host } });
       instance = await scriptedInstance(() => scripts.shift() ?? { framing: 'length', size: 2, chunk: 1, interim: false, fancy: false, writes: 1, early: false });
       const app = `framings-${client}`;
-      await etcdctl(endpoints, ['put', `${prefix}/apps/${app}`, JSON.stringify({ routes: [{ host: `${client}.${HOST}` }] })]);
+      await etcdctl(endpoints, ['put', `${prefix}/apps/${app}`, JSON.stringify({ routes: [{ host }] })]);
       await etcdctl(endpoints, ['put', `${prefix}/instances/${app}/i1`, JSON.stringify({ url: `http://127.0.0.1:${instance.port}`, state: 'ready' })]);
-      router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `framings-${client}`, extraArgs: ['--upstream-client', client] });
-      await waitFor(async () => (await request(`${router.url}/`, { headers: { host: `${client}.${HOST}` }, dispatcher }).then((r) => r.body.text().then(() => r.statusCode))) === 200, { timeoutMs: 10_000, message: 'the instance routed' });
+      tlsPort = await freePort();
+      router = await startRouter({ etcdEndpoints: endpoints, prefix, id: `framings-${client}`, extraArgs: ['--upstream-client', client, '--listen-tls', `127.0.0.1:${tlsPort}`] });
+      await waitFor(async () => (await request(`${router.url}/`, { headers: { host }, dispatcher }).then((r) => r.body.text().then(() => r.statusCode))) === 200, { timeoutMs: 10_000, message: 'the instance routed' });
     });
 
     afterAll(async () => {
+      await h2?.close();
       await dispatcher.close();
       await router?.proc.stop();
       for (const s of instance?.sockets ?? []) s.destroy();
       await new Promise((r) => instance?.server.close(r));
     });
 
-    it('passes every framing of the answer on whole, one request after another', async () => {
+    it('passes every framing of the answer on whole, over HTTP/1.1 and HTTP/2, one request after another', async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.tuple(scriptFor(client), fc.integer({ min: 0, max: 100_000 })), { minLength: 1, maxLength: 5 }), async (steps) => {
-          for (const [s, upload] of steps) {
+        fc.asyncProperty(fc.array(fc.tuple(scriptFor(client), fc.integer({ min: 0, max: 100_000 }), fc.boolean()), { minLength: 1, maxLength: 5 }), async (steps) => {
+          for (const [s, upload, overH2] of steps) {
             scripts = [s];
-            const res = await request(`${router.url}/x`, { method: upload > 0 ? 'POST' : 'GET', body: upload > 0 ? Buffer.alloc(upload, 1) : undefined, headers: { host: `${client}.${HOST}` }, dispatcher });
+            const url = overH2 ? `https://127.0.0.1:${tlsPort}/x` : `${router.url}/x`;
+            const res = await request(url, { method: upload > 0 ? 'POST' : 'GET', body: upload > 0 ? Buffer.alloc(upload, 1) : undefined, headers: { host }, dispatcher: overH2 ? h2 : dispatcher });
             const got = Buffer.from(await res.body.arrayBuffer());
             expect(res.statusCode, JSON.stringify(s)).toBe(200);
             expect(got.length, JSON.stringify(s)).toBe(s.size);
