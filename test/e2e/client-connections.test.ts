@@ -16,6 +16,8 @@ import { request } from 'undici';
 import WebSocket from 'ws';
 import { CLIENT_PARSERS, startRouter, startSampleApp, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { heldAt, metricValue } from '../harness/probes.js';
+import { bodySize } from '../harness/random-requests.js';
 import { waitFor } from '../harness/wait.js';
 
 const endpoints = inject('etcdEndpoints');
@@ -321,15 +323,13 @@ for (const parser of CLIENT_PARSERS) {
       const id = `leave-${parser}`;
       const c = new RawClient(router.port);
       await c.write(`GET /hold?id=${id} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
-      const held = async () => (await (await request(`${app.url}/held?id=${id}`)).body.text()).trim();
-      await waitFor(async () => (await held()) === '1', { timeoutMs: 10_000, message: 'the request held at the instance' });
+      await waitFor(async () => (await heldAt(app.url, id)) === 1, { timeoutMs: 10_000, message: 'the request held at the instance' });
       c.socket.destroy();
-      await waitFor(async () => (await held()) === '0', { timeoutMs: 10_000, message: 'the instance to see the request go' });
+      await waitFor(async () => (await heldAt(app.url, id)) === 0, { timeoutMs: 10_000, message: 'the instance to see the request go' });
     });
 
     it('serves new connections cleanly after clients that left mid-request (the native server reuses their parsers)', async () => {
-      const open = async () => Number(/^router_client_connections (\d+)$/m.exec(await (await request(`${router.adminUrl}/metrics`)).body.text())?.[1]);
-      const held = async (id: string) => (await (await request(`${app.url}/held?id=${id}`)).body.text()).trim();
+      const open = () => metricValue(router.adminUrl, 'router_client_connections');
       // Earlier tests' connections (undici's idle one included) gone: the next ones take the parsers freed below.
       await waitFor(async () => (await open()) === 0, { timeoutMs: 15_000, message: 'no client connection open' });
       const cut = [
@@ -341,7 +341,7 @@ for (const parser of CLIENT_PARSERS) {
       ];
       const left = cut.map(() => new RawClient(router.port));
       await Promise.all(left.map((c, i) => c.write(cut[i]!.bytes)));
-      for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await held(id)) === '1', { timeoutMs: 10_000, message: `${id} held at the instance` });
+      for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await heldAt(app.url, id)) === 1, { timeoutMs: 10_000, message: `${id} held at the instance` });
       await waitFor(async () => (await open()) === cut.length, { timeoutMs: 10_000, message: 'the cut connections open' });
       for (const c of left) c.socket.destroy();
       await waitFor(async () => (await open()) === 0, { timeoutMs: 10_000, message: 'the cut connections closed' });
@@ -354,11 +354,10 @@ for (const parser of CLIENT_PARSERS) {
         c.socket.destroy();
         await waitFor(async () => (await open()) === 0, { timeoutMs: 10_000, message: 'the clean connection closed' });
       }
-      for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await held(id)) === '0', { timeoutMs: 10_000, message: `${id} freed at the instance` });
+      for (const { id } of cut) if (id !== undefined) await waitFor(async () => (await heldAt(app.url, id)) === 0, { timeoutMs: 10_000, message: `${id} freed at the instance` });
     });
 
     it('leaves nothing behind after clients that leave at random points: no request in flight, no connection open, none held at the instance', async () => {
-      const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${router.adminUrl}/metrics`)).body.text())?.[1]);
       // What a client sends before it leaves: one of a few requests, cut after `cut` of its bytes
       // (all of them: it leaves while the answer comes, after `readBytes` of it).
       const req = fc.oneof(
@@ -372,10 +371,10 @@ for (const parser of CLIENT_PARSERS) {
           await Promise.all(clients.map(async ([r, cutAt, readBytes, chunked]) => {
             const c = new RawClient(router.port);
             await c.connected;
-            const head = r.body === 0 && !chunked ? `GET ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`
-              : chunked ? `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n${r.body.toString(16)}\r\n${'c'.repeat(r.body)}\r\n0\r\n\r\n`
-              : `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${r.body}\r\n\r\n${'c'.repeat(r.body)}`;
-            const bytes = r.body === 0 && chunked ? `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n` : head;
+            const body = 'c'.repeat(r.body);
+            const bytes = r.body === 0 && !chunked ? `GET ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`
+              : chunked ? `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n${r.body > 0 ? `${r.body.toString(16)}\r\n${body}\r\n` : ''}0\r\n\r\n`
+              : `POST ${r.path} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${r.body}\r\n\r\n${body}`;
             const cut = Math.floor(cutAt * bytes.length);
             await c.write(bytes.slice(0, Math.max(1, cut)));
             // The whole request sent: it leaves once `readBytes` of the answer came, or all of a shorter one.
@@ -384,8 +383,7 @@ for (const parser of CLIENT_PARSERS) {
             }
             c.socket.destroy();
           }));
-          const heldAtInstance = async () => (await (await request(`${app.url}/held?id=left-${parser}`)).body.text()).trim();
-          await waitFor(async () => (await gauge('router_requests_in_flight')) === 0 && (await gauge('router_client_connections')) === 0 && (await heldAtInstance()) === '0', {
+          await waitFor(async () => (await metricValue(router.adminUrl, 'router_requests_in_flight')) === 0 && (await metricValue(router.adminUrl, 'router_client_connections')) === 0 && (await heldAt(app.url, `left-${parser}`)) === 0, {
             timeoutMs: 10_000,
             message: 'no request in flight, no client connection, none held at the instance',
           });
@@ -395,7 +393,6 @@ for (const parser of CLIENT_PARSERS) {
     }, 120_000);
 
     it('leaves nothing behind after WebSockets that end at random points: during the upgrade, mid-message, by close or by reset', async () => {
-      const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${router.adminUrl}/metrics`)).body.text())?.[1]);
       const socketEnd = fc.record({
         messages: fc.array(fc.integer({ min: 0, max: 300_000 }), { maxLength: 4 }),
         // How it ends: a close handshake, a reset after the echoes, a reset right after the last send, or a reset during the upgrade.
@@ -433,17 +430,15 @@ for (const parser of CLIENT_PARSERS) {
             }
             await new Promise((r) => (ws.readyState === WebSocket.CLOSED ? r(undefined) : ws.once('close', r)));
           }));
-          await waitFor(async () => (await gauge('router_requests_in_flight')) === 0 && (await gauge('router_client_connections')) === 0, { timeoutMs: 10_000, message: 'no WebSocket in flight, no client connection' });
+          await waitFor(async () => (await metricValue(router.adminUrl, 'router_requests_in_flight')) === 0 && (await metricValue(router.adminUrl, 'router_client_connections')) === 0, { timeoutMs: 10_000, message: 'no WebSocket in flight, no client connection' });
         }),
         { numRuns: 30, seed: 20261130, endOnFailure: true },
       );
     }, 120_000);
 
     it('answers random conversations on keep-alive connections whole and in order: bodies of every size, chunked or not, pipelined or not, instances slow to read', async () => {
-      // A request: its bytes, and what its answer must say. Sizes cross the router's 64 KiB buffers;
-      // a body of one to two of them, sent while the router opens a connection to the instance,
-      // is the one that once left a connection unread.
-      const size = fc.oneof(fc.constantFrom(0, 1, 65_535, 65_536, 65_537), fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 65_536, max: 140_000 }));
+      // A request: its bytes, and what its answer must say.
+      const size = bodySize(200_000);
       const step = fc.oneof(
         { arbitrary: fc.record({ kind: fc.constant('bytes' as const), n: size }), weight: 1 },
         // close: the instance ends its connection after answering, so the router's next request opens a new one (its body waits meanwhile).

@@ -77,7 +77,8 @@ async function scriptedInstance(next: () => Script): Promise<{ server: Server; p
     socket.on('error', () => undefined);
     let buffered = Buffer.alloc(0);
     let bodyLeft = 0;
-    let busy = false;
+    /** The answer that goes out once the request's body is read. */
+    let waiting: (() => void) | undefined;
     const pump = () => {
       for (;;) {
         if (bodyLeft > 0) {
@@ -86,33 +87,23 @@ async function scriptedInstance(next: () => Script): Promise<{ server: Server; p
           buffered = buffered.subarray(take);
           if (bodyLeft > 0) return;
         }
-        if (busy) return;
+        const answer = waiting;
+        waiting = undefined;
+        answer?.();
         const end = buffered.indexOf('\r\n\r\n');
         if (end < 0) return;
         const head = buffered.subarray(0, end).toString('latin1');
         buffered = buffered.subarray(end + 4);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? '0');
+        bodyLeft = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? '0');
         const script = next();
         const bytes = answerBytes(script);
-        const answer = () => {
+        const send = () => {
           const cut = Math.ceil(bytes.length / script.writes);
           for (let at = 0; at < bytes.length; at += cut) socket.write(bytes.subarray(at, at + cut));
           if (script.framing === 'close') socket.end();
         };
-        if (script.early) {
-          answer();
-          bodyLeft = length;
-        } else {
-          bodyLeft = length;
-          busy = true;
-          const waitBody = () => {
-            if (bodyLeft > 0) return void setImmediate(waitBody);
-            busy = false;
-            answer();
-            pump();
-          };
-          waitBody();
-        }
+        if (script.early) send();
+        else waiting = send;
       }
     };
     socket.on('data', (d: Buffer) => {

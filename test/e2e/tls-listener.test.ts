@@ -19,6 +19,7 @@ import { createCa, type IssuedCert, type TestCa } from '../harness/pki.js';
 import { freePort } from '../harness/ports.js';
 import { CLIENT_PARSERS, startRouter, startSampleApp, type ClientParser, type RouterProcess } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
+import { heldAt, metricValue } from '../harness/probes.js';
 import { requestLanes, runLanes } from '../harness/random-requests.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -313,22 +314,20 @@ for (const each of CLIENT_PARSERS) {
 
       it('frees the request at the instance when an HTTP/2 client resets its stream before the answer', async () => {
         const id = `h2-reset-${parser}`;
-        const held = async () => (await (await request(`${mangoUrl}/held?id=${id}`)).body.text()).trim();
         const session = h2connect(`https://127.0.0.1:${noDefault.tlsPort}`, { ca: ca.certPem, servername: 'www.mango.com' });
         try {
           const st = session.request({ ':path': `/hold?id=${id}`, ':authority': 'www.mango.com' });
           st.on('error', () => undefined);
-          await waitFor(async () => (await held()) === '1', { timeoutMs: 10_000, message: 'the request held at the instance' });
+          await waitFor(async () => (await heldAt(mangoUrl, id)) === 1, { timeoutMs: 10_000, message: 'the request held at the instance' });
           // Node marks a stream reset by its client as finished: the router must not take that for an answer sent.
           st.close(h2constants.NGHTTP2_CANCEL);
-          await waitFor(async () => (await held()) === '0', { timeoutMs: 10_000, message: 'the instance to see the request go' });
+          await waitFor(async () => (await heldAt(mangoUrl, id)) === 0, { timeoutMs: 10_000, message: 'the instance to see the request go' });
         } finally {
           session.close();
         }
       });
 
       it('leaves nothing behind after HTTP/2 streams reset at random points: no request in flight, none held at the instance', async () => {
-        const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${noDefault.router.adminUrl}/metrics`)).body.text())?.[1]);
         const held = `h2-left-${parser}`;
         // A stream: its request, the share of its body sent before the reset (1: all of it, and
         // the reset comes after `readBytes` of the answer, or its end).
@@ -360,8 +359,7 @@ for (const each of CLIENT_PARSERS) {
                 }
                 st.close(h2constants.NGHTTP2_CANCEL);
               }));
-              const heldAtInstance = async () => (await (await request(`${mangoUrl}/held?id=${held}`)).body.text()).trim();
-              await waitFor(async () => (await gauge('router_requests_in_flight')) === 0 && (await heldAtInstance()) === '0', { timeoutMs: 10_000, message: 'no request in flight, none held at the instance' });
+              await waitFor(async () => (await metricValue(noDefault.router.adminUrl, 'router_requests_in_flight')) === 0 && (await heldAt(mangoUrl, held)) === 0, { timeoutMs: 10_000, message: 'no request in flight, none held at the instance' });
             }),
             { numRuns: 40, seed: 20261130, endOnFailure: true },
           );

@@ -19,6 +19,7 @@ import { freePort } from '../harness/ports.js';
 import { processes, startRouter, startSampleApp, type ManagedProcess, type RouterProcess, type SampleApp } from '../harness/processes.js';
 import { runEtcdctl as etcdctl, uniquePrefix } from '../harness/etcd.js';
 import { startLoad, type RequestLoad } from '../harness/load.js';
+import { heldAt, metricValue } from '../harness/probes.js';
 import { checkPattern, requestLanes, runLanes } from '../harness/random-requests.js';
 import { served, waitFor } from '../harness/wait.js';
 
@@ -101,6 +102,11 @@ function load(host: string, concurrency = 6): RequestLoad {
   }, concurrency);
 }
 
+
+/** Requests held open under `id` by the apps behind mango's two agents. */
+async function heldAtMangoApps(id: string): Promise<number> {
+  return (await heldAt(apps.a1!.url, id)) + (await heldAt(apps.a2!.url, id));
+}
 
 async function get(router: RouterProcess, path: string, host = HOST): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const res = await request(`${router.url}${path}`, { headers: { host }, dispatcher });
@@ -200,27 +206,18 @@ describe('bodies and WebSocket through a tunnel', () => {
 
   it('frees the request at the app when the client leaves before the answer: the router resets the stream, the agent closes its connection', async () => {
     const id = 'tunnel-left';
-    const held = async () => {
-      const counts = await Promise.all([apps.a1!, apps.a2!].map(async (a) => Number((await (await request(`${a.url}/held?id=${id}`)).body.text()).trim())));
-      return counts[0]! + counts[1]!;
-    };
     for (const { r } of routers) {
       const leaving = new AbortController();
       const pending = request(`${r.url}/hold?id=${id}`, { headers: { host: HOST }, dispatcher, signal: leaving.signal }).catch((err: Error) => err);
-      await waitFor(async () => (await held()) === 1, { timeoutMs: 10_000, message: 'the request held at the app' });
+      await waitFor(async () => (await heldAtMangoApps(id)) === 1, { timeoutMs: 10_000, message: 'the request held at the app' });
       leaving.abort();
       expect(await pending).toBeInstanceOf(Error);
-      await waitFor(async () => (await held()) === 0, { timeoutMs: 10_000, message: 'the app to see the request go' });
+      await waitFor(async () => (await heldAtMangoApps(id)) === 0, { timeoutMs: 10_000, message: 'the app to see the request go' });
     }
   });
 
   it('leaves nothing behind after clients that leave at random points: no request in flight at either router, none held at the apps', async () => {
     const id = 'tunnel-random-left';
-    const held = async () => {
-      const counts = await Promise.all([apps.a1!, apps.a2!].map(async (a) => Number((await (await request(`${a.url}/held?id=${id}`)).body.text()).trim())));
-      return counts[0]! + counts[1]!;
-    };
-    const gauge = async (r: RouterProcess, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await request(`${r.adminUrl}/metrics`)).body.text())?.[1]);
     // A client: its request, and when it leaves: after `afterMs`, or once `readBytes` of the answer came.
     const client = fc.record({
       router: fc.nat(1),
@@ -241,7 +238,7 @@ describe('bodies and WebSocket through a tunnel', () => {
           }
           const readBytes = x.leave.readBytes;
           if (x.path.startsWith('/hold')) {
-            await waitFor(async () => (await held()) > 0, { timeoutMs: 10_000, message: 'the held request at the app' });
+            await waitFor(async () => (await heldAtMangoApps(id)) > 0, { timeoutMs: 10_000, message: 'the held request at the app' });
             leaving.abort();
             await answer.catch(() => undefined);
             return;
@@ -257,7 +254,7 @@ describe('bodies and WebSocket through a tunnel', () => {
             leaving.abort();
           }
         }));
-        await waitFor(async () => (await held()) === 0 && (await gauge(routers[0]!.r, 'router_requests_in_flight')) === 0 && (await gauge(routers[1]!.r, 'router_requests_in_flight')) === 0, {
+        await waitFor(async () => (await heldAtMangoApps(id)) === 0 && (await metricValue(routers[0]!.r.adminUrl, 'router_requests_in_flight')) === 0 && (await metricValue(routers[1]!.r.adminUrl, 'router_requests_in_flight')) === 0, {
           timeoutMs: 10_000,
           message: 'no request in flight at either router, none held at the apps',
         });

@@ -309,13 +309,13 @@ class BodyFeed extends Readable {
   }
 
   override _read(): void {
-    // Ended before anything read it: an HTTP/2 stream whose END_STREAM came on an empty DATA
-    // frame emits 'end' unread, and never again.
-    if (!this.attached && this.source.readableEnded) {
-      this.push(null);
-      return;
-    }
     if (!this.attached) {
+      // Ended before anything read it: an HTTP/2 stream whose END_STREAM came on an empty DATA
+      // frame emits 'end' unread, and never again.
+      if (this.source.readableEnded) {
+        this.push(null);
+        return;
+      }
       this.attached = true;
       this.source.on('data', this.onSourceData);
       this.source.on('end', this.onSourceEnd);
